@@ -1,0 +1,94 @@
+// Human output of relayctl (see format.h). Tables go through FormatTable.
+#include "admin-cli/format.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "admin-cli/table.h"
+
+namespace relay::cli {
+namespace {
+
+// Empty cells would shift the eye to the next column; "-" marks "none".
+std::string OrDash(std::string text) { return text.empty() ? "-" : std::move(text); }
+
+}  // namespace
+
+std::string FormatAge(absl::Duration age) {
+  const int64_t seconds = absl::ToInt64Seconds(age);
+  if (seconds <= 0) return "0s";
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  if (seconds < 60 * 60) return absl::StrCat(seconds / 60, "m");
+  if (seconds < 24 * 60 * 60) return absl::StrCat(seconds / (60 * 60), "h");
+  return absl::StrCat(seconds / (24 * 60 * 60), "d");
+}
+
+std::string FormatAgeSince(double epoch_seconds, absl::Time now) {
+  // 0 is proto3's "unset": no relay stamps the epoch itself.
+  if (!std::isfinite(epoch_seconds) || epoch_seconds <= 0) return "-";
+  return FormatAge(now - (absl::UnixEpoch() + absl::Seconds(epoch_seconds)));
+}
+
+std::string FormatMeshList(const relay::v1::ListMeshesResponse& response, absl::Time now) {
+  std::vector<TableRow> rows;
+  for (const relay::v1::MeshSummary& mesh : response.meshes()) {
+    rows.push_back({mesh.mesh_id(), absl::StrCat(mesh.peer_count()),
+                    FormatAgeSince(mesh.created_at(), now), absl::StrCat(mesh.messages_relayed())});
+  }
+  return FormatTable({"MESH", "PEERS", "AGE", "MESSAGES"}, rows);
+}
+
+std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now) {
+  const relay::v1::MeshSummary& mesh = response.mesh();
+  std::string out = absl::StrCat("Mesh: ", mesh.mesh_id(), "  Peers: ", mesh.peer_count(),
+                                 "  Age: ", FormatAgeSince(mesh.created_at(), now),
+                                 "  Messages: ", mesh.messages_relayed(), "\n\n");
+  std::vector<TableRow> rows;
+  for (const relay::v1::PeerDetail& peer : response.peers()) {
+    rows.push_back({peer.node_id(), OrDash(peer.name()),
+                    OrDash(absl::StrJoin(peer.capabilities(), ",")),
+                    FormatAgeSince(peer.joined_at(), now), OrDash(peer.remote_address())});
+  }
+  out += FormatTable({"NODE", "NAME", "CAPABILITIES", "JOINED", "REMOTE"}, rows);
+  return out;
+}
+
+std::string FormatStats(const relay::v1::Stats& stats) {
+  const absl::Duration uptime = absl::Seconds(stats.uptime_seconds());
+  std::vector<std::pair<std::string, std::string>> lines = {
+      {"version", OrDash(stats.version())},
+      {"uptime", absl::StrCat(FormatAge(uptime), " (", absl::ToInt64Seconds(uptime), "s)")},
+      {"active_meshes", absl::StrCat(stats.active_meshes())},
+      {"open_sockets", absl::StrCat(stats.open_sockets())},
+      {"registered_peers", absl::StrCat(stats.registered_peers())},
+      {"total_connections", absl::StrCat(stats.total_connections())},
+      {"messages_received", absl::StrCat(stats.messages_received())},
+      {"messages_relayed", absl::StrCat(stats.messages_relayed())},
+      {"llm_requests", absl::StrCat(stats.llm_requests())},
+  };
+  for (const relay::v1::ErrorCount& error : stats.errors()) {
+    lines.emplace_back(absl::StrCat("errors.", error.code()), absl::StrCat(error.count()));
+  }
+
+  std::size_t key_width = 0;
+  for (const auto& [key, value] : lines) key_width = std::max(key_width, key.size());
+  std::string out;
+  for (const auto& [key, value] : lines) {
+    absl::StrAppend(&out, key, ":", std::string(key_width - key.size() + 1, ' '), value, "\n");
+  }
+  return out;
+}
+
+std::string FormatHealth(const grpc::health::v1::HealthCheckResponse& response) {
+  std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+  // A status newer than our copy of health.proto has no name here.
+  if (name.empty()) name = absl::StrCat("UNKNOWN(", static_cast<int>(response.status()), ")");
+  return absl::StrCat(name, "\n");
+}
+
+}  // namespace relay::cli

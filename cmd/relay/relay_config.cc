@@ -1,0 +1,170 @@
+#include "cmd/relay/relay_config.h"
+
+#include <cstdlib>
+#include <limits>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace relay {
+namespace {
+
+// One setting: its flag, its env var, its help, and how to apply a value.
+struct Setting {
+  const char* flag;  // without the leading "--"
+  const char* env;
+  const char* help;
+  std::function<absl::Status(const std::string& value, RelayConfig* config)> apply;
+};
+
+absl::StatusOr<std::uint64_t> ParseUnsigned(const std::string& value, std::uint64_t max) {
+  std::uint64_t n;
+  if (!absl::SimpleAtoi(value, &n) || n > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", value, "\" is not a whole number from 0 to ", max));
+  }
+  return n;
+}
+
+absl::Status SetPort(const std::string& value, std::uint16_t* port) {
+  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, 65535);
+  if (!n.ok()) return n.status();
+  *port = static_cast<std::uint16_t>(*n);
+  return absl::OkStatus();
+}
+
+absl::Status SetSeconds(const std::string& value, absl::Duration* out) {
+  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, 24 * 3600 * 365);
+  if (!n.ok()) return n.status();
+  *out = absl::Seconds(static_cast<std::int64_t>(*n));
+  return absl::OkStatus();
+}
+
+const std::vector<Setting>& Settings() {
+  static const auto* settings = new std::vector<Setting>{
+      {"port", "PORT", "WebSocket + HTTP port (0 picks a free one) [8765]",
+       [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->gateway.port); }},
+      {"host", "HOST", "WebSocket + HTTP bind address, an IP address [0.0.0.0]",
+       [](const std::string& v, RelayConfig* c) {
+         c->gateway.host = v;
+         return absl::OkStatus();
+       }},
+      {"grpc-port", "GRPC_PORT", "gRPC admin + health port (0 picks a free one) [50051]",
+       [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->grpc_port); }},
+      {"grpc-host", "GRPC_HOST", "gRPC admin bind address [127.0.0.1]",
+       [](const std::string& v, RelayConfig* c) {
+         c->grpc_host = v;
+         return absl::OkStatus();
+       }},
+      {"log-level", "LOG_LEVEL", "trace, debug, info, warn, error or off [info]",
+       [](const std::string& v, RelayConfig* c) {
+         absl::StatusOr<log::Level> level = log::ParseLevel(v);
+         if (!level.ok()) return level.status();
+         c->log_level = *level;
+         return absl::OkStatus();
+       }},
+      {"registration-timeout-seconds", "REGISTRATION_TIMEOUT_SECONDS",
+       "close sockets that have not registered by then [30]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->core.registration_timeout);
+       }},
+      {"max-message-bytes", "MAX_MESSAGE_BYTES",
+       "largest message a client may send; bigger closes with 1009 [1048576]",
+       [](const std::string& v, RelayConfig* c) {
+         absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, std::uint64_t{1} << 30);
+         if (!n.ok()) return n.status();
+         c->gateway.max_message_bytes = static_cast<std::size_t>(*n);
+         return absl::OkStatus();
+       }},
+      {"keepalive-seconds", "KEEPALIVE_SECONDS",
+       "server ping interval; a peer missing 2 in a row is dropped; 0 disables [30]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->gateway.keepalive_interval);
+       }},
+  };
+  return *settings;
+}
+
+absl::Status Validate(const RelayConfig& config) {
+  if (absl::Status s = config.core.Validate(); !s.ok()) return s;
+  if (config.gateway.max_message_bytes < 1024) {
+    return absl::InvalidArgumentError("max-message-bytes must be at least 1024");
+  }
+  if (config.grpc_host.empty()) return absl::InvalidArgumentError("grpc-host must not be empty");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string RelayConfig::Describe() const {
+  return absl::StrCat(
+      "host=", gateway.host, " port=", gateway.port, " grpc_host=", grpc_host,
+      " grpc_port=", grpc_port, " log_level=", log::LevelName(log_level),
+      " registration_timeout=", absl::FormatDuration(core.registration_timeout),
+      " max_message_bytes=", gateway.max_message_bytes,
+      " keepalive=", absl::FormatDuration(gateway.keepalive_interval));
+}
+
+std::string RelayUsage() {
+  std::string out =
+      "usage: relay [--flag value | --flag=value]...\n"
+      "Atmosphere relay: WebSocket mesh relay with a gRPC admin plane.\n"
+      "Each flag can also be set by the environment variable shown; flags win.\n\n";
+  for (const Setting& s : Settings()) {
+    absl::StrAppend(&out, "  --", s.flag, " (", s.env, ")\n      ", s.help, "\n");
+  }
+  absl::StrAppend(&out, "  --help\n      print this and exit\n");
+  return out;
+}
+
+absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& args,
+                                             const EnvLookup& env) {
+  LoadedConfig loaded;
+  RelayConfig& config = loaded.config;
+  for (const Setting& s : Settings()) {
+    if (std::optional<std::string> value = env(s.env); value.has_value()) {
+      if (absl::Status st = s.apply(*value, &config); !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(s.env, ": ", st.message()));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      loaded.help = true;
+      return loaded;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\""));
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (const std::size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const Setting* setting = nullptr;
+    for (const Setting& s : Settings()) {
+      if (name == s.flag) setting = &s;
+    }
+    if (setting == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      }
+      value = args[++i];
+    }
+    if (absl::Status st = setting->apply(value, &config); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", st.message()));
+    }
+  }
+  if (absl::Status st = Validate(config); !st.ok()) return st;
+  return loaded;
+}
+
+}  // namespace relay

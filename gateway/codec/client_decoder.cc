@@ -1,0 +1,204 @@
+#include "gateway/codec/client_decoder.h"
+
+#include <initializer_list>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/json/json_object.h"
+
+namespace relay::gateway {
+namespace {
+
+using core::ErrorCode;
+using json::Kind;
+using json::Member;
+using json::Object;
+
+constexpr absl::string_view kNull = "null";
+
+bool Fail(DecodeFailure* failure, ErrorCode code, std::string message) {
+  failure->code = code;
+  failure->message = std::move(message);
+  return false;
+}
+
+// A required string field.
+bool RequireString(const Object& obj, absl::string_view key, absl::string_view type,
+                   const std::string** value, DecodeFailure* failure) {
+  const Member* m = obj.Find(key);
+  if (m == nullptr) {
+    return Fail(failure, ErrorCode::kBadMessage, absl::StrCat(type, " needs \"", key, "\""));
+  }
+  if (m->kind != Kind::kString) {
+    return Fail(failure, ErrorCode::kBadMessage,
+                absl::StrCat("\"", key, "\" must be a string in ", type));
+  }
+  *value = &m->string_value;
+  return true;
+}
+
+// An optional string field (absent or null -> empty).
+bool OptionalString(const Object& obj, absl::string_view key, absl::string_view type,
+                    std::string* value, DecodeFailure* failure) {
+  const Member* m = obj.Find(key);
+  if (m == nullptr || m->kind == Kind::kNull) return true;
+  if (m->kind != Kind::kString) {
+    return Fail(failure, ErrorCode::kBadMessage,
+                absl::StrCat("\"", key, "\" must be a string in ", type));
+  }
+  *value = m->string_value;
+  return true;
+}
+
+bool StringArray(const Member& m, absl::string_view type,
+                 google::protobuf::RepeatedPtrField<std::string>* out, DecodeFailure* failure) {
+  if (m.kind != Kind::kArray || !m.all_strings) {
+    return Fail(failure, ErrorCode::kBadMessage,
+                absl::StrCat("\"", m.key, "\" must be an array of strings in ", type));
+  }
+  for (const std::string& s : m.strings) out->Add(std::string(s));
+  return true;
+}
+
+// The raw request_id: a string or a number. Empty when absent.
+bool ReadRequestId(const Object& obj, absl::string_view type, bool required, std::string* out,
+                   DecodeFailure* failure) {
+  const Member* m = obj.Find("request_id");
+  if (m == nullptr || (!required && m->kind == Kind::kNull)) {
+    if (required) {
+      return Fail(failure, ErrorCode::kBadMessage, absl::StrCat(type, " needs \"request_id\""));
+    }
+    return true;
+  }
+  if (m->kind != Kind::kString && m->kind != Kind::kNumber) {
+    return Fail(failure, ErrorCode::kBadMessage,
+                absl::StrCat("\"request_id\" must be a string or a number in ", type));
+  }
+  out->assign(m->raw_value.data(), m->raw_value.size());
+  failure->request_id_json = *out;
+  return true;
+}
+
+std::string RawOrNull(const Member* m) {
+  return m == nullptr ? std::string(kNull) : std::string(m->raw_value);
+}
+
+// Every member but `skip`, as `"key":value` pairs joined by ','.
+std::string MembersExcept(const Object& obj, std::initializer_list<absl::string_view> skip) {
+  std::string out;
+  for (const Member& m : obj.members) {
+    bool skipped = false;
+    for (absl::string_view s : skip) skipped = skipped || m.key == s;
+    if (skipped) continue;
+    if (!out.empty()) out.push_back(',');
+    absl::StrAppend(&out, m.raw_key, ":", m.raw_value);
+  }
+  return out;
+}
+
+bool DecodeRegister(const Object& obj, absl::string_view type, absl::string_view mesh_id,
+                    relay::v1::Register* reg, DecodeFailure* failure) {
+  const std::string* node_id;
+  if (!RequireString(obj, "node_id", type, &node_id, failure)) return false;
+  reg->set_mesh_id(std::string(mesh_id));
+  reg->set_node_id(*node_id);
+  reg->set_via_join(type == "join");
+  std::string name;
+  if (!OptionalString(obj, "name", type, &name, failure)) return false;
+  if (name.empty() && type == "join") {
+    if (!OptionalString(obj, "node_name", type, &name, failure)) return false;
+  }
+  reg->set_name(name);
+  if (const Member* caps = obj.Find("capabilities"); caps != nullptr && caps->kind != Kind::kNull) {
+    if (!StringArray(*caps, type, reg->mutable_capabilities(), failure)) return false;
+  }
+  if (const Member* token = obj.Find("token"); token != nullptr && token->kind != Kind::kNull) {
+    if (token->kind != Kind::kString) {
+      return Fail(failure, ErrorCode::kBadMessage,
+                  "\"token\" must be a string (signed join tokens are not supported by this "
+                  "relay yet)");
+    }
+    reg->set_token(token->string_value);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
+                       relay::v1::ClientEvent* event, DecodeFailure* failure) {
+  Object obj;
+  json::ParseError error;
+  if (!json::ParseObject(frame, kMaxJsonDepth, &obj, &error)) {
+    const ErrorCode code =
+        error.kind == json::ParseErrorKind::kNotObject ? ErrorCode::kBadMessage : ErrorCode::kBadJson;
+    return Fail(failure, code, std::move(error.message));
+  }
+
+  const Member* type_member = obj.Find("type");
+  if (type_member == nullptr) {
+    return Fail(failure, ErrorCode::kBadMessage, "a message needs a \"type\"");
+  }
+  if (type_member->kind != Kind::kString) {
+    return Fail(failure, ErrorCode::kBadMessage, "\"type\" must be a string");
+  }
+  const std::string& type = type_member->string_value;
+
+  if (type == "register" || type == "join") {
+    return DecodeRegister(obj, type, mesh_id, event->mutable_register_(), failure);
+  }
+  if (type == "broadcast") {
+    event->mutable_broadcast()->set_payload(RawOrNull(obj.Find("payload")));
+    return true;
+  }
+  if (type == "direct") {
+    const std::string* target;
+    if (!RequireString(obj, "target", type, &target, failure)) return false;
+    auto* direct = event->mutable_direct();
+    direct->set_target(*target);
+    direct->set_payload(RawOrNull(obj.Find("payload")));
+    return true;
+  }
+  if (type == "llm_request" || type == "chat_request") {
+    auto* req = event->mutable_llm_request();
+    if (!ReadRequestId(obj, type, /*required=*/true, req->mutable_request_id(), failure)) {
+      return false;
+    }
+    req->set_kind(type == "llm_request" ? relay::v1::LLM_REQUEST_KIND_LLM
+                                        : relay::v1::LLM_REQUEST_KIND_CHAT);
+    req->set_members(MembersExcept(obj, {"type", "from", "request_id"}));
+    // The shipped macOS server reads `messages`: give it one when the
+    // requester only sent a prompt.
+    const Member* prompt = obj.Find("prompt");
+    if (prompt != nullptr && prompt->kind == Kind::kString && obj.Find("messages") == nullptr) {
+      req->set_add_messages(true);
+      req->set_prompt_for_messages(prompt->string_value);
+    }
+    return true;
+  }
+  if (type == "llm_response") {
+    auto* resp = event->mutable_llm_response();
+    if (!ReadRequestId(obj, type, /*required=*/false, resp->mutable_request_id(), failure)) {
+      return false;
+    }
+    const std::string* target;
+    if (!RequireString(obj, "target", type, &target, failure)) return false;
+    resp->set_target(*target);
+    resp->set_members(MembersExcept(obj, {"type", "from", "target", "request_id"}));
+    return true;
+  }
+  if (type == "ping") {
+    event->mutable_ping();
+    return true;
+  }
+  if (type == "capabilities_update") {
+    const Member* caps = obj.Find("capabilities");
+    if (caps == nullptr) {
+      return Fail(failure, ErrorCode::kBadMessage, "capabilities_update needs \"capabilities\"");
+    }
+    return StringArray(*caps, type, event->mutable_capabilities_update()->mutable_capabilities(),
+                       failure);
+  }
+  return Fail(failure, ErrorCode::kUnknownType, absl::StrCat("unknown message type \"", type, "\""));
+}
+
+}  // namespace relay::gateway

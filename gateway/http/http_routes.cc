@@ -1,0 +1,98 @@
+#include "gateway/http/http_routes.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/json/json_writer.h"
+
+namespace relay::gateway {
+namespace {
+
+using json::AppendSeconds;
+using json::AppendString;
+
+std::string Version() {
+#ifdef RELAY_VERSION
+  return RELAY_VERSION;
+#else
+  return "dev";
+#endif
+}
+
+std::string InfoBody() {
+  std::string out = "{\"service\":\"atmosphere-relay\",\"version\":";
+  AppendString(&out, Version());
+  out.append(
+      ",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\",\"stats\":\"/stats\","
+      "\"relay\":\"/relay/{mesh_id}\"}}");
+  return out;
+}
+
+std::string HealthBody(const core::RelayCore& core) {
+  const core::HealthCounts counts = core.Health();
+  return absl::StrCat("{\"status\":\"ok\",\"meshes\":", counts.meshes,
+                      ",\"connections\":", counts.peers, "}");
+}
+
+std::string StatsBody(const core::RelayCore& core) {
+  const relay::v1::Stats stats = core.GetStats();
+  std::string out = "{\"uptime_seconds\":";
+  AppendSeconds(&out, stats.uptime_seconds());
+  out.append(",\"version\":");
+  AppendString(&out, stats.version());
+  absl::StrAppend(&out, ",\"active_meshes\":", stats.active_meshes(),
+                  ",\"active_connections\":", stats.registered_peers(),
+                  ",\"open_sockets\":", stats.open_sockets(),
+                  ",\"total_connections\":", stats.total_connections(),
+                  ",\"total_messages_received\":", stats.messages_received(),
+                  ",\"total_messages_relayed\":", stats.messages_relayed(),
+                  ",\"total_llm_requests\":", stats.llm_requests(), ",\"errors\":{");
+  for (int i = 0; i < stats.errors_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(&out, stats.errors(i).code());
+    absl::StrAppend(&out, ":", stats.errors(i).count());
+  }
+  out.append("},\"meshes\":[");
+  const relay::v1::ListMeshesResponse meshes = core.ListMeshes();
+  for (int i = 0; i < meshes.meshes_size(); ++i) {
+    const relay::v1::MeshSummary& mesh = meshes.meshes(i);
+    if (i > 0) out.push_back(',');
+    out.append("{\"mesh_id\":");
+    AppendString(&out, mesh.mesh_id());
+    absl::StrAppend(&out, ",\"peer_count\":", mesh.peer_count(), ",\"created_at\":");
+    AppendSeconds(&out, mesh.created_at());
+    absl::StrAppend(&out, ",\"messages_relayed\":", mesh.messages_relayed(), "}");
+  }
+  out.append("]}");
+  return out;
+}
+
+}  // namespace
+
+std::string HttpErrorBody(absl::string_view code, absl::string_view message) {
+  std::string out = "{\"error\":";
+  AppendString(&out, code);
+  out.append(",\"message\":");
+  AppendString(&out, message);
+  out.push_back('}');
+  return out;
+}
+
+HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
+                       const core::RelayCore& core) {
+  const absl::string_view path = resource.substr(0, resource.find('?'));
+  const bool known = path == "/" || path == "/health" || path == "/stats";
+  if (!known) {
+    if (absl::StartsWith(path, "/relay/")) {
+      return {426, HttpErrorBody("upgrade_required", "this endpoint speaks WebSocket")};
+    }
+    return {404, HttpErrorBody("not_found", "no such route")};
+  }
+  if (method != "GET" && method != "HEAD") {
+    return {405, HttpErrorBody("method_not_allowed", "use GET")};
+  }
+  if (path == "/") return {200, InfoBody()};
+  if (path == "/health") return {200, HealthBody(core)};
+  return {200, StatsBody(core)};
+}
+
+}  // namespace relay::gateway

@@ -1,0 +1,27 @@
+// The relay's plain HTTP endpoints: GET /, /health and /stats, as JSON.
+// No socket code here: the WebSocket server hands each non-upgrade request
+// to RouteHttp and writes back what it returns.
+#ifndef RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_
+#define RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "server/core/relay_core.h"
+
+namespace relay::gateway {
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;  // JSON
+};
+
+HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
+                       const core::RelayCore& core);
+
+// The JSON body of an HTTP error: {"error": code, "message": message}.
+std::string HttpErrorBody(absl::string_view code, absl::string_view message);
+
+}  // namespace relay::gateway
+
+#endif  // RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_

@@ -1,0 +1,26 @@
+// CloseReason: every reason a connection can end, as one enum (after
+// nats-server's ClosedState). Names are stable: they appear in logs and stats.
+// The WebSocket close code for each lives in the gateway (ws_close_codes.h).
+#ifndef RELAY_SERVER_CORE_CLOSE_REASON_H_
+#define RELAY_SERVER_CORE_CLOSE_REASON_H_
+
+#include "absl/strings/string_view.h"
+
+namespace relay::core {
+
+enum class CloseReason {
+  kClientClosed,         // the client sent a close frame or closed TCP
+  kReplaced,             // the same node_id registered again with the same credentials
+  kServerShutdown,       // SIGTERM/SIGINT
+  kRegistrationTimeout,  // no register within the registration timeout
+  kMessageTooBig,        // a message over the max message size
+  kInvalidFrame,         // protocol violation at the WebSocket layer (e.g. bad UTF-8 text)
+  kKeepaliveTimeout,     // missed keepalive pings: the peer vanished
+  kTransportError,       // a read or write failed
+};
+
+absl::string_view CloseReasonName(CloseReason reason);
+
+}  // namespace relay::core
+
+#endif  // RELAY_SERVER_CORE_CLOSE_REASON_H_

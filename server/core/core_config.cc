@@ -1,0 +1,20 @@
+#include "server/core/core_config.h"
+
+namespace relay::core {
+
+absl::Status CoreConfig::Validate() const {
+  if (registration_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("registration_timeout must be positive");
+  }
+  if (max_id_bytes == 0) return absl::InvalidArgumentError("max_id_bytes must be positive");
+  if (max_name_bytes == 0) return absl::InvalidArgumentError("max_name_bytes must be positive");
+  if (max_capability_bytes == 0) {
+    return absl::InvalidArgumentError("max_capability_bytes must be positive");
+  }
+  if (max_outstanding_llm_requests_per_peer == 0) {
+    return absl::InvalidArgumentError("max_outstanding_llm_requests_per_peer must be positive");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace relay::core

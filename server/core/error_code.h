@@ -1,0 +1,41 @@
+// ErrorCode: every reason the relay answers a client with an `error` event.
+// The snake_case names are part of the protocol (docs/protocol.md) and label
+// the error counters in /stats; never rename one.
+#ifndef RELAY_SERVER_CORE_ERROR_CODE_H_
+#define RELAY_SERVER_CORE_ERROR_CODE_H_
+
+#include <array>
+#include <cstddef>
+
+#include "absl/strings/string_view.h"
+
+namespace relay::core {
+
+enum class ErrorCode {
+  kBadJson,            // frame is not JSON (or too deeply nested, or not UTF-8)
+  kBadMessage,         // JSON, but not an object or a field is missing/mistyped
+  kUnknownType,        // "type" names no message of the protocol
+  kNotRegistered,      // anything but register/join before registering
+  kAlreadyRegistered,  // register/join on a registered connection
+  kNodeIdInUse,        // node_id held by another connection with other credentials
+  kUnknownTarget,      // direct/llm_response to a node not in the mesh
+  kNoLlmPeer,          // llm_request with no other peer capable of "llm"
+  kLlmPeerLeft,        // the peer handling an llm_request disconnected
+  kTooManyRequests,    // too many outstanding llm requests from one peer
+};
+
+inline constexpr std::size_t kErrorCodeCount = 10;
+
+inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
+    ErrorCode::kBadJson,       ErrorCode::kBadMessage,        ErrorCode::kUnknownType,
+    ErrorCode::kNotRegistered, ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
+    ErrorCode::kUnknownTarget, ErrorCode::kNoLlmPeer,         ErrorCode::kLlmPeerLeft,
+    ErrorCode::kTooManyRequests,
+};
+
+// The stable protocol name, e.g. "unknown_target".
+absl::string_view ErrorCodeName(ErrorCode code);
+
+}  // namespace relay::core
+
+#endif  // RELAY_SERVER_CORE_ERROR_CODE_H_

@@ -1,0 +1,98 @@
+#include "server/core/llm_dispatch.h"
+
+#include <algorithm>
+
+namespace relay::core {
+
+std::optional<ConnectionId> LlmDispatch::Pick(const std::vector<Candidate>& candidates) {
+  if (candidates.empty()) return std::nullopt;
+  std::size_t fewest = HeldBy(candidates.front().id);
+  for (const Candidate& c : candidates) fewest = std::min(fewest, HeldBy(c.id));
+
+  // Round robin among the least loaded: the first one after the last pick in
+  // join order, wrapping to the first one.
+  const Candidate* first_tied = nullptr;
+  const Candidate* next_tied = nullptr;
+  for (const Candidate& c : candidates) {
+    if (HeldBy(c.id) != fewest) continue;
+    if (first_tied == nullptr) first_tied = &c;
+    if (next_tied == nullptr && c.join_seq > last_pick_seq_) next_tied = &c;
+  }
+  const Candidate* chosen = next_tied != nullptr ? next_tied : first_tied;
+  last_pick_seq_ = chosen->join_seq;
+  return chosen->id;
+}
+
+void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
+                        ConnectionId responder) {
+  auto [it, inserted] = pending_.try_emplace(std::make_pair(requester, std::string(request_id)),
+                                             Assignment{responder, next_order_++});
+  if (!inserted) {
+    // Same request_id again: the newest dispatch is the one that counts.
+    --held_[it->second.responder];
+    it->second = Assignment{responder, next_order_ - 1};
+  } else {
+    ++requested_[requester];
+  }
+  ++held_[responder];
+}
+
+bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
+                         ConnectionId responder) {
+  auto it = pending_.find(std::make_pair(requester, std::string(request_id)));
+  if (it == pending_.end() || it->second.responder != responder) return false;
+  pending_.erase(it);
+  Forget(requester, responder);
+  return true;
+}
+
+std::vector<LlmDispatch::Pending> LlmDispatch::ResponderGone(ConnectionId responder) {
+  std::vector<std::pair<std::uint64_t, Pending>> gone;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.responder == responder) {
+      gone.push_back({it->second.order, Pending{it->first.first, it->first.second}});
+      Forget(it->first.first, responder);
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  std::sort(gone.begin(), gone.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Pending> result;
+  result.reserve(gone.size());
+  for (auto& [order, pending] : gone) result.push_back(std::move(pending));
+  held_.erase(responder);
+  return result;
+}
+
+void LlmDispatch::RequesterGone(ConnectionId requester) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first.first == requester) {
+      Forget(requester, it->second.responder);
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  requested_.erase(requester);
+}
+
+std::size_t LlmDispatch::HeldBy(ConnectionId responder) const {
+  auto it = held_.find(responder);
+  return it == held_.end() ? 0 : it->second;
+}
+
+std::size_t LlmDispatch::RequestedBy(ConnectionId requester) const {
+  auto it = requested_.find(requester);
+  return it == requested_.end() ? 0 : it->second;
+}
+
+void LlmDispatch::Forget(ConnectionId requester, ConnectionId responder) {
+  if (auto it = held_.find(responder); it != held_.end() && --it->second == 0) held_.erase(it);
+  if (auto it = requested_.find(requester); it != requested_.end() && --it->second == 0) {
+    requested_.erase(it);
+  }
+}
+
+}  // namespace relay::core

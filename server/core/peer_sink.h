@@ -1,0 +1,32 @@
+// PeerSink: how the core reaches one connection, whatever its transport.
+// The gateway implements it for WebSocket connections.
+//
+// Contract: both calls are made on the core's thread and must not call back
+// into RelayCore (a transport that fails a write reports it later, through
+// RelayCore::Disconnect). The same ServerEvent pointer is handed to every
+// recipient of a fan-out, so a transport can encode it once and share the bytes.
+#ifndef RELAY_SERVER_CORE_PEER_SINK_H_
+#define RELAY_SERVER_CORE_PEER_SINK_H_
+
+#include <memory>
+
+#include "relay/v1/relay.pb.h"
+#include "server/core/close_reason.h"
+
+namespace relay::core {
+
+using ServerEventPtr = std::shared_ptr<const relay::v1::ServerEvent>;
+
+class PeerSink {
+ public:
+  virtual ~PeerSink() = default;
+  // Queues `event` for the peer, in call order.
+  virtual void Send(const ServerEventPtr& event) = 0;
+  // Asks the transport to close the connection for `reason`, after what was
+  // already queued. The transport then reports RelayCore::Disconnect.
+  virtual void Close(CloseReason reason) = 0;
+};
+
+}  // namespace relay::core
+
+#endif  // RELAY_SERVER_CORE_PEER_SINK_H_

@@ -1,0 +1,453 @@
+#include "server/core/relay_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace relay::core {
+namespace {
+
+using relay::v1::ClientEvent;
+using relay::v1::ServerEvent;
+
+constexpr absl::string_view kLlmCapability = "llm";
+
+ServerEventPtr MakeEvent(ServerEvent event) {
+  return std::make_shared<const ServerEvent>(std::move(event));
+}
+
+// The first `n` UTF-8 characters of `s` (the seed server's default name).
+std::string FirstChars(absl::string_view s, std::size_t n) {
+  std::size_t i = 0;
+  for (std::size_t chars = 0; i < s.size() && chars < n; ++chars) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+  }
+  return std::string(s.substr(0, i));
+}
+
+}  // namespace
+
+bool RelayCore::Connection::CanServeLlm() const {
+  return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) !=
+         capabilities.end();
+}
+
+RelayCore::RelayCore(CoreConfig config, const Clock* clock)
+    : config_(std::move(config)), clock_(clock), started_at_(clock->Now()) {}
+
+RelayCore::~RelayCore() = default;
+
+ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> sink) {
+  auto conn = std::make_unique<Connection>();
+  conn->id = next_connection_id_++;
+  conn->info = std::move(info);
+  conn->sink = std::move(sink);
+  conn->opened_at = clock_->Now();
+  const ConnectionId id = conn->id;
+  connections_.emplace(id, std::move(conn));
+  ++total_connections_;
+  return id;
+}
+
+void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
+  Connection* conn = Find(id);
+  if (conn == nullptr || conn->closing) return;
+  ++messages_received_;
+  ++conn->messages_in;
+
+  if (event.has_register_()) {
+    OnRegister(*conn, event.register_());
+    return;
+  }
+  if (!conn->registered()) {
+    absl::string_view request_id;
+    if (event.has_llm_request()) request_id = event.llm_request().request_id();
+    if (event.has_llm_response()) request_id = event.llm_response().request_id();
+    SendError(*conn, ErrorCode::kNotRegistered, "register (or join) before sending anything else",
+              request_id);
+    return;
+  }
+  switch (event.event_case()) {
+    case ClientEvent::kBroadcast:
+      OnBroadcast(*conn, event.broadcast());
+      break;
+    case ClientEvent::kDirect:
+      OnDirect(*conn, event.direct());
+      break;
+    case ClientEvent::kLlmRequest:
+      OnLlmRequest(*conn, event.llm_request());
+      break;
+    case ClientEvent::kLlmResponse:
+      OnLlmResponse(*conn, event.llm_response());
+      break;
+    case ClientEvent::kPing:
+      OnPing(*conn);
+      break;
+    case ClientEvent::kCapabilitiesUpdate:
+      OnCapabilitiesUpdate(*conn, event.capabilities_update());
+      break;
+    case ClientEvent::kRegister:  // handled above
+    case ClientEvent::EVENT_NOT_SET:
+      SendError(*conn, ErrorCode::kBadMessage, "empty event");
+      break;
+  }
+}
+
+void RelayCore::RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_view message,
+                                  absl::string_view request_id_json) {
+  Connection* conn = Find(id);
+  if (conn == nullptr || conn->closing) return;
+  ++messages_received_;
+  ++conn->messages_in;
+  SendError(*conn, code, message, request_id_json);
+}
+
+std::string RelayCore::ValidateCapabilities(
+    const google::protobuf::RepeatedPtrField<std::string>& caps) const {
+  if (static_cast<std::size_t>(caps.size()) > config_.max_capabilities) {
+    return absl::StrCat("at most ", config_.max_capabilities, " capabilities");
+  }
+  for (const std::string& cap : caps) {
+    if (cap.size() > config_.max_capability_bytes) {
+      return absl::StrCat("a capability is at most ", config_.max_capability_bytes, " bytes");
+    }
+  }
+  return "";
+}
+
+std::string RelayCore::ValidateRegister(const relay::v1::Register& reg) const {
+  if (reg.mesh_id().empty() || reg.mesh_id().size() > config_.max_id_bytes) {
+    return absl::StrCat("mesh_id must be 1 to ", config_.max_id_bytes, " bytes");
+  }
+  if (reg.node_id().empty() || reg.node_id().size() > config_.max_id_bytes) {
+    return absl::StrCat("node_id must be a string of 1 to ", config_.max_id_bytes, " bytes");
+  }
+  if (reg.name().size() > config_.max_name_bytes) {
+    return absl::StrCat("name must be at most ", config_.max_name_bytes, " bytes");
+  }
+  return ValidateCapabilities(reg.capabilities());
+}
+
+void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
+  if (conn.registered()) {
+    SendError(conn, ErrorCode::kAlreadyRegistered,
+              absl::StrCat("this connection is already registered as ", conn.node_id));
+    return;
+  }
+  if (std::string invalid = ValidateRegister(reg); !invalid.empty()) {
+    SendError(conn, ErrorCode::kBadMessage, invalid);
+    return;
+  }
+
+  auto mesh_it = meshes_.find(reg.mesh_id());
+  if (mesh_it != meshes_.end()) {
+    auto holder_it = mesh_it->second->peers_by_node.find(reg.node_id());
+    if (holder_it != mesh_it->second->peers_by_node.end()) {
+      Connection& holder = *holder_it->second;
+      // Only the same credentials may take a node_id over (a phone that
+      // reconnects before the relay noticed its old socket died).
+      if (holder.token != reg.token()) {
+        SendError(conn, ErrorCode::kNodeIdInUse,
+                  absl::StrCat("node_id ", reg.node_id(),
+                               " is held by another connection with other credentials"));
+        return;
+      }
+      LeaveMesh(holder, /*announce=*/false);
+      holder.closing = true;
+      holder.sink->Close(CloseReason::kReplaced);
+    }
+  }
+  // A takeover may have emptied and removed the mesh: look it up again.
+  mesh_it = meshes_.find(reg.mesh_id());
+  if (mesh_it == meshes_.end()) {
+    auto mesh = std::make_unique<Mesh>();
+    mesh->id = reg.mesh_id();
+    mesh->created_at = clock_->Now();
+    mesh_it = meshes_.emplace(reg.mesh_id(), std::move(mesh)).first;
+  }
+  Mesh& mesh = *mesh_it->second;
+
+  conn.mesh = &mesh;
+  conn.join_seq = mesh.next_join_seq++;
+  conn.node_id = reg.node_id();
+  conn.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
+  conn.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
+  conn.token = reg.token();
+  conn.joined_at = clock_->Now();
+  mesh.peers_by_join.emplace(conn.join_seq, &conn);
+  mesh.peers_by_node.emplace(conn.node_id, &conn);
+  ++registered_peers_;
+
+  // The newcomer first learns it joined (the shipped Android app waits for
+  // it), then who else is here; the others learn about the newcomer.
+  ServerEvent joined;
+  joined.mutable_joined()->set_mesh_id(mesh.id);
+  joined.mutable_joined()->set_node_count(static_cast<std::uint32_t>(mesh.peers_by_join.size()));
+  Deliver(conn, MakeEvent(std::move(joined)));
+
+  ServerEvent peers;
+  auto* list = peers.mutable_peers();
+  for (const auto& [seq, peer] : mesh.peers_by_join) {
+    if (peer != &conn) *list->add_peers() = ToPeerInfo(*peer);
+  }
+  Deliver(conn, MakeEvent(std::move(peers)));
+
+  ServerEvent announce;
+  *announce.mutable_peer_joined()->mutable_peer() = ToPeerInfo(conn);
+  Fanout(mesh, &conn, MakeEvent(std::move(announce)));
+}
+
+void RelayCore::OnBroadcast(Connection& conn, const relay::v1::Broadcast& msg) {
+  ServerEvent event;
+  auto* out = event.mutable_message();
+  out->set_from(conn.node_id);
+  out->set_payload(msg.payload());
+  out->set_broadcast(true);
+  Fanout(*conn.mesh, &conn, MakeEvent(std::move(event)));
+}
+
+void RelayCore::OnDirect(Connection& conn, const relay::v1::Direct& msg) {
+  auto it = conn.mesh->peers_by_node.find(msg.target());
+  if (it == conn.mesh->peers_by_node.end()) {
+    SendError(conn, ErrorCode::kUnknownTarget,
+              absl::StrCat("no peer ", msg.target(), " in this mesh"));
+    return;
+  }
+  ServerEvent event;
+  auto* out = event.mutable_message();
+  out->set_from(conn.node_id);
+  out->set_payload(msg.payload());
+  Deliver(*it->second, MakeEvent(std::move(event)));
+}
+
+void RelayCore::OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req) {
+  ++llm_requests_;
+  Mesh& mesh = *conn.mesh;
+  if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
+    SendError(conn, ErrorCode::kTooManyRequests,
+              absl::StrCat("at most ", config_.max_outstanding_llm_requests_per_peer,
+                           " llm requests may wait for an answer at once"),
+              req.request_id());
+    return;
+  }
+  std::vector<LlmDispatch::Candidate> candidates;
+  for (const auto& [seq, peer] : mesh.peers_by_join) {
+    if (peer != &conn && !peer->closing && peer->CanServeLlm()) {
+      candidates.push_back({seq, peer->id});
+    }
+  }
+  std::optional<ConnectionId> chosen = mesh.llm.Pick(candidates);
+  if (!chosen) {
+    SendError(conn, ErrorCode::kNoLlmPeer, "no other peer in this mesh has the llm capability",
+              req.request_id());
+    return;
+  }
+  mesh.llm.Track(conn.id, req.request_id(), *chosen);
+
+  ServerEvent event;
+  auto* out = event.mutable_llm_request();
+  out->set_from(conn.node_id);
+  *out->mutable_request() = req;
+  Deliver(*Find(*chosen), MakeEvent(std::move(event)));
+}
+
+void RelayCore::OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& resp) {
+  auto it = conn.mesh->peers_by_node.find(resp.target());
+  if (it == conn.mesh->peers_by_node.end()) {
+    SendError(conn, ErrorCode::kUnknownTarget,
+              absl::StrCat("no peer ", resp.target(), " in this mesh"), resp.request_id());
+    return;
+  }
+  Connection& target = *it->second;
+  conn.mesh->llm.Settle(target.id, resp.request_id(), conn.id);
+
+  ServerEvent event;
+  auto* out = event.mutable_llm_response();
+  out->set_from(conn.node_id);
+  *out->mutable_response() = resp;
+  Deliver(target, MakeEvent(std::move(event)));
+}
+
+void RelayCore::OnPing(Connection& conn) {
+  ServerEvent event;
+  event.mutable_pong()->set_timestamp(EpochSeconds(clock_->Now()));
+  Deliver(conn, MakeEvent(std::move(event)));
+}
+
+void RelayCore::OnCapabilitiesUpdate(Connection& conn,
+                                     const relay::v1::CapabilitiesUpdate& update) {
+  if (std::string invalid = ValidateCapabilities(update.capabilities()); !invalid.empty()) {
+    SendError(conn, ErrorCode::kBadMessage, invalid);
+    return;
+  }
+  conn.capabilities.assign(update.capabilities().begin(), update.capabilities().end());
+  ServerEvent event;
+  auto* out = event.mutable_peer_updated();
+  out->set_node_id(conn.node_id);
+  *out->mutable_capabilities() = update.capabilities();
+  Fanout(*conn.mesh, &conn, MakeEvent(std::move(event)));
+}
+
+void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection& conn = *it->second;
+  conn.closing = true;
+  if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
+  connections_.erase(it);
+}
+
+void RelayCore::LeaveMesh(Connection& conn, bool announce) {
+  Mesh& mesh = *conn.mesh;
+  mesh.peers_by_join.erase(conn.join_seq);
+  mesh.peers_by_node.erase(conn.node_id);
+  conn.mesh = nullptr;
+  --registered_peers_;
+
+  mesh.llm.RequesterGone(conn.id);
+  for (LlmDispatch::Pending& pending : mesh.llm.ResponderGone(conn.id)) {
+    Connection* requester = Find(pending.requester);
+    if (requester == nullptr) continue;
+    SendError(*requester, ErrorCode::kLlmPeerLeft,
+              absl::StrCat("peer ", conn.node_id, " left before answering"), pending.request_id);
+  }
+  if (announce) {
+    ServerEvent event;
+    event.mutable_peer_left()->set_node_id(conn.node_id);
+    Fanout(mesh, nullptr, MakeEvent(std::move(event)));
+  }
+  if (mesh.peers_by_join.empty()) meshes_.erase(mesh.id);
+}
+
+void RelayCore::ExpireUnregistered() {
+  const absl::Time deadline = clock_->Now() - config_.registration_timeout;
+  for (auto& [id, conn] : connections_) {
+    if (!conn->registered() && !conn->closing && conn->opened_at <= deadline) {
+      conn->closing = true;
+      conn->sink->Close(CloseReason::kRegistrationTimeout);
+    }
+  }
+}
+
+void RelayCore::CloseAll(CloseReason reason) {
+  for (auto& [id, conn] : connections_) {
+    if (conn->closing) continue;
+    conn->closing = true;
+    conn->sink->Close(reason);
+  }
+}
+
+void RelayCore::Deliver(Connection& to, const ServerEventPtr& event) {
+  if (to.closing) return;
+  ++to.messages_out;
+  // "Relayed" counts user traffic only, not the relay's own notices.
+  switch (event->event_case()) {
+    case ServerEvent::kMessage:
+    case ServerEvent::kLlmRequest:
+    case ServerEvent::kLlmResponse:
+      ++messages_relayed_;
+      if (to.mesh != nullptr) ++to.mesh->messages_relayed;
+      break;
+    default:
+      break;
+  }
+  to.sink->Send(event);
+}
+
+void RelayCore::SendError(Connection& to, ErrorCode code, absl::string_view message,
+                          absl::string_view request_id_json) {
+  ++errors_[static_cast<std::size_t>(code)];
+  ServerEvent event;
+  auto* error = event.mutable_error();
+  error->set_code(std::string(ErrorCodeName(code)));
+  error->set_message(std::string(message));
+  error->set_request_id(std::string(request_id_json));
+  Deliver(to, MakeEvent(std::move(event)));
+}
+
+void RelayCore::Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event) {
+  for (const auto& [seq, peer] : mesh.peers_by_join) {
+    if (peer != except) Deliver(*peer, event);
+  }
+}
+
+RelayCore::Connection* RelayCore::Find(ConnectionId id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+relay::v1::PeerInfo RelayCore::ToPeerInfo(const Connection& conn) const {
+  relay::v1::PeerInfo info;
+  info.set_node_id(conn.node_id);
+  info.set_name(conn.name);
+  for (const std::string& cap : conn.capabilities) info.add_capabilities(cap);
+  info.set_joined_at(EpochSeconds(conn.joined_at));
+  return info;
+}
+
+double RelayCore::EpochSeconds(absl::Time t) const {
+  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
+}
+
+HealthCounts RelayCore::Health() const { return HealthCounts{meshes_.size(), registered_peers_}; }
+
+relay::v1::Stats RelayCore::GetStats() const {
+  relay::v1::Stats stats;
+  stats.set_uptime_seconds(absl::ToDoubleSeconds(clock_->Now() - started_at_));
+  stats.set_active_meshes(static_cast<std::uint32_t>(meshes_.size()));
+  stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
+  stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));
+  stats.set_total_connections(total_connections_);
+  stats.set_messages_received(messages_received_);
+  stats.set_messages_relayed(messages_relayed_);
+  stats.set_llm_requests(llm_requests_);
+  for (ErrorCode code : kAllErrorCodes) {
+    auto* count = stats.add_errors();
+    count->set_code(std::string(ErrorCodeName(code)));
+    count->set_count(errors_[static_cast<std::size_t>(code)]);
+  }
+#ifdef RELAY_VERSION
+  stats.set_version(RELAY_VERSION);
+#endif
+  return stats;
+}
+
+relay::v1::MeshSummary RelayCore::Summarize(const Mesh& mesh) const {
+  relay::v1::MeshSummary summary;
+  summary.set_mesh_id(mesh.id);
+  summary.set_peer_count(static_cast<std::uint32_t>(mesh.peers_by_join.size()));
+  summary.set_created_at(EpochSeconds(mesh.created_at));
+  summary.set_messages_relayed(mesh.messages_relayed);
+  return summary;
+}
+
+relay::v1::ListMeshesResponse RelayCore::ListMeshes() const {
+  relay::v1::ListMeshesResponse response;
+  for (const auto& [id, mesh] : meshes_) *response.add_meshes() = Summarize(*mesh);
+  return response;
+}
+
+absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view mesh_id) const {
+  auto it = meshes_.find(std::string(mesh_id));
+  if (it == meshes_.end()) {
+    return absl::NotFoundError(absl::StrCat("no live mesh ", mesh_id));
+  }
+  relay::v1::GetMeshResponse response;
+  *response.mutable_mesh() = Summarize(*it->second);
+  for (const auto& [seq, peer] : it->second->peers_by_join) {
+    auto* detail = response.add_peers();
+    detail->set_node_id(peer->node_id);
+    detail->set_name(peer->name);
+    for (const std::string& cap : peer->capabilities) detail->add_capabilities(cap);
+    detail->set_joined_at(EpochSeconds(peer->joined_at));
+    detail->set_remote_address(peer->info.remote_address);
+    detail->set_transport(peer->info.transport);
+    detail->set_messages_in(peer->messages_in);
+    detail->set_messages_out(peer->messages_out);
+  }
+  return response;
+}
+
+}  // namespace relay::core

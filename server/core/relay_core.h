@@ -1,0 +1,175 @@
+// RelayCore: the single owner of relay state (meshes, peers, pending llm
+// requests, counters) and of every routing rule of docs/protocol.md.
+//
+// It speaks relay.v1 protobuf events only: no JSON, no sockets. A transport
+// (the WebSocket gateway, later gRPC Attach) calls Connect() for each new
+// connection with a PeerSink, feeds decoded ClientEvents to Handle(), and
+// reports the end of the connection with Disconnect().
+//
+// Threading: not thread-safe. Every method runs on the one core thread (the
+// gateway's event loop); other threads post work to it (docs/threading.md).
+// Start reading at Handle().
+#ifndef RELAY_SERVER_CORE_RELAY_CORE_H_
+#define RELAY_SERVER_CORE_RELAY_CORE_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "relay/v1/relay.pb.h"
+#include "server/core/clock.h"
+#include "server/core/connection_id.h"
+#include "server/core/close_reason.h"
+#include "server/core/core_config.h"
+#include "server/core/error_code.h"
+#include "server/core/llm_dispatch.h"
+#include "server/core/peer_sink.h"
+
+namespace relay::core {
+
+// What a transport knows about a connection when it opens.
+struct ConnectionInfo {
+  std::string remote_address;  // "ip:port"
+  std::string transport;       // "ws"
+};
+
+// Small, cheap counts for health probes.
+struct HealthCounts {
+  std::size_t meshes = 0;
+  std::size_t peers = 0;  // registered connections
+};
+
+class RelayCore {
+ public:
+  // `clock` must outlive the core.
+  RelayCore(CoreConfig config, const Clock* clock);
+  RelayCore(const RelayCore&) = delete;
+  RelayCore& operator=(const RelayCore&) = delete;
+  ~RelayCore();
+
+  // A transport accepted a connection. The core keeps `sink` until
+  // Disconnect(). Never fails.
+  ConnectionId Connect(ConnectionInfo info, std::shared_ptr<PeerSink> sink);
+
+  // One decoded client event. Every answer (deliveries, errors) goes out
+  // through the sinks before this returns.
+  void Handle(ConnectionId id, const relay::v1::ClientEvent& event);
+
+  // The transport could not decode a frame into a ClientEvent (bad_json,
+  // bad_message, unknown_type): answers the sender with an error and counts
+  // it. `request_id_json` is the raw request_id when it could be read.
+  void RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_view message,
+                         absl::string_view request_id_json = {});
+
+  // The connection ended (any reason). Announces peer_left, fails requests it
+  // held, removes an emptied mesh. Unknown ids are ignored.
+  void Disconnect(ConnectionId id, CloseReason reason);
+
+  // Closes connections that have not registered within the registration
+  // timeout. Call it periodically (about once a second).
+  void ExpireUnregistered();
+
+  // Asks every connection to close for `reason` (shutdown).
+  void CloseAll(CloseReason reason);
+
+  // Read-only views for HTTP and Admin.
+  HealthCounts Health() const;
+  std::size_t OpenConnections() const { return connections_.size(); }
+  relay::v1::Stats GetStats() const;
+  relay::v1::ListMeshesResponse ListMeshes() const;
+  absl::StatusOr<relay::v1::GetMeshResponse> GetMesh(absl::string_view mesh_id) const;
+
+ private:
+  struct Mesh;
+
+  // State of one transport connection.
+  struct Connection {
+    ConnectionId id = 0;
+    ConnectionInfo info;
+    std::shared_ptr<PeerSink> sink;
+    absl::Time opened_at;
+    bool closing = false;  // Close() asked; no more deliveries
+
+    // Set once registered.
+    Mesh* mesh = nullptr;
+    std::uint64_t join_seq = 0;  // join order inside the mesh
+    std::string node_id;
+    std::string name;
+    std::vector<std::string> capabilities;
+    std::string token;
+    absl::Time joined_at;
+
+    std::uint64_t messages_in = 0;
+    std::uint64_t messages_out = 0;
+
+    bool registered() const { return mesh != nullptr; }
+    bool CanServeLlm() const;
+  };
+
+  struct Mesh {
+    std::string id;
+    absl::Time created_at;
+    std::map<std::uint64_t, Connection*> peers_by_join;  // join order
+    absl::flat_hash_map<std::string, Connection*> peers_by_node;
+    std::uint64_t next_join_seq = 1;
+    std::uint64_t messages_relayed = 0;
+    LlmDispatch llm;
+  };
+
+  void OnRegister(Connection& conn, const relay::v1::Register& reg);
+  void OnBroadcast(Connection& conn, const relay::v1::Broadcast& msg);
+  void OnDirect(Connection& conn, const relay::v1::Direct& msg);
+  void OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req);
+  void OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& resp);
+  void OnPing(Connection& conn);
+  void OnCapabilitiesUpdate(Connection& conn, const relay::v1::CapabilitiesUpdate& update);
+
+  // Validates register fields; empty string when valid, else the reason.
+  std::string ValidateRegister(const relay::v1::Register& reg) const;
+  std::string ValidateCapabilities(const google::protobuf::RepeatedPtrField<std::string>& caps) const;
+
+  // Removes `conn` from its mesh: peer_left to the others (unless
+  // `announce` is false), llm_peer_left to requesters it held, mesh removed
+  // when empty.
+  void LeaveMesh(Connection& conn, bool announce);
+
+  // Delivery: every outgoing event passes here (counting and closing checks).
+  void Deliver(Connection& to, const ServerEventPtr& event);
+  void SendError(Connection& to, ErrorCode code, absl::string_view message,
+                 absl::string_view request_id_json = {});
+  // Every registered peer of `mesh` but `except` (may be null).
+  void Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event);
+
+  void CountDelivery(Connection& to);
+  Connection* Find(ConnectionId id);
+  relay::v1::PeerInfo ToPeerInfo(const Connection& conn) const;
+  relay::v1::MeshSummary Summarize(const Mesh& mesh) const;
+  double EpochSeconds(absl::Time t) const;
+
+  const CoreConfig config_;
+  const Clock* const clock_;
+  const absl::Time started_at_;
+
+  ConnectionId next_connection_id_ = 1;
+  absl::flat_hash_map<ConnectionId, std::unique_ptr<Connection>> connections_;
+  std::map<std::string, std::unique_ptr<Mesh>> meshes_;  // sorted for listing
+  std::size_t registered_peers_ = 0;
+
+  // Counters since start.
+  std::uint64_t total_connections_ = 0;
+  std::uint64_t messages_received_ = 0;
+  std::uint64_t messages_relayed_ = 0;
+  std::uint64_t llm_requests_ = 0;
+  std::array<std::uint64_t, kErrorCodeCount> errors_{};
+};
+
+}  // namespace relay::core
+
+#endif  // RELAY_SERVER_CORE_RELAY_CORE_H_

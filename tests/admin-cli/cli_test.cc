@@ -1,0 +1,74 @@
+// Tests for admin-cli/cli.cc: what the process does with its arguments and
+// environment: usage errors exit 2, --help exits 0, the address reaches the
+// channel (flag, then $RELAY_ADMIN_ADDR, then the default).
+#include "admin-cli/cli.h"
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "admin-cli/commands.h"
+#include "gtest/gtest.h"
+#include "tests/admin-cli/fake_admin_server.h"
+
+namespace relay::cli {
+namespace {
+
+class CliTest : public ::testing::Test {
+ protected:
+  int Run(const std::vector<std::string>& args, const char* env_addr = nullptr) {
+    auto make_channel = [this](const std::string& target) {
+      targets_.push_back(target);
+      return server_.Channel();
+    };
+    return RunCli(args, env_addr, make_channel, absl::Now(), out_, err_);
+  }
+
+  testing::FakeAdminServer server_;
+  std::vector<std::string> targets_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+TEST_F(CliTest, BadUsageExits2WithMessageAndUsageOnStderr) {
+  EXPECT_EQ(Run({"meshes", "show"}), kExitUsage);
+  EXPECT_EQ(err_.str().rfind("relayctl: meshes show: missing MESH_ID\n", 0), 0u) << err_.str();
+  EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_TRUE(targets_.empty()) << "no connection on a usage error";
+}
+
+TEST_F(CliTest, NoArgumentsIsAUsageError) {
+  EXPECT_EQ(Run({}), kExitUsage);
+  EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);
+}
+
+TEST_F(CliTest, HelpExits0WithUsageOnStdout) {
+  EXPECT_EQ(Run({"stats", "--help"}), kExitOk);
+  EXPECT_EQ(out_.str().rfind("Usage: relayctl", 0), 0u);
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_TRUE(targets_.empty());
+}
+
+TEST_F(CliTest, DefaultAddress) {
+  EXPECT_EQ(Run({"health"}), kExitOk);
+  EXPECT_EQ(targets_, std::vector<std::string>{"127.0.0.1:50051"});
+}
+
+TEST_F(CliTest, AddressFromEnvironment) {
+  EXPECT_EQ(Run({"health"}, "relay.internal:7000"), kExitOk);
+  EXPECT_EQ(targets_, std::vector<std::string>{"relay.internal:7000"});
+}
+
+TEST_F(CliTest, AddressFlagAfterCommandWinsOverEnvironment) {
+  EXPECT_EQ(Run({"health", "--addr", "flag:1"}, "env:2"), kExitOk);
+  EXPECT_EQ(targets_, std::vector<std::string>{"flag:1"});
+}
+
+TEST_F(CliTest, JsonFlagBeforeCommand) {
+  EXPECT_EQ(Run({"--json", "health"}), kExitOk);
+  EXPECT_EQ(out_.str(), "{\"status\":\"SERVING\"}\n");
+}
+
+}  // namespace
+}  // namespace relay::cli

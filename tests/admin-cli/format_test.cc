@@ -1,0 +1,140 @@
+// Tests for admin-cli/format.cc: ages, and the human output of each command
+// at a fixed "now".
+#include "admin-cli/format.h"
+
+#include "gtest/gtest.h"
+
+namespace relay::cli {
+namespace {
+
+constexpr double kNowEpoch = 1'700'000'000;
+const absl::Time kNow = absl::FromUnixSeconds(1'700'000'000);
+
+TEST(FormatAgeTest, LargestWholeUnitTruncated) {
+  EXPECT_EQ(FormatAge(absl::ZeroDuration()), "0s");
+  EXPECT_EQ(FormatAge(absl::Milliseconds(999)), "0s");
+  EXPECT_EQ(FormatAge(absl::Seconds(5)), "5s");
+  EXPECT_EQ(FormatAge(absl::Seconds(59)), "59s");
+  EXPECT_EQ(FormatAge(absl::Seconds(60)), "1m");
+  EXPECT_EQ(FormatAge(absl::Minutes(3) + absl::Seconds(59)), "3m");
+  EXPECT_EQ(FormatAge(absl::Minutes(59) + absl::Seconds(59)), "59m");
+  EXPECT_EQ(FormatAge(absl::Hours(1)), "1h");
+  EXPECT_EQ(FormatAge(absl::Hours(2) + absl::Minutes(59)), "2h");
+  EXPECT_EQ(FormatAge(absl::Hours(23) + absl::Minutes(59)), "23h");
+  EXPECT_EQ(FormatAge(absl::Hours(24)), "1d");
+  EXPECT_EQ(FormatAge(absl::Hours(4 * 24 + 23)), "4d");
+  EXPECT_EQ(FormatAge(absl::Hours(400 * 24)), "400d");
+}
+
+TEST(FormatAgeTest, NegativeAgeFromClockSkewIsZero) {
+  EXPECT_EQ(FormatAge(absl::Seconds(-30)), "0s");
+}
+
+TEST(FormatAgeSinceTest, FromEpochSeconds) {
+  EXPECT_EQ(FormatAgeSince(kNowEpoch - 5.5, kNow), "5s");
+  EXPECT_EQ(FormatAgeSince(kNowEpoch - 3 * 3600, kNow), "3h");
+}
+
+TEST(FormatAgeSinceTest, UnsetTimestampIsDash) { EXPECT_EQ(FormatAgeSince(0, kNow), "-"); }
+
+TEST(FormatMeshListTest, Table) {
+  relay::v1::ListMeshesResponse response;
+  auto* lobby = response.add_meshes();
+  lobby->set_mesh_id("lobby");
+  lobby->set_peer_count(2);
+  lobby->set_created_at(kNowEpoch - 180);
+  lobby->set_messages_relayed(42);
+  auto* team = response.add_meshes();
+  team->set_mesh_id("research-team");
+  team->set_peer_count(12);
+  team->set_created_at(kNowEpoch - 4 * 86400);
+  team->set_messages_relayed(123456);
+
+  EXPECT_EQ(FormatMeshList(response, kNow),
+            "MESH           PEERS  AGE  MESSAGES\n"
+            "lobby          2      3m   42\n"
+            "research-team  12     4d   123456\n");
+}
+
+TEST(FormatMeshListTest, NoMeshesIsHeaderOnly) {
+  EXPECT_EQ(FormatMeshList(relay::v1::ListMeshesResponse(), kNow), "MESH  PEERS  AGE  MESSAGES\n");
+}
+
+TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
+  relay::v1::GetMeshResponse response;
+  auto* mesh = response.mutable_mesh();
+  mesh->set_mesh_id("lobby");
+  mesh->set_peer_count(2);
+  mesh->set_created_at(kNowEpoch - 7200);
+  mesh->set_messages_relayed(42);
+  auto* alice = response.add_peers();
+  alice->set_node_id("alice-node");
+  alice->set_name("Alice");
+  alice->add_capabilities("llm");
+  alice->add_capabilities("chat");
+  alice->set_joined_at(kNowEpoch - 65);
+  alice->set_remote_address("10.0.0.1:51234");
+  auto* bob = response.add_peers();
+  bob->set_node_id("bob");
+  bob->set_name("bob");
+  bob->set_joined_at(kNowEpoch - 5);
+  bob->set_remote_address("[::1]:40000");
+
+  EXPECT_EQ(FormatMeshDetail(response, kNow),
+            "Mesh: lobby  Peers: 2  Age: 2h  Messages: 42\n"
+            "\n"
+            "NODE        NAME   CAPABILITIES  JOINED  REMOTE\n"
+            "alice-node  Alice  llm,chat      1m      10.0.0.1:51234\n"
+            "bob         bob    -             5s      [::1]:40000\n");
+}
+
+TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCode) {
+  relay::v1::Stats stats;
+  stats.set_version("1.0.0");
+  stats.set_uptime_seconds(7384.6);
+  stats.set_active_meshes(3);
+  stats.set_open_sockets(5);
+  stats.set_registered_peers(4);
+  stats.set_total_connections(17);
+  stats.set_messages_received(120);
+  stats.set_messages_relayed(340);
+  stats.set_llm_requests(2);
+  auto* bad_json = stats.add_errors();
+  bad_json->set_code("bad_json");
+  bad_json->set_count(1);
+  auto* too_many = stats.add_errors();
+  too_many->set_code("too_many_requests");
+  too_many->set_count(0);
+
+  EXPECT_EQ(FormatStats(stats),
+            "version:                  1.0.0\n"
+            "uptime:                   2h (7384s)\n"
+            "active_meshes:            3\n"
+            "open_sockets:             5\n"
+            "registered_peers:         4\n"
+            "total_connections:        17\n"
+            "messages_received:        120\n"
+            "messages_relayed:         340\n"
+            "llm_requests:             2\n"
+            "errors.bad_json:          1\n"
+            "errors.too_many_requests: 0\n");
+}
+
+TEST(FormatHealthTest, StatusName) {
+  grpc::health::v1::HealthCheckResponse response;
+  response.set_status(grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(FormatHealth(response), "SERVING\n");
+  response.set_status(grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(FormatHealth(response), "NOT_SERVING\n");
+  response.set_status(grpc::health::v1::HealthCheckResponse::UNKNOWN);
+  EXPECT_EQ(FormatHealth(response), "UNKNOWN\n");
+}
+
+TEST(FormatHealthTest, StatusNewerThanOurProtoShowsItsNumber) {
+  grpc::health::v1::HealthCheckResponse response;
+  response.set_status(static_cast<grpc::health::v1::HealthCheckResponse::ServingStatus>(7));
+  EXPECT_EQ(FormatHealth(response), "UNKNOWN(7)\n");
+}
+
+}  // namespace
+}  // namespace relay::cli

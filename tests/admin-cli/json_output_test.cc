@@ -1,0 +1,73 @@
+// Tests for admin-cli/json_output.cc: the --json shape scripts rely on (one
+// line, proto field names, zero fields present, uint64 as strings, enum names).
+#include "admin-cli/json_output.h"
+
+#include "grpc/health/v1/health.pb.h"
+#include "gtest/gtest.h"
+#include "relay/v1/relay.pb.h"
+
+namespace relay::cli {
+namespace {
+
+TEST(ToJsonTest, MeshListUsesProtoFieldNamesOnOneLine) {
+  relay::v1::ListMeshesResponse response;
+  auto* mesh = response.add_meshes();
+  mesh->set_mesh_id("lobby");
+  mesh->set_peer_count(2);
+  mesh->set_created_at(1700000000.5);
+  mesh->set_messages_relayed(42);
+
+  absl::StatusOr<std::string> json = ToJson(response);
+
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json,
+            "{\"meshes\":[{\"mesh_id\":\"lobby\",\"peer_count\":2,\"created_at\":1700000000.5,"
+            "\"messages_relayed\":\"42\"}]}\n");
+}
+
+TEST(ToJsonTest, EmptyListAndZeroFieldsArePresent) {
+  EXPECT_EQ(*ToJson(relay::v1::ListMeshesResponse()), "{\"meshes\":[]}\n");
+
+  relay::v1::Stats stats;
+  absl::StatusOr<std::string> json = ToJson(stats);
+  ASSERT_TRUE(json.ok());
+  for (const char* key : {"\"uptime_seconds\":0", "\"active_meshes\":0", "\"open_sockets\":0",
+                          "\"registered_peers\":0", "\"total_connections\":\"0\"",
+                          "\"messages_received\":\"0\"", "\"messages_relayed\":\"0\"",
+                          "\"llm_requests\":\"0\"", "\"errors\":[]", "\"version\":\"\""}) {
+    EXPECT_NE(json->find(key), std::string::npos) << key << " in " << *json;
+  }
+}
+
+TEST(ToJsonTest, MeshDetailNestsSummaryAndPeers) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("lobby");
+  auto* peer = response.add_peers();
+  peer->set_node_id("alice");
+  peer->add_capabilities("llm");
+  peer->set_remote_address("10.0.0.1:4000");
+  peer->set_transport("ws");
+
+  absl::StatusOr<std::string> json = ToJson(response);
+
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->find("{\"mesh\":{\"mesh_id\":\"lobby\""), 0u) << *json;
+  EXPECT_NE(
+      json->find("\"peers\":[{\"node_id\":\"alice\",\"name\":\"\",\"capabilities\":[\"llm\"]"),
+      std::string::npos)
+      << *json;
+  EXPECT_NE(json->find("\"remote_address\":\"10.0.0.1:4000\",\"transport\":\"ws\""),
+            std::string::npos)
+      << *json;
+  EXPECT_EQ(json->find('\n'), json->size() - 1);
+}
+
+TEST(ToJsonTest, HealthStatusByName) {
+  grpc::health::v1::HealthCheckResponse response;
+  EXPECT_EQ(*ToJson(response), "{\"status\":\"UNKNOWN\"}\n");
+  response.set_status(grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(*ToJson(response), "{\"status\":\"SERVING\"}\n");
+}
+
+}  // namespace
+}  // namespace relay::cli
