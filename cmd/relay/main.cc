@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io(1);
+  // Claim SIGTERM/SIGINT before anything can report readiness: a signal that
+  // arrives early is then queued for the handler below, not fatal.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   relay::core::SystemClock clock;
   relay::core::RelayCore core(config.core, &clock);
   relay::gateway::WsGateway gateway(&io, &core, config.gateway);
@@ -105,7 +108,6 @@ int main(int argc, char** argv) {
   // SIGTERM/SIGINT: stop accepting, close clients with 1001, then exit 0.
   // A second signal exits at once.
   std::promise<void> stop_requested;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer drain_timer(io);
   bool stopping = false;
   std::function<void(const asio::error_code&, int)> on_signal =

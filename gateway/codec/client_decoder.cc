@@ -198,7 +198,11 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     return StringArray(*caps, type, event->mutable_capabilities_update()->mutable_capabilities(),
                        failure);
   }
-  return Fail(failure, ErrorCode::kUnknownType, absl::StrCat("unknown message type \"", type, "\""));
+  constexpr std::size_t kMaxEchoedBytes = 64;
+  return Fail(failure, ErrorCode::kUnknownType,
+              type.size() <= kMaxEchoedBytes
+                  ? absl::StrCat("unknown message type \"", type, "\"")
+                  : std::string("unknown message type"));
 }
 
 }  // namespace relay::gateway

@@ -27,6 +27,15 @@ std::string FirstChars(absl::string_view s, std::size_t n) {
   return std::string(s.substr(0, i));
 }
 
+// `s` quoted for an error message, cut to a readable length (a client may
+// send a megabyte-long target; echoing it back helps no one).
+std::string QuoteForMessage(absl::string_view s) {
+  constexpr std::size_t kMaxChars = 64;
+  std::string head = FirstChars(s, kMaxChars);
+  const bool cut = head.size() < s.size();
+  return absl::StrCat("\"", head, cut ? "...\"" : "\"");
+}
+
 }  // namespace
 
 bool RelayCore::Connection::CanServeLlm() const {
@@ -212,7 +221,7 @@ void RelayCore::OnDirect(Connection& conn, const relay::v1::Direct& msg) {
   auto it = conn.mesh->peers_by_node.find(msg.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,
-              absl::StrCat("no peer ", msg.target(), " in this mesh"));
+              absl::StrCat("no peer ", QuoteForMessage(msg.target()), " in this mesh"));
     return;
   }
   ServerEvent event;
@@ -257,7 +266,7 @@ void RelayCore::OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& re
   auto it = conn.mesh->peers_by_node.find(resp.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,
-              absl::StrCat("no peer ", resp.target(), " in this mesh"), resp.request_id());
+              absl::StrCat("no peer ", QuoteForMessage(resp.target()), " in this mesh"), resp.request_id());
     return;
   }
   Connection& target = *it->second;
