@@ -51,6 +51,12 @@ std::string StatsBody(const core::RelayCore& core) {
     AppendString(&out, stats.errors(i).code());
     absl::StrAppend(&out, ":", stats.errors(i).count());
   }
+  out.append("},\"closes\":{");
+  for (int i = 0; i < stats.closes_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(&out, stats.closes(i).reason());
+    absl::StrAppend(&out, ":", stats.closes(i).count());
+  }
   out.append("},\"meshes\":[");
   const relay::v1::ListMeshesResponse meshes = core.ListMeshes();
   for (int i = 0; i < meshes.meshes_size(); ++i) {

@@ -34,6 +34,12 @@ inline WsClose WsCloseFor(core::CloseReason reason) {
       return {1000, "closed"};
     case CloseReason::kTransportError:
       return {1011, "internal error"};
+    case CloseReason::kSlowConsumer:
+      return {1013, "slow consumer"};
+    case CloseReason::kRateLimited:
+      return {1008, "rate limited"};
+    case CloseReason::kAuthFailed:
+      return {1008, "auth failed"};
   }
   return {1011, "internal error"};
 }

@@ -20,6 +20,12 @@ absl::string_view CloseReasonName(CloseReason reason) {
       return "keepalive_timeout";
     case CloseReason::kTransportError:
       return "transport_error";
+    case CloseReason::kSlowConsumer:
+      return "slow_consumer";
+    case CloseReason::kRateLimited:
+      return "rate_limited";
+    case CloseReason::kAuthFailed:
+      return "auth_failed";
   }
   return "unknown";
 }

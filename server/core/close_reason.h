@@ -4,6 +4,8 @@
 #ifndef RELAY_SERVER_CORE_CLOSE_REASON_H_
 #define RELAY_SERVER_CORE_CLOSE_REASON_H_
 
+#include <cstddef>
+
 #include "absl/strings/string_view.h"
 
 namespace relay::core {
@@ -17,7 +19,12 @@ enum class CloseReason {
   kInvalidFrame,         // protocol violation at the WebSocket layer (e.g. bad UTF-8 text)
   kKeepaliveTimeout,     // missed keepalive pings: the peer vanished
   kTransportError,       // a read or write failed
+  kSlowConsumer,         // queued more bytes than the per-connection send buffer allows
+  kRateLimited,          // kept sending over its rate limit after being warned
+  kAuthFailed,           // presented credentials the mesh does not accept
 };
+
+inline constexpr std::size_t kCloseReasonCount = 11;
 
 absl::string_view CloseReasonName(CloseReason reason);
 

@@ -304,6 +304,7 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   if (it == connections_.end()) return;
   Connection& conn = *it->second;
   conn.closing = true;
+  ++closes_[static_cast<std::size_t>(reason)];
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
   connections_.erase(it);
 }
@@ -416,6 +417,11 @@ relay::v1::Stats RelayCore::GetStats() const {
     auto* count = stats.add_errors();
     count->set_code(std::string(ErrorCodeName(code)));
     count->set_count(errors_[static_cast<std::size_t>(code)]);
+  }
+  for (std::size_t i = 0; i < kCloseReasonCount; ++i) {
+    auto* count = stats.add_closes();
+    count->set_reason(std::string(CloseReasonName(static_cast<CloseReason>(i))));
+    count->set_count(closes_[i]);
   }
 #ifdef RELAY_VERSION
   stats.set_version(RELAY_VERSION);

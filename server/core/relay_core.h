@@ -168,6 +168,7 @@ class RelayCore {
   std::uint64_t messages_relayed_ = 0;
   std::uint64_t llm_requests_ = 0;
   std::array<std::uint64_t, kErrorCodeCount> errors_{};
+  std::array<std::uint64_t, kCloseReasonCount> closes_{};
 };
 
 }  // namespace relay::core
