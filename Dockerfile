@@ -23,7 +23,7 @@ FROM debian:12-slim
 # Shared libraries the binaries link against (Debian 12 package names);
 # libgrpc29, libre2-9, libssl3, libc-ares2 and zlib1g come in as their
 # dependencies. websocketpp, Asio and RapidJSON are header-only.
-ARG RUNTIME_PKGS="libgrpc++1.51 libprotobuf32 libabsl20220623"
+ARG RUNTIME_PKGS="libgrpc++1.51 libprotobuf32 libabsl20220623 libsqlite3-0"
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${RUNTIME_PKGS} \
  && rm -rf /var/lib/apt/lists/* \

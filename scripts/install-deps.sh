@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(
   g++ cmake ninja-build pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libwebsocketpp-dev libasio-dev libabsl-dev rapidjson-dev
+  libwebsocketpp-dev libasio-dev libabsl-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev
 )
 TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml curl)

@@ -3,6 +3,10 @@
 #include <initializer_list>
 
 #include "absl/strings/str_cat.h"
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "gateway/codec/python_json.h"
 #include "gateway/json/json_object.h"
 
 namespace relay::gateway {
@@ -95,6 +99,97 @@ std::string MembersExcept(const Object& obj, std::initializer_list<absl::string_
   return out;
 }
 
+// A signed join token: its fields, and the canonical bytes its signature
+// covers (json.dumps of the fields with sort_keys and compact separators, as
+// the Atmosphere clients sign them). Malformed tokens are marked, not
+// refused here: refusing credentials is the core's decision.
+void DecodeSignedToken(absl::string_view raw, relay::v1::SignedJoinToken* token) {
+  token->set_present(true);
+  Object t;
+  json::ParseError error;
+  if (!json::ParseObject(raw, kMaxJsonDepth, &t, &error)) {
+    token->set_malformed("the token is not a JSON object");
+    return;
+  }
+  const auto str = [&](absl::string_view key) -> const Member* {
+    const Member* m = t.Find(key);
+    return m != nullptr && m->kind == Kind::kString ? m : nullptr;
+  };
+  const Member* mesh_id = str("mesh_id");
+  const Member* nonce = str("nonce");
+  const Member* signature = str("signature");
+  const Member* issuer_id = str("issuer_id");
+  if (mesh_id == nullptr || nonce == nullptr || signature == nullptr || issuer_id == nullptr) {
+    token->set_malformed("the token needs string mesh_id, nonce, signature and issuer_id");
+    return;
+  }
+  const Member* expires_at = t.Find("expires_at");
+  double expires = 0;
+  if (expires_at == nullptr || expires_at->kind != Kind::kNumber ||
+      !absl::SimpleAtod(expires_at->raw_value, &expires)) {
+    token->set_malformed("the token needs a numeric expires_at");
+    return;
+  }
+  const Member* node_id = t.Find("node_id");
+  if (node_id != nullptr && node_id->kind != Kind::kString && node_id->kind != Kind::kNull) {
+    token->set_malformed("the token's node_id must be a string or null");
+    return;
+  }
+  const Member* issued_at = t.Find("issued_at");
+  if (issued_at != nullptr && issued_at->kind != Kind::kNumber &&
+      issued_at->kind != Kind::kString && issued_at->kind != Kind::kNull) {
+    token->set_malformed("the token's issued_at must be a number, a string or null");
+    return;
+  }
+  std::vector<std::string> capabilities;
+  if (const Member* caps = t.Find("capabilities"); caps != nullptr) {
+    if (caps->kind != Kind::kArray || !caps->all_strings) {
+      token->set_malformed("the token's capabilities must be an array of strings");
+      return;
+    }
+    capabilities = caps->strings;
+  }
+  std::sort(capabilities.begin(), capabilities.end());
+
+  token->set_mesh_id(mesh_id->string_value);
+  token->set_nonce(nonce->string_value);
+  token->set_signature_b64(signature->string_value);
+  token->set_issuer_id(issuer_id->string_value);
+  token->set_expires_at(expires);
+  if (node_id != nullptr && node_id->kind == Kind::kString) token->set_node_id(node_id->string_value);
+
+  // Keys in sorted order, exactly as json.dumps(sort_keys=True) writes them.
+  std::string c = "{\"capabilities\":[";
+  for (std::size_t i = 0; i < capabilities.size(); ++i) {
+    if (i > 0) c.push_back(',');
+    AppendPythonJsonString(&c, capabilities[i]);
+  }
+  c.append("],\"expires_at\":");
+  AppendPythonJsonNumber(&c, expires_at->raw_value);
+  c.append(",\"issued_at\":");
+  if (issued_at == nullptr || issued_at->kind == Kind::kNull) {
+    c.append("null");
+  } else if (issued_at->kind == Kind::kString) {
+    AppendPythonJsonString(&c, issued_at->string_value);
+  } else {
+    AppendPythonJsonNumber(&c, issued_at->raw_value);
+  }
+  c.append(",\"issuer_id\":");
+  AppendPythonJsonString(&c, issuer_id->string_value);
+  c.append(",\"mesh_id\":");
+  AppendPythonJsonString(&c, mesh_id->string_value);
+  c.append(",\"node_id\":");
+  if (node_id != nullptr && node_id->kind == Kind::kString) {
+    AppendPythonJsonString(&c, node_id->string_value);
+  } else {
+    c.append("null");
+  }
+  c.append(",\"nonce\":");
+  AppendPythonJsonString(&c, nonce->string_value);
+  c.push_back('}');
+  token->set_canonical(std::move(c));
+}
+
 bool DecodeRegister(const Object& obj, absl::string_view type, absl::string_view mesh_id,
                     relay::v1::Register* reg, DecodeFailure* failure) {
   const std::string* node_id;
@@ -112,12 +207,49 @@ bool DecodeRegister(const Object& obj, absl::string_view type, absl::string_view
     if (!StringArray(*caps, type, reg->mutable_capabilities(), failure)) return false;
   }
   if (const Member* token = obj.Find("token"); token != nullptr && token->kind != Kind::kNull) {
-    if (token->kind != Kind::kString) {
+    if (token->kind == Kind::kObject) {
+      DecodeSignedToken(token->raw_value, reg->mutable_signed_token());
+    } else if (token->kind == Kind::kString) {
+      reg->set_token(token->string_value);
+    } else {
       return Fail(failure, ErrorCode::kBadMessage,
-                  "\"token\" must be a string (signed join tokens are not supported by this "
-                  "relay yet)");
+                  "\"token\" must be a string, or a signed join token object");
     }
-    reg->set_token(token->string_value);
+  }
+  return true;
+}
+
+bool DecodeRegisterMesh(const Object& obj, absl::string_view mesh_id,
+                        relay::v1::RegisterMesh* request, DecodeFailure* failure) {
+  constexpr absl::string_view kType = "register_mesh";
+  const std::string* claimed_mesh;
+  const std::string* mesh_key;
+  const std::string* proof;
+  const std::string* node_id;
+  if (!RequireString(obj, "mesh_id", kType, &claimed_mesh, failure) ||
+      !RequireString(obj, "mesh_public_key", kType, &mesh_key, failure) ||
+      !RequireString(obj, "founder_proof", kType, &proof, failure) ||
+      !RequireString(obj, "node_id", kType, &node_id, failure)) {
+    return false;
+  }
+  std::string node_key;
+  std::string display_name;
+  if (!OptionalString(obj, "node_public_key", kType, &node_key, failure) ||
+      !OptionalString(obj, "display_name", kType, &display_name, failure)) {
+    return false;
+  }
+  request->set_mesh_id(*claimed_mesh);
+  request->set_mesh_public_key_b64(*mesh_key);
+  request->set_founder_proof_b64(*proof);
+  request->set_node_public_key_b64(node_key);
+  // In register_mesh, "name" names the mesh (seed server); the founder's own
+  // display name is "display_name".
+  relay::v1::Register* peer = request->mutable_peer();
+  peer->set_mesh_id(std::string(mesh_id));
+  peer->set_node_id(*node_id);
+  peer->set_name(display_name);
+  if (const Member* caps = obj.Find("capabilities"); caps != nullptr && caps->kind != Kind::kNull) {
+    if (!StringArray(*caps, kType, peer->mutable_capabilities(), failure)) return false;
   }
   return true;
 }
@@ -145,6 +277,9 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
 
   if (type == "register" || type == "join") {
     return DecodeRegister(obj, type, mesh_id, event->mutable_register_(), failure);
+  }
+  if (type == "register_mesh") {
+    return DecodeRegisterMesh(obj, mesh_id, event->mutable_register_mesh(), failure);
   }
   if (type == "broadcast") {
     event->mutable_broadcast()->set_payload(RawOrNull(obj.Find("payload")));

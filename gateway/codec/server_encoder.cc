@@ -139,6 +139,12 @@ std::string EncodeServerEvent(const relay::v1::ServerEvent& event) {
         out.append(event.error().request_id());
       }
       break;
+    case ServerEvent::kMeshRegistered:
+      OpenEvent(&out, "mesh_registered");
+      AppendKey(&out, "mesh_id");
+      AppendString(&out, event.mesh_registered().mesh_id());
+      out.append(",\"success\":true");
+      break;
     case ServerEvent::EVENT_NOT_SET:
       OpenEvent(&out, "error");
       break;

@@ -23,6 +23,18 @@ struct CoreConfig {
   // llm requests one peer may have waiting for an answer; bounds the
   // dispatcher's memory when a responder never answers.
   std::size_t max_outstanding_llm_requests_per_peer = 1024;
+  // Peers in one mesh; a family's devices, not a broadcast audience.
+  std::size_t max_peers_per_mesh = 1000;
+  // How long a token-bound mesh stays bound after its last peer left, so
+  // nobody can squat it while its owners reconnect.
+  absl::Duration mesh_binding_grace = absl::Hours(24);
+  // Per-connection message rate (token bucket): sustained messages per
+  // second and burst. Generous: a device may push 10,000 messages back to
+  // back, but not flood forever. A client over it gets rate_limited errors;
+  // after min(rate_limit_burst, 100) refusals in a row it is closed.
+  // 0 disables.
+  double rate_limit_per_second = 1000;
+  std::size_t rate_limit_burst = 20000;
 
   // OK, or InvalidArgument naming the first bad field.
   absl::Status Validate() const;

@@ -24,6 +24,12 @@ absl::string_view ErrorCodeName(ErrorCode code) {
       return "llm_peer_left";
     case ErrorCode::kTooManyRequests:
       return "too_many_requests";
+    case ErrorCode::kAuthFailed:
+      return "auth_failed";
+    case ErrorCode::kRateLimited:
+      return "rate_limited";
+    case ErrorCode::kMeshFull:
+      return "mesh_full";
   }
   return "unknown";
 }

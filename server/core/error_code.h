@@ -22,15 +22,19 @@ enum class ErrorCode {
   kNoLlmPeer,          // llm_request with no other peer capable of "llm"
   kLlmPeerLeft,        // the peer handling an llm_request disconnected
   kTooManyRequests,    // too many outstanding llm requests from one peer
+  kAuthFailed,         // credentials the mesh does not accept (then closed 1008)
+  kRateLimited,        // over the per-connection message rate
+  kMeshFull,           // the mesh has its maximum number of peers
 };
 
-inline constexpr std::size_t kErrorCodeCount = 10;
+inline constexpr std::size_t kErrorCodeCount = 13;
 
 inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
     ErrorCode::kBadJson,       ErrorCode::kBadMessage,        ErrorCode::kUnknownType,
     ErrorCode::kNotRegistered, ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
     ErrorCode::kUnknownTarget, ErrorCode::kNoLlmPeer,         ErrorCode::kLlmPeerLeft,
-    ErrorCode::kTooManyRequests,
+    ErrorCode::kTooManyRequests, ErrorCode::kAuthFailed,       ErrorCode::kRateLimited,
+    ErrorCode::kMeshFull,
 };
 
 // The stable protocol name, e.g. "unknown_target".

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/auth/crypto.h"
 
 namespace relay::core {
 namespace {
@@ -43,8 +44,13 @@ bool RelayCore::Connection::CanServeLlm() const {
          capabilities.end();
 }
 
-RelayCore::RelayCore(CoreConfig config, const Clock* clock)
-    : config_(std::move(config)), clock_(clock), started_at_(clock->Now()) {}
+RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store)
+    : config_(std::move(config)),
+      clock_(clock),
+      started_at_(clock->Now()),
+      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_.mesh_binding_grace) {}
+
+absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }
 
 RelayCore::~RelayCore() = default;
 
@@ -54,6 +60,8 @@ ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> s
   conn->info = std::move(info);
   conn->sink = std::move(sink);
   conn->opened_at = clock_->Now();
+  conn->rate_tokens = static_cast<double>(config_.rate_limit_burst);
+  conn->rate_refilled_at = conn->opened_at;
   const ConnectionId id = conn->id;
   connections_.emplace(id, std::move(conn));
   ++total_connections_;
@@ -65,9 +73,14 @@ void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
   if (conn == nullptr || conn->closing) return;
   ++messages_received_;
   ++conn->messages_in;
+  if (!AdmitByRate(*conn)) return;
 
   if (event.has_register_()) {
     OnRegister(*conn, event.register_());
+    return;
+  }
+  if (event.has_register_mesh()) {
+    OnRegisterMesh(*conn, event.register_mesh());
     return;
   }
   if (!conn->registered()) {
@@ -98,6 +111,7 @@ void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
       OnCapabilitiesUpdate(*conn, event.capabilities_update());
       break;
     case ClientEvent::kRegister:  // handled above
+    case ClientEvent::kRegisterMesh:
     case ClientEvent::EVENT_NOT_SET:
       SendError(*conn, ErrorCode::kBadMessage, "empty event");
       break;
@@ -110,7 +124,34 @@ void RelayCore::RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_
   if (conn == nullptr || conn->closing) return;
   ++messages_received_;
   ++conn->messages_in;
+  if (!AdmitByRate(*conn)) return;
   SendError(*conn, code, message, request_id_json);
+}
+
+bool RelayCore::AdmitByRate(Connection& conn) {
+  if (config_.rate_limit_per_second <= 0) return true;
+  const absl::Time now = clock_->Now();
+  const double burst = static_cast<double>(config_.rate_limit_burst);
+  conn.rate_tokens = std::min(burst, conn.rate_tokens + absl::ToDoubleSeconds(now - conn.rate_refilled_at) *
+                                                            config_.rate_limit_per_second);
+  conn.rate_refilled_at = now;
+  if (conn.rate_tokens >= 1) {
+    conn.rate_tokens -= 1;
+    conn.rate_refusals_in_row = 0;
+    return true;
+  }
+  // A client that keeps going after being told is closed: refusals cost us
+  // an answer each.
+  constexpr std::size_t kMaxRefusalsInRow = 100;
+  if (++conn.rate_refusals_in_row >= std::min(config_.rate_limit_burst, kMaxRefusalsInRow)) {
+    conn.closing = true;
+    conn.sink->Close(CloseReason::kRateLimited);
+    return false;
+  }
+  SendError(conn, ErrorCode::kRateLimited,
+            absl::StrCat("over the limit of ", config_.rate_limit_per_second,
+                         " messages per second; this message was not processed"));
+  return false;
 }
 
 std::string RelayCore::ValidateCapabilities(
@@ -149,7 +190,44 @@ void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
     SendError(conn, ErrorCode::kBadMessage, invalid);
     return;
   }
+  absl::StatusOr<std::string> credential =
+      auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0, clock_->Now());
+  if (!credential.ok()) {
+    RefuseAuth(conn, credential.status().message());
+    return;
+  }
+  Join(conn, reg, *std::move(credential));
+}
 
+void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
+  if (conn.registered()) {
+    SendError(conn, ErrorCode::kAlreadyRegistered,
+              absl::StrCat("this connection is already registered as ", conn.node_id));
+    return;
+  }
+  const relay::v1::Register& reg = request.peer();
+  if (std::string invalid = ValidateRegister(reg); !invalid.empty()) {
+    SendError(conn, ErrorCode::kBadMessage, invalid);
+    return;
+  }
+  absl::StatusOr<std::string> credential = auth_.AdmitRegisterMesh(request, reg.mesh_id());
+  if (!credential.ok()) {
+    RefuseAuth(conn, credential.status().message());
+    return;
+  }
+  ServerEvent registered;
+  registered.mutable_mesh_registered()->set_mesh_id(reg.mesh_id());
+  Deliver(conn, MakeEvent(std::move(registered)));
+  Join(conn, reg, *std::move(credential));
+}
+
+void RelayCore::RefuseAuth(Connection& conn, absl::string_view why) {
+  SendError(conn, ErrorCode::kAuthFailed, why);
+  conn.closing = true;
+  conn.sink->Close(CloseReason::kAuthFailed);
+}
+
+void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::string credential) {
   auto mesh_it = meshes_.find(reg.mesh_id());
   if (mesh_it != meshes_.end()) {
     auto holder_it = mesh_it->second->peers_by_node.find(reg.node_id());
@@ -157,15 +235,22 @@ void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
       Connection& holder = *holder_it->second;
       // Only the same credentials may take a node_id over (a phone that
       // reconnects before the relay noticed its old socket died).
-      if (holder.token != reg.token()) {
+      if (!auth::ConstantTimeEquals(holder.credential, credential)) {
         SendError(conn, ErrorCode::kNodeIdInUse,
-                  absl::StrCat("node_id ", reg.node_id(),
+                  absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
                                " is held by another connection with other credentials"));
         return;
       }
       LeaveMesh(holder, /*announce=*/false);
-      holder.closing = true;
-      holder.sink->Close(CloseReason::kReplaced);
+      // A holder already closing (e.g. during shutdown) keeps its reason.
+      if (!holder.closing) {
+        holder.closing = true;
+        holder.sink->Close(CloseReason::kReplaced);
+      }
+    } else if (mesh_it->second->peers_by_join.size() >= config_.max_peers_per_mesh) {
+      SendError(conn, ErrorCode::kMeshFull,
+                absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
+      return;
     }
   }
   // A takeover may have emptied and removed the mesh: look it up again.
@@ -183,7 +268,7 @@ void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
   conn.node_id = reg.node_id();
   conn.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
   conn.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
-  conn.token = reg.token();
+  conn.credential = std::move(credential);
   conn.joined_at = clock_->Now();
   mesh.peers_by_join.emplace(conn.join_seq, &conn);
   mesh.peers_by_node.emplace(conn.node_id, &conn);
@@ -328,10 +413,14 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
     event.mutable_peer_left()->set_node_id(conn.node_id);
     Fanout(mesh, nullptr, MakeEvent(std::move(event)));
   }
-  if (mesh.peers_by_join.empty()) meshes_.erase(mesh.id);
+  if (mesh.peers_by_join.empty()) {
+    auth_.MeshEmptied(mesh.id, clock_->Now());
+    meshes_.erase(mesh.id);
+  }
 }
 
 void RelayCore::ExpireUnregistered() {
+  auth_.Expire(clock_->Now());
   const absl::Time deadline = clock_->Now() - config_.registration_timeout;
   for (auto& [id, conn] : connections_) {
     if (!conn->registered() && !conn->closing && conn->opened_at <= deadline) {

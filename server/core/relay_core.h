@@ -30,7 +30,9 @@
 #include "server/core/core_config.h"
 #include "server/core/error_code.h"
 #include "server/core/llm_dispatch.h"
+#include "server/core/mesh_auth.h"
 #include "server/core/peer_sink.h"
+#include "server/store/auth_store.h"
 
 namespace relay::core {
 
@@ -48,8 +50,9 @@ struct HealthCounts {
 
 class RelayCore {
  public:
-  // `clock` must outlive the core.
-  RelayCore(CoreConfig config, const Clock* clock);
+  // `clock` must outlive the core, and so must `auth_store` when given
+  // (without one, authentication state lives in memory only).
+  RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store = nullptr);
   RelayCore(const RelayCore&) = delete;
   RelayCore& operator=(const RelayCore&) = delete;
   ~RelayCore();
@@ -72,8 +75,13 @@ class RelayCore {
   // held, removes an emptied mesh. Unknown ids are ignored.
   void Disconnect(ConnectionId id, CloseReason reason);
 
-  // Closes connections that have not registered within the registration
-  // timeout. Call it periodically (about once a second).
+  // Loads persisted authentication state (signed meshes, token bindings,
+  // used nonces). Call once, before the first connection.
+  absl::Status LoadAuthState();
+
+  // Periodic housekeeping, about once a second: closes connections that
+  // have not registered within the registration timeout, and forgets
+  // expired token bindings and nonces.
   void ExpireUnregistered();
 
   // Asks every connection to close for `reason` (shutdown).
@@ -103,8 +111,13 @@ class RelayCore {
     std::string node_id;
     std::string name;
     std::vector<std::string> capabilities;
-    std::string token;
+    std::string credential;  // MeshAuth's identity, compared on takeover
     absl::Time joined_at;
+
+    // Rate limit (token bucket).
+    double rate_tokens = 0;
+    absl::Time rate_refilled_at;
+    std::size_t rate_refusals_in_row = 0;
 
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
@@ -124,6 +137,15 @@ class RelayCore {
   };
 
   void OnRegister(Connection& conn, const relay::v1::Register& reg);
+  void OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request);
+  // Adds an admitted registrant to its mesh (taking the node_id over when
+  // the credentials match) and sends joined/peers/peer_joined.
+  void Join(Connection& conn, const relay::v1::Register& reg, std::string credential);
+  // auth_failed error, then close.
+  void RefuseAuth(Connection& conn, absl::string_view why);
+  // Takes a token from the connection's bucket; false (and answers or
+  // closes) when it is over its rate.
+  bool AdmitByRate(Connection& conn);
   void OnBroadcast(Connection& conn, const relay::v1::Broadcast& msg);
   void OnDirect(Connection& conn, const relay::v1::Direct& msg);
   void OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req);
@@ -156,6 +178,8 @@ class RelayCore {
   const CoreConfig config_;
   const Clock* const clock_;
   const absl::Time started_at_;
+  store::MemoryAuthStore memory_auth_store_;
+  MeshAuth auth_;
 
   ConnectionId next_connection_id_ = 1;
   absl::flat_hash_map<ConnectionId, std::unique_ptr<Connection>> connections_;

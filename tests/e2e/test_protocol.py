@@ -624,7 +624,8 @@ async def test_already_registered(relay):
 async def test_takeover_same_token(relay):
     mesh = unique_mesh()
     old = await connect_registered(relay, mesh, "laptop", ["llm"], token="secret")
-    other = await connect_registered(relay, mesh, "other")
+    # The first token binds the mesh: every member presents it.
+    other = await connect_registered(relay, mesh, "other", token="secret")
     assert (await old.expect("peer_joined"))["node_id"] == "other"
     new = await Client.connect(relay, mesh)
     joined, peers = await new.register("laptop", ["llm", "chat"], name="Laptop2", token="secret")
@@ -671,8 +672,12 @@ async def test_takeover_fails_held_requests_with_llm_peer_left(relay):
 
 @pytest.mark.parametrize("old_token,new_token", [("t1", "t2"), ("t1", None), (None, "t2")])
 async def test_node_id_in_use_with_different_token(relay, old_token, new_token):
+    # An open mesh (its first registrant sent no token), where tokens only
+    # tell connections apart on takeover; token-bound meshes: test_auth.py.
     mesh = unique_mesh()
+    opener = await connect_registered(relay, mesh, "opener")
     holder = await connect_registered(relay, mesh, "n", token=old_token)
+    await opener.expect("peer_joined")
     intruder = await Client.connect(relay, mesh)
     msg = {"type": "register", "node_id": "n", "capabilities": []}
     if new_token is not None:
@@ -686,8 +691,8 @@ async def test_node_id_in_use_with_different_token(relay, old_token, new_token):
     await holder.ping_barrier()
     # the intruder may register with another node_id
     joined, peers = await intruder.register("n-2")
-    assert joined["node_count"] == 2
-    assert [p["node_id"] for p in peers["peers"]] == ["n"]
+    assert joined["node_count"] == 3
+    assert [p["node_id"] for p in peers["peers"]] == ["opener", "n"]
     assert (await holder.recv())["node_id"] == "n-2"
 
 

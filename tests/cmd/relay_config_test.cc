@@ -1,0 +1,216 @@
+// Tests for cmd/relay/relay_config.cc: defaults, env vars, flags (which win),
+// --flag=value, and every way a setting can be refused.
+#include "cmd/relay/relay_config.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace relay {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const EnvLookup kNoEnv = Env({});
+
+RelayConfig MustLoad(const std::vector<std::string>& args, const EnvLookup& env = kNoEnv) {
+  absl::StatusOr<LoadedConfig> loaded = LoadRelayConfig(args, env);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  if (!loaded.ok()) return RelayConfig{};
+  EXPECT_FALSE(loaded->help);
+  return loaded->config;
+}
+
+absl::Status LoadError(const std::vector<std::string>& args, const EnvLookup& env = kNoEnv) {
+  absl::StatusOr<LoadedConfig> loaded = LoadRelayConfig(args, env);
+  EXPECT_FALSE(loaded.ok()) << "accepted";
+  return loaded.status();
+}
+
+TEST(RelayConfigTest, DefaultsMatchTheSpec) {
+  const RelayConfig config = MustLoad({});
+
+  EXPECT_EQ(config.gateway.host, "0.0.0.0");
+  EXPECT_EQ(config.gateway.port, 8765);
+  EXPECT_EQ(config.grpc_host, "127.0.0.1");
+  EXPECT_EQ(config.grpc_port, 50051);
+  EXPECT_EQ(config.log_level, log::Level::kInfo);
+  EXPECT_EQ(config.core.registration_timeout, absl::Seconds(30));
+  EXPECT_EQ(config.gateway.max_message_bytes, 1048576u);
+  EXPECT_EQ(config.gateway.keepalive_interval, absl::Seconds(30));
+}
+
+TEST(RelayConfigTest, EnvironmentSetsEverySetting) {
+  const RelayConfig config = MustLoad({}, Env({{"PORT", "9000"},
+                                               {"HOST", "127.0.0.2"},
+                                               {"GRPC_PORT", "9001"},
+                                               {"GRPC_HOST", "0.0.0.0"},
+                                               {"LOG_LEVEL", "debug"},
+                                               {"REGISTRATION_TIMEOUT_SECONDS", "5"},
+                                               {"MAX_MESSAGE_BYTES", "2048"},
+                                               {"KEEPALIVE_SECONDS", "0"}}));
+
+  EXPECT_EQ(config.gateway.port, 9000);
+  EXPECT_EQ(config.gateway.host, "127.0.0.2");
+  EXPECT_EQ(config.grpc_port, 9001);
+  EXPECT_EQ(config.grpc_host, "0.0.0.0");
+  EXPECT_EQ(config.log_level, log::Level::kDebug);
+  EXPECT_EQ(config.core.registration_timeout, absl::Seconds(5));
+  EXPECT_EQ(config.gateway.max_message_bytes, 2048u);
+  EXPECT_EQ(config.gateway.keepalive_interval, absl::ZeroDuration());
+}
+
+TEST(RelayConfigTest, FlagsSetEverySetting) {
+  const RelayConfig config =
+      MustLoad({"--port", "1", "--host", "::1", "--grpc-port", "2", "--grpc-host", "10.0.0.1",
+                "--log-level", "error", "--registration-timeout-seconds", "7",
+                "--max-message-bytes", "4096", "--keepalive-seconds", "15"});
+
+  EXPECT_EQ(config.gateway.port, 1);
+  EXPECT_EQ(config.gateway.host, "::1");
+  EXPECT_EQ(config.grpc_port, 2);
+  EXPECT_EQ(config.grpc_host, "10.0.0.1");
+  EXPECT_EQ(config.log_level, log::Level::kError);
+  EXPECT_EQ(config.core.registration_timeout, absl::Seconds(7));
+  EXPECT_EQ(config.gateway.max_message_bytes, 4096u);
+  EXPECT_EQ(config.gateway.keepalive_interval, absl::Seconds(15));
+}
+
+TEST(RelayConfigTest, FlagsWinOverEnvironment) {
+  const RelayConfig config = MustLoad({"--port", "7000", "--log-level", "warn"},
+                                      Env({{"PORT", "9000"}, {"LOG_LEVEL", "trace"},
+                                           {"GRPC_PORT", "9001"}}));
+
+  EXPECT_EQ(config.gateway.port, 7000);
+  EXPECT_EQ(config.log_level, log::Level::kWarn);
+  EXPECT_EQ(config.grpc_port, 9001);  // env still applies where no flag is given
+}
+
+TEST(RelayConfigTest, FlagEqualsValueForm) {
+  const RelayConfig config = MustLoad({"--port=0", "--log-level=off", "--grpc-host=::"});
+
+  EXPECT_EQ(config.gateway.port, 0);
+  EXPECT_EQ(config.log_level, log::Level::kOff);
+  EXPECT_EQ(config.grpc_host, "::");
+}
+
+TEST(RelayConfigTest, LastFlagWins) {
+  EXPECT_EQ(MustLoad({"--port", "1", "--port=2"}).gateway.port, 2);
+}
+
+TEST(RelayConfigTest, EveryLogLevelIsAccepted) {
+  const std::vector<std::pair<std::string, log::Level>> levels = {
+      {"trace", log::Level::kTrace}, {"debug", log::Level::kDebug}, {"info", log::Level::kInfo},
+      {"warn", log::Level::kWarn},   {"error", log::Level::kError}, {"off", log::Level::kOff}};
+  for (const auto& [name, level] : levels) {
+    EXPECT_EQ(MustLoad({"--log-level", name}).log_level, level) << name;
+  }
+}
+
+TEST(RelayConfigTest, UnknownFlagIsRefused) {
+  const absl::Status status = LoadError({"--portt", "1"});
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("portt"));
+}
+
+TEST(RelayConfigTest, PositionalArgumentIsRefused) {
+  EXPECT_EQ(LoadError({"serve"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadError({"-port", "1"}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, FlagWithoutValueIsRefused) {
+  const absl::Status status = LoadError({"--port"});
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("port"));
+}
+
+TEST(RelayConfigTest, BadNumbersAreRefusedNamingTheFlag) {
+  for (const char* bad : {"abc", "-1", "1.5", "", "12x", "0x10"}) {
+    const absl::Status status = LoadError({"--grpc-port", bad});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr("grpc-port")) << bad;
+  }
+  EXPECT_EQ(LoadError({"--registration-timeout-seconds", "soon"}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadError({"--max-message-bytes", "1MB"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadError({"--keepalive-seconds", "-5"}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, BadEnvironmentValueIsRefusedNamingTheVariable) {
+  const absl::Status status = LoadError({}, Env({{"PORT", "http"}}));
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("PORT"));
+}
+
+TEST(RelayConfigTest, PortOutOfRangeIsRefused) {
+  EXPECT_EQ(MustLoad({"--port", "65535"}).gateway.port, 65535);
+  EXPECT_EQ(LoadError({"--port", "65536"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadError({"--grpc-port", "70000"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadError({}, Env({{"GRPC_PORT", "99999999999"}})).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, BadLogLevelIsRefused) {
+  const absl::Status status = LoadError({"--log-level", "loud"});
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("log-level"));
+  EXPECT_EQ(LoadError({}, Env({{"LOG_LEVEL", "verbose"}})).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, ZeroRegistrationTimeoutIsRefused) {
+  EXPECT_EQ(LoadError({"--registration-timeout-seconds", "0"}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, TinyMaxMessageBytesIsRefused) {
+  EXPECT_EQ(LoadError({"--max-message-bytes", "10"}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, HelpIsReportedAndUsageListsEveryFlagWithItsVariable) {
+  absl::StatusOr<LoadedConfig> loaded = LoadRelayConfig({"--port", "1", "--help"}, kNoEnv);
+
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->help);
+  const std::string usage = RelayUsage();
+  for (const char* item :
+       {"--port", "PORT", "--host", "HOST", "--grpc-port", "GRPC_PORT", "--grpc-host",
+        "GRPC_HOST", "--log-level", "LOG_LEVEL", "--registration-timeout-seconds",
+        "REGISTRATION_TIMEOUT_SECONDS", "--max-message-bytes", "MAX_MESSAGE_BYTES",
+        "--keepalive-seconds", "KEEPALIVE_SECONDS", "--help"}) {
+    EXPECT_THAT(usage, HasSubstr(item));
+  }
+}
+
+TEST(RelayConfigTest, HelpWinsOverLaterBadFlags) {
+  absl::StatusOr<LoadedConfig> loaded = LoadRelayConfig({"--help", "--bogus"}, kNoEnv);
+
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->help);
+}
+
+TEST(RelayConfigTest, DescribeNamesTheEffectiveSettings) {
+  const std::string text = MustLoad({"--port", "1234", "--grpc-port", "4321"}).Describe();
+
+  EXPECT_THAT(text, HasSubstr("port=1234"));
+  EXPECT_THAT(text, HasSubstr("grpc_port=4321"));
+}
+
+}  // namespace
+}  // namespace relay

@@ -1,0 +1,49 @@
+// RecordingSink: a core::PeerSink that keeps every ServerEvent it is given
+// (the pointers themselves, so tests can check fan-out sharing) and every
+// Close reason, in call order.
+#ifndef RELAY_TESTS_CORE_RECORDING_SINK_H_
+#define RELAY_TESTS_CORE_RECORDING_SINK_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "relay/v1/relay.pb.h"
+#include "server/core/close_reason.h"
+#include "server/core/peer_sink.h"
+
+namespace relay::core::testing {
+
+class RecordingSink final : public PeerSink {
+ public:
+  void Send(const ServerEventPtr& event) override { events.push_back(event); }
+  void Close(CloseReason reason) override { closes.push_back(reason); }
+
+  // Events of one kind, in order.
+  std::vector<ServerEventPtr> OfCase(relay::v1::ServerEvent::EventCase c) const {
+    std::vector<ServerEventPtr> out;
+    for (const ServerEventPtr& e : events) {
+      if (e->event_case() == c) out.push_back(e);
+    }
+    return out;
+  }
+  // The error codes received, in order.
+  std::vector<std::string> ErrorCodes() const {
+    std::vector<std::string> out;
+    for (const ServerEventPtr& e : events) {
+      if (e->has_error()) out.push_back(e->error().code());
+    }
+    return out;
+  }
+  void Clear() {
+    events.clear();
+    closes.clear();
+  }
+
+  std::vector<ServerEventPtr> events;
+  std::vector<CloseReason> closes;
+};
+
+}  // namespace relay::core::testing
+
+#endif  // RELAY_TESTS_CORE_RECORDING_SINK_H_

@@ -1,0 +1,1060 @@
+// Tests for server/core/relay_core.cc: every routing rule of the spec,
+// driven through Connect/Handle/Disconnect with recording sinks and a fake
+// clock. No sockets, no JSON, no sleeps.
+#include "server/core/relay_core.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/fake_clock.h"
+#include "tests/core/recording_sink.h"
+
+namespace relay::core {
+namespace {
+
+using ::relay::core::testing::FakeClock;
+using ::relay::core::testing::RecordingSink;
+using ::relay::v1::ClientEvent;
+using ::relay::v1::ServerEvent;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::IsSupersetOf;
+
+struct Peer {
+  ConnectionId id = 0;
+  std::shared_ptr<RecordingSink> sink;
+};
+
+ClientEvent RegisterEvent(const std::string& mesh, const std::string& node,
+                          const std::vector<std::string>& caps = {},
+                          const std::string& token = "", const std::string& name = "") {
+  ClientEvent event;
+  relay::v1::Register* reg = event.mutable_register_();
+  reg->set_mesh_id(mesh);
+  reg->set_node_id(node);
+  reg->set_name(name);
+  for (const std::string& c : caps) reg->add_capabilities(c);
+  reg->set_token(token);
+  return event;
+}
+
+ClientEvent BroadcastEvent(const std::string& payload) {
+  ClientEvent event;
+  event.mutable_broadcast()->set_payload(payload);
+  return event;
+}
+
+ClientEvent DirectEvent(const std::string& target, const std::string& payload) {
+  ClientEvent event;
+  event.mutable_direct()->set_target(target);
+  event.mutable_direct()->set_payload(payload);
+  return event;
+}
+
+ClientEvent LlmRequestEvent(const std::string& request_id_json,
+                            const std::string& members = "\"prompt\":\"hi\"") {
+  ClientEvent event;
+  relay::v1::LlmRequest* req = event.mutable_llm_request();
+  req->set_kind(relay::v1::LLM_REQUEST_KIND_LLM);
+  req->set_request_id(request_id_json);
+  req->set_members(members);
+  return event;
+}
+
+ClientEvent LlmResponseEvent(const std::string& target, const std::string& request_id_json,
+                             const std::string& members = "\"response\":\"ok\"") {
+  ClientEvent event;
+  relay::v1::LlmResponse* resp = event.mutable_llm_response();
+  resp->set_target(target);
+  resp->set_request_id(request_id_json);
+  resp->set_members(members);
+  return event;
+}
+
+ClientEvent PingEvent() {
+  ClientEvent event;
+  event.mutable_ping();
+  return event;
+}
+
+ClientEvent CapabilitiesUpdateEvent(const std::vector<std::string>& caps) {
+  ClientEvent event;
+  auto* update = event.mutable_capabilities_update();
+  for (const std::string& c : caps) update->add_capabilities(c);
+  return event;
+}
+
+double EpochSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+std::uint64_t ErrorCount(const relay::v1::Stats& stats, const std::string& code) {
+  for (const auto& e : stats.errors()) {
+    if (e.code() == code) return e.count();
+  }
+  ADD_FAILURE() << "no error counter " << code;
+  return 0;
+}
+
+// Request ids of the llm_peer_left errors a sink received, in order.
+std::vector<std::string> LlmPeerLeftIds(const RecordingSink& sink) {
+  std::vector<std::string> out;
+  for (const ServerEventPtr& e : sink.events) {
+    if (e->has_error() && e->error().code() == "llm_peer_left") {
+      out.push_back(e->error().request_id());
+    }
+  }
+  return out;
+}
+
+class RelayCoreTest : public ::testing::Test {
+ protected:
+  void Reset(CoreConfig config) { core_ = std::make_unique<RelayCore>(config, &clock_); }
+
+  Peer Open(const std::string& remote = "10.0.0.1:4000") {
+    Peer peer;
+    peer.sink = std::make_shared<RecordingSink>();
+    peer.id = core_->Connect(ConnectionInfo{remote, "ws"}, peer.sink);
+    return peer;
+  }
+
+  // Opens a connection and registers it; the sink starts empty afterwards.
+  Peer Join(const std::string& mesh, const std::string& node,
+            const std::vector<std::string>& caps = {}, const std::string& token = "") {
+    Peer peer = Open();
+    core_->Handle(peer.id, RegisterEvent(mesh, node, caps, token));
+    EXPECT_FALSE(peer.sink->events.empty()) << node << " got nothing on register";
+    EXPECT_TRUE(peer.sink->events.front()->has_joined()) << node << " did not join";
+    peer.sink->Clear();
+    return peer;
+  }
+
+  void ClearAll(std::initializer_list<Peer*> peers) {
+    for (Peer* p : peers) p->sink->Clear();
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<RelayCore> core_ = std::make_unique<RelayCore>(CoreConfig{}, &clock_);
+};
+
+// --- register / join -------------------------------------------------------
+
+TEST_F(RelayCoreTest, FirstRegisterAnswersJoinedWithNodeCountOneThenEmptyPeers) {
+  Peer alice = Open();
+
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice"));
+
+  ASSERT_EQ(alice.sink->events.size(), 2u);
+  ASSERT_TRUE(alice.sink->events[0]->has_joined());
+  EXPECT_EQ(alice.sink->events[0]->joined().mesh_id(), "lobby");
+  EXPECT_EQ(alice.sink->events[0]->joined().node_count(), 1u);
+  ASSERT_TRUE(alice.sink->events[1]->has_peers());
+  EXPECT_EQ(alice.sink->events[1]->peers().peers_size(), 0);
+}
+
+TEST_F(RelayCoreTest, RegisterListsTheOtherPeersInJoinOrderWithJoinedAtFromTheClock) {
+  const absl::Time t0 = clock_.Now();
+  Join("lobby", "alice", {"llm"});
+  clock_.Advance(absl::Seconds(5));
+  Join("lobby", "bob", {"chat", "x"});
+  clock_.Advance(absl::Milliseconds(2500));
+  Peer carol = Open();
+
+  core_->Handle(carol.id, RegisterEvent("lobby", "carol", {}, "", "Carol C"));
+
+  ASSERT_EQ(carol.sink->events.size(), 2u);
+  ASSERT_TRUE(carol.sink->events[0]->has_joined());
+  EXPECT_EQ(carol.sink->events[0]->joined().node_count(), 3u);
+  ASSERT_TRUE(carol.sink->events[1]->has_peers());
+  const auto& peers = carol.sink->events[1]->peers().peers();
+  ASSERT_EQ(peers.size(), 2);
+  EXPECT_EQ(peers[0].node_id(), "alice");
+  EXPECT_EQ(peers[0].name(), "alice");
+  EXPECT_THAT(peers[0].capabilities(), ElementsAre("llm"));
+  EXPECT_DOUBLE_EQ(peers[0].joined_at(), EpochSeconds(t0));
+  EXPECT_EQ(peers[1].node_id(), "bob");
+  EXPECT_THAT(peers[1].capabilities(), ElementsAre("chat", "x"));
+  EXPECT_DOUBLE_EQ(peers[1].joined_at(), EpochSeconds(t0 + absl::Seconds(5)));
+}
+
+TEST_F(RelayCoreTest, RegisterAnnouncesPeerJoinedToEveryOtherPeerOnly) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  ClearAll({&alice, &bob});
+  Peer carol = Open();
+
+  core_->Handle(carol.id, RegisterEvent("lobby", "carol", {"llm"}, "", "Carol"));
+
+  for (Peer* p : {&alice, &bob}) {
+    ASSERT_EQ(p->sink->events.size(), 1u);
+    ASSERT_TRUE(p->sink->events[0]->has_peer_joined());
+    const relay::v1::PeerInfo& info = p->sink->events[0]->peer_joined().peer();
+    EXPECT_EQ(info.node_id(), "carol");
+    EXPECT_EQ(info.name(), "Carol");
+    EXPECT_THAT(info.capabilities(), ElementsAre("llm"));
+  }
+  EXPECT_THAT(carol.sink->OfCase(ServerEvent::kPeerJoined), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, JoinViaJoinRegistersLikeRegister) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Open();
+  ClientEvent join = RegisterEvent("lobby", "bob");
+  join.mutable_register_()->set_via_join(true);
+
+  core_->Handle(bob.id, join);
+
+  ASSERT_FALSE(bob.sink->events.empty());
+  ASSERT_TRUE(bob.sink->events[0]->has_joined());
+  EXPECT_EQ(bob.sink->events[0]->joined().node_count(), 2u);
+  ASSERT_EQ(alice.sink->OfCase(ServerEvent::kPeerJoined).size(), 1u);
+  EXPECT_EQ(core_->Health().peers, 2u);
+}
+
+TEST_F(RelayCoreTest, DefaultNameIsTheFirstEightCharactersOfNodeId) {
+  Peer alice = Join("lobby", "observer");
+  Peer bob = Open();
+
+  core_->Handle(bob.id, RegisterEvent("lobby", "abcdefghijkl"));
+  Peer carol = Open();
+  core_->Handle(carol.id, RegisterEvent("lobby", "abc"));
+
+  auto joined = alice.sink->OfCase(ServerEvent::kPeerJoined);
+  ASSERT_EQ(joined.size(), 2u);
+  EXPECT_EQ(joined[0]->peer_joined().peer().name(), "abcdefgh");
+  EXPECT_EQ(joined[1]->peer_joined().peer().name(), "abc");
+}
+
+TEST_F(RelayCoreTest, DefaultNameCountsUtf8CharactersNotBytes) {
+  Peer alice = Join("lobby", "observer");
+  Peer bob = Open();
+  // Nine two-byte characters, then a four-byte emoji node id.
+  core_->Handle(bob.id, RegisterEvent("lobby", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+                                               "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"));
+  Peer carol = Open();
+  core_->Handle(carol.id, RegisterEvent("lobby", "ab\xF0\x9F\x98\x80" "cdefgh"));
+
+  auto joined = alice.sink->OfCase(ServerEvent::kPeerJoined);
+  ASSERT_EQ(joined.size(), 2u);
+  EXPECT_EQ(joined[0]->peer_joined().peer().name(),
+            "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9");
+  EXPECT_EQ(joined[1]->peer_joined().peer().name(), "ab\xF0\x9F\x98\x80" "cdefg");
+}
+
+TEST_F(RelayCoreTest, ExplicitNameIsKept) {
+  Peer alice = Join("lobby", "observer");
+  Peer bob = Open();
+
+  core_->Handle(bob.id, RegisterEvent("lobby", "bob-node-123456", {}, "", "Bob's phone"));
+
+  auto joined = alice.sink->OfCase(ServerEvent::kPeerJoined);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_EQ(joined[0]->peer_joined().peer().name(), "Bob's phone");
+}
+
+TEST_F(RelayCoreTest, RegisterWithEmptyNodeIdAnswersBadMessageAndStaysUnregistered) {
+  Peer alice = Open();
+
+  core_->Handle(alice.id, RegisterEvent("lobby", ""));
+  core_->Handle(alice.id, PingEvent());
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("bad_message", "not_registered"));
+  EXPECT_EQ(core_->Health().meshes, 0u);
+  EXPECT_EQ(core_->Health().peers, 0u);
+}
+
+TEST_F(RelayCoreTest, RegisterWithNodeIdOf257BytesAnswersBadMessage) {
+  Peer alice = Open();
+
+  core_->Handle(alice.id, RegisterEvent("lobby", std::string(257, 'n')));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("bad_message"));
+  EXPECT_THAT(alice.sink->OfCase(ServerEvent::kJoined), IsEmpty());
+  EXPECT_EQ(core_->Health().meshes, 0u);
+}
+
+TEST_F(RelayCoreTest, RegisterWithNodeIdOf256BytesIsAccepted) {
+  Peer alice = Open();
+
+  core_->Handle(alice.id, RegisterEvent("lobby", std::string(256, 'n')));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), IsEmpty());
+  EXPECT_EQ(alice.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, RegisterWithTooManyCapabilitiesAnswersBadMessage) {
+  Peer alice = Open();
+  std::vector<std::string> caps;
+  for (int i = 0; i < 65; ++i) caps.push_back("c" + std::to_string(i));
+
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice", caps));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("bad_message"));
+  EXPECT_EQ(core_->Health().peers, 0u);
+
+  caps.pop_back();  // 64 is the limit
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice", caps));
+  EXPECT_EQ(alice.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, RegisterWithOverlongCapabilityAnswersBadMessage) {
+  Peer alice = Open();
+
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice", {std::string(129, 'c')}));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("bad_message"));
+  EXPECT_EQ(core_->Health().peers, 0u);
+}
+
+TEST_F(RelayCoreTest, RegisterTwiceAnswersAlreadyRegistered) {
+  Peer alice = Join("lobby", "alice");
+
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice2"));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("already_registered"));
+  EXPECT_EQ(core_->Health().peers, 1u);
+  auto mesh = core_->GetMesh("lobby");
+  ASSERT_TRUE(mesh.ok());
+  ASSERT_EQ(mesh->peers_size(), 1);
+  EXPECT_EQ(mesh->peers(0).node_id(), "alice");
+}
+
+// --- leaving ---------------------------------------------------------------
+
+TEST_F(RelayCoreTest, DisconnectAnnouncesPeerLeftToTheRemainingPeers) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer carol = Join("lobby", "carol");
+  ClearAll({&alice, &bob, &carol});
+
+  core_->Disconnect(bob.id, CloseReason::kClientClosed);
+
+  for (Peer* p : {&alice, &carol}) {
+    ASSERT_EQ(p->sink->events.size(), 1u);
+    ASSERT_TRUE(p->sink->events[0]->has_peer_left());
+    EXPECT_EQ(p->sink->events[0]->peer_left().node_id(), "bob");
+  }
+  EXPECT_THAT(bob.sink->events, IsEmpty());
+  EXPECT_EQ(core_->Health().peers, 2u);
+}
+
+TEST_F(RelayCoreTest, DisconnectOfTheLastPeerRemovesTheMesh) {
+  Peer alice = Join("lobby", "alice");
+  Join("other", "zed");
+  ASSERT_EQ(core_->Health().meshes, 2u);
+
+  core_->Disconnect(alice.id, CloseReason::kKeepaliveTimeout);
+
+  EXPECT_EQ(core_->Health().meshes, 1u);
+  const relay::v1::ListMeshesResponse list = core_->ListMeshes();
+  ASSERT_EQ(list.meshes_size(), 1);
+  EXPECT_EQ(list.meshes(0).mesh_id(), "other");
+  EXPECT_EQ(core_->GetMesh("lobby").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RelayCoreTest, DisconnectOfUnregisteredConnectionAnnouncesNothing) {
+  Peer alice = Join("lobby", "alice");
+  Peer lurker = Open();
+
+  core_->Disconnect(lurker.id, CloseReason::kClientClosed);
+
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+  EXPECT_EQ(core_->OpenConnections(), 1u);
+}
+
+TEST_F(RelayCoreTest, DisconnectOfUnknownIdIsIgnored) {
+  Peer alice = Join("lobby", "alice");
+
+  core_->Disconnect(alice.id + 1000, CloseReason::kClientClosed);
+  core_->Disconnect(alice.id, CloseReason::kClientClosed);
+  core_->Disconnect(alice.id, CloseReason::kClientClosed);
+
+  EXPECT_EQ(core_->OpenConnections(), 0u);
+  EXPECT_EQ(core_->Health().meshes, 0u);
+}
+
+// --- broadcast / direct ----------------------------------------------------
+
+TEST_F(RelayCoreTest, BroadcastReachesEveryOtherPeerButNeverTheSender) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer carol = Join("lobby", "carol");
+  ClearAll({&alice, &bob, &carol});
+
+  core_->Handle(alice.id, BroadcastEvent("{\"x\": [1, 2]}"));
+
+  for (Peer* p : {&bob, &carol}) {
+    ASSERT_EQ(p->sink->events.size(), 1u);
+    ASSERT_TRUE(p->sink->events[0]->has_message());
+    EXPECT_EQ(p->sink->events[0]->message().from(), "alice");
+    EXPECT_EQ(p->sink->events[0]->message().payload(), "{\"x\": [1, 2]}");
+  }
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, BroadcastAloneInTheMeshIsSilent) {
+  Peer alice = Join("lobby", "alice");
+
+  core_->Handle(alice.id, BroadcastEvent("null"));
+
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, FanOutGivesTheSameEventPointerToEveryRecipient) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer carol = Join("lobby", "carol");
+  ClearAll({&alice, &bob, &carol});
+
+  core_->Handle(alice.id, BroadcastEvent("1"));
+  Peer dave = Join("lobby", "dave");  // peer_joined fan-out
+  core_->Disconnect(dave.id, CloseReason::kClientClosed);  // peer_left fan-out
+
+  ASSERT_EQ(bob.sink->events.size(), 3u);
+  ASSERT_EQ(carol.sink->events.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(bob.sink->events[i].get(), carol.sink->events[i].get()) << "event " << i;
+  }
+  ASSERT_EQ(alice.sink->events.size(), 2u);
+  EXPECT_EQ(alice.sink->events[0].get(), bob.sink->events[1].get());
+  EXPECT_EQ(alice.sink->events[1].get(), bob.sink->events[2].get());
+}
+
+TEST_F(RelayCoreTest, DirectReachesOnlyTheTarget) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer carol = Join("lobby", "carol");
+  ClearAll({&alice, &bob, &carol});
+
+  core_->Handle(alice.id, DirectEvent("carol", "\"hi \\u00e9\""));
+
+  ASSERT_EQ(carol.sink->events.size(), 1u);
+  ASSERT_TRUE(carol.sink->events[0]->has_message());
+  EXPECT_EQ(carol.sink->events[0]->message().from(), "alice");
+  EXPECT_EQ(carol.sink->events[0]->message().payload(), "\"hi \\u00e9\"");
+  EXPECT_THAT(bob.sink->events, IsEmpty());
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, DirectToSelfDeliversToSelf) {
+  Peer alice = Join("lobby", "alice");
+
+  core_->Handle(alice.id, DirectEvent("alice", "42"));
+
+  ASSERT_EQ(alice.sink->events.size(), 1u);
+  ASSERT_TRUE(alice.sink->events[0]->has_message());
+  EXPECT_EQ(alice.sink->events[0]->message().from(), "alice");
+  EXPECT_EQ(alice.sink->events[0]->message().payload(), "42");
+}
+
+TEST_F(RelayCoreTest, DirectToUnknownTargetAnswersUnknownTarget) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  ClearAll({&alice, &bob});
+
+  core_->Handle(alice.id, DirectEvent("nobody", "1"));
+
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("unknown_target"));
+  ASSERT_EQ(alice.sink->events.size(), 1u);
+  EXPECT_TRUE(alice.sink->events[0]->error().request_id().empty());
+  EXPECT_THAT(bob.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, MeshesAreIsolated) {
+  Peer alice = Join("red", "alice");
+  Peer bob = Join("red", "bob");
+  Peer other_alice = Join("blue", "alice");  // same node_id, other mesh: fine
+  Peer carol = Join("blue", "carol");
+  ClearAll({&alice, &bob, &other_alice, &carol});
+
+  core_->Handle(alice.id, BroadcastEvent("1"));
+  core_->Handle(alice.id, DirectEvent("carol", "2"));
+
+  EXPECT_EQ(bob.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+  EXPECT_THAT(other_alice.sink->events, IsEmpty());
+  EXPECT_THAT(carol.sink->events, IsEmpty());
+  EXPECT_THAT(alice.sink->ErrorCodes(), ElementsAre("unknown_target"));
+  EXPECT_EQ(core_->Health().meshes, 2u);
+  EXPECT_EQ(core_->Health().peers, 4u);
+}
+
+// --- llm routing -----------------------------------------------------------
+
+TEST_F(RelayCoreTest, LlmRequestGoesToExactlyOneCapableOtherPeer) {
+  Peer asker = Join("lobby", "asker");
+  Peer plain = Join("lobby", "plain", {"chat"});
+  Peer model = Join("lobby", "model", {"chat", "llm"});
+  ClearAll({&asker, &plain, &model});
+
+  core_->Handle(asker.id, LlmRequestEvent("\"r1\"", "\"prompt\":\"hi\",\"model\":\"m\""));
+
+  ASSERT_EQ(model.sink->events.size(), 1u);
+  ASSERT_TRUE(model.sink->events[0]->has_llm_request());
+  const auto& delivery = model.sink->events[0]->llm_request();
+  EXPECT_EQ(delivery.from(), "asker");
+  EXPECT_EQ(delivery.request().request_id(), "\"r1\"");
+  EXPECT_EQ(delivery.request().members(), "\"prompt\":\"hi\",\"model\":\"m\"");
+  EXPECT_EQ(delivery.request().kind(), relay::v1::LLM_REQUEST_KIND_LLM);
+  EXPECT_THAT(plain.sink->events, IsEmpty());
+  EXPECT_THAT(asker.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, LlmRequestNeverGoesToTheRequesterEvenIfCapable) {
+  Peer asker = Join("lobby", "asker", {"llm"});
+  Peer plain = Join("lobby", "plain");
+  ClearAll({&asker, &plain});
+
+  core_->Handle(asker.id, LlmRequestEvent("7"));
+
+  EXPECT_THAT(asker.sink->OfCase(ServerEvent::kLlmRequest), IsEmpty());
+  ASSERT_EQ(asker.sink->events.size(), 1u);
+  ASSERT_TRUE(asker.sink->events[0]->has_error());
+  EXPECT_EQ(asker.sink->events[0]->error().code(), "no_llm_peer");
+  EXPECT_EQ(asker.sink->events[0]->error().request_id(), "7");
+  EXPECT_THAT(plain.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, LlmRequestWithNoCapablePeerAnswersNoLlmPeerWithRequestId) {
+  Peer asker = Join("lobby", "asker");
+
+  core_->Handle(asker.id, LlmRequestEvent("\"abc\""));
+
+  ASSERT_EQ(asker.sink->events.size(), 1u);
+  ASSERT_TRUE(asker.sink->events[0]->has_error());
+  EXPECT_EQ(asker.sink->events[0]->error().code(), "no_llm_peer");
+  EXPECT_EQ(asker.sink->events[0]->error().request_id(), "\"abc\"");
+}
+
+TEST_F(RelayCoreTest, LlmRequestGoesToThePeerHoldingFewestOutstandingRequests) {
+  Peer asker = Join("lobby", "asker");
+  Peer x = Join("lobby", "x", {"llm"});
+  Peer y = Join("lobby", "y", {"llm"});
+
+  core_->Handle(asker.id, LlmRequestEvent("1"));  // x (tie, first in join order)
+  core_->Handle(asker.id, LlmRequestEvent("2"));  // y (x holds 1)
+  core_->Handle(y.id, LlmResponseEvent("asker", "2"));  // y holds 0 again
+  core_->Handle(asker.id, LlmRequestEvent("3"));  // y: fewer than x, though x's turn
+  core_->Handle(asker.id, LlmRequestEvent("4"));  // tie 1-1: round robin -> x
+
+  auto x_got = x.sink->OfCase(ServerEvent::kLlmRequest);
+  auto y_got = y.sink->OfCase(ServerEvent::kLlmRequest);
+  ASSERT_EQ(x_got.size(), 2u);
+  ASSERT_EQ(y_got.size(), 2u);
+  EXPECT_EQ(x_got[0]->llm_request().request().request_id(), "1");
+  EXPECT_EQ(y_got[0]->llm_request().request().request_id(), "2");
+  EXPECT_EQ(y_got[1]->llm_request().request().request_id(), "3");
+  EXPECT_EQ(x_got[1]->llm_request().request().request_id(), "4");
+}
+
+TEST_F(RelayCoreTest, LlmRequestTiesAreBrokenRoundRobinInJoinOrder) {
+  Peer asker = Join("lobby", "asker");
+  Peer x = Join("lobby", "x", {"llm"});
+  Peer plain = Join("lobby", "plain");
+  Peer y = Join("lobby", "y", {"llm"});
+  Peer z = Join("lobby", "z", {"llm"});
+  std::vector<std::string> order;
+
+  // Every responder answers at once, so all are always tied at zero.
+  for (int i = 0; i < 7; ++i) {
+    const std::string rid = std::to_string(i);
+    core_->Handle(asker.id, LlmRequestEvent(rid));
+    for (Peer* p : {&x, &y, &z}) {
+      auto got = p->sink->OfCase(ServerEvent::kLlmRequest);
+      if (!got.empty() && got.back()->llm_request().request().request_id() == rid) {
+        order.push_back(p == &x ? "x" : p == &y ? "y" : "z");
+        core_->Handle(p->id, LlmResponseEvent("asker", rid));
+      }
+    }
+  }
+
+  EXPECT_THAT(order, ElementsAre("x", "y", "z", "x", "y", "z", "x"));
+  EXPECT_THAT(plain.sink->OfCase(ServerEvent::kLlmRequest), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, ChatRequestKeepsItsKind) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  ClientEvent chat = LlmRequestEvent("\"c\"");
+  chat.mutable_llm_request()->set_kind(relay::v1::LLM_REQUEST_KIND_CHAT);
+
+  core_->Handle(asker.id, chat);
+
+  auto got = model.sink->OfCase(ServerEvent::kLlmRequest);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->llm_request().request().kind(), relay::v1::LLM_REQUEST_KIND_CHAT);
+}
+
+TEST_F(RelayCoreTest, LlmResponseIsDeliveredToTheTargetWithFromAndSettlesTheRequest) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  Peer bystander = Join("lobby", "bystander");
+  core_->Handle(asker.id, LlmRequestEvent("\"q\""));
+  ClearAll({&asker, &model, &bystander});
+
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"q\"", "\"response\":\"42\",\"x\":1"));
+
+  ASSERT_EQ(asker.sink->events.size(), 1u);
+  ASSERT_TRUE(asker.sink->events[0]->has_llm_response());
+  const auto& delivery = asker.sink->events[0]->llm_response();
+  EXPECT_EQ(delivery.from(), "model");
+  EXPECT_EQ(delivery.response().request_id(), "\"q\"");
+  EXPECT_EQ(delivery.response().members(), "\"response\":\"42\",\"x\":1");
+  EXPECT_THAT(bystander.sink->events, IsEmpty());
+
+  // Settled: the responder leaving no longer fails the request.
+  core_->Disconnect(model.id, CloseReason::kClientClosed);
+  EXPECT_THAT(LlmPeerLeftIds(*asker.sink), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, LlmResponseToUnknownTargetAnswersUnknownTargetWithRequestId) {
+  Peer model = Join("lobby", "model", {"llm"});
+
+  core_->Handle(model.id, LlmResponseEvent("gone", "\"q9\""));
+
+  ASSERT_EQ(model.sink->events.size(), 1u);
+  ASSERT_TRUE(model.sink->events[0]->has_error());
+  EXPECT_EQ(model.sink->events[0]->error().code(), "unknown_target");
+  EXPECT_EQ(model.sink->events[0]->error().request_id(), "\"q9\"");
+}
+
+TEST_F(RelayCoreTest, ResponderLeavingSendsLlmPeerLeftToEachRequesterOldestFirst) {
+  Peer r1 = Join("lobby", "r1");
+  Peer r2 = Join("lobby", "r2");
+  Peer model = Join("lobby", "model", {"llm"});
+  core_->Handle(r1.id, LlmRequestEvent("\"a\""));
+  core_->Handle(r2.id, LlmRequestEvent("\"b\""));
+  core_->Handle(r1.id, LlmRequestEvent("\"c\""));
+  core_->Handle(r1.id, LlmRequestEvent("\"d\""));
+  core_->Handle(model.id, LlmResponseEvent("r1", "\"c\""));  // settled: not reported
+  ClearAll({&r1, &r2});
+
+  core_->Disconnect(model.id, CloseReason::kTransportError);
+
+  EXPECT_THAT(LlmPeerLeftIds(*r1.sink), ElementsAre("\"a\"", "\"d\""));
+  EXPECT_THAT(LlmPeerLeftIds(*r2.sink), ElementsAre("\"b\""));
+  EXPECT_EQ(r1.sink->OfCase(ServerEvent::kPeerLeft).size(), 1u);
+  EXPECT_EQ(r2.sink->OfCase(ServerEvent::kPeerLeft).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, RequestsPastTheOutstandingLimitAnswerTooManyRequests) {
+  CoreConfig config;
+  config.max_outstanding_llm_requests_per_peer = 2;
+  Reset(config);
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  asker.sink->Clear();
+
+  core_->Handle(asker.id, LlmRequestEvent("1"));
+  core_->Handle(asker.id, LlmRequestEvent("2"));
+  core_->Handle(asker.id, LlmRequestEvent("3"));
+
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 2u);
+  ASSERT_EQ(asker.sink->events.size(), 1u);
+  ASSERT_TRUE(asker.sink->events[0]->has_error());
+  EXPECT_EQ(asker.sink->events[0]->error().code(), "too_many_requests");
+  EXPECT_EQ(asker.sink->events[0]->error().request_id(), "3");
+
+  // One answer frees a slot.
+  core_->Handle(model.id, LlmResponseEvent("asker", "1"));
+  asker.sink->Clear();
+  core_->Handle(asker.id, LlmRequestEvent("4"));
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 3u);
+  EXPECT_THAT(asker.sink->ErrorCodes(), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, OutstandingLimitCountsPerRequester) {
+  CoreConfig config;
+  config.max_outstanding_llm_requests_per_peer = 1;
+  Reset(config);
+  Peer r1 = Join("lobby", "r1");
+  Peer r2 = Join("lobby", "r2");
+  Peer model = Join("lobby", "model", {"llm"});
+
+  core_->Handle(r1.id, LlmRequestEvent("1"));
+  core_->Handle(r2.id, LlmRequestEvent("1"));
+
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 2u);
+  EXPECT_THAT(r1.sink->ErrorCodes(), IsEmpty());
+  EXPECT_THAT(r2.sink->ErrorCodes(), IsEmpty());
+}
+
+// --- capabilities_update ---------------------------------------------------
+
+TEST_F(RelayCoreTest, CapabilitiesUpdateAnnouncesPeerUpdatedAndTheNextRoutingUsesIt) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model");
+  core_->Handle(asker.id, LlmRequestEvent("1"));
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
+  ClearAll({&asker, &model});
+
+  core_->Handle(model.id, CapabilitiesUpdateEvent({"llm", "vision"}));
+  core_->Handle(asker.id, LlmRequestEvent("2"));
+
+  auto updated = asker.sink->OfCase(ServerEvent::kPeerUpdated);
+  ASSERT_EQ(updated.size(), 1u);
+  EXPECT_EQ(updated[0]->peer_updated().node_id(), "model");
+  EXPECT_THAT(updated[0]->peer_updated().capabilities(), ElementsAre("llm", "vision"));
+  EXPECT_THAT(model.sink->OfCase(ServerEvent::kPeerUpdated), IsEmpty());
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
+  EXPECT_THAT(asker.sink->ErrorCodes(), IsEmpty());
+
+  // Dropping "llm" takes it out of the very next decision too.
+  core_->Handle(model.id, CapabilitiesUpdateEvent({}));
+  core_->Handle(asker.id, LlmRequestEvent("3"));
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
+  auto mesh = core_->GetMesh("lobby");
+  ASSERT_TRUE(mesh.ok());
+  EXPECT_THAT(mesh->peers(1).capabilities(), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, CapabilitiesUpdateWithTooManyAnswersBadMessageAndKeepsTheOld) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  std::vector<std::string> caps(65, "x");
+
+  core_->Handle(model.id, CapabilitiesUpdateEvent(caps));
+
+  EXPECT_THAT(model.sink->ErrorCodes(), ElementsAre("bad_message"));
+  EXPECT_THAT(asker.sink->OfCase(ServerEvent::kPeerUpdated), IsEmpty());
+  core_->Handle(asker.id, LlmRequestEvent("1"));
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
+}
+
+// --- ping ------------------------------------------------------------------
+
+TEST_F(RelayCoreTest, PingAnswersPongWithTheClockTime) {
+  Peer alice = Join("lobby", "alice");
+  clock_.Advance(absl::Milliseconds(1234));
+
+  core_->Handle(alice.id, PingEvent());
+
+  ASSERT_EQ(alice.sink->events.size(), 1u);
+  ASSERT_TRUE(alice.sink->events[0]->has_pong());
+  EXPECT_DOUBLE_EQ(alice.sink->events[0]->pong().timestamp(), EpochSeconds(clock_.Now()));
+  EXPECT_DOUBLE_EQ(alice.sink->events[0]->pong().timestamp(), 1'700'000'001.484);
+}
+
+// --- before register -------------------------------------------------------
+
+TEST_F(RelayCoreTest, EveryEventBeforeRegisterAnswersNotRegisteredAndRelaysNothing) {
+  Peer alice = Join("lobby", "alice", {"llm"});
+  Peer lurker = Open();
+
+  core_->Handle(lurker.id, BroadcastEvent("1"));
+  core_->Handle(lurker.id, DirectEvent("alice", "2"));
+  core_->Handle(lurker.id, PingEvent());
+  core_->Handle(lurker.id, CapabilitiesUpdateEvent({"llm"}));
+  core_->Handle(lurker.id, LlmRequestEvent("\"req\""));
+  core_->Handle(lurker.id, LlmResponseEvent("alice", "17"));
+
+  ASSERT_EQ(lurker.sink->events.size(), 6u);
+  for (const ServerEventPtr& e : lurker.sink->events) {
+    ASSERT_TRUE(e->has_error());
+    EXPECT_EQ(e->error().code(), "not_registered");
+  }
+  EXPECT_TRUE(lurker.sink->events[0]->error().request_id().empty());
+  EXPECT_EQ(lurker.sink->events[4]->error().request_id(), "\"req\"");
+  EXPECT_EQ(lurker.sink->events[5]->error().request_id(), "17");
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+}
+
+// --- takeover --------------------------------------------------------------
+
+TEST_F(RelayCoreTest, SameNodeIdWithSameTokenTakesOver) {
+  Peer asker = Join("lobby", "asker");
+  Peer old_model = Join("lobby", "model", {"llm"}, "secret");
+  core_->Handle(asker.id, LlmRequestEvent("\"held\""));
+  ClearAll({&asker, &old_model});
+  Peer new_model = Open();
+
+  core_->Handle(new_model.id, RegisterEvent("lobby", "model", {"llm"}, "secret"));
+
+  EXPECT_THAT(old_model.sink->closes, ElementsAre(CloseReason::kReplaced));
+  EXPECT_THAT(old_model.sink->events, IsEmpty());
+  ASSERT_GE(new_model.sink->events.size(), 2u);
+  ASSERT_TRUE(new_model.sink->events[0]->has_joined());
+  EXPECT_EQ(new_model.sink->events[0]->joined().node_count(), 2u);
+  ASSERT_TRUE(new_model.sink->events[1]->has_peers());
+  ASSERT_EQ(new_model.sink->events[1]->peers().peers_size(), 1);
+  EXPECT_EQ(new_model.sink->events[1]->peers().peers(0).node_id(), "asker");
+
+  EXPECT_THAT(LlmPeerLeftIds(*asker.sink), ElementsAre("\"held\""));
+  EXPECT_THAT(asker.sink->OfCase(ServerEvent::kPeerLeft), IsEmpty());
+  auto joined = asker.sink->OfCase(ServerEvent::kPeerJoined);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_EQ(joined[0]->peer_joined().peer().node_id(), "model");
+
+  // The transport later reports the old socket's end: still no peer_left.
+  core_->Disconnect(old_model.id, CloseReason::kReplaced);
+  EXPECT_THAT(asker.sink->OfCase(ServerEvent::kPeerLeft), IsEmpty());
+  EXPECT_EQ(core_->Health().peers, 2u);
+
+  // The new connection is the one that receives traffic now.
+  asker.sink->Clear();
+  core_->Handle(asker.id, DirectEvent("model", "1"));
+  EXPECT_EQ(new_model.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+  EXPECT_THAT(old_model.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, TakeoverWithoutTokensOnEitherSideIsAllowed) {
+  Peer old_alice = Join("lobby", "alice");
+  Peer new_alice = Open();
+
+  core_->Handle(new_alice.id, RegisterEvent("lobby", "alice"));
+
+  EXPECT_THAT(old_alice.sink->closes, ElementsAre(CloseReason::kReplaced));
+  ASSERT_FALSE(new_alice.sink->events.empty());
+  ASSERT_TRUE(new_alice.sink->events[0]->has_joined());
+  EXPECT_EQ(new_alice.sink->events[0]->joined().node_count(), 1u);
+  EXPECT_EQ(core_->Health().meshes, 1u);
+  EXPECT_EQ(core_->Health().peers, 1u);
+
+  core_->Disconnect(old_alice.id, CloseReason::kReplaced);
+  EXPECT_EQ(core_->Health().meshes, 1u);
+  EXPECT_EQ(core_->Health().peers, 1u);
+}
+
+TEST_F(RelayCoreTest, SameNodeIdWithAnotherTokenAnswersNodeIdInUseAndTheFirstKeepsWorking) {
+  // An open mesh (its first registrant sent no token): tokens then only
+  // tell connections apart on takeover.
+  Peer bob = Join("lobby", "bob");
+  Peer first = Join("lobby", "alice", {}, "token-a");
+  ClearAll({&first, &bob});
+  Peer intruder = Open();
+
+  core_->Handle(intruder.id, RegisterEvent("lobby", "alice", {}, "token-b"));
+
+  EXPECT_THAT(intruder.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(intruder.sink->closes, IsEmpty());
+  EXPECT_THAT(first.sink->closes, IsEmpty());
+  EXPECT_THAT(bob.sink->events, IsEmpty());
+  core_->Handle(bob.id, DirectEvent("alice", "1"));
+  EXPECT_EQ(first.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+
+  // The newcomer stays unregistered and may pick another node_id.
+  intruder.sink->Clear();
+  core_->Handle(intruder.id, PingEvent());
+  EXPECT_THAT(intruder.sink->ErrorCodes(), ElementsAre("not_registered"));
+  core_->Handle(intruder.id, RegisterEvent("lobby", "alice2", {}, "token-b"));
+  EXPECT_EQ(intruder.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, FirstTokenBindsTheMeshAndAnotherTokenIsRefusedAndClosed) {
+  Peer owner = Join("family", "mac", {}, "secret");
+  ClearAll({&owner});
+  Peer stranger = Open();
+
+  core_->Handle(stranger.id, RegisterEvent("family", "phone", {}, "guess"));
+
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("auth_failed"));
+  EXPECT_THAT(stranger.sink->closes, ElementsAre(CloseReason::kAuthFailed));
+  EXPECT_THAT(owner.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, TokenAgainstNoTokenAnswersNodeIdInUse) {
+  Join("lobby", "alice");
+  Peer intruder = Open();
+
+  core_->Handle(intruder.id, RegisterEvent("lobby", "alice", {}, "t"));
+
+  EXPECT_THAT(intruder.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+}
+
+// --- timeouts and shutdown -------------------------------------------------
+
+TEST_F(RelayCoreTest, RegistrationTimeoutClosesOnlyUnregisteredSocketsAndOnlyAfterTheTimeout) {
+  Peer lurker = Open();
+  Peer alice = Join("lobby", "alice");
+
+  clock_.Advance(absl::Seconds(30) - absl::Milliseconds(1));
+  core_->ExpireUnregistered();
+  EXPECT_THAT(lurker.sink->closes, IsEmpty());
+
+  clock_.Advance(absl::Milliseconds(1));
+  core_->ExpireUnregistered();
+  EXPECT_THAT(lurker.sink->closes, ElementsAre(CloseReason::kRegistrationTimeout));
+  EXPECT_THAT(alice.sink->closes, IsEmpty());
+
+  // Asked once only, and a closing socket gets nothing more.
+  clock_.Advance(absl::Seconds(5));
+  core_->ExpireUnregistered();
+  EXPECT_EQ(lurker.sink->closes.size(), 1u);
+  core_->Handle(lurker.id, PingEvent());
+  EXPECT_THAT(lurker.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, RegistrationTimeoutFollowsTheConfig) {
+  CoreConfig config;
+  config.registration_timeout = absl::Seconds(2);
+  Reset(config);
+  Peer lurker = Open();
+
+  clock_.Advance(absl::Seconds(1));
+  core_->ExpireUnregistered();
+  EXPECT_THAT(lurker.sink->closes, IsEmpty());
+  clock_.Advance(absl::Seconds(1));
+  core_->ExpireUnregistered();
+  EXPECT_THAT(lurker.sink->closes, ElementsAre(CloseReason::kRegistrationTimeout));
+}
+
+TEST_F(RelayCoreTest, CloseAllAsksEveryConnectionToCloseOnce) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("other", "bob");
+  Peer lurker = Open();
+
+  core_->CloseAll(CloseReason::kServerShutdown);
+  core_->CloseAll(CloseReason::kServerShutdown);
+
+  for (Peer* p : {&alice, &bob, &lurker}) {
+    EXPECT_THAT(p->sink->closes, ElementsAre(CloseReason::kServerShutdown));
+  }
+}
+
+// --- counters and admin views ---------------------------------------------
+
+TEST_F(RelayCoreTest, MessagesRelayedCountsOnlyUserTrafficDeliveries) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer model = Join("lobby", "model", {"llm"});
+  core_->Handle(alice.id, PingEvent());
+  core_->Handle(alice.id, CapabilitiesUpdateEvent({"x"}));
+  core_->Handle(alice.id, DirectEvent("nobody", "1"));
+  ASSERT_EQ(core_->GetStats().messages_relayed(), 0u);
+
+  core_->Handle(alice.id, BroadcastEvent("1"));                // 2 deliveries
+  core_->Handle(alice.id, DirectEvent("bob", "2"));            // 1
+  core_->Handle(alice.id, LlmRequestEvent("3"));               // 1
+  core_->Handle(model.id, LlmResponseEvent("alice", "3"));     // 1
+
+  const relay::v1::Stats stats = core_->GetStats();
+  EXPECT_EQ(stats.messages_relayed(), 5u);
+  EXPECT_EQ(stats.llm_requests(), 1u);
+  EXPECT_EQ(stats.messages_received(), 3u + 7u);  // 3 registers + 7 events
+  const relay::v1::ListMeshesResponse list = core_->ListMeshes();
+  ASSERT_EQ(list.meshes_size(), 1);
+  EXPECT_EQ(list.meshes(0).messages_relayed(), 5u);
+}
+
+TEST_F(RelayCoreTest, StatsCountErrorsByCodeAndListEveryCode) {
+  Peer alice = Join("lobby", "alice");
+  Peer lurker = Open();
+  core_->Handle(lurker.id, PingEvent());
+  core_->Handle(lurker.id, PingEvent());
+  core_->Handle(alice.id, DirectEvent("nobody", "1"));
+  core_->Handle(alice.id, LlmRequestEvent("1"));
+  core_->RejectUndecodable(alice.id, ErrorCode::kBadJson, "not json");
+
+  const relay::v1::Stats stats = core_->GetStats();
+
+  std::vector<std::string> codes;
+  for (const auto& e : stats.errors()) codes.push_back(e.code());
+  EXPECT_THAT(codes, IsSupersetOf({"bad_json", "bad_message", "unknown_type", "not_registered",
+                                   "already_registered", "node_id_in_use", "unknown_target",
+                                   "no_llm_peer", "llm_peer_left", "too_many_requests"}));
+  EXPECT_EQ(ErrorCount(stats, "not_registered"), 2u);
+  EXPECT_EQ(ErrorCount(stats, "unknown_target"), 1u);
+  EXPECT_EQ(ErrorCount(stats, "no_llm_peer"), 1u);
+  EXPECT_EQ(ErrorCount(stats, "bad_json"), 1u);
+  EXPECT_EQ(ErrorCount(stats, "bad_message"), 0u);
+}
+
+TEST_F(RelayCoreTest, StatsCountConnectionsSocketsPeersAndUptime) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer lurker = Open();
+  core_->Disconnect(bob.id, CloseReason::kClientClosed);
+  clock_.Advance(absl::Seconds(90));
+
+  const relay::v1::Stats stats = core_->GetStats();
+
+  EXPECT_EQ(stats.total_connections(), 3u);
+  EXPECT_EQ(stats.open_sockets(), 2u);
+  EXPECT_EQ(stats.registered_peers(), 1u);
+  EXPECT_EQ(stats.active_meshes(), 1u);
+  EXPECT_DOUBLE_EQ(stats.uptime_seconds(), 90.0);
+}
+
+TEST_F(RelayCoreTest, RejectUndecodableAnswersTheErrorWithRequestId) {
+  Peer lurker = Open();
+
+  core_->RejectUndecodable(lurker.id, ErrorCode::kBadMessage, "bad target", "\"r\"");
+
+  ASSERT_EQ(lurker.sink->events.size(), 1u);
+  ASSERT_TRUE(lurker.sink->events[0]->has_error());
+  EXPECT_EQ(lurker.sink->events[0]->error().code(), "bad_message");
+  EXPECT_EQ(lurker.sink->events[0]->error().message(), "bad target");
+  EXPECT_EQ(lurker.sink->events[0]->error().request_id(), "\"r\"");
+  EXPECT_EQ(ErrorCount(core_->GetStats(), "bad_message"), 1u);
+}
+
+TEST_F(RelayCoreTest, HealthCountsMeshesAndRegisteredPeers) {
+  EXPECT_EQ(core_->Health().meshes, 0u);
+  Join("a", "1");
+  Join("a", "2");
+  Join("b", "1");
+  Open();
+
+  EXPECT_EQ(core_->Health().meshes, 2u);
+  EXPECT_EQ(core_->Health().peers, 3u);
+  EXPECT_EQ(core_->OpenConnections(), 4u);
+}
+
+TEST_F(RelayCoreTest, ListMeshesIsSortedWithPeerCountAndCreatedAt) {
+  const absl::Time t0 = clock_.Now();
+  Join("zeta", "1");
+  clock_.Advance(absl::Seconds(3));
+  Join("alpha", "1");
+  Join("alpha", "2");
+
+  const relay::v1::ListMeshesResponse list = core_->ListMeshes();
+
+  ASSERT_EQ(list.meshes_size(), 2);
+  EXPECT_EQ(list.meshes(0).mesh_id(), "alpha");
+  EXPECT_EQ(list.meshes(0).peer_count(), 2u);
+  EXPECT_DOUBLE_EQ(list.meshes(0).created_at(), EpochSeconds(t0 + absl::Seconds(3)));
+  EXPECT_EQ(list.meshes(1).mesh_id(), "zeta");
+  EXPECT_EQ(list.meshes(1).peer_count(), 1u);
+  EXPECT_DOUBLE_EQ(list.meshes(1).created_at(), EpochSeconds(t0));
+}
+
+TEST_F(RelayCoreTest, GetMeshDescribesEveryPeerInJoinOrder) {
+  const absl::Time t0 = clock_.Now();
+  Peer alice = Open("192.0.2.1:5000");
+  core_->Handle(alice.id, RegisterEvent("lobby", "alice", {"llm", "chat"}, "", "Alice"));
+  clock_.Advance(absl::Seconds(1));
+  Peer bob = Open("192.0.2.2:6000");
+  core_->Handle(bob.id, RegisterEvent("lobby", "bob"));
+  core_->Handle(alice.id, BroadcastEvent("1"));
+
+  absl::StatusOr<relay::v1::GetMeshResponse> mesh = core_->GetMesh("lobby");
+
+  ASSERT_TRUE(mesh.ok()) << mesh.status();
+  EXPECT_EQ(mesh->mesh().mesh_id(), "lobby");
+  EXPECT_EQ(mesh->mesh().peer_count(), 2u);
+  EXPECT_EQ(mesh->mesh().messages_relayed(), 1u);
+  ASSERT_EQ(mesh->peers_size(), 2);
+  const relay::v1::PeerDetail& a = mesh->peers(0);
+  EXPECT_EQ(a.node_id(), "alice");
+  EXPECT_EQ(a.name(), "Alice");
+  EXPECT_THAT(a.capabilities(), ElementsAre("llm", "chat"));
+  EXPECT_DOUBLE_EQ(a.joined_at(), EpochSeconds(t0));
+  EXPECT_EQ(a.remote_address(), "192.0.2.1:5000");
+  EXPECT_EQ(a.transport(), "ws");
+  EXPECT_EQ(a.messages_in(), 2u);
+  EXPECT_EQ(mesh->peers(1).node_id(), "bob");
+  EXPECT_EQ(mesh->peers(1).remote_address(), "192.0.2.2:6000");
+  EXPECT_DOUBLE_EQ(mesh->peers(1).joined_at(), EpochSeconds(t0 + absl::Seconds(1)));
+}
+
+TEST_F(RelayCoreTest, GetMeshOfUnknownMeshIsNotFound) {
+  Join("lobby", "alice");
+
+  EXPECT_EQ(core_->GetMesh("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(core_->GetMesh("lobby").ok());
+}
+
+}  // namespace
+}  // namespace relay::core

@@ -1,0 +1,186 @@
+// Tests for gateway/http/http_routes.cc over a real RelayCore: GET /,
+// /health and /stats bodies, and the 404 / 405 / 426 answers.
+#include "gateway/http/http_routes.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gateway/json/json_object.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/clock.h"
+#include "server/core/peer_sink.h"
+
+namespace relay::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+
+class StepClock final : public core::Clock {
+ public:
+  absl::Time Now() const override { return now; }
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+};
+
+class NullSink final : public core::PeerSink {
+ public:
+  void Send(const core::ServerEventPtr&) override {}
+  void Close(core::CloseReason) override {}
+};
+
+json::Object Parse(const std::string& body) {
+  json::Object obj;
+  json::ParseError error;
+  EXPECT_TRUE(json::ParseObject(body, 64, &obj, &error)) << body << ": " << error.message;
+  return obj;
+}
+
+std::string Raw(const json::Object& obj, const std::string& key) {
+  const json::Member* m = obj.Find(key);
+  return m == nullptr ? "<missing>" : std::string(m->raw_value);
+}
+
+class HttpRoutesTest : public ::testing::Test {
+ protected:
+  core::ConnectionId Join(const std::string& mesh, const std::string& node) {
+    core::ConnectionId id =
+        core_.Connect(core::ConnectionInfo{"127.0.0.1:1", "ws"}, std::make_shared<NullSink>());
+    relay::v1::ClientEvent event;
+    event.mutable_register_()->set_mesh_id(mesh);
+    event.mutable_register_()->set_node_id(node);
+    core_.Handle(id, event);
+    return id;
+  }
+
+  StepClock clock_;
+  core::RelayCore core_{core::CoreConfig{}, &clock_};
+};
+
+TEST_F(HttpRoutesTest, RootDescribesTheService) {
+  const HttpResponse response = RouteHttp("GET", "/", core_);
+
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.body,
+            std::string("{\"service\":\"atmosphere-relay\",\"version\":\"") + RELAY_VERSION +
+                "\",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\","
+                "\"stats\":\"/stats\",\"relay\":\"/relay/{mesh_id}\"}}");
+  Parse(response.body);
+}
+
+TEST_F(HttpRoutesTest, HealthCountsMeshesAndRegisteredPeers) {
+  EXPECT_EQ(RouteHttp("GET", "/health", core_).body,
+            R"({"status":"ok","meshes":0,"connections":0})");
+  Join("a", "1");
+  Join("a", "2");
+  Join("b", "1");
+  core_.Connect(core::ConnectionInfo{"127.0.0.1:2", "ws"}, std::make_shared<NullSink>());
+
+  const HttpResponse response = RouteHttp("GET", "/health", core_);
+
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.body, R"({"status":"ok","meshes":2,"connections":3})");
+}
+
+TEST_F(HttpRoutesTest, QueryStringIsIgnored) {
+  EXPECT_EQ(RouteHttp("GET", "/health?verbose=1", core_).status, 200);
+  EXPECT_EQ(RouteHttp("GET", "/?x", core_).status, 200);
+}
+
+TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
+  core::ConnectionId alice = Join("lobby", "alice");
+  Join("lobby", "bob");
+  core_.Connect(core::ConnectionInfo{"127.0.0.1:2", "ws"}, std::make_shared<NullSink>());
+  relay::v1::ClientEvent broadcast;
+  broadcast.mutable_broadcast()->set_payload("1");
+  core_.Handle(alice, broadcast);
+  core_.RejectUndecodable(alice, core::ErrorCode::kBadJson, "x");
+  clock_.now += absl::Seconds(12);
+
+  const HttpResponse response = RouteHttp("GET", "/stats", core_);
+
+  EXPECT_EQ(response.status, 200);
+  const json::Object obj = Parse(response.body);
+  // The spec's fields, in the spec's order (later additions may sit between).
+  std::vector<std::string> keys;
+  for (const json::Member& m : obj.members) keys.push_back(m.key);
+  std::size_t next = 0;
+  for (const char* key :
+       {"uptime_seconds", "version", "active_meshes", "active_connections", "open_sockets",
+        "total_connections", "total_messages_received", "total_messages_relayed",
+        "total_llm_requests", "errors", "meshes"}) {
+    auto it = std::find(keys.begin() + next, keys.end(), key);
+    ASSERT_NE(it, keys.end()) << key << " missing or out of order in " << response.body;
+    next = static_cast<std::size_t>(it - keys.begin()) + 1;
+  }
+  EXPECT_EQ(Raw(obj, "uptime_seconds"), "12.000000");
+  EXPECT_EQ(Raw(obj, "version"), std::string("\"") + RELAY_VERSION + "\"");
+  EXPECT_EQ(Raw(obj, "active_meshes"), "1");
+  EXPECT_EQ(Raw(obj, "active_connections"), "2");
+  EXPECT_EQ(Raw(obj, "open_sockets"), "3");
+  EXPECT_EQ(Raw(obj, "total_connections"), "3");
+  EXPECT_EQ(Raw(obj, "total_messages_received"), "4");
+  EXPECT_EQ(Raw(obj, "total_messages_relayed"), "1");
+  EXPECT_EQ(Raw(obj, "total_llm_requests"), "0");
+  const std::string errors_text = Raw(obj, "errors");
+  const json::Object errors = Parse(errors_text);
+  EXPECT_EQ(Raw(errors, "bad_json"), "1");
+  for (const char* code : {"bad_message", "unknown_type", "not_registered", "already_registered",
+                           "node_id_in_use", "unknown_target", "no_llm_peer", "llm_peer_left",
+                           "too_many_requests"}) {
+    EXPECT_EQ(Raw(errors, code), "0") << code;
+  }
+  EXPECT_EQ(Raw(obj, "meshes"),
+            R"([{"mesh_id":"lobby","peer_count":2,"created_at":1700000000.000000,)"
+            R"("messages_relayed":1}])");
+}
+
+TEST_F(HttpRoutesTest, StatsOfAnIdleRelayListsEveryErrorCodeAndNoMeshes) {
+  const HttpResponse response = RouteHttp("GET", "/stats", core_);
+
+  const json::Object obj = Parse(response.body);
+  EXPECT_EQ(Raw(obj, "meshes"), "[]");
+  for (const char* code : {"bad_json", "bad_message", "unknown_type", "not_registered",
+                           "already_registered", "node_id_in_use", "unknown_target",
+                           "no_llm_peer", "llm_peer_left", "too_many_requests"}) {
+    EXPECT_THAT(Raw(obj, "errors"), HasSubstr(std::string("\"") + code + "\":0")) << code;
+  }
+}
+
+TEST_F(HttpRoutesTest, UnknownPathIsNotFound) {
+  for (const char* path : {"/nope", "/healthz", "/stats/", "/relay", ""}) {
+    const HttpResponse response = RouteHttp("GET", path, core_);
+    EXPECT_EQ(response.status, 404) << path;
+    const json::Object obj = Parse(response.body);
+    EXPECT_EQ(Raw(obj, "error"), "\"not_found\"") << path;
+    EXPECT_NE(obj.Find("message"), nullptr);
+  }
+}
+
+TEST_F(HttpRoutesTest, NonGetIsMethodNotAllowed) {
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    for (const char* path : {"/", "/health", "/stats"}) {
+      const HttpResponse response = RouteHttp(method, path, core_);
+      EXPECT_EQ(response.status, 405) << method << " " << path;
+      Parse(response.body);
+    }
+  }
+}
+
+TEST_F(HttpRoutesTest, RelayPathWithoutUpgradeIsUpgradeRequired) {
+  const HttpResponse response = RouteHttp("GET", "/relay/x", core_);
+
+  EXPECT_EQ(response.status, 426);
+  const json::Object obj = Parse(response.body);
+  EXPECT_NE(obj.Find("error"), nullptr);
+  EXPECT_NE(obj.Find("message"), nullptr);
+}
+
+TEST_F(HttpRoutesTest, HttpErrorBodyEscapesItsStrings) {
+  EXPECT_EQ(HttpErrorBody("bad_mesh_id", "mesh \"x\"\n"),
+            R"({"error":"bad_mesh_id","message":"mesh \"x\"\n"})");
+}
+
+}  // namespace
+}  // namespace relay::gateway
