@@ -73,9 +73,14 @@ absl::Status ParseCommand(const std::vector<std::string>& words, CliOptions& opt
 
 }  // namespace
 
-absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const char* env_addr) {
+absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const char* env_addr,
+                                     const char* env_ca) {
   CliOptions options;
   options.addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : std::string(kDefaultAddr);
+  if (env_ca != nullptr && *env_ca != '\0') {
+    options.ca_file = env_ca;
+    options.tls = true;
+  }
 
   std::vector<std::string> words;
   std::optional<absl::Status> flag_error;  // first one; --help anywhere still wins
@@ -104,6 +109,19 @@ absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const
     } else if (name == "--json") {
       if (inline_value.has_value()) status = absl::InvalidArgumentError("--json takes no value");
       options.json = true;
+    } else if (name == "--tls") {
+      if (inline_value.has_value()) status = absl::InvalidArgumentError("--tls takes no value");
+      options.tls = true;
+    } else if (name == "--ca-file") {
+      absl::StatusOr<std::string> value = FlagValue(args, i, name, inline_value);
+      if (!value.ok()) {
+        status = value.status();
+      } else if (value->empty()) {
+        status = absl::InvalidArgumentError("--ca-file must not be empty");
+      } else {
+        options.ca_file = *std::move(value);
+        options.tls = true;
+      }
     } else if (name == "--addr") {
       absl::StatusOr<std::string> value = FlagValue(args, i, name, inline_value);
       if (!value.ok()) {
@@ -148,6 +166,11 @@ std::string Usage() {
       "  --addr HOST:PORT     Admin gRPC address (default: $",
       kAddrEnvVar, ", else ", kDefaultAddr,
       ")\n"
+      "  --tls                talk TLS (the relay has TLS_CERT_FILE set)\n"
+      "  --ca-file PEM        CA bundle to verify the relay with; implies --tls\n"
+      "                       (default: $",
+      kCaEnvVar,
+      ", else the system's roots)\n"
       "  --json               machine-readable JSON on stdout\n"
       "  --timeout SECONDS    deadline of each call (default: ",
       absl::ToDoubleSeconds(kDefaultTimeout),

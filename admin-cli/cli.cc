@@ -1,16 +1,21 @@
 // relayctl's top level: parse, then help, usage error or command (see cli.h).
 #include "admin-cli/cli.h"
 
-#include "absl/status/statusor.h"
-#include "admin-cli/args.h"
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
 #include "admin-cli/commands.h"
 
 namespace relay::cli {
 
-int RunCli(const std::vector<std::string>& args, const char* env_addr,
-           const ChannelFactory& make_channel, absl::Time now, std::ostream& out,
+int RunCli(const std::vector<std::string>& args, const char* env_addr, const char* env_ca,
+           const SecureChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err) {
-  absl::StatusOr<CliOptions> options = ParseArgs(args, env_addr);
+  absl::StatusOr<CliOptions> options = ParseArgs(args, env_addr, env_ca);
   if (!options.ok()) {
     err << "relayctl: " << options.status().message() << "\n\n" << Usage();
     return kExitUsage;
@@ -19,7 +24,43 @@ int RunCli(const std::vector<std::string>& args, const char* env_addr,
     out << Usage();
     return kExitOk;
   }
-  return RunCommand(*options, make_channel(options->addr), now, out, err);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> channel = make_channel(*options);
+  if (!channel.ok()) {
+    err << "relayctl: " << channel.status().message() << "\n";
+    return kExitUsage;
+  }
+  return RunCommand(*options, *channel, now, out, err);
+}
+
+int RunCli(const std::vector<std::string>& args, const char* env_addr,
+           const ChannelFactory& make_channel, absl::Time now, std::ostream& out,
+           std::ostream& err) {
+  return RunCli(
+      args, env_addr, /*env_ca=*/nullptr,
+      [&make_channel](
+          const CliOptions& options) -> absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> {
+        return make_channel(options.addr);
+      },
+      now, out, err);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> OpenChannel(const CliOptions& options) {
+  if (!options.tls) {
+    // The Admin API listens on loopback without TLS unless the relay has a certificate.
+    return grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials());
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) {
+    std::ifstream file(options.ca_file, std::ios::binary);
+    std::stringstream pem;
+    pem << file.rdbuf();
+    if (!file || pem.str().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ca-file ", options.ca_file, ": cannot read it"));
+    }
+    ssl.pem_root_certs = pem.str();
+  }
+  return grpc::CreateChannel(options.addr, grpc::SslCredentials(ssl));
 }
 
 }  // namespace relay::cli

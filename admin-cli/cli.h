@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "admin-cli/args.h"
 
 namespace relay::cli {
 
@@ -21,12 +23,28 @@ namespace relay::cli {
 using ChannelFactory =
     std::function<std::shared_ptr<grpc::ChannelInterface>(const std::string& target)>;
 
-// `args` is argv without the program name, `env_addr` $RELAY_ADMIN_ADDR (null
-// when unset). Returns the exit code (commands.h): usage errors print the
-// message and the usage text to `err` and return kExitUsage.
+// Opens a channel as the options ask (address, TLS, CA file). An error (an
+// unreadable CA file) makes relayctl print it and exit kExitUsage.
+using SecureChannelFactory =
+    std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>>(const CliOptions&)>;
+
+// `args` is argv without the program name, `env_addr` $RELAY_ADMIN_ADDR and
+// `env_ca` $RELAY_ADMIN_CA (null when unset). Returns the exit code
+// (commands.h): usage errors print the message and the usage text to `err`
+// and return kExitUsage.
+int RunCli(const std::vector<std::string>& args, const char* env_addr, const char* env_ca,
+           const SecureChannelFactory& make_channel, absl::Time now, std::ostream& out,
+           std::ostream& err);
+
+// The same, for callers that only pick the target (tests with an in-process
+// channel): transport security is theirs.
 int RunCli(const std::vector<std::string>& args, const char* env_addr,
            const ChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err);
+
+// relayctl's real channel: plaintext, or TLS verifying the relay against
+// options.ca_file (else the system's roots).
+absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> OpenChannel(const CliOptions& options);
 
 }  // namespace relay::cli
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the relay needs, only those missing.
 #   scripts/install-deps.sh          build + runtime packages
-#   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest, python3-yaml)
+#   scripts/install-deps.sh --fuzz   also the fuzzing toolchain (clang-14, libFuzzer, compiler-rt,
+#                                    llvm-symbolizer from llvm-14, RapidJSON), for scripts/fuzz.sh
+#   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest,
+#                                    python3-yaml), and the fuzzing toolchain: scripts/test.sh fuzzes
+# The sanitizer build (scripts/test-sanitize.sh) needs nothing more: g++ brings libasan8 and libubsan1.
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -10,12 +14,18 @@ BUILD_PKGS=(
   libwebsocketpp-dev libasio-dev libabsl-dev libssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev
 )
-TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml curl)
+TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml python3-cryptography curl openssl)
+# rapidjson-dev: only the fuzz harness's reference JSON parser (tests/fuzz/json_reference.cc).
+FUZZ_PKGS=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 rapidjson-dev)
 
 pkgs=("${BUILD_PKGS[@]}")
-if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=("${TEST_PKGS[@]}")
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --test) pkgs+=("${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
+    --fuzz) pkgs+=("${FUZZ_PKGS[@]}") ;;
+    *) echo "install-deps: unknown argument $arg (expected --test or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -41,6 +41,13 @@ absl::Status SetSeconds(const std::string& value, absl::Duration* out) {
   return absl::OkStatus();
 }
 
+absl::Status SetCount(const std::string& value, std::uint64_t max, std::size_t* out) {
+  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, max);
+  if (!n.ok()) return n.status();
+  *out = static_cast<std::size_t>(*n);
+  return absl::OkStatus();
+}
+
 const std::vector<Setting>& Settings() {
   static const auto* settings = new std::vector<Setting>{
       {"port", "PORT", "WebSocket + HTTP port (0 picks a free one) [8765]",
@@ -82,6 +89,77 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, RelayConfig* c) {
          return SetSeconds(v, &c->gateway.keepalive_interval);
        }},
+      {"handshake-timeout-seconds", "HANDSHAKE_TIMEOUT_SECONDS",
+       "a client must send its HTTP request within this (slowloris) [10]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->gateway.handshake_timeout);
+       }},
+      {"max-queued-bytes-per-connection", "MAX_QUEUED_BYTES_PER_CONNECTION",
+       "bytes queued for one client it has not read yet; more closes it with 1013 [8388608]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, std::uint64_t{1} << 36, &c->gateway.max_queued_bytes_per_connection);
+       }},
+      {"max-connections", "MAX_CONNECTIONS",
+       "WebSocket connections at once; more are refused with HTTP 503 [10000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->gateway.max_connections);
+       }},
+      {"max-connections-per-ip", "MAX_CONNECTIONS_PER_IP",
+       "WebSocket connections at once from one client IP; more get HTTP 503; 0: no limit [100]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->gateway.max_connections_per_ip);
+       }},
+      {"trusted-proxies", "TRUSTED_PROXIES",
+       "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For names the client [none]",
+       [](const std::string& v, RelayConfig* c) {
+         absl::StatusOr<gateway::net::TrustedProxies> trusted =
+             gateway::net::TrustedProxies::Parse(v);
+         if (!trusted.ok()) return trusted.status();
+         c->gateway.trusted_proxies = *std::move(trusted);
+         return absl::OkStatus();
+       }},
+      {"tls-cert-file", "TLS_CERT_FILE",
+       "PEM certificate chain; with --tls-key-file serves wss://, https:// and gRPC over TLS "
+       "[none]",
+       [](const std::string& v, RelayConfig* c) {
+         c->gateway.tls_cert_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-key-file", "TLS_KEY_FILE", "PEM private key (unencrypted) of --tls-cert-file [none]",
+       [](const std::string& v, RelayConfig* c) {
+         c->gateway.tls_key_file = v;
+         return absl::OkStatus();
+       }},
+      {"data-dir", "RELAY_DATA_DIR",
+       "directory for relay.db (SQLite): signed meshes, token bindings and used nonces survive "
+       "restarts; unset keeps them in memory only [none]",
+       [](const std::string& v, RelayConfig* c) {
+         c->data_dir = v;
+         return absl::OkStatus();
+       }},
+      {"mesh-binding-grace-seconds", "MESH_BINDING_GRACE_SECONDS",
+       "how long a token-bound mesh stays bound after its last peer left [86400]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->core.mesh_binding_grace);
+       }},
+      {"rate-limit-per-second", "RATE_LIMIT_PER_SECOND",
+       "messages per second one connection may send, sustained; 0 disables [1000]",
+       [](const std::string& v, RelayConfig* c) {
+         std::uint64_t n = 0;
+         if (absl::Status st = SetCount(v, 100000000, &n); !st.ok()) return st;
+         c->core.rate_limit_per_second = static_cast<double>(n);
+         return absl::OkStatus();
+       }},
+      {"rate-limit-burst", "RATE_LIMIT_BURST",
+       "messages one connection may send at once above the sustained rate [20000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->core.rate_limit_burst);
+       }},
+      {"max-peers-per-mesh", "MAX_PEERS_PER_MESH",
+       "registered peers in one mesh; more are refused with mesh_full [1000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->core.max_peers_per_mesh);
+       }},
   };
   return *settings;
 }
@@ -92,18 +170,45 @@ absl::Status Validate(const RelayConfig& config) {
     return absl::InvalidArgumentError("max-message-bytes must be at least 1024");
   }
   if (config.grpc_host.empty()) return absl::InvalidArgumentError("grpc-host must not be empty");
+  const gateway::GatewayConfig& gw = config.gateway;
+  if (gw.handshake_timeout < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("handshake-timeout-seconds must be at least 1");
+  }
+  // Smaller would close every peer that is sent two big messages in a row.
+  if (gw.max_queued_bytes_per_connection < gw.max_message_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-queued-bytes-per-connection (", gw.max_queued_bytes_per_connection,
+                     ") must be at least max-message-bytes (", gw.max_message_bytes, ")"));
+  }
+  if (gw.max_connections < 1) {
+    return absl::InvalidArgumentError("max-connections must be at least 1");
+  }
+  if (gw.tls_cert_file.empty() != gw.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("tls-cert-file and tls-key-file must be set together");
+  }
   return absl::OkStatus();
 }
 
 }  // namespace
 
 std::string RelayConfig::Describe() const {
-  return absl::StrCat(
-      "host=", gateway.host, " port=", gateway.port, " grpc_host=", grpc_host,
-      " grpc_port=", grpc_port, " log_level=", log::LevelName(log_level),
-      " registration_timeout=", absl::FormatDuration(core.registration_timeout),
-      " max_message_bytes=", gateway.max_message_bytes,
-      " keepalive=", absl::FormatDuration(gateway.keepalive_interval));
+  return absl::StrCat("host=", gateway.host, " port=", gateway.port, " grpc_host=", grpc_host,
+                      " grpc_port=", grpc_port, " log_level=", log::LevelName(log_level),
+                      " registration_timeout=", absl::FormatDuration(core.registration_timeout),
+                      " max_message_bytes=", gateway.max_message_bytes,
+                      " keepalive=", absl::FormatDuration(gateway.keepalive_interval),
+                      " handshake_timeout=", absl::FormatDuration(gateway.handshake_timeout),
+                      " max_queued_bytes_per_connection=", gateway.max_queued_bytes_per_connection,
+                      " max_connections=", gateway.max_connections,
+                      " max_connections_per_ip=", gateway.max_connections_per_ip,
+                      " trusted_proxies=",
+                      gateway.trusted_proxies.empty() ? "none" : gateway.trusted_proxies.ToString(),
+                      " tls=", gateway.tls_enabled() ? gateway.tls_cert_file : "off",
+                      " data_dir=", data_dir.empty() ? "none (auth state in memory)" : data_dir,
+                      " mesh_binding_grace=", absl::FormatDuration(core.mesh_binding_grace),
+                      " rate_limit_per_second=", core.rate_limit_per_second,
+                      " rate_limit_burst=", core.rate_limit_burst,
+                      " max_peers_per_mesh=", core.max_peers_per_mesh);
 }
 
 std::string RelayUsage() {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "gateway/ws/ws_gateway.h"
+#include "gateway/ws/gateway_config.h"
 #include "server/core/core_config.h"
 #include "server/util/log.h"
 
@@ -23,6 +23,10 @@ struct RelayConfig {
   std::string grpc_host = "127.0.0.1";
   std::uint16_t grpc_port = 50051;
   log::Level log_level = log::Level::kInfo;
+  // Where durable authentication state lives (relay.db); empty: in memory.
+  std::string data_dir;
+  // gRPC serves TLS with the gateway's certificate (gateway.tls_cert_file and
+  // gateway.tls_key_file) whenever the gateway does.
 
   // One line per setting, for the start-up log.
   std::string Describe() const;

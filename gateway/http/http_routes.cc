@@ -33,7 +33,7 @@ std::string HealthBody(const core::RelayCore& core) {
                       ",\"connections\":", counts.peers, "}");
 }
 
-std::string StatsBody(const core::RelayCore& core) {
+std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused) {
   const relay::v1::Stats stats = core.GetStats();
   std::string out = "{\"uptime_seconds\":";
   AppendSeconds(&out, stats.uptime_seconds());
@@ -56,6 +56,13 @@ std::string StatsBody(const core::RelayCore& core) {
     if (i > 0) out.push_back(',');
     AppendString(&out, stats.closes(i).reason());
     absl::StrAppend(&out, ":", stats.closes(i).count());
+  }
+  out.append("},\"refused\":{");
+  for (std::size_t i = 0; i < kRefusalCount; ++i) {
+    if (i > 0) out.push_back(',');
+    const auto refusal = static_cast<Refusal>(i);
+    AppendString(&out, RefusalName(refusal));
+    absl::StrAppend(&out, ":", refused.Get(refusal));
   }
   out.append("},\"meshes\":[");
   const relay::v1::ListMeshesResponse meshes = core.ListMeshes();
@@ -84,7 +91,7 @@ std::string HttpErrorBody(absl::string_view code, absl::string_view message) {
 }
 
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core) {
+                       const core::RelayCore& core, const RefusalCounts& refused) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
   const bool known = path == "/" || path == "/health" || path == "/stats";
   if (!known) {
@@ -98,7 +105,7 @@ HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
   }
   if (path == "/") return {200, InfoBody()};
   if (path == "/health") return {200, HealthBody(core)};
-  return {200, StatsBody(core)};
+  return {200, StatsBody(core, refused)};
 }
 
 }  // namespace relay::gateway

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
 
 namespace relay::gateway {
@@ -16,8 +17,10 @@ struct HttpResponse {
   std::string body;  // JSON
 };
 
+// `refused` is the gateway's own count of upgrades it turned away (the core
+// never sees those); /stats lists it as "refused".
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core);
+                       const core::RelayCore& core, const RefusalCounts& refused = {});
 
 // The JSON body of an HTTP error: {"error": code, "message": message}.
 std::string HttpErrorBody(absl::string_view code, absl::string_view message);

@@ -11,8 +11,8 @@ WsMessagePtr FrameCache::Frame(const core::ServerEventPtr& event) {
   if (event == last_event_ && last_frame_) return last_frame_;
   std::string payload = EncodeServerEvent(*event);
   namespace frame = websocketpp::frame;
-  auto msg = std::make_shared<WsConfig::message_type>(WsConfig::con_msg_manager_type::ptr(),
-                                                      frame::opcode::text, 0);
+  auto msg = std::make_shared<WsMessage>(WsPlainConfig::con_msg_manager_type::ptr(),
+                                         frame::opcode::text, 0);
   const frame::basic_header header(frame::opcode::text, payload.size(), /*fin=*/true,
                                    /*mask=*/false);
   const frame::extended_header extended(payload.size());

@@ -1,7 +1,7 @@
-// The websocketpp configuration of the relay: standalone Asio, no TLS, no
-// locking (one event-loop thread owns every connection, see
-// docs/threading.md), and per-connection gateway state carried on the
-// connection object itself.
+// The websocketpp configurations of the relay: standalone Asio, plain
+// (ws://) or TLS (wss://), no locking (one event-loop thread owns every
+// connection, see docs/threading.md), and per-connection gateway state
+// carried on the connection object itself.
 #ifndef RELAY_GATEWAY_WS_WS_CONFIG_H_
 #define RELAY_GATEWAY_WS_WS_CONFIG_H_
 
@@ -11,10 +11,12 @@
 
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
 #include "websocketpp/concurrency/none.hpp"
+#include "websocketpp/config/asio.hpp"
 #include "websocketpp/config/asio_no_tls.hpp"
 #include "websocketpp/server.hpp"
 
@@ -25,6 +27,13 @@ namespace relay::gateway {
 struct WsConnectionState {
   core::ConnectionId core_id = 0;  // 0 until the core accepted it
   std::string mesh_id;
+  // The client's IP as resolved at the upgrade (gateway/net/client_ip.h):
+  // the key of the per-IP connection count.
+  std::string client_ip;
+  bool client_ip_forwarded = false;  // from X-Forwarded-For, not the TCP peer
+  // Holds a slot of the connection limits, from the accepted upgrade until
+  // the connection ends (close or failed handshake).
+  bool holds_slot = false;
   // Keepalive: a ping was sent and no pong came back yet.
   bool awaiting_pong = false;
   int missed_pongs = 0;
@@ -32,36 +41,48 @@ struct WsConnectionState {
   std::optional<core::CloseReason> close_reason;
 };
 
-struct WsConfig : public websocketpp::config::asio {
-  typedef WsConfig type;
-  typedef websocketpp::config::asio base;
+// `Base` is websocketpp::config::asio or ::asio_tls; `Socket` its socket policy.
+template <typename Base, typename Socket>
+struct BasicWsConfig : public Base {
+  typedef BasicWsConfig type;
+  typedef Base base;
 
   typedef websocketpp::concurrency::none concurrency_type;
-  typedef base::request_type request_type;
-  typedef base::response_type response_type;
-  typedef base::message_type message_type;
-  typedef base::con_msg_manager_type con_msg_manager_type;
-  typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
-  typedef base::alog_type alog_type;
-  typedef base::elog_type elog_type;
-  typedef base::rng_type rng_type;
+  typedef typename base::request_type request_type;
+  typedef typename base::response_type response_type;
+  typedef typename base::message_type message_type;
+  typedef typename base::con_msg_manager_type con_msg_manager_type;
+  typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
+  typedef typename base::alog_type alog_type;
+  typedef typename base::elog_type elog_type;
+  typedef typename base::rng_type rng_type;
 
   struct transport_config : public base::transport_config {
-    typedef type::concurrency_type concurrency_type;
-    typedef type::alog_type alog_type;
-    typedef type::elog_type elog_type;
-    typedef type::request_type request_type;
-    typedef type::response_type response_type;
-    typedef websocketpp::transport::asio::basic_socket::endpoint socket_type;
+    typedef typename type::concurrency_type concurrency_type;
+    typedef typename type::alog_type alog_type;
+    typedef typename type::elog_type elog_type;
+    typedef typename type::request_type request_type;
+    typedef typename type::response_type response_type;
+    typedef Socket socket_type;
+    // A TLS close_notify to a peer that stopped reading never leaves: give up
+    // on it soon (websocketpp's default is 5 s).
+    static const long timeout_socket_shutdown = 1000;
   };
   typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 
   typedef WsConnectionState connection_base;
 };
 
-using WsServer = websocketpp::server<WsConfig>;
-using WsConnectionPtr = WsServer::connection_ptr;
-using WsMessagePtr = WsServer::message_ptr;
+using WsPlainConfig =
+    BasicWsConfig<websocketpp::config::asio, websocketpp::transport::asio::basic_socket::endpoint>;
+using WsTlsConfig = BasicWsConfig<websocketpp::config::asio_tls,
+                                  websocketpp::transport::asio::tls_socket::endpoint>;
+
+// Both configurations share the message type, so one prepared frame
+// (FrameCache) can be sent on either.
+static_assert(std::is_same_v<WsPlainConfig::message_type, WsTlsConfig::message_type>);
+using WsMessage = WsPlainConfig::message_type;
+using WsMessagePtr = WsMessage::ptr;
 
 }  // namespace relay::gateway
 

@@ -1,14 +1,24 @@
+// WsGateway's implementation: BasicWsGateway<Config>, instantiated for the
+// plain and the TLS websocketpp configs (ws_config.h). WsGateway::Create
+// picks one. Start reading at OnMessage().
 #include "gateway/ws/ws_gateway.h"
 
 #include <chrono>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/codec/client_decoder.h"
 #include "gateway/http/http_routes.h"
 #include "gateway/http/relay_path.h"
+#include "gateway/net/client_ip.h"
+#include "gateway/ws/frame_cache.h"
+#include "gateway/ws/tls_context.h"
 #include "gateway/ws/ws_close_codes.h"
+#include "gateway/ws/ws_config.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -20,35 +30,65 @@ std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
 }
 
-std::string RemoteAddress(const WsConnectionPtr& con) {
+// The TCP peer's address, IPv4-mapped IPv6 shown as IPv4.
+template <typename ConnectionPtr>
+std::optional<asio::ip::tcp::endpoint> TcpPeer(const ConnectionPtr& con) {
   asio::error_code ec;
   asio::ip::tcp::endpoint remote = con->get_raw_socket().remote_endpoint(ec);
-  if (ec) return "unknown";
+  if (ec) return std::nullopt;
   asio::ip::address address = remote.address();
   if (address.is_v6() && address.to_v6().is_v4_mapped()) {
     address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
   }
-  if (address.is_v6()) return absl::StrCat("[", address.to_string(), "]:", remote.port());
-  return absl::StrCat(address.to_string(), ":", remote.port());
+  return asio::ip::tcp::endpoint(address, remote.port());
 }
 
-// Delivers core events to one WebSocket connection.
+std::string EndpointText(const asio::ip::tcp::endpoint& endpoint) {
+  const asio::ip::address& address = endpoint.address();
+  if (address.is_v6()) return absl::StrCat("[", address.to_string(), "]:", endpoint.port());
+  return absl::StrCat(address.to_string(), ":", endpoint.port());
+}
+
+net::IpAddress ToIpAddress(const asio::ip::address& address) {
+  if (address.is_v4()) return net::IpAddress::V4(address.to_v4().to_uint());
+  // Always valid: asio printed it.
+  return net::IpAddress::Parse(address.to_string()).value_or(net::IpAddress::V4(0));
+}
+
+// Delivers core events to one WebSocket connection, within the
+// per-connection send buffer bound.
+template <typename Server>
 class WsPeerSink final : public core::PeerSink {
  public:
-  WsPeerSink(WsServer* server, connection_hdl hdl, FrameCache* cache)
-      : server_(server), hdl_(std::move(hdl)), cache_(cache) {}
+  WsPeerSink(Server* server, connection_hdl hdl, FrameCache* cache, std::size_t max_queued_bytes)
+      : server_(server), hdl_(std::move(hdl)), cache_(cache), max_queued_bytes_(max_queued_bytes) {}
 
   void Send(const core::ServerEventPtr& event) override {
     websocketpp::lib::error_code ec;
-    WsConnectionPtr con = server_->get_con_from_hdl(hdl_, ec);
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
     if (ec) return;  // already gone; the close handler tells the core
-    ec = con->send(cache_->Frame(event));
+    // Closing (slow consumer, takeover...): nothing more is queued.
+    if (con->close_reason || con->get_state() != websocketpp::session::state::open) return;
+    const WsMessagePtr& frame = cache_->Frame(event);
+    // websocketpp never caps its queue: a peer that stops reading would grow
+    // it without end. get_buffered_amount() is what it holds for this peer
+    // and has not handed to the socket yet.
+    const std::size_t queued = con->get_buffered_amount();
+    if (queued > 0 && queued + frame->get_payload().size() > max_queued_bytes_) {
+      log::Warn("peer ", con->core_id, " in mesh ", con->mesh_id, " has ", queued,
+                " bytes queued (limit ", max_queued_bytes_, "); closing it as a slow consumer");
+      Close(core::CloseReason::kSlowConsumer);
+      return;
+    }
+    ec = con->send(frame);
     if (ec) log::Debug("send to ", con->core_id, " failed: ", ec.message());
   }
 
+  // The close frame waits behind what is queued; a peer that never reads
+  // never answers it, so the close handshake timeout then cuts TCP.
   void Close(core::CloseReason reason) override {
     websocketpp::lib::error_code ec;
-    WsConnectionPtr con = server_->get_con_from_hdl(hdl_, ec);
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
     if (ec) return;
     if (!con->close_reason) con->close_reason = reason;
     const WsClose close = WsCloseFor(reason);
@@ -57,13 +97,15 @@ class WsPeerSink final : public core::PeerSink {
   }
 
  private:
-  WsServer* const server_;
+  Server* const server_;
   const connection_hdl hdl_;
   FrameCache* const cache_;
+  const std::size_t max_queued_bytes_;
 };
 
 // Why a connection the relay did not close itself ended.
-core::CloseReason ObservedCloseReason(const WsConnectionPtr& con) {
+template <typename ConnectionPtr>
+core::CloseReason ObservedCloseReason(const ConnectionPtr& con) {
   switch (con->get_local_close_code()) {
     case websocketpp::close::status::message_too_big:
       return core::CloseReason::kMessageTooBig;
@@ -79,12 +121,72 @@ core::CloseReason ObservedCloseReason(const WsConnectionPtr& con) {
   return con->get_ec() ? core::CloseReason::kTransportError : core::CloseReason::kClientClosed;
 }
 
-}  // namespace
+template <typename Config>
+class BasicWsGateway final : public WsGateway {
+ public:
+  using Server = websocketpp::server<Config>;
+  using ConnectionPtr = typename Server::connection_ptr;
+  static constexpr bool kTls = std::is_same_v<Config, WsTlsConfig>;
 
-WsGateway::WsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig config)
+  // `tls_context` is null for the plain config.
+  BasicWsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig config,
+                 std::shared_ptr<asio::ssl::context> tls_context);
+  ~BasicWsGateway() override = default;
+
+  absl::Status Listen() override;
+  std::uint16_t port() const override { return bound_port_; }
+  absl::string_view scheme() const override { return kTls ? "wss" : "ws"; }
+  void Shutdown() override;
+  absl::Status ReloadTls() override;
+  const RefusalCounts& refused() const override { return refused_; }
+
+ private:
+  bool OnValidate(connection_hdl hdl);
+  void OnHttp(connection_hdl hdl);
+  void OnOpen(connection_hdl hdl);
+  void OnMessage(connection_hdl hdl, WsMessagePtr msg);
+  void OnClose(connection_hdl hdl);
+  void OnFail(connection_hdl hdl);
+  void OnPong(connection_hdl hdl, std::string payload);
+
+  // Connection limits: a slot per accepted upgrade, freed when it ends.
+  // Refuses (503 too_many_connections) and returns false when none is free.
+  bool TakeSlot(const ConnectionPtr& con);
+  void ReleaseSlot(const ConnectionPtr& con);
+  static void ReleaseSocket(const ConnectionPtr& con);
+
+  void ScheduleHousekeeping();
+  void ScheduleKeepalive();
+  void KeepaliveTick();
+
+  asio::io_context* const io_;
+  core::RelayCore* const core_;
+  const GatewayConfig config_;
+  Server server_;
+  FrameCache frame_cache_;
+  std::uint16_t bound_port_ = 0;
+  bool shutting_down_ = false;
+  // TLS only: the context new handshakes get; ReloadTls swaps it. Each
+  // connection keeps the one it started with.
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  // Open WebSocket connections by core id, for keepalive.
+  absl::flat_hash_map<core::ConnectionId, connection_hdl> open_;
+  // Slots taken (see TakeSlot), in total and by client IP (no zero entries).
+  std::size_t slots_taken_ = 0;
+  absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
+  RefusalCounts refused_;
+  asio::steady_timer housekeeping_timer_;
+  asio::steady_timer keepalive_timer_;
+};
+
+template <typename Config>
+BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* core,
+                                       GatewayConfig config,
+                                       std::shared_ptr<asio::ssl::context> tls_context)
     : io_(io),
       core_(core),
       config_(std::move(config)),
+      tls_context_(std::move(tls_context)),
       housekeeping_timer_(*io),
       keepalive_timer_(*io) {
   server_.clear_access_channels(websocketpp::log::alevel::all);
@@ -94,25 +196,29 @@ WsGateway::WsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig 
   server_.set_listen_backlog(1024);
   server_.set_max_message_size(config_.max_message_bytes);
   server_.set_open_handshake_timeout(absl::ToInt64Milliseconds(config_.handshake_timeout));
-  server_.set_close_handshake_timeout(2000);
-  server_.set_socket_init_handler([](connection_hdl, asio::ip::tcp::socket& socket) {
+  server_.set_close_handshake_timeout(absl::ToInt64Milliseconds(config_.close_handshake_timeout));
+  server_.set_socket_init_handler([](connection_hdl, auto& socket) {
     // Relayed messages are small and latency matters more than packing.
     asio::error_code ec;
-    socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    socket.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ec);
   });
+  if constexpr (kTls) {
+    server_.set_tls_init_handler([this](connection_hdl) { return tls_context_; });
+  }
   server_.set_validate_handler([this](connection_hdl hdl) { return OnValidate(std::move(hdl)); });
   server_.set_http_handler([this](connection_hdl hdl) { OnHttp(std::move(hdl)); });
   server_.set_open_handler([this](connection_hdl hdl) { OnOpen(std::move(hdl)); });
   server_.set_message_handler(
       [this](connection_hdl hdl, WsMessagePtr msg) { OnMessage(std::move(hdl), std::move(msg)); });
   server_.set_close_handler([this](connection_hdl hdl) { OnClose(std::move(hdl)); });
-  server_.set_pong_handler(
-      [this](connection_hdl hdl, std::string payload) { OnPong(std::move(hdl), std::move(payload)); });
+  server_.set_fail_handler([this](connection_hdl hdl) { OnFail(std::move(hdl)); });
+  server_.set_pong_handler([this](connection_hdl hdl, std::string payload) {
+    OnPong(std::move(hdl), std::move(payload));
+  });
 }
 
-WsGateway::~WsGateway() = default;
-
-absl::Status WsGateway::Listen() {
+template <typename Config>
+absl::Status BasicWsGateway<Config>::Listen() {
   asio::error_code ec;
   const asio::ip::address address = asio::ip::make_address(config_.host, ec);
   if (ec) {
@@ -132,7 +238,8 @@ absl::Status WsGateway::Listen() {
   return absl::OkStatus();
 }
 
-void WsGateway::Shutdown() {
+template <typename Config>
+void BasicWsGateway<Config>::Shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   websocketpp::lib::error_code ec;
@@ -142,8 +249,23 @@ void WsGateway::Shutdown() {
   core_->CloseAll(core::CloseReason::kServerShutdown);
 }
 
-bool WsGateway::OnValidate(connection_hdl hdl) {
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl);
+template <typename Config>
+absl::Status BasicWsGateway<Config>::ReloadTls() {
+  if constexpr (!kTls) {
+    return absl::FailedPreconditionError("TLS is not configured");
+  } else {
+    absl::StatusOr<std::shared_ptr<asio::ssl::context>> context =
+        NewServerTlsContext(config_.tls_cert_file, config_.tls_key_file);
+    if (!context.ok()) return context.status();
+    tls_context_ = *std::move(context);
+    log::Info("TLS certificate loaded: ", DescribeCertificate(*tls_context_));
+    return absl::OkStatus();
+  }
+}
+
+template <typename Config>
+bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
+  ConnectionPtr con = server_.get_con_from_hdl(hdl);
   if (con->get_request_header("Sec-WebSocket-Version") != "13") {
     con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
@@ -156,53 +278,111 @@ bool WsGateway::OnValidate(connection_hdl hdl) {
     con->set_status(not_found ? websocketpp::http::status_code::not_found
                               : websocketpp::http::status_code::bad_request);
     con->replace_header("Content-Type", "application/json");
-    con->set_body(HttpErrorBody(not_found ? "not_found" : "bad_mesh_id",
-                                mesh_id.status().message()));
+    con->set_body(
+        HttpErrorBody(not_found ? "not_found" : "bad_mesh_id", mesh_id.status().message()));
     return false;
   }
   if (shutting_down_) {
     con->set_status(websocketpp::http::status_code::service_unavailable);
     return false;
   }
+  if (!TakeSlot(con)) return false;
   con->mesh_id = *std::move(mesh_id);
   return true;
 }
 
-void WsGateway::OnHttp(connection_hdl hdl) {
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl);
-  const HttpResponse response = RouteHttp(con->get_request().get_method(), con->get_resource(), *core_);
+template <typename Config>
+bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
+  const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con);
+  if (peer.has_value()) {
+    const net::ClientIp client =
+        net::ResolveClientIp(ToIpAddress(peer->address()),
+                             con->get_request_header("X-Forwarded-For"), config_.trusted_proxies);
+    con->client_ip = client.address.ToString();
+    con->client_ip_forwarded = client.forwarded;
+  } else {
+    con->client_ip = "unknown";  // the socket already failed; it will end soon
+  }
+  const auto found = slots_by_ip_.find(con->client_ip);
+  const std::size_t per_ip = found == slots_by_ip_.end() ? 0 : found->second;
+  absl::string_view message;
+  if (slots_taken_ >= config_.max_connections) {
+    message = "the relay has reached its connection limit; retry later";
+  } else if (config_.max_connections_per_ip > 0 && per_ip >= config_.max_connections_per_ip) {
+    message = "too many connections from this IP address; retry later";
+  } else {
+    ++slots_taken_;
+    ++slots_by_ip_[con->client_ip];
+    con->holds_slot = true;
+    return true;
+  }
+  refused_.Add(Refusal::kTooManyConnections);
+  log::Debug("refused upgrade from ", con->client_ip, ": ", message);
+  con->set_status(websocketpp::http::status_code::service_unavailable);
+  con->replace_header("Content-Type", "application/json");
+  con->set_body(HttpErrorBody(RefusalName(Refusal::kTooManyConnections), message));
+  return false;
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::ReleaseSlot(const ConnectionPtr& con) {
+  if (!con->holds_slot) return;
+  con->holds_slot = false;
+  --slots_taken_;
+  auto it = slots_by_ip_.find(con->client_ip);
+  if (it != slots_by_ip_.end() && --it->second == 0) slots_by_ip_.erase(it);
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
+  ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  const HttpResponse response =
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", "application/json");
   con->replace_header("Cache-Control", "no-store");
   con->set_body(response.body);
 }
 
-void WsGateway::OnOpen(connection_hdl hdl) {
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl);
-  core::ConnectionInfo info{RemoteAddress(con), "ws"};
+template <typename Config>
+void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
+  ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  // Behind a trusted proxy the TCP peer is the proxy: report the client.
+  std::string remote = con->client_ip;
+  if (!con->client_ip_forwarded) {
+    if (const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con)) {
+      remote = EndpointText(*peer);
+    }
+  }
+  core::ConnectionInfo info{std::move(remote), std::string(scheme())};
   log::Debug("open ", info.remote_address, " mesh ", con->mesh_id);
-  con->core_id =
-      core_->Connect(std::move(info), std::make_shared<WsPeerSink>(&server_, hdl, &frame_cache_));
+  con->core_id = core_->Connect(
+      std::move(info), std::make_shared<WsPeerSink<Server>>(
+                           &server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection));
   open_.emplace(con->core_id, hdl);
   if (shutting_down_) {
-    WsPeerSink(&server_, hdl, &frame_cache_).Close(core::CloseReason::kServerShutdown);
+    WsPeerSink<Server>(&server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection)
+        .Close(core::CloseReason::kServerShutdown);
   }
 }
 
-void WsGateway::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl);
+template <typename Config>
+void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
+  ConnectionPtr con = server_.get_con_from_hdl(hdl);
   relay::v1::ClientEvent event;
   DecodeFailure failure;
   if (DecodeClientFrame(msg->get_payload(), con->mesh_id, &event, &failure)) {
     core_->Handle(con->core_id, event);
   } else {
-    core_->RejectUndecodable(con->core_id, failure.code, failure.message,
-                             failure.request_id_json);
+    core_->RejectUndecodable(con->core_id, failure.code, failure.message, failure.request_id_json);
   }
 }
 
-void WsGateway::OnClose(connection_hdl hdl) {
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl);
+template <typename Config>
+void BasicWsGateway<Config>::OnClose(connection_hdl hdl) {
+  ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  ReleaseSlot(con);
+  ReleaseSocket(con);
   if (con->core_id == 0) return;
   const core::CloseReason reason = con->close_reason.value_or(ObservedCloseReason(con));
   log::Debug("close ", con->core_id, " mesh ", con->mesh_id, ": ", core::CloseReasonName(reason));
@@ -210,15 +390,39 @@ void WsGateway::OnClose(connection_hdl hdl) {
   core_->Disconnect(con->core_id, reason);
 }
 
-void WsGateway::OnPong(connection_hdl hdl, std::string /*payload*/) {
+// A connection that never opened: refused or failed upgrade, handshake
+// timeout, TLS failure. The core never knew it; only its slot is freed.
+template <typename Config>
+void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
-  WsConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
+  ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
+  if (ec) return;
+  ReleaseSlot(con);
+  ReleaseSocket(con);
+}
+
+// websocketpp has ended the connection, but a TLS close_notify queued behind
+// unsent data to a peer that stopped reading never completes: that pending
+// write would keep the connection, its queue and its socket alive for as long
+// as the peer does not read. Closing the socket aborts it. (Unsent data
+// already in the kernel is still delivered, then FIN.)
+template <typename Config>
+void BasicWsGateway<Config>::ReleaseSocket(const ConnectionPtr& con) {
+  asio::error_code ignored;
+  con->get_raw_socket().close(ignored);
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::OnPong(connection_hdl hdl, std::string /*payload*/) {
+  websocketpp::lib::error_code ec;
+  ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
   con->awaiting_pong = false;
   con->missed_pongs = 0;
 }
 
-void WsGateway::ScheduleHousekeeping() {
+template <typename Config>
+void BasicWsGateway<Config>::ScheduleHousekeeping() {
   housekeeping_timer_.expires_after(ToChrono(config_.housekeeping_interval));
   housekeeping_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec || shutting_down_) return;
@@ -227,7 +431,8 @@ void WsGateway::ScheduleHousekeeping() {
   });
 }
 
-void WsGateway::ScheduleKeepalive() {
+template <typename Config>
+void BasicWsGateway<Config>::ScheduleKeepalive() {
   if (config_.keepalive_interval <= absl::ZeroDuration()) return;
   keepalive_timer_.expires_after(ToChrono(config_.keepalive_interval));
   keepalive_timer_.async_wait([this](const asio::error_code& ec) {
@@ -237,12 +442,13 @@ void WsGateway::ScheduleKeepalive() {
   });
 }
 
-void WsGateway::KeepaliveTick() {
+template <typename Config>
+void BasicWsGateway<Config>::KeepaliveTick() {
   // Collect first: dropping a connection runs handlers that edit open_.
-  std::vector<WsConnectionPtr> vanished;
+  std::vector<ConnectionPtr> vanished;
   for (const auto& [id, hdl] : open_) {
     websocketpp::lib::error_code ec;
-    WsConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
+    ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
     if (ec || con->get_state() != websocketpp::session::state::open) continue;
     if (con->awaiting_pong && ++con->missed_pongs >= config_.max_missed_pongs) {
       vanished.push_back(con);
@@ -251,13 +457,30 @@ void WsGateway::KeepaliveTick() {
     con->awaiting_pong = true;
     con->ping("", ec);
   }
-  for (const WsConnectionPtr& con : vanished) {
-    log::Info("peer ", con->core_id, " in mesh ", con->mesh_id, " missed ",
-              con->missed_pongs, " keepalive pings; dropping it");
+  for (const ConnectionPtr& con : vanished) {
+    log::Info("peer ", con->core_id, " in mesh ", con->mesh_id, " missed ", con->missed_pongs,
+              " keepalive pings; dropping it");
     con->close_reason = core::CloseReason::kKeepaliveTimeout;
     // No close handshake: the peer is gone and would never answer it.
     con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WsGateway>> WsGateway::Create(asio::io_context* io,
+                                                             core::RelayCore* core,
+                                                             GatewayConfig config) {
+  if (!config.tls_enabled()) {
+    return std::unique_ptr<WsGateway>(
+        new BasicWsGateway<WsPlainConfig>(io, core, std::move(config), nullptr));
+  }
+  absl::StatusOr<std::shared_ptr<asio::ssl::context>> context =
+      NewServerTlsContext(config.tls_cert_file, config.tls_key_file);
+  if (!context.ok()) return context.status();
+  log::Info("TLS certificate loaded: ", DescribeCertificate(**context));
+  return std::unique_ptr<WsGateway>(
+      new BasicWsGateway<WsTlsConfig>(io, core, std::move(config), *std::move(context)));
 }
 
 }  // namespace relay::gateway

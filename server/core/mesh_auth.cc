@@ -110,8 +110,10 @@ absl::StatusOr<std::string> MeshAuth::AdmitSignedJoin(const relay::v1::Register&
     Persist(store_->PutNonce(record));
     nonces_.emplace(key, std::move(record));
   }
-  // A node-bound token proves the node; an unbound one only its nonce.
-  return token.node_id().empty() ? absl::StrCat("nonce:", token.nonce())
+  // A node-bound token proves the node. An unbound one proves membership
+  // only, so it never matches another connection's credentials: it cannot
+  // take a node_id over.
+  return token.node_id().empty() ? absl::StrCat("unbound:", ++unbound_joins_)
                                  : NodeIdentity(reg.node_id());
 }
 
@@ -141,8 +143,20 @@ absl::StatusOr<std::string> MeshAuth::AdmitRegisterMesh(const relay::v1::Registe
 
   const std::string& node_id = request.peer().node_id();
   auto existing = signed_.find(mesh_id);
-  if (existing != signed_.end() && !auth::ConstantTimeEquals(existing->second.mesh_key, *mesh_key)) {
-    return Denied("this mesh is registered with another key");
+  if (existing != signed_.end()) {
+    if (!auth::ConstantTimeEquals(existing->second.mesh_key, *mesh_key)) {
+      return Denied("this mesh is registered with another key");
+    }
+    // The mesh key is public: re-proving needs the mesh key itself or the
+    // node key this founder proved with before, not any fresh node key.
+    bool known_key = auth::ConstantTimeEquals(*verify_key, existing->second.mesh_key);
+    for (const store::Founder& f : existing->second.founders) {
+      known_key = known_key || (f.node_id == node_id &&
+                                auth::ConstantTimeEquals(*verify_key, f.verify_key));
+    }
+    if (!known_key) {
+      return Denied("only the mesh key or this founder's own node key can prove the mesh again");
+    }
   }
   store::SignedMesh& mesh = signed_[mesh_id];
   mesh.mesh_id = mesh_id;

@@ -13,6 +13,7 @@
 #ifndef RELAY_SERVER_CORE_MESH_AUTH_H_
 #define RELAY_SERVER_CORE_MESH_AUTH_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -65,6 +66,7 @@ class MeshAuth {
   absl::flat_hash_map<std::string, store::SignedMesh> signed_;
   // (mesh_id, nonce) -> who used it and until when.
   std::map<std::pair<std::string, std::string>, store::UsedNonce> nonces_;
+  std::uint64_t unbound_joins_ = 0;  // makes unbound-token identities unique
 };
 
 }  // namespace relay::core

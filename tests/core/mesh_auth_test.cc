@@ -190,6 +190,32 @@ TEST_F(MeshAuthTest, NonceIsOneNodesUntilItsTokenExpires) {
   EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true, kNow).ok());
 }
 
+TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
+  Ed25519Key mesh_key, founder_key, stranger_key;
+  RegisterMesh founding = Founding(mesh_key, "home", "mac");
+  founding.set_node_public_key_b64(founder_key.PublicB64());
+  founding.set_founder_proof_b64(founder_key.SignB64("home"));
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(founding, "home").ok());
+  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home").ok());  // the founder again
+
+  RegisterMesh stranger = Founding(mesh_key, "home", "mac");  // the public mesh key
+  stranger.set_node_public_key_b64(stranger_key.PublicB64());
+  stranger.set_founder_proof_b64(stranger_key.SignB64("home"));
+  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegisterMesh(stranger, "home").status()));
+}
+
+TEST_F(MeshAuthTest, UnboundTokensNeverShareAnIdentity) {
+  Ed25519Key mesh_key;
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
+  const absl::Time expires = kNow + absl::Hours(1);
+  absl::StatusOr<std::string> first =
+      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow);
+  absl::StatusOr<std::string> again =
+      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_NE(*first, *again);
+}
+
 TEST_F(MeshAuthTest, MalformedTokenIsDeniedWithItsReason) {
   Register reg = Reg("home", "phone");
   reg.mutable_signed_token()->set_present(true);

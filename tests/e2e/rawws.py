@@ -133,16 +133,35 @@ def upgrade_request(host, port, path, key=None, extra_headers=()):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), key
 
 
-def try_upgrade(host, port, path, timeout=5.0):
+def connect_tcp(host, port, timeout=5.0, source_address=None, rcvbuf=None):
+    """A TCP connection, optionally from source_address (e.g. ("127.0.0.2", 0)) and with a
+    receive buffer of rcvbuf bytes set before connecting (so the window stays small)."""
+    if source_address is None and rcvbuf is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source_address is not None:
+            sock.bind(source_address)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def try_upgrade(host, port, path, timeout=5.0, source_address=None, extra_headers=()):
     """Sends a WebSocket upgrade request for path (already percent-encoded, as bytes or str).
 
     Returns the HttpResponse; for a 101 the body is empty and the socket is closed.
     """
     if isinstance(path, bytes):
         path = path.decode("latin-1")
-    req, _ = upgrade_request(host, port, path)
+    req, _ = upgrade_request(host, port, path, extra_headers=extra_headers)
     deadline = time.monotonic() + timeout
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with connect_tcp(host, port, timeout, source_address) as sock:
         sock.sendall(req)
         status, reason, headers, rest = _read_http_head(sock, deadline)
         if status == 101:
@@ -181,13 +200,16 @@ def apply_mask(payload, key):
 class RawWS:
     """A WebSocket client on a plain socket. Blocking API with timeouts."""
 
-    def __init__(self, host, port, path, timeout=5.0, auto_pong=True):
+    def __init__(self, host, port, path, timeout=5.0, auto_pong=True, source_address=None,
+                 extra_headers=(), rcvbuf=None, ssl_context=None):
         self.host = host
         self.port = port
         self.auto_pong = auto_pong
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = connect_tcp(host, port, timeout, source_address, rcvbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        req, key = upgrade_request(host, port, path)
+        if ssl_context is not None:  # wss://
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+        req, key = upgrade_request(host, port, path, extra_headers=extra_headers)
         self.sock.sendall(req)
         deadline = time.monotonic() + timeout
         status, reason, headers, rest = _read_http_head(self.sock, deadline)

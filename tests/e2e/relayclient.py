@@ -36,7 +36,7 @@ def unique_mesh(prefix="mesh"):
 # The relay process
 # ---------------------------------------------------------------------------
 
-_LISTEN_RE = re.compile(r"^relay: listening (ws|grpc) on (\S+):(\d+)\s*$")
+_LISTEN_RE = re.compile(r"^relay: listening (ws|wss|grpc) on (\S+):(\d+)\s*$")
 
 
 class RelayProcess:
@@ -60,6 +60,8 @@ class RelayProcess:
         self.port = None
         self.grpc_host = None
         self.grpc_port = None
+        self.tls = False  # "listening wss": then set ssl_context to one that trusts the relay
+        self.ssl_context = None
         deadline = time.monotonic() + start_timeout
         while self.port is None or self.grpc_port is None:
             remaining = deadline - time.monotonic()
@@ -78,8 +80,9 @@ class RelayProcess:
             m = _LISTEN_RE.match(line)
             if not m:
                 continue
-            if m.group(1) == "ws":
+            if m.group(1) in ("ws", "wss"):
                 self.host, self.port = m.group(2), int(m.group(3))
+                self.tls = m.group(1) == "wss"
             else:
                 self.grpc_host, self.grpc_port = m.group(2), int(m.group(3))
         assert self.port != 0 and self.grpc_port != 0, "relay printed port 0: %r" % self.stdout_lines
@@ -102,11 +105,11 @@ class RelayProcess:
     # ---- addresses ----
     def ws_url(self, mesh, quote=True):
         seg = urllib.parse.quote(mesh, safe="") if quote else mesh
-        return "ws://%s:%d/relay/%s" % (self.host, self.port, seg)
+        return "%s://%s:%d/relay/%s" % ("wss" if self.tls else "ws", self.host, self.port, seg)
 
     @property
     def http_base(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     @property
     def grpc_addr(self):
@@ -114,7 +117,11 @@ class RelayProcess:
 
     # ---- HTTP ----
     def http(self, method, path, body=None, headers=None, timeout=DEFAULT_TIMEOUT):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.tls:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -169,6 +176,8 @@ class Client:
         kwargs.setdefault("max_size", None)
         kwargs.setdefault("max_queue", None)
         kwargs.setdefault("open_timeout", DEFAULT_TIMEOUT)
+        if relay.tls:
+            kwargs.setdefault("ssl", relay.ssl_context)
         ws = await websockets.connect(relay.ws_url(mesh, quote=quote), **kwargs)
         c = cls(ws, label or mesh)
         _open_clients.append(c)
@@ -319,3 +328,23 @@ async def poll(predicate, timeout=DEFAULT_TIMEOUT, interval=0.05, what="conditio
             return last
         await asyncio.sleep(interval)
     raise AssertionError("timed out waiting for %s (last=%r)" % (what, last))
+
+
+async def expect_refused(client, code="auth_failed", close_code=1008, close_reason="auth failed", timeout=DEFAULT_TIMEOUT):
+    """The server answers exactly one `error` with code, then closes with close_code/close_reason."""
+    msgs, got_code, got_reason = await client.recv_until_closed(timeout)
+    assert len(msgs) == 1, "%s: expected only error %r before the close, got %r" % (client.who(), code, msgs)
+    assert_error(msgs[0], code)
+    assert (got_code, got_reason) == (close_code, close_reason), \
+        "%s: expected close %r %r, got %r %r" % (client.who(), close_code, close_reason, got_code, got_reason)
+    return msgs[0]
+
+
+async def assert_served_elsewhere(relay):
+    """A new client in a fresh mesh registers, gets pong, and its broadcast reaches a second peer."""
+    mesh = unique_mesh("bystander")
+    a, b = await mesh_of(relay, mesh, [("by-a", []), ("by-b", [])])
+    await a.ping_barrier()
+    await marker_barrier(a, [b])
+    await a.close()
+    await b.close()

@@ -1,0 +1,58 @@
+// GatewayConfig: every knob of the WebSocket + HTTP endpoint, with its
+// default and why. cmd/relay/relay_config.cc maps env vars and flags onto it.
+#ifndef RELAY_GATEWAY_WS_GATEWAY_CONFIG_H_
+#define RELAY_GATEWAY_WS_GATEWAY_CONFIG_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gateway/net/client_ip.h"
+
+namespace relay::gateway {
+
+struct GatewayConfig {
+  std::string host = "0.0.0.0";  // an IP address
+  std::uint16_t port = 8765;     // 0 picks a free port
+  // Largest message a client may send; bigger ones close with 1009.
+  std::size_t max_message_bytes = 1 << 20;
+  // Longest mesh id in the URL, in bytes after percent-decoding.
+  std::size_t max_mesh_id_bytes = 256;
+  // A server ping every interval; a peer that misses `max_missed_pongs` in a
+  // row is dropped (phones vanish without a FIN). Zero disables.
+  absl::Duration keepalive_interval = absl::Seconds(30);
+  int max_missed_pongs = 2;
+  // How long a client may take to send its HTTP upgrade request (slowloris).
+  // With TLS, the TLS handshake before it has websocketpp's own 5 s limit.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // How long a connection the relay closes may take to answer the close
+  // frame before its TCP connection is cut (a stuck peer never answers).
+  absl::Duration close_handshake_timeout = absl::Seconds(2);
+  // How often unregistered sockets are checked against the core's timeout.
+  absl::Duration housekeeping_interval = absl::Seconds(1);
+
+  // Bytes of frames queued for one connection and not yet handed to its
+  // socket. One stuck phone must not grow the relay's memory: past this the
+  // connection is closed with 1013 "slow consumer". A frame is always
+  // accepted when nothing is queued, whatever its size.
+  std::size_t max_queued_bytes_per_connection = std::size_t{8} << 20;
+  // WebSocket connections open at once, in total and per client IP; more
+  // upgrades are refused with HTTP 503 too_many_connections. Plain HTTP
+  // requests (/health, /stats) are never refused. Per IP 0 means no per-IP
+  // limit (e.g. behind a proxy that sends no X-Forwarded-For).
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_ip = 100;
+  // Proxies whose X-Forwarded-For names the client (see ResolveClientIp).
+  net::TrustedProxies trusted_proxies;
+
+  // PEM certificate chain and unencrypted PEM key. Both set: wss:// and
+  // https:// on `port` (and the admin gRPC over TLS); both empty: plain.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool tls_enabled() const { return !tls_cert_file.empty() && !tls_key_file.empty(); }
+};
+
+}  // namespace relay::gateway
+
+#endif  // RELAY_GATEWAY_WS_GATEWAY_CONFIG_H_

@@ -1,0 +1,13 @@
+#include "gateway/ws/refusal.h"
+
+namespace relay::gateway {
+
+absl::string_view RefusalName(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::kTooManyConnections:
+      return "too_many_connections";
+  }
+  return "unknown";
+}
+
+}  // namespace relay::gateway
