@@ -14,6 +14,12 @@ constexpr std::size_t kEd25519KeyBytes = 32;
 
 absl::Status Denied(absl::string_view why) { return absl::PermissionDeniedError(why); }
 
+// A token's expiry; absl::Seconds saturates, so far-future tokens do not
+// overflow into the past.
+absl::Time ExpiryOf(const relay::v1::SignedJoinToken& token) {
+  return absl::UnixEpoch() + absl::Seconds(token.expires_at());
+}
+
 // Credential identities, compared on node_id takeover.
 std::string NodeIdentity(absl::string_view node_id) { return absl::StrCat("node:", node_id); }
 
@@ -89,7 +95,7 @@ absl::StatusOr<std::string> MeshAuth::AdmitSignedJoin(const relay::v1::Register&
   auto mesh = signed_.find(reg.mesh_id());
   if (mesh == signed_.end()) return Denied("this mesh is not registered: no key to check the token");
   if (token.mesh_id() != reg.mesh_id()) return Denied("the token is for another mesh");
-  if (absl::FromUnixMicros(static_cast<std::int64_t>(token.expires_at() * 1e6)) < now) {
+  if (ExpiryOf(token) < now) {
     return Denied("the token has expired");
   }
   if (!token.node_id().empty() && token.node_id() != reg.node_id()) {
@@ -106,7 +112,7 @@ absl::StatusOr<std::string> MeshAuth::AdmitSignedJoin(const relay::v1::Register&
   }
   if (used == nonces_.end()) {
     store::UsedNonce record{reg.mesh_id(), token.nonce(), reg.node_id(),
-                            absl::FromUnixMicros(static_cast<std::int64_t>(token.expires_at() * 1e6))};
+                            ExpiryOf(token)};
     Persist(store_->PutNonce(record));
     nonces_.emplace(key, std::move(record));
   }

@@ -253,8 +253,6 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
       return;
     }
   }
-  // A takeover may have emptied and removed the mesh: look it up again.
-  mesh_it = meshes_.find(reg.mesh_id());
   if (mesh_it == meshes_.end()) {
     auto mesh = std::make_unique<Mesh>();
     mesh->id = reg.mesh_id();
@@ -413,7 +411,9 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
     event.mutable_peer_left()->set_node_id(conn.node_id);
     Fanout(mesh, nullptr, MakeEvent(std::move(event)));
   }
-  if (mesh.peers_by_join.empty()) {
+  // A takeover (announce == false) refills the mesh at once: it was never
+  // empty for its members or its token binding.
+  if (announce && mesh.peers_by_join.empty()) {
     auth_.MeshEmptied(mesh.id, clock_->Now());
     meshes_.erase(mesh.id);
   }

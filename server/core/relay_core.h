@@ -159,7 +159,7 @@ class RelayCore {
 
   // Removes `conn` from its mesh: peer_left to the others (unless
   // `announce` is false), llm_peer_left to requesters it held, mesh removed
-  // when empty.
+  // when empty (except on takeover, `announce` false, which refills it).
   void LeaveMesh(Connection& conn, bool announce);
 
   // Delivery: every outgoing event passes here (counting and closing checks).

@@ -1,0 +1,1289 @@
+// RelayCore against a model (see core_harness.h). Start at CoreEventsProblem().
+//
+// Each step performs one operation on the real core, then replays it on the
+// model, which predicts every delivery and close from the pre-step state and
+// then updates itself. The model is the protocol's rules (docs/protocol.md,
+// docs/security.md) written as plainly as possible (vectors and linear
+// scans), not a copy of the code: where the two differ, the model says what
+// the documents promise. Only the choice among equally loaded llm peers is
+// taken from what the core did, after checking it is a valid choice, so
+// fairness tweaks do not break the harness.
+//
+// Mesh authentication is modelled for string tokens (open and token-bound
+// meshes) and for signed meshes with two fixed Ed25519 keys: the mesh key K,
+// which signs proofs and join tokens, and another key K2.
+#include "tests/fuzz/core_harness.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "openssl/evp.h"
+#include "relay/v1/relay.pb.h"
+#include "server/core/clock.h"
+#include "server/core/close_reason.h"
+#include "server/core/core_config.h"
+#include "server/core/error_code.h"
+#include "server/core/peer_sink.h"
+#include "server/core/relay_core.h"
+#include "tests/fuzz/codec_harness.h"
+
+namespace relay::fuzz {
+namespace {
+
+using core::CloseReason;
+using core::ConnectionId;
+using core::ErrorCode;
+using core::ServerEventPtr;
+using relay::v1::ClientEvent;
+using relay::v1::ServerEvent;
+
+// ---------------------------------------------------------------------------
+// The vocabulary scripts choose from: small, so that collisions (same node
+// id, same request id) are frequent; with quotes, control characters and
+// multi-byte UTF-8, so that the encoder's escaping is exercised.
+// ---------------------------------------------------------------------------
+
+const char* const kMeshes[] = {"m1", "m2", "mesh \xc3\xbc/3"};
+const char* const kNodes[] = {"alpha", "beta", "gamma-node-long",
+                              "\xce\xb4\xce\xad\xce\xbb\xcf\x84\xce\xb1-\xc3\xbc-nine",
+                              "q\"\\\x01"};
+const char* const kTokens[] = {"", "secret", "other"};
+const char* const kCaps[] = {"llm", "chat", "x\"y"};
+const char* const kPayloads[] = {"null",     "{\"a\":1}", "[1,2,3]",
+                                 "\"text\"", "1e400",     "{\"k\":\"\\ud800\"}"};
+const char* const kRequestIds[] = {"1", "\"a\"", "\"b\"", "42"};
+const CloseReason kReasons[] = {CloseReason::kClientClosed, CloseReason::kServerShutdown,
+                                CloseReason::kKeepaliveTimeout, CloseReason::kTransportError};
+const ErrorCode kUndecodable[] = {ErrorCode::kBadJson, ErrorCode::kBadMessage,
+                                  ErrorCode::kUnknownType};
+
+// Signed join tokens: expiry relative to now, or absolute (extremes).
+struct Expiry {
+  double seconds;
+  bool relative;
+};
+const Expiry kExpiries[] = {
+    {3600, true}, {-10, true}, {1e13, false}, {1e300, false}, {-1e300, false}};
+const char* const kNonces[] = {"n1", "n2"};
+
+constexpr std::size_t kMaxConnections = 12;
+constexpr std::size_t kMaxSteps = 400;
+// CoreConfig, small enough that scripts reach every limit.
+constexpr std::size_t kLlmLimit = 3;  // max_outstanding_llm_requests_per_peer
+constexpr absl::Duration kRegistrationTimeout = absl::Seconds(30);
+constexpr std::size_t kMaxPeersPerMesh = 4;
+constexpr absl::Duration kBindingGrace = absl::Seconds(100);
+constexpr double kRatePerSecond = 2;
+constexpr std::size_t kRateBurst = 12;
+
+template <typename T, std::size_t N>
+const T& Pick(const T (&items)[N], std::uint8_t b) {
+  return items[b % N];
+}
+
+// The operations, one per value of the operation byte (mod kOpCount).
+// Arguments follow as bytes, in the order listed.
+enum Op : std::uint8_t {
+  kConnect = 0,         // -
+  kDisconnect,          // conn, reason
+  kRegister,            // conn, mesh, node, token, caps bits, variant
+  kBroadcast,           // conn, payload
+  kDirect,              // conn, target node (one more value: "nobody"), payload
+  kLlmRequest,          // conn, request id, kind (odd: chat)
+  kLlmResponse,         // conn, target node, request id (one more value: none)
+  kPing,                // conn
+  kCapabilitiesUpdate,  // conn, caps bits, variant (0: valid, 1: too many, 2: too long)
+  kAdvanceAndExpire,    // seconds (mod 64), then ExpireUnregistered
+  kCloseAll,            // reason
+  kRejectUndecodable,   // conn, code, request id (one more value: none)
+  kEmptyEvent,          // conn
+  kRegisterMesh,        // conn, mesh, node, caps bits, variant (see RegisterMeshVariant)
+  kOpCount,
+};
+
+// Register variants: 0-4 valid (name absent, set, join, unicode name, name
+// with quote); the rest break one limit each.
+enum RegisterVariant : std::uint8_t {
+  kNameAbsent = 0,
+  kNameSet,
+  kViaJoin,
+  kNameUnicode,
+  kNameQuoted,
+  kEmptyNode,
+  kLongNode,
+  kLongName,
+  kTooManyCaps,
+  kLongCap,
+  kEmptyMesh,
+  kLongMesh,
+  // A signed join token instead of the string token; five more bytes: the
+  // token's mesh, node (0: none, 1: the registrant's, 2: another), expiry,
+  // nonce, signature (0: by K, 1: garbage, 2: by K2).
+  kSignedToken,
+  kSignedTokenMalformed,
+  kRegisterVariantCount,
+};
+
+enum RegisterMeshVariant : std::uint8_t {
+  kMeshValid = 0,  // mesh key K, proof by K
+  kMeshOtherId,    // names another mesh than the peer's (the URL's)
+  kMeshBadKey,     // not a base64 Ed25519 key
+  kMeshOtherKey,   // mesh key K2, proof by K2
+  kMeshBadProof,   // mesh key K, proof garbage
+  kRegisterMeshVariantCount,
+};
+
+// ---------------------------------------------------------------------------
+// Ed25519 from fixed seeds (OpenSSL), to build valid proofs and tokens.
+// ---------------------------------------------------------------------------
+
+struct KeyPair {
+  EVP_PKEY* key = nullptr;
+  std::string public_key;  // 32 raw bytes
+};
+
+const KeyPair& Key(int which) {
+  static const KeyPair* keys = [] {
+    auto* pairs = new KeyPair[2];
+    for (int k = 0; k < 2; ++k) {
+      unsigned char seed[32];
+      for (int i = 0; i < 32; ++i) seed[i] = static_cast<unsigned char>(k * 101 + i);
+      pairs[k].key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, sizeof(seed));
+      unsigned char pub[32];
+      std::size_t len = sizeof(pub);
+      EVP_PKEY_get_raw_public_key(pairs[k].key, pub, &len);
+      pairs[k].public_key.assign(reinterpret_cast<char*>(pub), len);
+    }
+    return pairs;
+  }();
+  return keys[which];
+}
+
+std::string Sign(int which, absl::string_view message) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned char signature[64];
+  std::size_t len = sizeof(signature);
+  EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, Key(which).key);
+  EVP_DigestSign(ctx, signature, &len, reinterpret_cast<const unsigned char*>(message.data()),
+                 message.size());
+  EVP_MD_CTX_free(ctx);
+  return std::string(reinterpret_cast<char*>(signature), len);
+}
+
+bool Verifies(int which, absl::string_view message, absl::string_view signature) {
+  return signature == Sign(which, message);  // Ed25519 signatures are deterministic
+}
+
+class ByteReader {
+ public:
+  explicit ByteReader(absl::string_view in) : in_(in) {}
+  bool done() const { return pos_ >= in_.size(); }
+  std::uint8_t Next() { return pos_ < in_.size() ? static_cast<std::uint8_t>(in_[pos_++]) : 0; }
+
+ private:
+  absl::string_view in_;
+  std::size_t pos_ = 0;
+};
+
+class FakeClock final : public core::Clock {
+ public:
+  absl::Time Now() const override { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+ private:
+  absl::Time now_ = absl::FromUnixMillis(1'700'000'000'250);
+};
+
+// One thing a sink saw.
+struct Seen {
+  int conn = -1;
+  bool close = false;
+  ServerEventPtr event;  // when !close
+  CloseReason reason = CloseReason::kClientClosed;
+};
+
+class Harness;
+
+class FuzzSink final : public core::PeerSink {
+ public:
+  FuzzSink(Harness* harness, int conn) : harness_(harness), conn_(conn) {}
+  void Send(const ServerEventPtr& event) override;
+  void Close(CloseReason reason) override;
+
+ private:
+  Harness* const harness_;
+  const int conn_;
+};
+
+// The first `n` UTF-8 characters of `s`: the default name of a peer.
+std::string FirstChars(absl::string_view s, std::size_t n) {
+  std::size_t i = 0;
+  for (std::size_t chars = 0; i < s.size() && chars < n; ++chars) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+  }
+  return std::string(s.substr(0, i));
+}
+
+// Cheap: the harness names every step, and text-format protos are slow.
+std::string ClientEventName(const ClientEvent& event) {
+  switch (event.event_case()) {
+    case ClientEvent::kRegister:
+      return "register";
+    case ClientEvent::kBroadcast:
+      return absl::StrCat("broadcast ", event.broadcast().payload());
+    case ClientEvent::kDirect:
+      return absl::StrCat("direct to ", absl::CHexEscape(event.direct().target()));
+    case ClientEvent::kLlmRequest:
+      return absl::StrCat("llm_request ", event.llm_request().request_id());
+    case ClientEvent::kLlmResponse:
+      return absl::StrCat("llm_response to ", absl::CHexEscape(event.llm_response().target()),
+                          " for ", event.llm_response().request_id());
+    case ClientEvent::kPing:
+      return "ping";
+    case ClientEvent::kCapabilitiesUpdate:
+      return absl::StrCat("capabilities_update (", event.capabilities_update().capabilities_size(),
+                          ")");
+    case ClientEvent::kRegisterMesh:
+      return "register_mesh";
+    case ClientEvent::EVENT_NOT_SET:
+      return "an empty event";
+  }
+  return "?";
+}
+
+std::string Show(absl::string_view s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
+
+std::string Describe(const Seen& s) {
+  if (s.close)
+    return absl::StrCat("conn ", s.conn, " Close(", core::CloseReasonName(s.reason), ")");
+  return absl::StrCat("conn ", s.conn, " Send(", s.event->ShortDebugString(), ")");
+}
+
+// RELAY_FUZZ_TRACE=1 prints every step and what the sinks saw (to read a
+// crash input: docs/testing.md).
+bool Tracing() {
+  static const bool tracing = [] {
+    const char* env = std::getenv("RELAY_FUZZ_TRACE");
+    return env != nullptr && env[0] != '\0' && env[0] != '0';
+  }();
+  return tracing;
+}
+
+class Harness {
+ public:
+  Harness() : core_(Config(), &clock_), started_at_(clock_.Now()) {}
+
+  std::string Run(absl::string_view input) {
+    ByteReader in(input);
+    for (std::size_t step = 0; step < kMaxSteps && !in.done(); ++step) {
+      seen_.clear();
+      std::string op = Step(in);
+      if (Tracing()) {
+        std::fprintf(stderr, "step %zu: %s\n", step, op.c_str());
+        for (const Seen& s : seen_) std::fprintf(stderr, "    %s\n", Describe(s).c_str());
+      }
+      if (problem_.empty()) CompareDeliveries();
+      if (problem_.empty()) CheckViews();
+      if (!problem_.empty()) return absl::StrCat("step ", step, " (", op, "): ", problem_);
+    }
+    return "";
+  }
+
+  // --- the sinks report here ---------------------------------------------
+  void OnSend(int conn, const ServerEventPtr& event) {
+    const Conn& c = conns_[conn];
+    if (c.sink_closed || c.sink_disconnected) {
+      Fail(absl::StrCat("event delivered to conn ", conn, " after ",
+                        c.sink_disconnected ? "Disconnect" : "Close", ": ",
+                        event->ShortDebugString()));
+    }
+    if (std::string p = ServerFrameProblem(*event); !p.empty()) Fail(p);
+    seen_.push_back(Seen{conn, false, event, CloseReason::kClientClosed});
+  }
+  void OnClose(int conn, CloseReason reason) {
+    Conn& c = conns_[conn];
+    if (c.sink_closed) Fail(absl::StrCat("conn ", conn, " asked to Close twice"));
+    if (c.sink_disconnected) Fail(absl::StrCat("conn ", conn, " asked to Close after Disconnect"));
+    c.sink_closed = true;
+    seen_.push_back(Seen{conn, true, nullptr, reason});
+  }
+
+ private:
+  // Model of one connection.
+  struct Conn {
+    ConnectionId id = 0;
+    std::shared_ptr<FuzzSink> sink;
+    std::string remote;
+    absl::Time opened_at;
+    bool open = true;      // not Disconnect()ed
+    bool closing = false;  // Close() asked or Disconnect()ed: no more deliveries
+    // What the sink saw, independent of the model.
+    bool sink_closed = false;
+    bool sink_disconnected = false;
+
+    std::string mesh;  // empty: not registered
+    std::string node, name;
+    std::string credential;  // who may take the node_id over: same credential
+    std::vector<std::string> caps;
+    absl::Time joined_at;
+    std::uint64_t messages_in = 0;
+    std::uint64_t messages_out = 0;
+
+    // Rate limit: a token bucket, full at the start.
+    double rate_tokens = kRateBurst;
+    absl::Time rate_refilled_at;
+    std::size_t refusals_in_row = 0;
+
+    bool registered() const { return !mesh.empty(); }
+    bool HasLlm() const { return std::find(caps.begin(), caps.end(), "llm") != caps.end(); }
+  };
+  struct Mesh {
+    std::vector<int> peers;  // join order
+    absl::Time created_at;
+    std::uint64_t relayed = 0;
+  };
+  struct Pending {
+    int requester;
+    std::string request_id;
+    int responder;
+    std::uint64_t order;
+  };
+  // A token-bound mesh's token; its grace runs only while the mesh is empty.
+  struct Binding {
+    std::string token;
+    std::optional<absl::Time> expires_at;
+  };
+  struct UsedNonce {
+    std::string node;
+    absl::Time expires_at;
+  };
+
+  static core::CoreConfig Config() {
+    core::CoreConfig config;
+    config.registration_timeout = kRegistrationTimeout;
+    config.max_outstanding_llm_requests_per_peer = kLlmLimit;
+    config.max_peers_per_mesh = kMaxPeersPerMesh;
+    config.mesh_binding_grace = kBindingGrace;
+    config.rate_limit_per_second = kRatePerSecond;
+    config.rate_limit_burst = kRateBurst;
+    return config;
+  }
+
+  void Fail(std::string what) {
+    if (problem_.empty()) problem_ = std::move(what);
+  }
+
+  // --- one step -------------------------------------------------------------
+
+  // Performs one operation on the core and on the model; returns its name.
+  std::string Step(ByteReader& in) {
+    const Op op = static_cast<Op>(in.Next() % kOpCount);
+    if (op == kConnect) return Connect();
+    if (op == kAdvanceAndExpire) return AdvanceAndExpire(in.Next() % 64);
+    if (op == kCloseAll) return CloseAll(Pick(kReasons, in.Next()));
+    if (conns_.empty()) return "no connection yet";
+    const int c = in.Next() % static_cast<int>(conns_.size());
+    switch (op) {
+      case kDisconnect:
+        return Disconnect(c, Pick(kReasons, in.Next()));
+      case kRegister: {
+        const std::string mesh = Pick(kMeshes, in.Next());
+        const std::string node = Pick(kNodes, in.Next());
+        const std::string token = Pick(kTokens, in.Next());
+        const std::uint8_t caps = in.Next();
+        return Register(c, mesh, node, token, caps, in.Next() % kRegisterVariantCount, in);
+      }
+      case kRegisterMesh: {
+        const std::string mesh = Pick(kMeshes, in.Next());
+        const std::string node = Pick(kNodes, in.Next());
+        const std::uint8_t caps = in.Next();
+        return RegisterMesh(c, mesh, node, caps, in.Next() % kRegisterMeshVariantCount);
+      }
+      case kBroadcast: {
+        ClientEvent event;
+        event.mutable_broadcast()->set_payload(Pick(kPayloads, in.Next()));
+        return Handle(c, event);
+      }
+      case kDirect: {
+        ClientEvent event;
+        const std::uint8_t t = in.Next() % (std::size(kNodes) + 1);
+        event.mutable_direct()->set_target(t < std::size(kNodes) ? kNodes[t] : "nobody");
+        event.mutable_direct()->set_payload(Pick(kPayloads, in.Next()));
+        return Handle(c, event);
+      }
+      case kLlmRequest: {
+        ClientEvent event;
+        auto* req = event.mutable_llm_request();
+        req->set_request_id(Pick(kRequestIds, in.Next()));
+        req->set_kind(in.Next() % 2 == 1 ? relay::v1::LLM_REQUEST_KIND_CHAT
+                                         : relay::v1::LLM_REQUEST_KIND_LLM);
+        req->set_members("\"prompt\":\"hi\"");
+        req->set_add_messages(true);
+        req->set_prompt_for_messages("hi");
+        return Handle(c, event);
+      }
+      case kLlmResponse: {
+        ClientEvent event;
+        auto* resp = event.mutable_llm_response();
+        resp->set_target(Pick(kNodes, in.Next()));
+        const std::uint8_t r = in.Next() % (std::size(kRequestIds) + 1);
+        if (r < std::size(kRequestIds)) resp->set_request_id(kRequestIds[r]);
+        resp->set_members("\"response\":\"ok\"");
+        return Handle(c, event);
+      }
+      case kPing: {
+        ClientEvent event;
+        event.mutable_ping();
+        return Handle(c, event);
+      }
+      case kCapabilitiesUpdate: {
+        ClientEvent event;
+        auto* update = event.mutable_capabilities_update();
+        const std::uint8_t bits = in.Next();
+        for (std::size_t i = 0; i < std::size(kCaps); ++i) {
+          if (bits & (1u << i)) update->add_capabilities(kCaps[i]);
+        }
+        switch (in.Next() % 3) {
+          case 1:
+            for (int i = 0; i < 65; ++i) update->add_capabilities("c");
+            break;
+          case 2:
+            update->add_capabilities(std::string(129, 'c'));
+            break;
+          default:
+            break;
+        }
+        return Handle(c, event);
+      }
+      case kRejectUndecodable: {
+        const ErrorCode code = Pick(kUndecodable, in.Next());
+        const std::uint8_t r = in.Next() % (std::size(kRequestIds) + 1);
+        const std::string request_id = r < std::size(kRequestIds) ? kRequestIds[r] : "";
+        return RejectUndecodable(c, code, request_id);
+      }
+      case kEmptyEvent:
+        return Handle(c, ClientEvent());
+      default:
+        return "unreachable";
+    }
+  }
+
+  std::string Connect() {
+    if (conns_.size() >= kMaxConnections) return "connect (at the limit: none)";
+    const int index = static_cast<int>(conns_.size());
+    Conn c;
+    c.sink = std::make_shared<FuzzSink>(this, index);
+    c.remote = absl::StrCat("10.0.0.", index, ":", 40000 + index);
+    c.opened_at = clock_.Now();
+    c.rate_refilled_at = c.opened_at;
+    conns_.push_back(c);
+    const ConnectionId id = core_.Connect(core::ConnectionInfo{c.remote, "ws"}, c.sink);
+    conns_[index].id = id;
+    for (int i = 0; i < index; ++i) {
+      if (conns_[i].id == id) Fail(absl::StrCat("connection id ", id, " reused"));
+    }
+    ++total_connections_;
+    return absl::StrCat("connect -> conn ", index);
+  }
+
+  std::string Disconnect(int c, CloseReason reason) {
+    Conn& conn = conns_[c];
+    const bool was_open = conn.open;
+    conn.sink_disconnected = true;  // nothing may reach it from now on
+    core_.Disconnect(conn.id, reason);
+    if (was_open) {
+      conn.open = false;
+      conn.closing = true;
+      ++closes_[static_cast<std::size_t>(reason)];
+      if (conn.registered()) LeaveMesh(c, /*announce=*/true);
+    }
+    return absl::StrCat("disconnect conn ", c, was_open ? "" : " (again)");
+  }
+
+  std::string AdvanceAndExpire(int seconds) {
+    clock_.Advance(absl::Seconds(seconds));
+    core_.ExpireUnregistered();
+    const absl::Time now = clock_.Now();
+    for (auto it = bindings_.begin(); it != bindings_.end();) {
+      it = it->second.expires_at && *it->second.expires_at < now ? bindings_.erase(it) : ++it;
+    }
+    for (auto it = nonces_.begin(); it != nonces_.end();) {
+      it = it->second.expires_at < now ? nonces_.erase(it) : ++it;
+    }
+    const absl::Time deadline = now - kRegistrationTimeout;
+    for (int i = 0; i < static_cast<int>(conns_.size()); ++i) {
+      Conn& conn = conns_[i];
+      if (conn.open && !conn.closing && !conn.registered() && conn.opened_at <= deadline) {
+        conn.closing = true;
+        ExpectClose(i, CloseReason::kRegistrationTimeout);
+      }
+    }
+    closes_in_any_order_ = true;  // the core walks a hash map
+    return absl::StrCat("advance ", seconds, "s + ExpireUnregistered");
+  }
+
+  std::string CloseAll(CloseReason reason) {
+    core_.CloseAll(reason);
+    for (int i = 0; i < static_cast<int>(conns_.size()); ++i) {
+      Conn& conn = conns_[i];
+      if (conn.open && !conn.closing) {
+        conn.closing = true;
+        ExpectClose(i, reason);
+      }
+    }
+    closes_in_any_order_ = true;
+    return absl::StrCat("CloseAll(", core::CloseReasonName(reason), ")");
+  }
+
+  std::string RejectUndecodable(int c, ErrorCode code, const std::string& request_id) {
+    core_.RejectUndecodable(conns_[c].id, code, "undecodable", request_id);
+    Conn& conn = conns_[c];
+    if (conn.open && !conn.closing) {
+      ++messages_received_;
+      ++conn.messages_in;
+      if (AdmitByRate(c)) SendError(c, code, request_id);
+    }
+    return absl::StrCat("reject conn ", c, " ", core::ErrorCodeName(code));
+  }
+
+  std::string Register(int c, const std::string& mesh_id, const std::string& node,
+                       const std::string& token, std::uint8_t cap_bits, int variant,
+                       ByteReader& in) {
+    ClientEvent event;
+    relay::v1::Register* reg = event.mutable_register_();
+    reg->set_mesh_id(mesh_id);
+    reg->set_node_id(node);
+    reg->set_token(token);
+    for (std::size_t i = 0; i < std::size(kCaps); ++i) {
+      if (cap_bits & (1u << i)) reg->add_capabilities(kCaps[i]);
+    }
+    switch (variant) {
+      case kNameSet:
+        reg->set_name("Custom name");
+        break;
+      case kViaJoin:
+        reg->set_via_join(true);
+        break;
+      case kNameUnicode:
+        reg->set_name("\xe5\x90\x8d\xe5\x89\x8d");
+        break;
+      case kNameQuoted:
+        reg->set_name("say \"hi\"\n");
+        break;
+      case kEmptyNode:
+        reg->set_node_id("");
+        break;
+      case kLongNode:
+        reg->set_node_id(std::string(257, 'n'));
+        break;
+      case kLongName:
+        reg->set_name(std::string(257, 'n'));
+        break;
+      case kTooManyCaps:
+        for (int i = 0; i < 65; ++i) reg->add_capabilities("c");
+        break;
+      case kLongCap:
+        reg->add_capabilities(std::string(129, 'c'));
+        break;
+      case kEmptyMesh:
+        reg->set_mesh_id("");
+        break;
+      case kLongMesh:
+        reg->set_mesh_id(std::string(257, 'm'));
+        break;
+      case kSignedToken:
+        SetSignedToken(reg, in);
+        break;
+      case kSignedTokenMalformed:
+        reg->mutable_signed_token()->set_present(true);
+        reg->mutable_signed_token()->set_malformed("the token is not a JSON object");
+        break;
+      default:
+        break;
+    }
+    std::string name = Handle(c, event);
+    return absl::StrCat(name, " as ", Show(reg->node_id()), " in ",
+                        Show(reg->mesh_id().substr(0, 16)), " token ", Show(token), " variant ",
+                        variant);
+  }
+
+  // A signed join token as the gateway's decoder fills it in; `canonical`
+  // stands for the bytes the signature covers.
+  void SetSignedToken(relay::v1::Register* reg, ByteReader& in) {
+    relay::v1::SignedJoinToken* token = reg->mutable_signed_token();
+    token->set_present(true);
+    token->set_mesh_id(Pick(kMeshes, in.Next()));
+    switch (in.Next() % 3) {
+      case 1:
+        token->set_node_id(reg->node_id());
+        break;
+      case 2:
+        token->set_node_id(reg->node_id() == kNodes[0] ? kNodes[1] : kNodes[0]);
+        break;
+      default:
+        break;  // unbound
+    }
+    const Expiry& expiry = Pick(kExpiries, in.Next());
+    token->set_expires_at(expiry.relative ? Epoch(clock_.Now()) + expiry.seconds : expiry.seconds);
+    token->set_issuer_id("issuer");
+    token->set_nonce(Pick(kNonces, in.Next()));
+    token->set_canonical(
+        absl::StrCat("{\"mesh_id\":", token->mesh_id(), ",\"node_id\":", token->node_id(),
+                     ",\"nonce\":", token->nonce(), ",\"expires_at\":", token->expires_at(), "}"));
+    switch (in.Next() % 3) {
+      case 0:
+        token->set_signature_b64(absl::Base64Escape(Sign(0, token->canonical())));
+        break;
+      case 1:
+        token->set_signature_b64("AAAA");
+        break;
+      default:
+        token->set_signature_b64(absl::Base64Escape(Sign(1, token->canonical())));
+        break;
+    }
+  }
+
+  std::string RegisterMesh(int c, const std::string& mesh_id, const std::string& node,
+                           std::uint8_t cap_bits, int variant) {
+    ClientEvent event;
+    relay::v1::RegisterMesh* request = event.mutable_register_mesh();
+    relay::v1::Register* peer = request->mutable_peer();
+    peer->set_mesh_id(mesh_id);
+    peer->set_node_id(node);
+    for (std::size_t i = 0; i < std::size(kCaps); ++i) {
+      if (cap_bits & (1u << i)) peer->add_capabilities(kCaps[i]);
+    }
+    request->set_mesh_id(variant == kMeshOtherId ? "another mesh" : mesh_id);
+    const int key = variant == kMeshOtherKey ? 1 : 0;
+    request->set_mesh_public_key_b64(
+        variant == kMeshBadKey ? "not a key" : absl::Base64Escape(Key(key).public_key));
+    request->set_founder_proof_b64(
+        variant == kMeshBadProof ? "AAAA" : absl::Base64Escape(Sign(key, mesh_id)));
+    std::string name = Handle(c, event);
+    return absl::StrCat(name, " for ", Show(mesh_id), " as ", Show(node), " variant ", variant);
+  }
+
+  // Any ClientEvent: the core, then the model.
+  std::string Handle(int c, const ClientEvent& event) {
+    core_.Handle(conns_[c].id, event);
+    std::string name = absl::StrCat("conn ", c, " sends ", ClientEventName(event));
+    Conn& conn = conns_[c];
+    if (!conn.open || conn.closing) return absl::StrCat(name, " (ignored: closing)");
+    ++messages_received_;
+    ++conn.messages_in;
+    if (!AdmitByRate(c)) return absl::StrCat(name, " (over the rate)");
+    if (event.has_register_()) {
+      ModelRegister(c, event.register_());
+      return name;
+    }
+    if (event.has_register_mesh()) {
+      ModelRegisterMesh(c, event.register_mesh());
+      return name;
+    }
+    if (!conn.registered()) {
+      std::string request_id;
+      if (event.has_llm_request()) request_id = event.llm_request().request_id();
+      if (event.has_llm_response()) request_id = event.llm_response().request_id();
+      SendError(c, ErrorCode::kNotRegistered, request_id);
+      return name;
+    }
+    switch (event.event_case()) {
+      case ClientEvent::kBroadcast: {
+        ServerEvent out;
+        out.mutable_message()->set_from(conn.node);
+        out.mutable_message()->set_payload(event.broadcast().payload());
+        out.mutable_message()->set_broadcast(true);
+        Fanout(conn.mesh, c, out);
+        break;
+      }
+      case ClientEvent::kDirect: {
+        const int target = FindNode(conn.mesh, event.direct().target());
+        if (target < 0) {
+          SendError(c, ErrorCode::kUnknownTarget, "");
+          break;
+        }
+        ServerEvent out;
+        out.mutable_message()->set_from(conn.node);
+        out.mutable_message()->set_payload(event.direct().payload());
+        Deliver(target, out);
+        break;
+      }
+      case ClientEvent::kLlmRequest:
+        ModelLlmRequest(c, event.llm_request());
+        break;
+      case ClientEvent::kLlmResponse:
+        ModelLlmResponse(c, event.llm_response());
+        break;
+      case ClientEvent::kPing: {
+        ServerEvent out;
+        out.mutable_pong()->set_timestamp(Epoch(clock_.Now()));
+        Deliver(c, out);
+        break;
+      }
+      case ClientEvent::kCapabilitiesUpdate: {
+        const auto& caps = event.capabilities_update().capabilities();
+        if (!CapsValid(caps)) {
+          SendError(c, ErrorCode::kBadMessage, "");
+          break;
+        }
+        conn.caps.assign(caps.begin(), caps.end());
+        ServerEvent out;
+        out.mutable_peer_updated()->set_node_id(conn.node);
+        *out.mutable_peer_updated()->mutable_capabilities() = caps;
+        Fanout(conn.mesh, c, out);
+        break;
+      }
+      default:
+        SendError(c, ErrorCode::kBadMessage, "");
+        break;
+    }
+    return name;
+  }
+
+  // --- the model's rules ----------------------------------------------------
+
+  static bool CapsValid(const google::protobuf::RepeatedPtrField<std::string>& caps) {
+    if (caps.size() > 64) return false;
+    for (const std::string& cap : caps) {
+      if (cap.size() > 128) return false;
+    }
+    return true;
+  }
+
+  static bool RegisterValid(const relay::v1::Register& reg) {
+    return !reg.mesh_id().empty() && reg.mesh_id().size() <= 256 && !reg.node_id().empty() &&
+           reg.node_id().size() <= 256 && reg.name().size() <= 256 && CapsValid(reg.capabilities());
+  }
+
+  void ModelRegister(int c, const relay::v1::Register& reg) {
+    if (conns_[c].registered()) {
+      SendError(c, ErrorCode::kAlreadyRegistered, "");
+      return;
+    }
+    if (!RegisterValid(reg)) {
+      SendError(c, ErrorCode::kBadMessage, "");
+      return;
+    }
+    std::optional<std::string> credential = AdmitRegister(reg);
+    if (!credential) return RefuseAuth(c);
+    Join(c, reg, *credential);
+  }
+
+  void ModelRegisterMesh(int c, const relay::v1::RegisterMesh& request) {
+    if (conns_[c].registered()) {
+      SendError(c, ErrorCode::kAlreadyRegistered, "");
+      return;
+    }
+    const relay::v1::Register& reg = request.peer();
+    if (!RegisterValid(reg)) {
+      SendError(c, ErrorCode::kBadMessage, "");
+      return;
+    }
+    // Only K or K2 prove a mesh here: the harness never sends a node_public_key.
+    const std::string& mesh_id = reg.mesh_id();
+    const bool key_is_k = request.mesh_public_key_b64() == absl::Base64Escape(Key(0).public_key);
+    const bool key_is_k2 = request.mesh_public_key_b64() == absl::Base64Escape(Key(1).public_key);
+    const int key = key_is_k ? 0 : 1;
+    std::string proof;
+    const bool proven = (key_is_k || key_is_k2) &&
+                        absl::Base64Unescape(request.founder_proof_b64(), &proof) &&
+                        Verifies(key, mesh_id, proof);
+    auto signed_mesh = signed_.find(mesh_id);
+    if (request.mesh_id() != mesh_id || bindings_.count(mesh_id) > 0 || !proven ||
+        (signed_mesh != signed_.end() && signed_mesh->second != key)) {
+      return RefuseAuth(c);
+    }
+    signed_[mesh_id] = key;
+    ServerEvent registered;
+    registered.mutable_mesh_registered()->set_mesh_id(mesh_id);
+    Deliver(c, registered);
+    Join(c, reg, absl::StrCat("node:", reg.node_id()));
+  }
+
+  // docs/security.md, "Mesh authentication levels": the credential that
+  // admits `reg`, or nullopt for auth_failed.
+  std::optional<std::string> AdmitRegister(const relay::v1::Register& reg) {
+    const std::string& mesh_id = reg.mesh_id();
+    if (reg.signed_token().present()) return AdmitSignedJoin(reg);
+    if (signed_.count(mesh_id) > 0) return std::nullopt;
+    if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
+      if (reg.token().empty() || reg.token() != binding->second.token) return std::nullopt;
+      return "token";
+    }
+    if (meshes_.count(mesh_id) > 0 || reg.token().empty()) {
+      return absl::StrCat("open:", reg.token());  // an open mesh stays open while it lives
+    }
+    bindings_[mesh_id] = Binding{reg.token(), std::nullopt};
+    return "token";
+  }
+
+  std::optional<std::string> AdmitSignedJoin(const relay::v1::Register& reg) {
+    const relay::v1::SignedJoinToken& token = reg.signed_token();
+    auto signed_mesh = signed_.find(reg.mesh_id());
+    if (!token.malformed().empty() || signed_mesh == signed_.end() ||
+        token.mesh_id() != reg.mesh_id()) {
+      return std::nullopt;
+    }
+    // Any expiry is a time: a far-future token is valid, not undefined
+    // behaviour (absl::Seconds saturates).
+    const absl::Time expires_at = absl::UnixEpoch() + absl::Seconds(token.expires_at());
+    if (expires_at < clock_.Now()) return std::nullopt;
+    if (!token.node_id().empty() && token.node_id() != reg.node_id()) return std::nullopt;
+    std::string signature;
+    if (!absl::Base64Unescape(token.signature_b64(), &signature) ||
+        !Verifies(signed_mesh->second, token.canonical(), signature)) {
+      return std::nullopt;
+    }
+    const auto key = std::make_pair(reg.mesh_id(), token.nonce());
+    auto used = nonces_.find(key);
+    if (used != nonces_.end() && used->second.node != reg.node_id()) return std::nullopt;
+    if (used == nonces_.end()) nonces_[key] = UsedNonce{reg.node_id(), expires_at};
+    // A node-bound token proves the node; an unbound one only membership, so
+    // it never takes a node_id over.
+    if (token.node_id().empty()) return absl::StrCat("unbound:", ++unbound_joins_);
+    return absl::StrCat("node:", reg.node_id());
+  }
+
+  void RefuseAuth(int c) {
+    SendError(c, ErrorCode::kAuthFailed, "");
+    conns_[c].closing = true;
+    ExpectClose(c, CloseReason::kAuthFailed);
+  }
+
+  // An admitted registrant joins: takes its node_id over from a holder with
+  // the same credential, or is refused node_id_in_use / mesh_full.
+  void Join(int c, const relay::v1::Register& reg, const std::string& credential) {
+    Conn& conn = conns_[c];
+    if (meshes_.count(reg.mesh_id()) > 0) {
+      const int holder = FindNode(reg.mesh_id(), reg.node_id());
+      if (holder >= 0) {
+        if (conns_[holder].credential != credential) {
+          SendError(c, ErrorCode::kNodeIdInUse, "");
+          return;
+        }
+        // Same credentials: the newcomer takes the name over, silently.
+        LeaveMesh(holder, /*announce=*/false);
+        if (!conns_[holder].closing) ExpectClose(holder, CloseReason::kReplaced);
+        conns_[holder].closing = true;
+      } else if (meshes_[reg.mesh_id()].peers.size() >= kMaxPeersPerMesh) {
+        SendError(c, ErrorCode::kMeshFull, "");
+        return;
+      }
+    }
+    auto [it, created] = meshes_.try_emplace(reg.mesh_id());
+    Mesh& mesh = it->second;
+    if (created) mesh.created_at = clock_.Now();
+    // The mesh has a peer again: a token binding holds, whatever grace began.
+    if (auto binding = bindings_.find(reg.mesh_id()); binding != bindings_.end()) {
+      binding->second.expires_at.reset();
+    }
+    conn.mesh = reg.mesh_id();
+    conn.node = reg.node_id();
+    conn.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
+    conn.caps.assign(reg.capabilities().begin(), reg.capabilities().end());
+    conn.credential = credential;
+    conn.joined_at = clock_.Now();
+    mesh.peers.push_back(c);
+
+    ServerEvent joined;
+    joined.mutable_joined()->set_mesh_id(conn.mesh);
+    joined.mutable_joined()->set_node_count(static_cast<std::uint32_t>(mesh.peers.size()));
+    Deliver(c, joined);
+    ServerEvent peers;
+    for (int p : mesh.peers) {
+      if (p != c) *peers.mutable_peers()->add_peers() = PeerInfo(p);
+    }
+    peers.mutable_peers();
+    Deliver(c, peers);
+    ServerEvent announce;
+    *announce.mutable_peer_joined()->mutable_peer() = PeerInfo(c);
+    Fanout(conn.mesh, c, announce);
+  }
+
+  // The per-connection token bucket: false when the message is refused
+  // (rate_limited, or a close after kRateBurst refusals in a row).
+  bool AdmitByRate(int c) {
+    Conn& conn = conns_[c];
+    const absl::Time now = clock_.Now();
+    conn.rate_tokens = std::min(
+        static_cast<double>(kRateBurst),
+        conn.rate_tokens + absl::ToDoubleSeconds(now - conn.rate_refilled_at) * kRatePerSecond);
+    conn.rate_refilled_at = now;
+    if (conn.rate_tokens >= 1) {
+      conn.rate_tokens -= 1;
+      conn.refusals_in_row = 0;
+      return true;
+    }
+    if (++conn.refusals_in_row >= std::min<std::size_t>(kRateBurst, 100)) {
+      conn.closing = true;
+      ExpectClose(c, CloseReason::kRateLimited);
+      return false;
+    }
+    SendError(c, ErrorCode::kRateLimited, "");
+    return false;
+  }
+
+  void ModelLlmRequest(int c, const relay::v1::LlmRequest& req) {
+    ++llm_requests_;
+    Conn& conn = conns_[c];
+    std::size_t outstanding = 0;
+    for (const Pending& p : pending_) outstanding += p.requester == c ? 1 : 0;
+    if (outstanding >= kLlmLimit) {
+      SendError(c, ErrorCode::kTooManyRequests, req.request_id());
+      return;
+    }
+    std::vector<int> candidates;
+    for (int p : meshes_[conn.mesh].peers) {
+      if (p != c && !conns_[p].closing && conns_[p].HasLlm()) candidates.push_back(p);
+    }
+    if (candidates.empty()) {
+      SendError(c, ErrorCode::kNoLlmPeer, req.request_id());
+      return;
+    }
+    // Which candidate the core picked: it must hold the fewest requests.
+    int chosen = -1;
+    for (const Seen& s : seen_) {
+      if (!s.close && s.event->has_llm_request()) {
+        chosen = s.conn;
+        break;
+      }
+    }
+    if (std::find(candidates.begin(), candidates.end(), chosen) == candidates.end()) {
+      Fail(absl::StrCat("llm_request not delivered to a capable peer (went to conn ", chosen, ")"));
+      return;
+    }
+    std::size_t fewest = SIZE_MAX;
+    for (int p : candidates) fewest = std::min(fewest, HeldBy(p));
+    if (HeldBy(chosen) != fewest) {
+      Fail(absl::StrCat("llm_request went to conn ", chosen, " holding ", HeldBy(chosen),
+                        " requests; another capable peer holds ", fewest));
+      return;
+    }
+    bool reassigned = false;
+    for (Pending& p : pending_) {
+      if (p.requester == c && p.request_id == req.request_id()) {
+        p.responder = chosen;
+        p.order = next_order_++;
+        reassigned = true;
+      }
+    }
+    if (!reassigned) pending_.push_back(Pending{c, req.request_id(), chosen, next_order_++});
+    ServerEvent out;
+    out.mutable_llm_request()->set_from(conn.node);
+    *out.mutable_llm_request()->mutable_request() = req;
+    Deliver(chosen, out);
+  }
+
+  void ModelLlmResponse(int c, const relay::v1::LlmResponse& resp) {
+    Conn& conn = conns_[c];
+    const int target = FindNode(conn.mesh, resp.target());
+    if (target < 0) {
+      SendError(c, ErrorCode::kUnknownTarget, resp.request_id());
+      return;
+    }
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                  [&](const Pending& p) {
+                                    return p.requester == target &&
+                                           p.request_id == resp.request_id() && p.responder == c;
+                                  }),
+                   pending_.end());
+    ServerEvent out;
+    out.mutable_llm_response()->set_from(conn.node);
+    *out.mutable_llm_response()->mutable_response() = resp;
+    Deliver(target, out);
+  }
+
+  // `c` leaves its mesh: its requests are dropped, the requests it held are
+  // failed (oldest first), the others hear peer_left when `announce`.
+  void LeaveMesh(int c, bool announce) {
+    Conn& conn = conns_[c];
+    const std::string mesh_id = conn.mesh;
+    Mesh& mesh = meshes_[mesh_id];
+    mesh.peers.erase(std::find(mesh.peers.begin(), mesh.peers.end(), c));
+    conn.mesh.clear();
+
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                  [&](const Pending& p) { return p.requester == c; }),
+                   pending_.end());
+    std::vector<Pending> held;
+    for (const Pending& p : pending_) {
+      if (p.responder == c) held.push_back(p);
+    }
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                  [&](const Pending& p) { return p.responder == c; }),
+                   pending_.end());
+    std::sort(held.begin(), held.end(),
+              [](const Pending& a, const Pending& b) { return a.order < b.order; });
+    for (const Pending& p : held) {
+      if (conns_[p.requester].open) SendError(p.requester, ErrorCode::kLlmPeerLeft, p.request_id);
+    }
+    if (announce) {
+      ServerEvent left;
+      left.mutable_peer_left()->set_node_id(conn.node);
+      Fanout(mesh_id, -1, left);
+    }
+    if (mesh.peers.empty()) {
+      if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
+        binding->second.expires_at = clock_.Now() + kBindingGrace;
+      }
+      meshes_.erase(mesh_id);
+    }
+  }
+
+  std::size_t HeldBy(int c) const {
+    std::size_t n = 0;
+    for (const Pending& p : pending_) n += p.responder == c ? 1 : 0;
+    return n;
+  }
+
+  int FindNode(const std::string& mesh_id, const std::string& node) const {
+    auto it = meshes_.find(mesh_id);
+    if (it == meshes_.end()) return -1;
+    for (int p : it->second.peers) {
+      if (conns_[p].node == node) return p;
+    }
+    return -1;
+  }
+
+  relay::v1::PeerInfo PeerInfo(int c) const {
+    const Conn& conn = conns_[c];
+    relay::v1::PeerInfo info;
+    info.set_node_id(conn.node);
+    info.set_name(conn.name);
+    for (const std::string& cap : conn.caps) info.add_capabilities(cap);
+    info.set_joined_at(Epoch(conn.joined_at));
+    return info;
+  }
+
+  static double Epoch(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+  // --- expected deliveries --------------------------------------------------
+
+  void Deliver(int c, const ServerEvent& event) {
+    Conn& conn = conns_[c];
+    if (conn.closing) return;
+    ++conn.messages_out;
+    if (event.has_message() || event.has_llm_request() || event.has_llm_response()) {
+      ++messages_relayed_;
+      if (conn.registered()) ++meshes_[conn.mesh].relayed;
+    }
+    Seen s;
+    s.conn = c;
+    s.event = std::make_shared<const ServerEvent>(event);
+    expected_.push_back(std::move(s));
+  }
+
+  void SendError(int c, ErrorCode code, const std::string& request_id) {
+    ++errors_[static_cast<std::size_t>(code)];
+    ServerEvent event;
+    event.mutable_error()->set_code(std::string(core::ErrorCodeName(code)));
+    event.mutable_error()->set_request_id(request_id);
+    Deliver(c, event);
+  }
+
+  void Fanout(const std::string& mesh_id, int except, const ServerEvent& event) {
+    const std::vector<int> peers = meshes_[mesh_id].peers;
+    for (int p : peers) {
+      if (p != except) Deliver(p, event);
+    }
+  }
+
+  void ExpectClose(int c, CloseReason reason) {
+    Seen s;
+    s.conn = c;
+    s.close = true;
+    s.reason = reason;
+    expected_.push_back(std::move(s));
+  }
+
+  // --- checks ---------------------------------------------------------------
+
+  static bool Same(const Seen& want, const Seen& got) {
+    if (want.conn != got.conn || want.close != got.close) return false;
+    if (want.close) return want.reason == got.reason;
+    if (want.event->has_error() && got.event->has_error()) {
+      const relay::v1::Error& e = got.event->error();
+      return e.code() == want.event->error().code() &&
+             e.request_id() == want.event->error().request_id() && !e.message().empty();
+    }
+    // Same fields, same values: same bytes (no maps in relay.v1).
+    return want.event->SerializeAsString() == got.event->SerializeAsString();
+  }
+
+  void CompareDeliveries() {
+    std::vector<Seen> want = std::move(expected_);
+    std::vector<Seen> got = seen_;
+    expected_.clear();
+    if (closes_in_any_order_) {
+      const auto by_conn = [](const Seen& a, const Seen& b) { return a.conn < b.conn; };
+      std::stable_sort(want.begin(), want.end(), by_conn);
+      std::stable_sort(got.begin(), got.end(), by_conn);
+      closes_in_any_order_ = false;
+    }
+    for (std::size_t i = 0; i < std::max(want.size(), got.size()); ++i) {
+      if (i < want.size() && i < got.size() && Same(want[i], got[i])) continue;
+      Fail(absl::StrCat("delivery ", i, ": want ",
+                        i < want.size() ? Describe(want[i]) : std::string("nothing"), ", got ",
+                        i < got.size() ? Describe(got[i]) : std::string("nothing")));
+      return;
+    }
+  }
+
+  void CheckViews() {
+    std::size_t registered = 0;
+    std::size_t open = 0;
+    for (const Conn& c : conns_) {
+      registered += c.registered() ? 1 : 0;
+      open += c.open ? 1 : 0;
+    }
+    const core::HealthCounts health = core_.Health();
+    if (health.peers != registered || health.meshes != meshes_.size()) {
+      return Fail(absl::StrCat("Health() says ", health.peers, " peers in ", health.meshes,
+                               " meshes; the model has ", registered, " in ", meshes_.size()));
+    }
+    if (core_.OpenConnections() != open) {
+      return Fail(absl::StrCat("OpenConnections() ", core_.OpenConnections(), ", model ", open));
+    }
+
+    const relay::v1::ListMeshesResponse list = core_.ListMeshes();
+    if (static_cast<std::size_t>(list.meshes_size()) != meshes_.size()) {
+      return Fail(
+          absl::StrCat("ListMeshes has ", list.meshes_size(), " meshes, model ", meshes_.size()));
+    }
+    int i = 0;
+    for (const auto& [id, mesh] : meshes_) {
+      const relay::v1::MeshSummary& s = list.meshes(i++);
+      if (s.mesh_id() != id || s.peer_count() == 0 || s.peer_count() != mesh.peers.size() ||
+          s.messages_relayed() != mesh.relayed || s.created_at() != Epoch(mesh.created_at)) {
+        return Fail(absl::StrCat("ListMeshes entry ", s.ShortDebugString(), " vs model mesh ",
+                                 Show(id), " with ", mesh.peers.size(), " peers, ", mesh.relayed,
+                                 " relayed"));
+      }
+      CheckGetMesh(id, mesh);
+      if (!problem_.empty()) return;
+    }
+    for (const char* id : kMeshes) {
+      if (meshes_.count(id) == 0 &&
+          core_.GetMesh(id).status().code() != absl::StatusCode::kNotFound) {
+        return Fail(absl::StrCat("GetMesh(", Show(id), ") of a dead mesh is not NOT_FOUND"));
+      }
+    }
+
+    const relay::v1::Stats stats = core_.GetStats();
+    const bool counters_match =
+        stats.active_meshes() == meshes_.size() && stats.open_sockets() == open &&
+        stats.registered_peers() == registered && stats.total_connections() == total_connections_ &&
+        stats.messages_received() == messages_received_ &&
+        stats.messages_relayed() == messages_relayed_ && stats.llm_requests() == llm_requests_ &&
+        stats.uptime_seconds() == absl::ToDoubleSeconds(clock_.Now() - started_at_) &&
+        static_cast<std::size_t>(stats.errors_size()) == core::kErrorCodeCount;
+    if (!counters_match) {
+      return Fail(absl::StrCat("GetStats ", stats.ShortDebugString(), " vs model: meshes ",
+                               meshes_.size(), " open ", open, " registered ", registered,
+                               " total ", total_connections_, " received ", messages_received_,
+                               " relayed ", messages_relayed_, " llm ", llm_requests_));
+    }
+    for (std::size_t k = 0; k < core::kErrorCodeCount; ++k) {
+      const ErrorCode code = core::kAllErrorCodes[k];
+      bool found = false;
+      for (const relay::v1::ErrorCount& e : stats.errors()) {
+        if (e.code() != core::ErrorCodeName(code)) continue;
+        found = true;
+        if (e.count() != errors_[static_cast<std::size_t>(code)]) {
+          return Fail(absl::StrCat("GetStats errors[", e.code(), "] = ", e.count(), ", model ",
+                                   errors_[static_cast<std::size_t>(code)]));
+        }
+      }
+      if (!found) {
+        return Fail(absl::StrCat("GetStats lacks error code ", core::ErrorCodeName(code)));
+      }
+    }
+    if (static_cast<std::size_t>(stats.closes_size()) != core::kCloseReasonCount) {
+      return Fail(absl::StrCat("GetStats lists ", stats.closes_size(), " close reasons"));
+    }
+    for (std::size_t k = 0; k < core::kCloseReasonCount; ++k) {
+      const relay::v1::CloseCount& count = stats.closes(static_cast<int>(k));
+      if (count.reason() != core::CloseReasonName(static_cast<CloseReason>(k)) ||
+          count.count() != closes_[k]) {
+        return Fail(
+            absl::StrCat("GetStats closes ", count.ShortDebugString(), ", model ", closes_[k]));
+      }
+    }
+  }
+
+  void CheckGetMesh(const std::string& id, const Mesh& mesh) {
+    absl::StatusOr<relay::v1::GetMeshResponse> got = core_.GetMesh(id);
+    if (!got.ok()) return Fail(absl::StrCat("GetMesh(", Show(id), ") of a live mesh failed"));
+    if (static_cast<std::size_t>(got->peers_size()) != mesh.peers.size()) {
+      return Fail(absl::StrCat("GetMesh(", Show(id), ") lists ", got->peers_size(), " peers"));
+    }
+    for (std::size_t i = 0; i < mesh.peers.size(); ++i) {
+      const Conn& c = conns_[mesh.peers[i]];
+      const relay::v1::PeerDetail& d = got->peers(static_cast<int>(i));
+      const bool same =
+          d.node_id() == c.node && d.name() == c.name &&
+          std::vector<std::string>(d.capabilities().begin(), d.capabilities().end()) == c.caps &&
+          d.joined_at() == Epoch(c.joined_at) && d.remote_address() == c.remote &&
+          d.transport() == "ws" && d.messages_in() == c.messages_in &&
+          d.messages_out() == c.messages_out;
+      if (!same) {
+        return Fail(absl::StrCat("GetMesh(", Show(id), ") peer ", i, " is ", d.ShortDebugString(),
+                                 "; model: conn ", mesh.peers[i], " node ", Show(c.node), " in ",
+                                 c.messages_in, " out ", c.messages_out));
+      }
+    }
+  }
+
+  FakeClock clock_;
+  core::RelayCore core_;
+  const absl::Time started_at_;
+
+  std::vector<Conn> conns_;  // by harness index, never removed
+  std::map<std::string, Mesh> meshes_;
+  std::vector<Pending> pending_;
+  std::uint64_t next_order_ = 0;
+
+  std::uint64_t total_connections_ = 0;
+  std::uint64_t messages_received_ = 0;
+  std::uint64_t messages_relayed_ = 0;
+  std::uint64_t llm_requests_ = 0;
+  std::uint64_t errors_[core::kErrorCodeCount] = {};
+  std::uint64_t closes_[core::kCloseReasonCount] = {};
+
+  // Mesh authentication.
+  std::map<std::string, Binding> bindings_;
+  std::map<std::string, int> signed_;  // mesh -> its key (0: K, 1: K2)
+  std::map<std::pair<std::string, std::string>, UsedNonce> nonces_;  // (mesh, nonce)
+  std::uint64_t unbound_joins_ = 0;
+
+  std::vector<Seen> seen_;      // what the sinks saw this step
+  std::vector<Seen> expected_;  // what the model says they should have
+  bool closes_in_any_order_ = false;
+  std::string problem_;
+};
+
+void FuzzSink::Send(const ServerEventPtr& event) { harness_->OnSend(conn_, event); }
+void FuzzSink::Close(CloseReason reason) { harness_->OnClose(conn_, reason); }
+
+}  // namespace
+
+std::string CoreEventsProblem(absl::string_view input) {
+  Harness harness;
+  return harness.Run(input);
+}
+
+}  // namespace relay::fuzz

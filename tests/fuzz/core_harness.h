@@ -1,0 +1,44 @@
+// A model-checked script of operations on one RelayCore, with a fake clock
+// and recording sinks. core_events_fuzz.cc feeds it fuzzer bytes;
+// regressions_test.cc feeds it the scripts that once broke one.
+//
+// The script is read one byte at a time (0 once the input is used up): an
+// operation byte, then that operation's argument bytes (see kOps in
+// core_harness.cc, and make_corpus.py, which writes the seeds by name).
+#ifndef RELAY_TESTS_FUZZ_CORE_HARNESS_H_
+#define RELAY_TESTS_FUZZ_CORE_HARNESS_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace relay::fuzz {
+
+// Runs the script in `input` against a RelayCore and against a small model
+// of the rules of docs/protocol.md and docs/security.md (who is registered
+// where, who holds which llm request, which meshes are token-bound or signed,
+// which nonces are used, each connection's rate budget). Returns "" when,
+// after every step, the core did what the model says, else the first
+// difference, with the step that showed it.
+//
+// Checked after each step:
+//   - the deliveries (sink, event) and closes are the model's, in order
+//     (error events: code and request_id; the text is free) and every
+//     delivered event encodes to valid JSON;
+//   - nothing is delivered to a sink after Close() or Disconnect(), and no
+//     sink is asked to Close() twice;
+//   - an llm_request goes to a capable peer holding the fewest requests;
+//   - admission: auth_failed (then a close) exactly where the mesh's level
+//     says so, a token binding holding while the mesh has peers and for the
+//     grace after, node_id takeovers only with the same credential,
+//     mesh_full, rate_limited (then a close);
+//   - Health(), OpenConnections(), ListMeshes() (every mesh has
+//     peer_count > 0), GetMesh() and every GetStats() counter match the model.
+//
+// With RELAY_FUZZ_TRACE=1 in the environment it prints each step and what
+// the sinks saw to stderr.
+std::string CoreEventsProblem(absl::string_view input);
+
+}  // namespace relay::fuzz
+
+#endif  // RELAY_TESTS_FUZZ_CORE_HARNESS_H_

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of both fuzz targets into tests/fuzz/corpus/<target>/.
+
+    tests/fuzz/make_corpus.py      # rewrites every seed (they are committed; rerun after edits)
+
+json_codec_fuzz seeds are client frames: real protocol messages and edge cases of the JSON
+reader. core_events_fuzz seeds are scripts for core_harness.cc, written here by operation name;
+the byte values below must match the Op enum and vocabulary tables in core_harness.cc.
+"""
+
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --- json_codec_fuzz: one frame per file -------------------------------------------------------
+
+DEEP_OK = b'{"type":"broadcast","payload":' + b"[" * 63 + b"]" * 63 + b"}"  # 64 levels: the limit
+DEEP_BAD = b'{"type":"broadcast","payload":' + b"[" * 64 + b"]" * 64 + b"}"  # 65 levels: bad_json
+
+JSON_SEEDS = {
+    "register_seed_walkthrough": b'{"type":"register","node_id":"mac-1","capabilities":["llm"]}',
+    "join_token_node_name": b'{"type":"join","node_id":"android-1","node_name":"Pixel 8",'
+                            b'"token":"t0k","capabilities":[]}',
+    "broadcast_object_payload": b'{"type":"broadcast","payload":{"text":"hi","n":[1,2.5e-3,-0,true,false,null]}}',
+    "direct_unicode": '{"type":"direct","target":"mac-1","payload":"h\\u00e9llo \\ud83d\\ude00 \u00e9\U0001d11e"}'.encode(),
+    "llm_request_prompt": b'{"type":"llm_request","request_id":"1","prompt":"Hello!","model":"llama3"}',
+    "chat_request_messages": b'{"type":"chat_request","request_id":7,"messages":[{"role":"user","content":"hi"}],'
+                             b'"stream":true}',
+    "llm_response_spoofed_from": b'{"type":"llm_response","target":"android-1","request_id":"1",'
+                                 b'"response":"Hi there!","from":"someone-else"}',
+    "ping": b'{"type":"ping"}',
+    "capabilities_update": b'{ "type" : "capabilities_update" , "capabilities" : [ "llm" , "vision" ] }\n',
+    "unknown_type": b'{"type":"teleport","x":1}',
+    "escaped_keys": b'{"typ\\u0065":"llm_request","r\\u0065quest_id":"x","fr\\u006fm":"spoof",'
+                    b'"p\\u0061yload":"\\u0000\\u001f\\/\\b\\f\\n\\r\\t\\"\\\\"}',
+    "lone_surrogates": b'{"type":"direct","target":"\\ud800","payload":"\\udc00x\\ud800\\u0041"}',
+    "big_numbers": b'{"type":"llm_response","target":"a","request_id":-12345678901234567890.5E+10,'
+                   b'"response":1e400}',
+    "duplicate_keys": b'{"type":"ping","type":"llm_request","request_id":"a","request_id":"b",'
+                      b'"prompt":"x","prompt":1,"messages":null}',
+    "deep_at_limit": DEEP_OK,
+    "deep_over_limit": DEEP_BAD,
+    "not_an_object": b'[1,"two",{"three":3}]',
+    "overlong_utf8": b'{"type":"broadcast","payload":"\xc0\xaf"}',
+    "four_byte_utf8": b'{"type":"register","node_id":"\xf0\x9d\x84\x9e\xf4\x8f\xbf\xbf","name":"\xe2\x82\xac",'
+                      b'"capabilities":["\xe2\x82\xac"]}',
+    "truncated": b'{"type":"register","node_id":"mac',
+    "bad_request_id": b'{"type":"llm_request","request_id":{"nested":true},"prompt":"p"}',
+    "token_not_string": b'{"type":"register","node_id":"n","token":{"sig":"abc"}}',
+    "token_number": b'{"type":"register","node_id":"n","token":42}',
+    "signed_join_token": '{"type":"join","node_id":"phone","token":{"mesh_id":"m\u00e9sh","node_id":"phone",'
+                         '"nonce":"n-1","issuer_id":"founder","signature":"c2ln","expires_at":1.7e9,'
+                         '"issued_at":1700000000,"capabilities":["llm","chat","𝄞"]}}'.encode(),
+    "signed_join_token_edges": b'{"type":"join","node_id":"x","token":{"mesh_id":"m","node_id":null,'
+                               b'"nonce":"\ud800","issuer_id":"\u0000","signature":"","expires_at":1e400,'
+                               b'"issued_at":"yesterday","capabilities":[]}}',
+    "register_mesh": b'{"type":"register_mesh","mesh_id":"fam","mesh_public_key":"AAAA",'
+                     b'"founder_proof":"BBBB","node_id":"founder","display_name":"Mum","name":"Family",'
+                     b'"capabilities":["llm"],"node_public_key":null}',
+}
+
+# --- core_events_fuzz: scripts ----------------------------------------------------------------
+
+# Op enum of core_harness.cc.
+CONNECT, DISCONNECT, REGISTER, BROADCAST, DIRECT, LLM_REQUEST, LLM_RESPONSE, PING, CAPS_UPDATE, \
+    ADVANCE, CLOSE_ALL, REJECT, EMPTY, REGISTER_MESH = range(14)
+# Vocabulary indices.
+M1, M2, M3 = range(3)
+ALPHA, BETA, GAMMA, DELTA, QUOTE = range(5)
+NOBODY = 5  # direct targets only
+NO_TOKEN, SECRET, OTHER = range(3)
+LLM, CHAT, XY = 1, 2, 4  # capability bits
+# Register variants.
+NAME_ABSENT, NAME_SET, VIA_JOIN, NAME_UNICODE, NAME_QUOTED, EMPTY_NODE, LONG_NODE, LONG_NAME, \
+    TOO_MANY_CAPS, LONG_CAP, EMPTY_MESH, LONG_MESH, SIGNED_TOKEN, SIGNED_MALFORMED = range(14)
+# Signed join tokens: node binding, expiry, nonce and signature choices.
+UNBOUND, OWN_NODE, OTHER_NODE = range(3)
+IN_AN_HOUR, EXPIRED, YEAR_318857, FAR_FUTURE, FAR_PAST = range(5)
+N1, N2 = range(2)
+BY_K, GARBAGE, BY_K2 = range(3)
+# register_mesh variants.
+MESH_VALID, MESH_OTHER_ID, MESH_BAD_KEY, MESH_OTHER_KEY, MESH_BAD_PROOF = range(5)
+CLIENT_CLOSED, SHUTDOWN, KEEPALIVE, TRANSPORT = range(4)
+NULL, OBJ, ARR, STR, BIG, SURROGATE = range(6)  # payloads
+RID_1, RID_A, RID_B, RID_42, RID_NONE = range(5)
+
+
+def connect():
+    return [CONNECT]
+
+
+def disconnect(c, reason=CLIENT_CLOSED):
+    return [DISCONNECT, c, reason]
+
+
+def register(c, mesh, node, token=NO_TOKEN, caps=0, variant=NAME_ABSENT):
+    return [REGISTER, c, mesh, node, token, caps, variant]
+
+
+def signed_join(c, mesh, node, token_mesh=None, bound=OWN_NODE, expiry=IN_AN_HOUR, nonce=N1,
+                signature=BY_K, caps=0):
+    """register with a signed join token (the registration's token byte is unused)."""
+    token_mesh = mesh if token_mesh is None else token_mesh
+    return register(c, mesh, node, NO_TOKEN, caps, SIGNED_TOKEN) + [token_mesh, bound, expiry, nonce,
+                                                                    signature]
+
+
+def register_mesh(c, mesh, node, caps=0, variant=MESH_VALID):
+    return [REGISTER_MESH, c, mesh, node, caps, variant]
+
+
+def broadcast(c, payload=OBJ):
+    return [BROADCAST, c, payload]
+
+
+def direct(c, target, payload=STR):
+    return [DIRECT, c, target, payload]
+
+
+def llm_request(c, rid=RID_1, chat=False):
+    return [LLM_REQUEST, c, rid, 1 if chat else 0]
+
+
+def llm_response(c, target, rid=RID_1):
+    return [LLM_RESPONSE, c, target, rid]
+
+
+def ping(c):
+    return [PING, c]
+
+
+def caps_update(c, caps, variant=0):
+    return [CAPS_UPDATE, c, caps, variant]
+
+
+def advance(seconds):
+    return [ADVANCE, seconds]
+
+
+def close_all(reason=SHUTDOWN):
+    return [CLOSE_ALL, reason]
+
+
+def reject(c, code=0, rid=RID_NONE):
+    return [REJECT, c, code, rid]
+
+
+def empty(c):
+    return [EMPTY, c]
+
+
+def script(*steps):
+    return bytes(b for step in steps for b in step)
+
+
+CORE_SEEDS = {
+    "seed_walkthrough": script(
+        connect(), connect(),
+        register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA),
+        llm_request(1, RID_1), llm_response(0, BETA, RID_1), ping(1)),
+    "broadcast_three_peers": script(
+        connect(), connect(), connect(),
+        register(0, M1, ALPHA), register(1, M1, BETA, variant=NAME_SET), register(2, M1, DELTA),
+        broadcast(0, OBJ), broadcast(2, SURROGATE), broadcast(1, BIG)),
+    "direct_and_unknown_target": script(
+        connect(), connect(), register(0, M2, ALPHA), register(1, M2, QUOTE, variant=NAME_QUOTED),
+        direct(0, QUOTE), direct(1, ALPHA, ARR), direct(0, NOBODY), direct(0, ALPHA)),
+    "takeover_same_token": script(
+        connect(), connect(), connect(),
+        register(0, M1, ALPHA, SECRET, LLM), register(1, M1, BETA),
+        llm_request(1, RID_A), register(2, M1, ALPHA, SECRET, CHAT, VIA_JOIN),
+        disconnect(0), broadcast(2)),
+    "node_id_in_use_other_token": script(
+        connect(), connect(), register(0, M3, GAMMA, SECRET), register(1, M3, GAMMA, OTHER),
+        register(1, M3, GAMMA, NO_TOKEN), register(1, M3, BETA), register(1, M3, BETA)),
+    "registration_timeout": script(
+        connect(), connect(), register(1, M1, ALPHA), advance(29), connect(), advance(1),
+        ping(0), register(0, M1, BETA), advance(63), disconnect(0, KEEPALIVE), disconnect(2)),
+    "llm_peer_left": script(
+        connect(), connect(), connect(),
+        register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA), register(2, M1, GAMMA),
+        llm_request(1, RID_1), llm_request(2, RID_42, chat=True), llm_request(1, RID_A),
+        disconnect(0, TRANSPORT), llm_request(1, RID_B)),
+    "too_many_requests": script(
+        connect(), connect(), register(0, M2, ALPHA, caps=LLM | CHAT), register(1, M2, BETA),
+        llm_request(1, RID_1), llm_request(1, RID_A), llm_request(1, RID_B), llm_request(1, RID_42),
+        llm_request(1, RID_1), llm_response(0, BETA, RID_A), llm_request(1, RID_42)),
+    "llm_fairness": script(
+        connect(), connect(), connect(), connect(),
+        register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA, caps=LLM), register(2, M1, GAMMA, caps=LLM),
+        register(3, M1, DELTA),
+        llm_request(3, RID_1), llm_request(3, RID_A), llm_request(3, RID_B),
+        llm_response(1, DELTA, RID_A), llm_request(0, RID_42), llm_response(2, DELTA, RID_B)),
+    "capabilities_update": script(
+        connect(), connect(), register(0, M1, ALPHA), register(1, M1, BETA),
+        caps_update(0, LLM | XY), llm_request(1), caps_update(0, LLM, 1), caps_update(0, LLM, 2),
+        caps_update(0, 0), llm_request(1, RID_B)),
+    "invalid_registers": script(
+        connect(), *[register(0, M1, ALPHA, variant=v) for v in
+                     (EMPTY_NODE, LONG_NODE, LONG_NAME, TOO_MANY_CAPS, LONG_CAP, EMPTY_MESH, LONG_MESH)],
+        register(0, M1, DELTA, variant=NAME_UNICODE), register(0, M1, BETA)),
+    "not_registered": script(
+        connect(), broadcast(0), direct(0, ALPHA), llm_request(0, RID_A), llm_response(0, ALPHA, RID_42),
+        ping(0), caps_update(0, LLM), empty(0), reject(0, 1, RID_1)),
+    "close_all_then_traffic": script(
+        connect(), connect(), register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA),
+        llm_request(1), close_all(SHUTDOWN), broadcast(0), connect(), register(2, M1, GAMMA),
+        llm_request(2), disconnect(0), disconnect(1), close_all(CLIENT_CLOSED)),
+    "reject_and_empty": script(
+        connect(), register(0, M3, QUOTE, caps=XY), reject(0, 0), reject(0, 1, RID_1), reject(0, 2, RID_A),
+        empty(0), ping(0), advance(5), ping(0)),
+    "token_bound_mesh": script(
+        connect(), connect(), connect(), connect(),
+        register(0, M1, ALPHA, SECRET), register(1, M1, BETA), register(2, M1, GAMMA, OTHER),
+        register(3, M1, DELTA, SECRET), disconnect(0), disconnect(3), advance(60), connect(),
+        register(4, M1, BETA, OTHER), advance(50), connect(), register(5, M1, BETA, OTHER),
+        broadcast(5)),
+    "token_takeover_keeps_binding": script(
+        connect(), connect(), connect(), register(0, M2, ALPHA, SECRET), register(1, M2, BETA, SECRET),
+        register(2, M2, ALPHA, SECRET), disconnect(0), advance(60), advance(60), connect(),
+        register(3, M2, GAMMA, SECRET), broadcast(3)),
+    "open_mesh_tokens_tell_apart": script(
+        connect(), connect(), connect(), register(0, M3, ALPHA), register(1, M3, BETA, SECRET),
+        register(2, M3, BETA, OTHER), register(2, M3, BETA, SECRET, variant=NAME_SET)),
+    "signed_mesh": script(
+        connect(), connect(), connect(), connect(), connect(), connect(),
+        register_mesh(0, M2, ALPHA, LLM), signed_join(1, M2, BETA),
+        signed_join(2, M2, GAMMA, expiry=EXPIRED), register(3, M2, DELTA),
+        register_mesh(4, M2, DELTA, variant=MESH_OTHER_KEY), signed_join(5, M2, QUOTE, bound=UNBOUND, nonce=N2),
+        llm_request(1), broadcast(5)),
+    "signed_mesh_refusals": script(
+        connect(), connect(), connect(), connect(), connect(), connect(), connect(),
+        register_mesh(0, M1, ALPHA, variant=MESH_OTHER_ID), register_mesh(1, M1, ALPHA, variant=MESH_BAD_KEY),
+        register_mesh(2, M1, ALPHA, variant=MESH_BAD_PROOF), register(3, M1, BETA, SECRET),
+        register_mesh(4, M1, GAMMA), signed_join(5, M3, BETA), signed_join(6, M1, BETA, signature=GARBAGE)),
+    "signed_nonce_reuse": script(
+        connect(), connect(), connect(), connect(), register_mesh(0, M3, ALPHA),
+        signed_join(1, M3, BETA, bound=UNBOUND, nonce=N1), signed_join(2, M3, GAMMA, bound=UNBOUND, nonce=N1),
+        signed_join(3, M3, DELTA, bound=OTHER_NODE), advance(60), connect(),
+        signed_join(4, M3, ALPHA, signature=BY_K2), connect(), register(5, M3, ALPHA, variant=SIGNED_MALFORMED)),
+    "founder_rejoins": script(
+        connect(), connect(), register_mesh(0, M1, ALPHA), register_mesh(1, M1, ALPHA, LLM), disconnect(0),
+        disconnect(1), connect(), register_mesh(2, M1, BETA)),
+    "mesh_full": script(
+        *[connect() for _ in range(6)], *[register(i, M2, i % 5, variant=NAME_SET) for i in range(5)],
+        register(5, M2, ALPHA), disconnect(0), register(5, M2, ALPHA)),
+    "rate_limited": script(
+        connect(), connect(), register(0, M1, ALPHA), register(1, M1, BETA),
+        *[ping(0) for _ in range(14)], advance(1), ping(0), broadcast(0),
+        *[direct(1, ALPHA) for _ in range(24)], ping(1)),
+    "disconnect_twice": script(
+        connect(), connect(), register(0, M2, ALPHA), register(1, M2, BETA), disconnect(1),
+        disconnect(1), broadcast(1), direct(0, BETA), disconnect(0), register(0, M2, ALPHA)),
+}
+
+
+def write(target, seeds):
+    directory = os.path.join(HERE, "corpus", target)
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        os.remove(os.path.join(directory, name))
+    for name, data in seeds.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    write("json_codec_fuzz", JSON_SEEDS)
+    write("core_events_fuzz", CORE_SEEDS)
+    print("wrote %d json_codec_fuzz and %d core_events_fuzz seeds" % (len(JSON_SEEDS), len(CORE_SEEDS)))
