@@ -12,10 +12,10 @@
 namespace relay::fuzz {
 
 // Runs `input` through json::ParseObject (against RapidJSON as a reference
-// for what is valid JSON, when built with it) and DecodeClientFrame, then encodes server frames
-// built from whatever was decoded; and through ParseRelayPath. Returns ""
-// when every invariant holds, else the first one violated, with the
-// offending text.
+// for what is valid JSON, when built with it) and DecodeClientFrame, then
+// encodes server frames built from whatever was decoded; and through
+// ParseRelayPath. Returns "" when every invariant holds, else the first one
+// violated, with the offending text.
 //
 // Invariants:
 //   - ParseObject accepts exactly what RapidJSON (strict, UTF-8 validating)

@@ -1008,7 +1008,8 @@ class Harness {
   }
 
   // `c` leaves its mesh: its requests are dropped, the requests it held are
-  // failed (oldest first), the others hear peer_left when `announce`.
+  // failed (oldest first); on a disconnect (`announce`) the others hear
+  // peer_left and an emptied mesh ends; on a takeover its successor joins next.
   void LeaveMesh(int c, bool announce) {
     Conn& conn = conns_[c];
     const std::string mesh_id = conn.mesh;
@@ -1036,7 +1037,9 @@ class Harness {
       left.mutable_peer_left()->set_node_id(conn.node);
       Fanout(mesh_id, -1, left);
     }
-    if (mesh.peers.empty()) {
+    // A takeover (!announce) refills the mesh at once: for its members,
+    // its counters and its token binding it never emptied.
+    if (announce && mesh.peers.empty()) {
       if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
         binding->second.expires_at = clock_.Now() + kBindingGrace;
       }
