@@ -29,6 +29,12 @@ struct GatewayConfig {
   // How long a connection the relay closes may take to answer the close
   // frame before its TCP connection is cut (a stuck peer never answers).
   absl::Duration close_handshake_timeout = absl::Seconds(2);
+  // After a connection ends, how long its socket may keep reading (and
+  // dropping) what the client still sends, so that closing it does not reset
+  // the connection before the client has read the close frame
+  // (lingering_closer.h). At most `max_lingering_sockets` at once.
+  absl::Duration linger_timeout = absl::Seconds(2);
+  std::size_t max_lingering_sockets = 1024;
   // How often unregistered sockets are checked against the core's timeout.
   absl::Duration housekeeping_interval = absl::Seconds(1);
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 
+#include "gateway/ws/half_close_socket.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
 #include "websocketpp/concurrency/none.hpp"
@@ -73,8 +74,10 @@ struct BasicWsConfig : public Base {
   typedef WsConnectionState connection_base;
 };
 
-using WsPlainConfig =
-    BasicWsConfig<websocketpp::config::asio, websocketpp::transport::asio::basic_socket::endpoint>;
+// Plain TCP ends with a half close (half_close_socket.h); TLS's socket policy
+// does not shut the TCP socket at all, so both leave the receiving side open
+// for LingeringCloser.
+using WsPlainConfig = BasicWsConfig<websocketpp::config::asio, HalfCloseSocketEndpoint>;
 using WsTlsConfig = BasicWsConfig<websocketpp::config::asio_tls,
                                   websocketpp::transport::asio::tls_socket::endpoint>;
 

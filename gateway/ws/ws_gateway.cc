@@ -16,6 +16,7 @@
 #include "gateway/http/relay_path.h"
 #include "gateway/net/client_ip.h"
 #include "gateway/ws/frame_cache.h"
+#include "gateway/ws/lingering_closer.h"
 #include "gateway/ws/tls_context.h"
 #include "gateway/ws/ws_close_codes.h"
 #include "gateway/ws/ws_config.h"
@@ -153,7 +154,7 @@ class BasicWsGateway final : public WsGateway {
   // Refuses (503 too_many_connections) and returns false when none is free.
   bool TakeSlot(const ConnectionPtr& con);
   void ReleaseSlot(const ConnectionPtr& con);
-  static void ReleaseSocket(const ConnectionPtr& con);
+  void ReleaseSocket(const ConnectionPtr& con);
 
   void ScheduleHousekeeping();
   void ScheduleKeepalive();
@@ -164,6 +165,7 @@ class BasicWsGateway final : public WsGateway {
   const GatewayConfig config_;
   Server server_;
   FrameCache frame_cache_;
+  LingeringCloser lingering_closer_;
   std::uint16_t bound_port_ = 0;
   bool shutting_down_ = false;
   // TLS only: the context new handshakes get; ReloadTls swaps it. Each
@@ -186,6 +188,7 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
     : io_(io),
       core_(core),
       config_(std::move(config)),
+      lingering_closer_(ToChrono(config_.linger_timeout), config_.max_lingering_sockets),
       tls_context_(std::move(tls_context)),
       housekeeping_timer_(*io),
       keepalive_timer_(*io) {
@@ -401,15 +404,18 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   ReleaseSocket(con);
 }
 
-// websocketpp has ended the connection, but a TLS close_notify queued behind
-// unsent data to a peer that stopped reading never completes: that pending
-// write would keep the connection, its queue and its socket alive for as long
-// as the peer does not read. Closing the socket aborts it. (Unsent data
-// already in the kernel is still delivered, then FIN.)
+// websocketpp has ended the connection. Its socket is handed to the lingering
+// closer, which takes it from the connection: a TLS close_notify queued behind
+// unsent data to a peer that stopped reading would otherwise keep the
+// connection, its queue and its socket alive for as long as the peer does not
+// read. (Unsent data already in the kernel is still delivered, then FIN.)
 template <typename Config>
 void BasicWsGateway<Config>::ReleaseSocket(const ConnectionPtr& con) {
-  asio::error_code ignored;
-  con->get_raw_socket().close(ignored);
+  if constexpr (kTls) {
+    lingering_closer_.Close(con->get_socket().next_layer());
+  } else {
+    lingering_closer_.Close(con->get_socket());
+  }
 }
 
 template <typename Config>

@@ -10,10 +10,11 @@ import urllib.parse
 import uuid
 
 import pytest
+import websockets
 
 import signing
-from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, marker_barrier, mesh_of,
-                         unique_mesh)
+from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
+                         marker_barrier, mesh_of, unique_mesh)
 from signing import (ABSENT, FAR_FUTURE, Key, b64, found, join, make_token, refused, reg, register_mesh_msg, stats,
                      wait_auth_counts, wait_mesh_gone)
 
@@ -156,6 +157,27 @@ async def test_token_bound_mesh_same_token_joins_others_refused(relay):
     await b.ping_barrier()
     assert relay.get_json("/health")["connections"] == 2
     await wait_auth_counts(relay, len(bad))
+
+
+async def test_refused_client_still_writing_gets_the_error_and_the_close(relay):
+    """A client that pipelines messages behind a refused register is still writing when the relay
+    closes it: the close must arrive as 1008, not as a connection reset that drops the error."""
+    mesh = unique_mesh("bound")
+    a = await connect_registered(relay, mesh, "a", token="s3cret")
+    flood = [json.dumps({"type": "broadcast", "payload": "x" * 1000})] * 2000
+    for attempt in range(5):
+        c = await Client.connect(relay, mesh, label="pipelined-%d" % attempt)
+        await c.send(reg("c", "wrong"))
+        try:
+            for m in flood:
+                await c.send_raw(m)
+        except websockets.ConnectionClosed:
+            pass
+        await expect_refused(c, "auth_failed")
+    # a saw none of it
+    await a.ping_barrier()
+    await wait_auth_counts(relay, 5)
+    await assert_served_elsewhere(relay)
 
 
 async def test_token_binding_outlives_last_peer(relay):

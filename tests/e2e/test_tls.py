@@ -13,9 +13,10 @@ import subprocess
 import time
 
 import pytest
+import websockets
 
 import rawws
-from relayclient import Client, connect_registered, mesh_of, poll, unique_mesh
+from relayclient import Client, assert_served_elsewhere, connect_registered, mesh_of, poll, unique_mesh
 
 
 def openssl(*args, cwd=None, input=None):
@@ -211,6 +212,25 @@ async def test_slow_consumer_over_tls_is_closed_and_torn_down(relay_factory, pki
     closed = await asyncio.to_thread(slow.wait_closed, 20)
     assert closed.code in (1013, None), closed
     slow.close()
+
+
+async def test_flood_over_tls_sees_the_rate_limit_close(relay_factory, pki):
+    # The flooding client is still writing when the relay closes it; over TLS too the close
+    # frame must reach it (no reset that would drop it).
+    pki.install(*pki.issue("first", 0x1001))
+    relay = relay_factory("--tls-cert-file", pki.cert, "--tls-key-file", pki.key,
+                          "--rate-limit-per-second", "10", "--rate-limit-burst", "20")
+    relay.ssl_context = pki.client_context()
+    c = await connect_registered(relay, unique_mesh("tls-flood"), "f")
+    try:
+        for _ in range(3000):
+            await c.send({"type": "ping"})
+    except websockets.ConnectionClosed:
+        pass
+    msgs, code, reason = await c.recv_until_closed()
+    assert (code, reason) == (1008, "rate limited"), (code, reason)
+    assert [m for m in msgs if m.get("type") == "error"], msgs
+    await assert_served_elsewhere(relay)
 
 
 def test_silent_tcp_connection_is_closed_by_the_tls_handshake_limit(tls_relay):
