@@ -180,16 +180,21 @@ std::string RelayCore::ValidateRegister(const relay::v1::Register& reg) const {
   return ValidateCapabilities(reg.capabilities());
 }
 
-void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
+bool RelayCore::CheckRegistration(Connection& conn, const relay::v1::Register& reg) {
   if (conn.registered()) {
     SendError(conn, ErrorCode::kAlreadyRegistered,
               absl::StrCat("this connection is already registered as ", conn.node_id));
-    return;
+    return false;
   }
   if (std::string invalid = ValidateRegister(reg); !invalid.empty()) {
     SendError(conn, ErrorCode::kBadMessage, invalid);
-    return;
+    return false;
   }
+  return true;
+}
+
+void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
+  if (!CheckRegistration(conn, reg)) return;
   absl::StatusOr<std::string> credential =
       auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0, clock_->Now());
   if (!credential.ok()) {
@@ -200,16 +205,8 @@ void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
 }
 
 void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
-  if (conn.registered()) {
-    SendError(conn, ErrorCode::kAlreadyRegistered,
-              absl::StrCat("this connection is already registered as ", conn.node_id));
-    return;
-  }
   const relay::v1::Register& reg = request.peer();
-  if (std::string invalid = ValidateRegister(reg); !invalid.empty()) {
-    SendError(conn, ErrorCode::kBadMessage, invalid);
-    return;
-  }
+  if (!CheckRegistration(conn, reg)) return;
   absl::StatusOr<std::string> credential = auth_.AdmitRegisterMesh(request, reg.mesh_id());
   if (!credential.ok()) {
     RefuseAuth(conn, credential.status().message());

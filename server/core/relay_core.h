@@ -153,6 +153,10 @@ class RelayCore {
   void OnPing(Connection& conn);
   void OnCapabilitiesUpdate(Connection& conn, const relay::v1::CapabilitiesUpdate& update);
 
+  // What register and register_mesh check before authentication: the
+  // connection is not registered yet and the fields are valid. Otherwise
+  // answers the error and returns false.
+  bool CheckRegistration(Connection& conn, const relay::v1::Register& reg);
   // Validates register fields; empty string when valid, else the reason.
   std::string ValidateRegister(const relay::v1::Register& reg) const;
   std::string ValidateCapabilities(const google::protobuf::RepeatedPtrField<std::string>& caps) const;
