@@ -34,6 +34,9 @@ RUN ! ldd /usr/local/bin/relay /usr/local/bin/relayctl | grep "not found"
 
 EXPOSE 8765
 ENV HOST=0.0.0.0 PORT=8765
+# relayctl asks the admin plane on 127.0.0.1:50051 (RELAY_ADMIN_ADDR). With TLS_CERT_FILE set the
+# admin plane speaks TLS too: also set RELAY_ADMIN_CA to the CA (or certificate) that signed it, and
+# RELAY_ADMIN_ADDR to a name the certificate covers (e.g. localhost:50051).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/relayctl", "--timeout", "3", "health"]
 USER relay

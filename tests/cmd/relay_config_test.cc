@@ -2,9 +2,11 @@
 // --flag=value, and every way a setting can be refused.
 #include "cmd/relay/relay_config.h"
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -88,10 +90,93 @@ TEST(RelayConfigTest, FlagsSetEverySetting) {
   EXPECT_EQ(config.gateway.keepalive_interval, absl::Seconds(15));
 }
 
+TEST(RelayConfigTest, HardeningDefaultsMatchTheSpec) {
+  const RelayConfig config = MustLoad({});
+
+  EXPECT_EQ(config.data_dir, "");  // auth state in memory
+  EXPECT_EQ(config.core.mesh_binding_grace, absl::Hours(24));
+  EXPECT_EQ(config.core.rate_limit_per_second, 1000);
+  EXPECT_EQ(config.core.rate_limit_burst, 20000u);
+  EXPECT_EQ(config.core.max_peers_per_mesh, 1000u);
+  EXPECT_EQ(config.gateway.handshake_timeout, absl::Seconds(10));
+  EXPECT_EQ(config.gateway.max_queued_bytes_per_connection, std::size_t{8} << 20);
+  EXPECT_EQ(config.gateway.max_connections, 10000u);
+  EXPECT_EQ(config.gateway.max_connections_per_ip, 100u);
+  EXPECT_FALSE(config.gateway.tls_enabled());
+}
+
+// Each hardening setting, from its variable and from its flag.
+struct HardeningCase {
+  std::string flag;
+  std::string variable;
+  std::string value;
+  std::function<bool(const RelayConfig&)> applied;
+};
+
+std::vector<HardeningCase> HardeningCases() {
+  return {
+      {"--data-dir", "RELAY_DATA_DIR", "/var/lib/relay",
+       [](const RelayConfig& c) { return c.data_dir == "/var/lib/relay"; }},
+      {"--mesh-binding-grace-seconds", "MESH_BINDING_GRACE_SECONDS", "60",
+       [](const RelayConfig& c) { return c.core.mesh_binding_grace == absl::Seconds(60); }},
+      {"--rate-limit-per-second", "RATE_LIMIT_PER_SECOND", "0",
+       [](const RelayConfig& c) { return c.core.rate_limit_per_second == 0; }},
+      {"--rate-limit-burst", "RATE_LIMIT_BURST", "7",
+       [](const RelayConfig& c) { return c.core.rate_limit_burst == 7; }},
+      {"--max-peers-per-mesh", "MAX_PEERS_PER_MESH", "3",
+       [](const RelayConfig& c) { return c.core.max_peers_per_mesh == 3; }},
+      {"--handshake-timeout-seconds", "HANDSHAKE_TIMEOUT_SECONDS", "2",
+       [](const RelayConfig& c) { return c.gateway.handshake_timeout == absl::Seconds(2); }},
+      {"--max-queued-bytes-per-connection", "MAX_QUEUED_BYTES_PER_CONNECTION", "2097152",
+       [](const RelayConfig& c) { return c.gateway.max_queued_bytes_per_connection == 2097152; }},
+      {"--max-connections", "MAX_CONNECTIONS", "5",
+       [](const RelayConfig& c) { return c.gateway.max_connections == 5; }},
+      {"--max-connections-per-ip", "MAX_CONNECTIONS_PER_IP", "0",
+       [](const RelayConfig& c) { return c.gateway.max_connections_per_ip == 0; }},
+      {"--trusted-proxies", "TRUSTED_PROXIES", "10.0.0.0/8,::1",
+       [](const RelayConfig& c) {
+         return c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("10.1.2.3")) &&
+                !c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("11.0.0.1"));
+       }},
+  };
+}
+
+TEST(RelayConfigTest, HardeningSettingsFromFlagsAndFromEnvironment) {
+  for (const HardeningCase& c : HardeningCases()) {
+    EXPECT_TRUE(c.applied(MustLoad({c.flag, c.value}))) << c.flag;
+    EXPECT_TRUE(c.applied(MustLoad({}, Env({{c.variable, c.value}})))) << c.variable;
+    EXPECT_FALSE(c.applied(MustLoad({}))) << c.flag << " default already has the test value";
+  }
+}
+
+TEST(RelayConfigTest, BadHardeningValuesAreRefusedNamingTheSetting) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--rate-limit-per-second", "-1"}, "rate-limit-per-second"},
+      {{"--rate-limit-per-second", "fast"}, "rate-limit-per-second"},
+      {{"--rate-limit-burst", "0"}, "rate_limit_burst"},  // with the rate limit on
+      {{"--max-peers-per-mesh", "0"}, "max_peers_per_mesh"},
+      {{"--mesh-binding-grace-seconds", "-5"}, "mesh-binding-grace-seconds"},
+      {{"--handshake-timeout-seconds", "0"}, "handshake-timeout-seconds"},
+      {{"--max-connections", "0"}, "max-connections"},
+      {{"--max-queued-bytes-per-connection", "1000"}, "max-queued-bytes-per-connection"},
+      {{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
+      {{"--tls-cert-file", "cert.pem"}, "tls-key-file"},
+  };
+  for (const auto& [args, named] : bad) {
+    const absl::Status status = LoadError(args);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << args[0];
+    EXPECT_THAT(status.message(), HasSubstr(named)) << args[0];
+  }
+  // A burst of 0 is fine once the rate limit is off.
+  EXPECT_EQ(
+      MustLoad({"--rate-limit-per-second", "0", "--rate-limit-burst", "0"}).core.rate_limit_burst,
+      0u);
+}
+
 TEST(RelayConfigTest, FlagsWinOverEnvironment) {
-  const RelayConfig config = MustLoad({"--port", "7000", "--log-level", "warn"},
-                                      Env({{"PORT", "9000"}, {"LOG_LEVEL", "trace"},
-                                           {"GRPC_PORT", "9001"}}));
+  const RelayConfig config =
+      MustLoad({"--port", "7000", "--log-level", "warn"},
+               Env({{"PORT", "9000"}, {"LOG_LEVEL", "trace"}, {"GRPC_PORT", "9001"}}));
 
   EXPECT_EQ(config.gateway.port, 7000);
   EXPECT_EQ(config.log_level, log::Level::kWarn);
@@ -190,8 +275,8 @@ TEST(RelayConfigTest, HelpIsReportedAndUsageListsEveryFlagWithItsVariable) {
   EXPECT_TRUE(loaded->help);
   const std::string usage = RelayUsage();
   for (const char* item :
-       {"--port", "PORT", "--host", "HOST", "--grpc-port", "GRPC_PORT", "--grpc-host",
-        "GRPC_HOST", "--log-level", "LOG_LEVEL", "--registration-timeout-seconds",
+       {"--port", "PORT", "--host", "HOST", "--grpc-port", "GRPC_PORT", "--grpc-host", "GRPC_HOST",
+        "--log-level", "LOG_LEVEL", "--registration-timeout-seconds",
         "REGISTRATION_TIMEOUT_SECONDS", "--max-message-bytes", "MAX_MESSAGE_BYTES",
         "--keepalive-seconds", "KEEPALIVE_SECONDS", "--help"}) {
     EXPECT_THAT(usage, HasSubstr(item));
