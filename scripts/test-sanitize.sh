@@ -12,7 +12,7 @@ SANITIZE=${SANITIZE:-address,undefined}
 JOBS=${JOBS:-2}
 
 BUILD_DIR="$ASAN_BUILD_DIR" BUILD_TYPE="${ASAN_BUILD_TYPE:-Debug}" JOBS="$JOBS" \
-  CMAKE_ARGS="-DRELAY_SANITIZE=$SANITIZE ${CMAKE_ARGS:-}" scripts/build.sh
+  CMAKE_ARGS="-DRELAY_SANITIZE=$SANITIZE -DRELAY_E2E_TIMEOUT=900 ${CMAKE_ARGS:-}" scripts/build.sh
 
 # abort_on_error: a report kills the process with SIGABRT, so no test can mistake it for a clean
 # exit (the e2e teardown requires exit code 0 from every relay it stops). Leaks are checked at

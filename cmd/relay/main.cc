@@ -1,12 +1,14 @@
 // relay: the one-process Atmosphere relay. Parses config, wires the core,
-// the WebSocket gateway and the gRPC admin plane, and runs them until
-// SIGTERM/SIGINT (see docs/threading.md for the threads and shutdown order).
-// SIGHUP reloads the TLS certificate.
+// the WebSocket gateway, gRPC peers and the gRPC admin plane, and runs them
+// until a drain (SIGTERM/SIGINT or `relayctl drain`) ends (see
+// docs/threading.md for the threads and shutdown order). SIGHUP reloads the
+// TLS certificate.
 #ifndef ASIO_STANDALONE
 #define ASIO_STANDALONE
 #endif
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -27,6 +29,8 @@
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
 #include "cmd/relay/core_thread_runner.h"
+#include "cmd/relay/drain_controller.h"
+#include "gateway/grpc/attach_service.h"
 #include "cmd/relay/relay_config.h"
 #include "gateway/ws/ws_gateway.h"
 #include "server/admin/admin_service.h"
@@ -37,8 +41,16 @@
 
 namespace {
 
-// Longest a graceful shutdown waits for clients to finish closing.
-constexpr auto kShutdownGrace = std::chrono::seconds(5);
+// Longest a graceful shutdown waits for clients to finish closing (after the
+// drain grace).
+constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
+// gRPC's own keepalive for gRPC peers: a ping every 30 s, the stream is
+// dropped (peer_left) when none is answered within 20 s.
+constexpr int kGrpcKeepaliveMs = 30000;
+constexpr int kGrpcKeepaliveTimeoutMs = 20000;
+// Health service names: the whole server and the peer-facing service.
+constexpr const char* kRelayCoreService = "relay.v1.RelayCore";
+constexpr const char* kAdminService = "relay.v1.Admin";
 // gRPC has no reload call: it re-reads the certificate files this often (and
 // keeps the old pair while the new files do not match each other).
 constexpr unsigned int kGrpcCertificateRefreshSeconds = 10;
@@ -60,20 +72,6 @@ std::optional<std::string> GetEnv(const std::string& name) {
   return std::string(value);
 }
 
-// Stops the event loop once every connection is gone or the grace ran out.
-void StopWhenDrained(asio::io_context& io, asio::steady_timer& timer,
-                     const relay::core::RelayCore& core,
-                     std::chrono::steady_clock::time_point give_up) {
-  if (core.OpenConnections() == 0 || std::chrono::steady_clock::now() >= give_up) {
-    io.stop();
-    return;
-  }
-  timer.expires_after(std::chrono::milliseconds(20));
-  timer.async_wait([&io, &timer, &core, give_up](const asio::error_code&) {
-    StopWhenDrained(io, timer, core, give_up);
-  });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +87,7 @@ int main(int argc, char** argv) {
   }
   const relay::RelayConfig& config = loaded->config;
   relay::log::SetLevel(config.log_level);
+  relay::log::SetFormat(config.log_format);
   std::signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io(1);
@@ -125,46 +124,82 @@ int main(int argc, char** argv) {
   }
 
   relay::CoreThreadRunner runner(&io, absl::Seconds(5));
+  relay::gateway::RelayMetrics* metrics = gateway.metrics();
+  core.set_llm_round_trip_observer([metrics](absl::Duration round_trip) {
+    metrics->llm_round_trip.Observe(absl::ToDoubleSeconds(round_trip));
+  });
+  relay::gateway::AttachService attach(
+      &io, &core,
+      relay::gateway::AttachOptions{config.gateway.max_queued_bytes_per_connection,
+                                    config.gateway.max_mesh_id_bytes,
+                                    config.gateway.max_connections, metrics});
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::promise<void> stop_requested;
+  bool stop_signalled = false;
+  relay::DrainController::Hooks drain_hooks;
+  drain_hooks.stop_accepting = [&] {
+    grpc_server->GetHealthCheckService()->SetServingStatus(false);
+    attach.StopAccepting();
+  };
+  drain_hooks.close_all = [&] { gateway.Shutdown(); };
+  drain_hooks.on_closing = [&] {
+    if (!stop_signalled) {
+      stop_signalled = true;
+      stop_requested.set_value();
+    }
+  };
+  relay::DrainController drain(&io, &core, config.drain_grace, kCloseTimeout,
+                               std::move(drain_hooks));
   relay::admin::AdminService admin(
-      [&runner](std::function<void()> work) { return runner.Run(work); }, &core);
+      [&runner](std::function<void()> work) { return runner.Run(work); }, &core,
+      [&runner, &drain](absl::Duration grace) -> absl::StatusOr<relay::admin::DrainResult> {
+        auto result = std::make_shared<absl::StatusOr<relay::admin::DrainResult>>(
+            absl::UnavailableError("the relay's event loop did not answer in time"));
+        absl::Status ran = runner.Run([&drain, result, grace] {
+          *result = drain.Begin(grace, "relayctl drain");
+        });
+        if (!ran.ok()) return ran;
+        return *result;
+      },
+      config.admin_token);
   grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
   builder.AddListeningPort(absl::StrCat(config.grpc_host, ":", config.grpc_port),
                            GrpcCredentials(config), &grpc_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.gateway.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kGrpcKeepaliveMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kGrpcKeepaliveTimeoutMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.RegisterService(&admin);
-  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  builder.RegisterService(&attach);
+  grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || grpc_port == 0) {
     relay::log::Error("cannot listen for gRPC on ", config.grpc_host, ":", config.grpc_port);
     return 1;
   }
-  grpc_server->GetHealthCheckService()->SetServingStatus(true);
-  grpc_server->GetHealthCheckService()->SetServingStatus("relay.v1.Admin", true);
+  grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kRelayCoreService, true);
+  health->SetServingStatus(kAdminService, true);
 
   relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
   std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"
             << gateway.port() << "\n"
             << "relay: listening grpc on " << config.grpc_host << ":" << grpc_port << std::endl;
 
-  // SIGTERM/SIGINT: stop accepting, close clients with 1001, then exit 0.
-  // A second signal exits at once.
-  std::promise<void> stop_requested;
-  asio::steady_timer drain_timer(io);
-  bool stopping = false;
+  // SIGTERM/SIGINT: drain (DrainController), then exit 0. A second signal
+  // exits at once.
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec,
                                                                     int signo) {
     if (ec) return;
-    if (stopping) {
+    if (drain.draining()) {
       relay::log::Warn("second signal ", signo, ": exiting now");
       std::_Exit(1);
     }
-    stopping = true;
-    relay::log::Info("signal ", signo, ": shutting down");
-    grpc_server->GetHealthCheckService()->SetServingStatus(false);
-    gateway.Shutdown();
-    stop_requested.set_value();
+    (void)drain.Begin(absl::ZeroDuration(), signo == SIGINT ? "SIGINT" : "SIGTERM");
     signals.async_wait(on_signal);
-    StopWhenDrained(io, drain_timer, core, std::chrono::steady_clock::now() + kShutdownGrace);
   };
   signals.async_wait(on_signal);
 

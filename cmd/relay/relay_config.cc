@@ -71,6 +71,24 @@ const std::vector<Setting>& Settings() {
          c->log_level = *level;
          return absl::OkStatus();
        }},
+      {"log-format", "LOG_FORMAT", "text, or json for one JSON object per line [text]",
+       [](const std::string& v, RelayConfig* c) {
+         absl::StatusOr<log::Format> format = log::ParseFormat(v);
+         if (!format.ok()) return format.status();
+         c->log_format = *format;
+         return absl::OkStatus();
+       }},
+      {"drain-grace-seconds", "DRAIN_GRACE_SECONDS",
+       "on SIGTERM or relayctl drain: seconds peers get (after server_draining) before the "
+       "1001 close [20]",
+       [](const std::string& v, RelayConfig* c) { return SetSeconds(v, &c->drain_grace); }},
+      {"admin-token", "ADMIN_TOKEN",
+       "bearer token the gRPC Admin API requires; needed to bind --grpc-host off loopback "
+       "without TLS [none]",
+       [](const std::string& v, RelayConfig* c) {
+         c->admin_token = v;
+         return absl::OkStatus();
+       }},
       {"registration-timeout-seconds", "REGISTRATION_TIMEOUT_SECONDS",
        "close sockets that have not registered by then [30]",
        [](const std::string& v, RelayConfig* c) {
@@ -164,6 +182,11 @@ const std::vector<Setting>& Settings() {
   return *settings;
 }
 
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "localhost" || absl::StartsWith(host, "127.") || host == "::1" ||
+         host == "[::1]";
+}
+
 absl::Status Validate(const RelayConfig& config) {
   if (absl::Status s = config.core.Validate(); !s.ok()) return s;
   if (config.gateway.max_message_bytes < 1024) {
@@ -186,6 +209,14 @@ absl::Status Validate(const RelayConfig& config) {
   if (gw.tls_cert_file.empty() != gw.tls_key_file.empty()) {
     return absl::InvalidArgumentError("tls-cert-file and tls-key-file must be set together");
   }
+  // The Admin API can kick peers and stop the relay: off loopback it needs
+  // a token or TLS.
+  if (!IsLoopbackHost(config.grpc_host) && config.admin_token.empty() && !gw.tls_enabled()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grpc-host ", config.grpc_host,
+        " is not loopback: set admin-token (ADMIN_TOKEN) or TLS so that not anyone who can "
+        "reach it may drive the Admin API"));
+  }
   return absl::OkStatus();
 }
 
@@ -194,6 +225,9 @@ absl::Status Validate(const RelayConfig& config) {
 std::string RelayConfig::Describe() const {
   return absl::StrCat("host=", gateway.host, " port=", gateway.port, " grpc_host=", grpc_host,
                       " grpc_port=", grpc_port, " log_level=", log::LevelName(log_level),
+                      " log_format=", log::FormatName(log_format),
+                      " drain_grace=", absl::FormatDuration(drain_grace),
+                      " admin_token=", admin_token.empty() ? "none" : "set",
                       " registration_timeout=", absl::FormatDuration(core.registration_timeout),
                       " max_message_bytes=", gateway.max_message_bytes,
                       " keepalive=", absl::FormatDuration(gateway.keepalive_interval),

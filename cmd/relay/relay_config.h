@@ -23,8 +23,15 @@ struct RelayConfig {
   std::string grpc_host = "127.0.0.1";
   std::uint16_t grpc_port = 50051;
   log::Level log_level = log::Level::kInfo;
+  log::Format log_format = log::Format::kText;
   // Where durable authentication state lives (relay.db); empty: in memory.
   std::string data_dir;
+  // SIGTERM / `relayctl drain`: how long peers get between server_draining
+  // and the 1001 close.
+  absl::Duration drain_grace = absl::Seconds(20);
+  // Bearer token the Admin API requires; needed to bind GRPC_HOST off
+  // loopback without TLS. Never logged.
+  std::string admin_token;
   // gRPC serves TLS with the gateway's certificate (gateway.tls_cert_file and
   // gateway.tls_key_file) whenever the gateway does.
 

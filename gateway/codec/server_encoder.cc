@@ -145,6 +145,11 @@ std::string EncodeServerEvent(const relay::v1::ServerEvent& event) {
       AppendString(&out, event.mesh_registered().mesh_id());
       out.append(",\"success\":true");
       break;
+    case ServerEvent::kServerDraining:
+      OpenEvent(&out, "server_draining");
+      absl::StrAppend(&out, ",\"grace_seconds\":", event.server_draining().grace_seconds(),
+                      ",\"reconnect_after_ms\":", event.server_draining().reconnect_after_ms());
+      break;
     case ServerEvent::EVENT_NOT_SET:
       OpenEvent(&out, "error");
       break;

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/json/json_writer.h"
+#include "server/metrics/prometheus_text.h"
 
 namespace relay::gateway {
 namespace {
@@ -22,8 +23,8 @@ std::string InfoBody() {
   std::string out = "{\"service\":\"atmosphere-relay\",\"version\":";
   AppendString(&out, Version());
   out.append(
-      ",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\",\"stats\":\"/stats\","
-      "\"relay\":\"/relay/{mesh_id}\"}}");
+      ",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\",\"ready\":\"/ready\","
+      "\"stats\":\"/stats\",\"metrics\":\"/metrics\",\"relay\":\"/relay/{mesh_id}\"}}");
   return out;
 }
 
@@ -91,9 +92,11 @@ std::string HttpErrorBody(absl::string_view code, absl::string_view message) {
 }
 
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core, const RefusalCounts& refused) {
+                       const core::RelayCore& core, const RefusalCounts& refused,
+                       const RelayMetrics* metrics) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
-  const bool known = path == "/" || path == "/health" || path == "/stats";
+  const bool known = path == "/" || path == "/health" || path == "/ready" || path == "/stats" ||
+                     (path == "/metrics" && metrics != nullptr);
   if (!known) {
     if (absl::StartsWith(path, "/relay/")) {
       return {426, HttpErrorBody("upgrade_required", "this endpoint speaks WebSocket")};
@@ -105,6 +108,16 @@ HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
   }
   if (path == "/") return {200, InfoBody()};
   if (path == "/health") return {200, HealthBody(core)};
+  if (path == "/metrics") {
+    absl::StatusOr<std::string> text = RenderMetrics(core, refused, *metrics);
+    if (!text.ok()) return {500, HttpErrorBody("internal", text.status().message())};
+    return {200, *std::move(text), std::string(metrics::kPrometheusContentType)};
+  }
+  // Readiness: a load balancer stops sending new clients once draining.
+  if (path == "/ready") {
+    if (core.draining()) return {503, "{\"status\":\"draining\"}"};
+    return {200, "{\"status\":\"ready\"}"};
+  }
   return {200, StatsBody(core, refused)};
 }
 

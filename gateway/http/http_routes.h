@@ -1,4 +1,5 @@
-// The relay's plain HTTP endpoints: GET /, /health and /stats, as JSON.
+// The relay's plain HTTP endpoints: GET /, /health, /ready and /stats as
+// JSON, and /metrics in the Prometheus text format.
 // No socket code here: the WebSocket server hands each non-upgrade request
 // to RouteHttp and writes back what it returns.
 #ifndef RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "gateway/http/relay_metrics.h"
 #include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
 
@@ -14,13 +16,17 @@ namespace relay::gateway {
 
 struct HttpResponse {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;
+  std::string content_type = "application/json";
 };
 
 // `refused` is the gateway's own count of upgrades it turned away (the core
 // never sees those); /stats lists it as "refused".
+// `metrics` serves GET /metrics (Prometheus text); without it that route is
+// not found.
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core, const RefusalCounts& refused = {});
+                       const core::RelayCore& core, const RefusalCounts& refused = {},
+                       const RelayMetrics* metrics = nullptr);
 
 // The JSON body of an HTTP error: {"error": code, "message": message}.
 std::string HttpErrorBody(absl::string_view code, absl::string_view message);

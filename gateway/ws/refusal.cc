@@ -6,6 +6,8 @@ absl::string_view RefusalName(Refusal refusal) {
   switch (refusal) {
     case Refusal::kTooManyConnections:
       return "too_many_connections";
+    case Refusal::kDraining:
+      return "draining";
   }
   return "unknown";
 }

@@ -14,9 +14,10 @@ namespace relay::gateway {
 
 enum class Refusal {
   kTooManyConnections,  // MAX_CONNECTIONS or MAX_CONNECTIONS_PER_IP reached (HTTP 503)
+  kDraining,            // the relay is draining for a shutdown (HTTP 503)
 };
 
-inline constexpr std::size_t kRefusalCount = 1;
+inline constexpr std::size_t kRefusalCount = 2;
 
 // "too_many_connections"
 absl::string_view RefusalName(Refusal refusal);

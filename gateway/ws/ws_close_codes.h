@@ -40,6 +40,10 @@ inline WsClose WsCloseFor(core::CloseReason reason) {
       return {1008, "rate limited"};
     case CloseReason::kAuthFailed:
       return {1008, "auth failed"};
+    case CloseReason::kKicked:
+      return {1008, "kicked"};
+    case CloseReason::kMeshClosed:
+      return {1008, "mesh closed"};
   }
   return {1011, "internal error"};
 }

@@ -37,6 +37,9 @@ struct WsConnectionState {
   bool holds_slot = false;
   // Keepalive: a ping was sent and no pong came back yet.
   bool awaiting_pong = false;
+  // Wire bytes of whole messages received from and handed to this client.
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
   int missed_pongs = 0;
   // Set when the relay decided to close; otherwise derived from the close.
   std::optional<core::CloseReason> close_reason;

@@ -56,13 +56,31 @@ net::IpAddress ToIpAddress(const asio::ip::address& address) {
   return net::IpAddress::Parse(address.to_string()).value_or(net::IpAddress::V4(0));
 }
 
+// Events whose handling the relay latency histogram measures.
+bool IsRelayedTraffic(const relay::v1::ClientEvent& event) {
+  switch (event.event_case()) {
+    case relay::v1::ClientEvent::kBroadcast:
+    case relay::v1::ClientEvent::kDirect:
+    case relay::v1::ClientEvent::kLlmRequest:
+    case relay::v1::ClientEvent::kLlmResponse:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Delivers core events to one WebSocket connection, within the
 // per-connection send buffer bound.
 template <typename Server>
 class WsPeerSink final : public core::PeerSink {
  public:
-  WsPeerSink(Server* server, connection_hdl hdl, FrameCache* cache, std::size_t max_queued_bytes)
-      : server_(server), hdl_(std::move(hdl)), cache_(cache), max_queued_bytes_(max_queued_bytes) {}
+  WsPeerSink(Server* server, connection_hdl hdl, FrameCache* cache, std::size_t max_queued_bytes,
+             TransportBytes* bytes)
+      : server_(server),
+        hdl_(std::move(hdl)),
+        cache_(cache),
+        max_queued_bytes_(max_queued_bytes),
+        bytes_(bytes) {}
 
   void Send(const core::ServerEventPtr& event) override {
     websocketpp::lib::error_code ec;
@@ -76,13 +94,28 @@ class WsPeerSink final : public core::PeerSink {
     // and has not handed to the socket yet.
     const std::size_t queued = con->get_buffered_amount();
     if (queued > 0 && queued + frame->get_payload().size() > max_queued_bytes_) {
-      log::Warn("peer ", con->core_id, " in mesh ", con->mesh_id, " has ", queued,
-                " bytes queued (limit ", max_queued_bytes_, "); closing it as a slow consumer");
+      log::Event(log::Level::kWarn, "slow_consumer")
+          .Uint("conn", con->core_id)
+          .Str("mesh", con->mesh_id)
+          .Uint("queued_bytes", queued)
+          .Uint("limit_bytes", max_queued_bytes_);
       Close(core::CloseReason::kSlowConsumer);
       return;
     }
     ec = con->send(frame);
-    if (ec) log::Debug("send to ", con->core_id, " failed: ", ec.message());
+    if (ec) {
+      log::Debug("send to ", con->core_id, " failed: ", ec.message());
+    } else {
+      con->bytes_out += frame->get_payload().size();
+      bytes_->sent.fetch_add(frame->get_payload().size(), std::memory_order_relaxed);
+    }
+  }
+
+  Counters counters() const override {
+    websocketpp::lib::error_code ec;
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
+    if (ec) return {};
+    return {con->bytes_in, con->bytes_out, con->get_buffered_amount()};
   }
 
   // The close frame waits behind what is queued; a peer that never reads
@@ -102,6 +135,7 @@ class WsPeerSink final : public core::PeerSink {
   const connection_hdl hdl_;
   FrameCache* const cache_;
   const std::size_t max_queued_bytes_;
+  TransportBytes* const bytes_;
 };
 
 // Why a connection the relay did not close itself ended.
@@ -140,6 +174,7 @@ class BasicWsGateway final : public WsGateway {
   void Shutdown() override;
   absl::Status ReloadTls() override;
   const RefusalCounts& refused() const override { return refused_; }
+  RelayMetrics* metrics() override { return &metrics_; }
 
  private:
   bool OnValidate(connection_hdl hdl);
@@ -177,6 +212,7 @@ class BasicWsGateway final : public WsGateway {
   std::size_t slots_taken_ = 0;
   absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
   RefusalCounts refused_;
+  RelayMetrics metrics_;
   asio::steady_timer housekeeping_timer_;
   asio::steady_timer keepalive_timer_;
 };
@@ -285,8 +321,14 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
         HttpErrorBody(not_found ? "not_found" : "bad_mesh_id", mesh_id.status().message()));
     return false;
   }
-  if (shutting_down_) {
+  if (shutting_down_ || core_->draining()) {
+    refused_.Add(Refusal::kDraining);
     con->set_status(websocketpp::http::status_code::service_unavailable);
+    con->replace_header("Content-Type", "application/json");
+    con->replace_header("Retry-After", "5");
+    con->set_body(HttpErrorBody(RefusalName(Refusal::kDraining),
+                                "the relay is shutting down; reconnect (another instance may "
+                                "take over) in a few seconds"));
     return false;
   }
   if (!TakeSlot(con)) return false;
@@ -320,7 +362,13 @@ bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
     return true;
   }
   refused_.Add(Refusal::kTooManyConnections);
-  log::Debug("refused upgrade from ", con->client_ip, ": ", message);
+  // The first refusal and every 100th: a storm of them must not flood the log.
+  if (const std::uint64_t n = refused_.Get(Refusal::kTooManyConnections); n % 100 == 1) {
+    log::Event(log::Level::kWarn, "connection_limit")
+        .Str("client_ip", con->client_ip)
+        .Str("why", message)
+        .Uint("refused_total", n);
+  }
   con->set_status(websocketpp::http::status_code::service_unavailable);
   con->replace_header("Content-Type", "application/json");
   con->set_body(HttpErrorBody(RefusalName(Refusal::kTooManyConnections), message));
@@ -340,9 +388,9 @@ template <typename Config>
 void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   const HttpResponse response =
-      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_);
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_, &metrics_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
-  con->replace_header("Content-Type", "application/json");
+  con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
   con->set_body(response.body);
 }
@@ -358,24 +406,41 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
     }
   }
   core::ConnectionInfo info{std::move(remote), std::string(scheme())};
-  log::Debug("open ", info.remote_address, " mesh ", con->mesh_id);
+  const std::string remote_address = info.remote_address;
   con->core_id = core_->Connect(
-      std::move(info), std::make_shared<WsPeerSink<Server>>(
-                           &server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection));
+      std::move(info),
+      std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
+                                           config_.max_queued_bytes_per_connection,
+                                           &metrics_.ws_bytes));
+  log::Event(log::Level::kInfo, "connect")
+      .Uint("conn", con->core_id)
+      .Str("remote", remote_address)
+      .Str("transport", scheme())
+      .Str("mesh", con->mesh_id);
   open_.emplace(con->core_id, hdl);
   if (shutting_down_) {
-    WsPeerSink<Server>(&server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection)
+    WsPeerSink<Server>(&server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection,
+                       &metrics_.ws_bytes)
         .Close(core::CloseReason::kServerShutdown);
   }
 }
 
 template <typename Config>
 void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
+  const auto received_at = std::chrono::steady_clock::now();
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  con->bytes_in += msg->get_payload().size();
+  metrics_.ws_bytes.received.fetch_add(msg->get_payload().size(), std::memory_order_relaxed);
   relay::v1::ClientEvent event;
   DecodeFailure failure;
   if (DecodeClientFrame(msg->get_payload(), con->mesh_id, &event, &failure)) {
     core_->Handle(con->core_id, event);
+    // Every recipient's frame is queued by now (the core delivers before
+    // Handle returns).
+    if (IsRelayedTraffic(event)) {
+      metrics_.relay_latency.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at).count());
+    }
   } else {
     core_->RejectUndecodable(con->core_id, failure.code, failure.message, failure.request_id_json);
   }

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "asio/io_context.hpp"
+#include "gateway/http/relay_metrics.h"
 #include "gateway/ws/gateway_config.h"
 #include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
@@ -57,6 +58,10 @@ class WsGateway {
 
   // Upgrades turned away, by reason (GET /stats "refused").
   virtual const RefusalCounts& refused() const = 0;
+
+  // The metrics GET /metrics shows beyond the core's counters; the gRPC
+  // transport and the core's observers add to them.
+  virtual RelayMetrics* metrics() = 0;
 };
 
 }  // namespace relay::gateway

@@ -1,5 +1,6 @@
-// AdminService handlers: each reads one core view on the core thread (see
-// admin_service.h for why) and copies the answer into the gRPC response.
+// AdminService handlers: each checks the admin token, then runs its core
+// read or action on the core thread (see admin_service.h for why) and copies
+// the answer into the gRPC response.
 #include "server/admin/admin_service.h"
 
 #include <memory>
@@ -7,7 +8,11 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "server/admin/grpc_status.h"
+#include "server/auth/crypto.h"
+#include "server/util/log.h"
 
 namespace relay::admin {
 namespace {
@@ -21,16 +26,42 @@ grpc::Status CoreUnavailable(const absl::Status& why) {
 
 }  // namespace
 
-AdminService::AdminService(CoreRunner run_on_core, const core::RelayCore* core)
-    : run_on_core_(std::move(run_on_core)), core_(core) {}
+AdminService::AdminService(CoreRunner run_on_core, core::RelayCore* core, Drainer drainer,
+                           std::string admin_token)
+    : run_on_core_(std::move(run_on_core)),
+      core_(core),
+      drainer_(std::move(drainer)),
+      admin_token_(std::move(admin_token)) {}
+
+grpc::Status AdminService::Authorize(const grpc::ServerContext& context) const {
+  if (admin_token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  constexpr absl::string_view kBearer = "bearer ";  // the scheme is case-insensitive (RFC 7235)
+  if (it != metadata.end()) {
+    const absl::string_view value(it->second.data(), it->second.size());
+    // Digests of equal length are compared, so the time taken tells
+    // nothing of the token's length either.
+    if (absl::StartsWithIgnoreCase(value, kBearer) &&
+        auth::ConstantTimeEquals(auth::SaltedSha256("admin", value.substr(kBearer.size())),
+                                 auth::SaltedSha256("admin", admin_token_))) {
+      return grpc::Status::OK;
+    }
+  }
+  log::Warn("admin call refused: missing or wrong admin token from ", context.peer());
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "this relay's admin API needs \"authorization: Bearer <ADMIN_TOKEN>\" "
+                      "(relayctl --token or RELAY_ADMIN_TOKEN)");
+}
 
 // Each closure writes into a result it shares ownership of, never into
 // `response`: a runner that gives up waiting may still run the closure later,
 // after this handler returned and gRPC freed the response.
 
-grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/,
+grpc::Status AdminService::GetStats(grpc::ServerContext* context,
                                     const relay::v1::GetStatsRequest* /*request*/,
                                     relay::v1::Stats* response) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
   auto result = std::make_shared<relay::v1::Stats>();
   absl::Status ran = run_on_core_([core = core_, result] { *result = core->GetStats(); });
   if (!ran.ok()) return CoreUnavailable(ran);
@@ -38,25 +69,87 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListMeshes(grpc::ServerContext* /*context*/,
-                                      const relay::v1::ListMeshesRequest* /*request*/,
+grpc::Status AdminService::ListMeshes(grpc::ServerContext* context,
+                                      const relay::v1::ListMeshesRequest* request,
                                       relay::v1::ListMeshesResponse* response) {
-  auto result = std::make_shared<relay::v1::ListMeshesResponse>();
-  absl::Status ran = run_on_core_([core = core_, result] { *result = core->ListMeshes(); });
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  auto result = std::make_shared<absl::StatusOr<relay::v1::ListMeshesResponse>>();
+  absl::Status ran = run_on_core_(
+      [core = core_, result, request = *request] { *result = core->ListMeshesPage(request); });
   if (!ran.ok()) return CoreUnavailable(ran);
-  *response = std::move(*result);
+  if (!result->ok()) return ToGrpcStatus(result->status());
+  *response = *std::move(*result);
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::GetMesh(grpc::ServerContext* /*context*/,
+grpc::Status AdminService::GetMesh(grpc::ServerContext* context,
                                    const relay::v1::GetMeshRequest* request,
                                    relay::v1::GetMeshResponse* response) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
   auto result = std::make_shared<absl::StatusOr<relay::v1::GetMeshResponse>>();
   absl::Status ran = run_on_core_(
       [core = core_, result, mesh_id = request->mesh_id()] { *result = core->GetMesh(mesh_id); });
   if (!ran.ok()) return CoreUnavailable(ran);
   if (!result->ok()) return ToGrpcStatus(result->status());
   *response = *std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::KickPeer(grpc::ServerContext* context,
+                                    const relay::v1::KickPeerRequest* request,
+                                    relay::v1::KickPeerResponse* /*response*/) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  auto result = std::make_shared<absl::Status>();
+  absl::Status ran = run_on_core_([core = core_, result, request = *request] {
+    *result = core->Kick(request.mesh_id(), request.node_id(), request.reason());
+  });
+  if (!ran.ok()) return CoreUnavailable(ran);
+  if (result->ok()) {
+    log::Info("admin: kicked node ", request->node_id(), " of mesh ", request->mesh_id());
+  }
+  return ToGrpcStatus(*result);
+}
+
+grpc::Status AdminService::CloseMesh(grpc::ServerContext* context,
+                                     const relay::v1::CloseMeshRequest* request,
+                                     relay::v1::CloseMeshResponse* response) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  auto result = std::make_shared<absl::StatusOr<std::size_t>>();
+  absl::Status ran = run_on_core_([core = core_, result, request = *request] {
+    *result = core->CloseMesh(request.mesh_id(), request.reason());
+  });
+  if (!ran.ok()) return CoreUnavailable(ran);
+  if (!result->ok()) return ToGrpcStatus(result->status());
+  log::Info("admin: closed mesh ", request->mesh_id(), " (", **result, " peers)");
+  response->set_closed_peers(static_cast<std::uint32_t>(**result));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Drain(grpc::ServerContext* context,
+                                 const relay::v1::DrainRequest* request,
+                                 relay::v1::DrainResponse* response) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (!drainer_) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this server cannot drain");
+  }
+  absl::StatusOr<DrainResult> result = drainer_(absl::Seconds(request->grace_seconds()));
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_grace_seconds(static_cast<std::uint32_t>(absl::ToInt64Seconds(result->grace)));
+  response->set_connections(static_cast<std::uint32_t>(result->connections));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::SetLogLevel(grpc::ServerContext* context,
+                                       const relay::v1::SetLogLevelRequest* request,
+                                       relay::v1::SetLogLevelResponse* response) {
+  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  absl::StatusOr<log::Level> level = log::ParseLevel(request->level());
+  if (!level.ok()) return ToGrpcStatus(level.status());
+  const log::Level previous = log::GetLevel();
+  log::SetLevel(*level);
+  // Said at warn so that it shows whatever the old and new levels are.
+  log::Warn("admin: log level ", log::LevelName(previous), " -> ", log::LevelName(*level));
+  response->set_previous(std::string(log::LevelName(previous)));
   return grpc::Status::OK;
 }
 

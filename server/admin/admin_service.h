@@ -1,5 +1,6 @@
-// AdminService: the relay.v1.Admin gRPC service (GetStats, ListMeshes,
-// GetMesh), a thin read-only window onto RelayCore's views.
+// AdminService: the relay.v1.Admin gRPC service: views of RelayCore (stats,
+// meshes, peers) and the operator's actions (kick, close a mesh, drain, log
+// level). With an admin token, every call must carry it.
 //
 // Threading: gRPC calls these handlers on its own threads, but RelayCore is
 // not thread-safe and lives on the core (event-loop) thread. So the service
@@ -12,6 +13,7 @@
 #include <grpcpp/support/status.h>
 
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "relay/v1/relay.grpc.pb.h"
@@ -25,11 +27,22 @@ namespace relay::admin {
 // such calls with UNAVAILABLE.
 using CoreRunner = std::function<absl::Status(std::function<void()> work)>;
 
+// Starts the graceful shutdown (main owns it: health, gateway, timers).
+// `grace` zero means the configured default. Returns the grace applied and
+// the connections told, or FAILED_PRECONDITION when already draining.
+struct DrainResult {
+  absl::Duration grace;
+  std::size_t connections = 0;
+};
+using Drainer = std::function<absl::StatusOr<DrainResult>(absl::Duration grace)>;
+
 class AdminService final : public relay::v1::Admin::Service {
  public:
-  // `core` is read only inside closures given to `run_on_core`; it must
-  // outlive the service.
-  AdminService(CoreRunner run_on_core, const core::RelayCore* core);
+  // `core` is used only inside closures given to `run_on_core`; it must
+  // outlive the service. `admin_token` empty: no token required (the admin
+  // plane is then bound to loopback, or served over TLS: see relay_config).
+  AdminService(CoreRunner run_on_core, core::RelayCore* core, Drainer drainer = nullptr,
+               std::string admin_token = "");
   AdminService(const AdminService&) = delete;
   AdminService& operator=(const AdminService&) = delete;
 
@@ -40,10 +53,25 @@ class AdminService final : public relay::v1::Admin::Service {
   // NOT_FOUND (from the core) when no live mesh has that id.
   grpc::Status GetMesh(grpc::ServerContext* context, const relay::v1::GetMeshRequest* request,
                        relay::v1::GetMeshResponse* response) override;
+  grpc::Status KickPeer(grpc::ServerContext* context, const relay::v1::KickPeerRequest* request,
+                        relay::v1::KickPeerResponse* response) override;
+  grpc::Status CloseMesh(grpc::ServerContext* context, const relay::v1::CloseMeshRequest* request,
+                         relay::v1::CloseMeshResponse* response) override;
+  grpc::Status Drain(grpc::ServerContext* context, const relay::v1::DrainRequest* request,
+                     relay::v1::DrainResponse* response) override;
+  grpc::Status SetLogLevel(grpc::ServerContext* context,
+                           const relay::v1::SetLogLevelRequest* request,
+                           relay::v1::SetLogLevelResponse* response) override;
 
  private:
+  // OK, or UNAUTHENTICATED unless the call carries
+  // "authorization: Bearer <admin token>" (compared in constant time).
+  grpc::Status Authorize(const grpc::ServerContext& context) const;
+
   const CoreRunner run_on_core_;
-  const core::RelayCore* const core_;
+  core::RelayCore* const core_;
+  const Drainer drainer_;
+  const std::string admin_token_;
 };
 
 }  // namespace relay::admin

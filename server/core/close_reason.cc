@@ -26,6 +26,10 @@ absl::string_view CloseReasonName(CloseReason reason) {
       return "rate_limited";
     case CloseReason::kAuthFailed:
       return "auth_failed";
+    case CloseReason::kKicked:
+      return "kicked";
+    case CloseReason::kMeshClosed:
+      return "mesh_closed";
   }
   return "unknown";
 }

@@ -22,9 +22,11 @@ enum class CloseReason {
   kSlowConsumer,         // queued more bytes than the per-connection send buffer allows
   kRateLimited,          // kept sending over its rate limit after being warned
   kAuthFailed,           // presented credentials the mesh does not accept
+  kKicked,               // an operator closed this peer (relayctl peers kick)
+  kMeshClosed,           // an operator closed the peer's mesh (relayctl meshes close)
 };
 
-inline constexpr std::size_t kCloseReasonCount = 11;
+inline constexpr std::size_t kCloseReasonCount = 13;
 
 absl::string_view CloseReasonName(CloseReason reason);
 

@@ -30,6 +30,10 @@ absl::string_view ErrorCodeName(ErrorCode code) {
       return "rate_limited";
     case ErrorCode::kMeshFull:
       return "mesh_full";
+    case ErrorCode::kKicked:
+      return "kicked";
+    case ErrorCode::kMeshClosed:
+      return "mesh_closed";
   }
   return "unknown";
 }

@@ -25,16 +25,18 @@ enum class ErrorCode {
   kAuthFailed,         // credentials the mesh does not accept (then closed 1008)
   kRateLimited,        // over the per-connection message rate
   kMeshFull,           // the mesh has its maximum number of peers
+  kKicked,             // an operator closed this peer (then closed 1008)
+  kMeshClosed,         // an operator closed this mesh (then closed 1008)
 };
 
-inline constexpr std::size_t kErrorCodeCount = 13;
+inline constexpr std::size_t kErrorCodeCount = 15;
 
 inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
     ErrorCode::kBadJson,       ErrorCode::kBadMessage,        ErrorCode::kUnknownType,
     ErrorCode::kNotRegistered, ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
     ErrorCode::kUnknownTarget, ErrorCode::kNoLlmPeer,         ErrorCode::kLlmPeerLeft,
     ErrorCode::kTooManyRequests, ErrorCode::kAuthFailed,       ErrorCode::kRateLimited,
-    ErrorCode::kMeshFull,
+    ErrorCode::kMeshFull,      ErrorCode::kKicked,            ErrorCode::kMeshClosed,
 };
 
 // The stable protocol name, e.g. "unknown_target".

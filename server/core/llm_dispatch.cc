@@ -24,13 +24,13 @@ std::optional<ConnectionId> LlmDispatch::Pick(const std::vector<Candidate>& cand
 }
 
 void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
-                        ConnectionId responder) {
+                        ConnectionId responder, absl::Time at) {
   auto [it, inserted] = pending_.try_emplace(std::make_pair(requester, std::string(request_id)),
-                                             Assignment{responder, next_order_++});
+                                             Assignment{responder, next_order_++, at});
   if (!inserted) {
     // Same request_id again: the newest dispatch is the one that counts.
     --held_[it->second.responder];
-    it->second = Assignment{responder, next_order_ - 1};
+    it->second = Assignment{responder, next_order_ - 1, at};
   } else {
     ++requested_[requester];
   }
@@ -38,9 +38,10 @@ void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
 }
 
 bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
-                         ConnectionId responder) {
+                         ConnectionId responder, absl::Time* dispatched_at) {
   auto it = pending_.find(std::make_pair(requester, std::string(request_id)));
   if (it == pending_.end() || it->second.responder != responder) return false;
+  if (dispatched_at != nullptr) *dispatched_at = it->second.at;
   pending_.erase(it);
   Forget(requester, responder);
   return true;

@@ -17,6 +17,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/core/connection_id.h"
 
 namespace relay::core {
@@ -37,11 +38,15 @@ class LlmDispatch {
 
   // Records that `responder` now holds `request_id` from `requester`. A
   // request_id the requester already has pending is re-assigned.
-  void Track(ConnectionId requester, absl::string_view request_id, ConnectionId responder);
+  // `at` is when it was dispatched (reported back by Settle).
+  void Track(ConnectionId requester, absl::string_view request_id, ConnectionId responder,
+             absl::Time at = absl::InfinitePast());
 
   // The responder answered: forgets the request. False when nothing matched
   // (an answer to no one's request, or a second chunk of a streamed answer).
-  bool Settle(ConnectionId requester, absl::string_view request_id, ConnectionId responder);
+  // When it matched and `dispatched_at` is given, sets it to Track's `at`.
+  bool Settle(ConnectionId requester, absl::string_view request_id, ConnectionId responder,
+              absl::Time* dispatched_at = nullptr);
 
   // The responder left: forgets and returns every request it held, oldest
   // first, so each requester can be told.
@@ -59,6 +64,7 @@ class LlmDispatch {
   struct Assignment {
     ConnectionId responder;
     std::uint64_t order;  // dispatch order, to report oldest first
+    absl::Time at;
   };
   void Forget(ConnectionId requester, ConnectionId responder);
 

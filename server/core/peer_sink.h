@@ -8,6 +8,7 @@
 #ifndef RELAY_SERVER_CORE_PEER_SINK_H_
 #define RELAY_SERVER_CORE_PEER_SINK_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "relay/v1/relay.pb.h"
@@ -25,6 +26,14 @@ class PeerSink {
   // Asks the transport to close the connection for `reason`, after what was
   // already queued. The transport then reports RelayCore::Disconnect.
   virtual void Close(CloseReason reason) = 0;
+
+  // What the transport counted for this connection, for the Admin API.
+  struct Counters {
+    std::uint64_t bytes_in = 0;      // wire bytes received (frames, messages)
+    std::uint64_t bytes_out = 0;     // wire bytes handed to the connection
+    std::uint64_t queued_bytes = 0;  // handed over but not yet written out
+  };
+  virtual Counters counters() const { return {}; }
 };
 
 }  // namespace relay::core

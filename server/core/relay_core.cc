@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/util/log.h"
 
 namespace relay::core {
 namespace {
@@ -37,7 +39,41 @@ std::string QuoteForMessage(absl::string_view s) {
   return absl::StrCat("\"", head, cut ? "...\"" : "\"");
 }
 
+// Upper bound of the reconnect hint in server_draining: clients spread their
+// reconnects over this window instead of arriving all at once.
+constexpr int kMaxReconnectJitterMs = 5000;
+
 }  // namespace
+
+absl::string_view LlmOutcomeName(LlmOutcome outcome) {
+  switch (outcome) {
+    case LlmOutcome::kAnswered:
+      return "answered";
+    case LlmOutcome::kNoLlmPeer:
+      return "no_llm_peer";
+    case LlmOutcome::kTooManyRequests:
+      return "too_many_requests";
+    case LlmOutcome::kPeerLeft:
+      return "peer_left";
+    case LlmOutcome::kRequesterLeft:
+      return "requester_left";
+  }
+  return "unknown";
+}
+
+absl::string_view TrafficTypeName(TrafficType type) {
+  switch (type) {
+    case TrafficType::kBroadcast:
+      return "broadcast";
+    case TrafficType::kDirect:
+      return "direct";
+    case TrafficType::kLlmRequest:
+      return "llm_request";
+    case TrafficType::kLlmResponse:
+      return "llm_response";
+  }
+  return "unknown";
+}
 
 bool RelayCore::Connection::CanServeLlm() const {
   return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) !=
@@ -143,7 +179,15 @@ bool RelayCore::AdmitByRate(Connection& conn) {
   // A client that keeps going after being told is closed: refusals cost us
   // an answer each.
   constexpr std::size_t kMaxRefusalsInRow = 100;
-  if (++conn.rate_refusals_in_row >= std::min(config_.rate_limit_burst, kMaxRefusalsInRow)) {
+  if (++conn.rate_refusals_in_row == 1) {
+    // Once per streak: a flood must not flood the log too.
+    log::Event(log::Level::kWarn, "rate_limited")
+        .Uint("conn", conn.id)
+        .Str("mesh", conn.registered() ? conn.mesh->id : "")
+        .Str("node", conn.node_id)
+        .Double("limit_per_second", config_.rate_limit_per_second);
+  }
+  if (conn.rate_refusals_in_row >= std::min(config_.rate_limit_burst, kMaxRefusalsInRow)) {
     conn.closing = true;
     conn.sink->Close(CloseReason::kRateLimited);
     return false;
@@ -219,6 +263,10 @@ void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& 
 }
 
 void RelayCore::RefuseAuth(Connection& conn, absl::string_view why) {
+  log::Event(log::Level::kWarn, "auth_failed")
+      .Uint("conn", conn.id)
+      .Str("remote", conn.info.remote_address)
+      .Str("why", why);
   SendError(conn, ErrorCode::kAuthFailed, why);
   conn.closing = true;
   conn.sink->Close(CloseReason::kAuthFailed);
@@ -245,6 +293,10 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
         holder.sink->Close(CloseReason::kReplaced);
       }
     } else if (mesh_it->second->peers_by_join.size() >= config_.max_peers_per_mesh) {
+      log::Event(log::Level::kWarn, "mesh_full")
+          .Uint("conn", conn.id)
+          .Str("mesh", reg.mesh_id())
+          .Uint("max_peers", config_.max_peers_per_mesh);
       SendError(conn, ErrorCode::kMeshFull,
                 absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
       return;
@@ -268,6 +320,13 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
   mesh.peers_by_join.emplace(conn.join_seq, &conn);
   mesh.peers_by_node.emplace(conn.node_id, &conn);
   ++registered_peers_;
+
+  log::Event(log::Level::kInfo, "register")
+      .Uint("conn", conn.id)
+      .Str("mesh", mesh.id)
+      .Str("node", conn.node_id)
+      .Str("transport", conn.info.transport)
+      .Uint("peers", mesh.peers_by_join.size());
 
   // The newcomer first learns it joined (the shipped Android app waits for
   // it), then who else is here; the others learn about the newcomer.
@@ -315,6 +374,7 @@ void RelayCore::OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req)
   ++llm_requests_;
   Mesh& mesh = *conn.mesh;
   if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
     SendError(conn, ErrorCode::kTooManyRequests,
               absl::StrCat("at most ", config_.max_outstanding_llm_requests_per_peer,
                            " llm requests may wait for an answer at once"),
@@ -329,11 +389,12 @@ void RelayCore::OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req)
   }
   std::optional<ConnectionId> chosen = mesh.llm.Pick(candidates);
   if (!chosen) {
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kNoLlmPeer)];
     SendError(conn, ErrorCode::kNoLlmPeer, "no other peer in this mesh has the llm capability",
               req.request_id());
     return;
   }
-  mesh.llm.Track(conn.id, req.request_id(), *chosen);
+  mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
 
   ServerEvent event;
   auto* out = event.mutable_llm_request();
@@ -350,7 +411,11 @@ void RelayCore::OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& re
     return;
   }
   Connection& target = *it->second;
-  conn.mesh->llm.Settle(target.id, resp.request_id(), conn.id);
+  absl::Time dispatched_at;
+  if (conn.mesh->llm.Settle(target.id, resp.request_id(), conn.id, &dispatched_at)) {
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kAnswered)];
+    if (llm_round_trip_observer_) llm_round_trip_observer_(clock_->Now() - dispatched_at);
+  }
 
   ServerEvent event;
   auto* out = event.mutable_llm_response();
@@ -385,6 +450,12 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   Connection& conn = *it->second;
   conn.closing = true;
   ++closes_[static_cast<std::size_t>(reason)];
+  log::Event(log::Level::kInfo, "leave")
+      .Uint("conn", id)
+      .Str("mesh", conn.registered() ? conn.mesh->id : "")
+      .Str("node", conn.node_id)
+      .Str("reason", CloseReasonName(reason))
+      .Seconds("connected", clock_->Now() - conn.opened_at);
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
   connections_.erase(it);
 }
@@ -396,8 +467,11 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
   conn.mesh = nullptr;
   --registered_peers_;
 
+  traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kRequesterLeft)] +=
+      mesh.llm.RequestedBy(conn.id);
   mesh.llm.RequesterGone(conn.id);
   for (LlmDispatch::Pending& pending : mesh.llm.ResponderGone(conn.id)) {
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kPeerLeft)];
     Connection* requester = Find(pending.requester);
     if (requester == nullptr) continue;
     SendError(*requester, ErrorCode::kLlmPeerLeft,
@@ -435,19 +509,98 @@ void RelayCore::CloseAll(CloseReason reason) {
   }
 }
 
+std::size_t RelayCore::Drain(absl::Duration grace) {
+  draining_ = true;
+  const auto grace_seconds =
+      static_cast<std::uint32_t>(std::max<std::int64_t>(0, absl::ToInt64Seconds(grace)));
+  std::size_t told = 0;
+  for (auto& [id, conn] : connections_) {
+    if (conn->closing) continue;
+    // One event per connection: each gets its own reconnect hint.
+    ServerEvent event;
+    auto* draining = event.mutable_server_draining();
+    draining->set_grace_seconds(grace_seconds);
+    draining->set_reconnect_after_ms(absl::Uniform<std::uint32_t>(jitter_, 0, kMaxReconnectJitterMs));
+    Deliver(*conn, MakeEvent(std::move(event)));
+    ++told;
+  }
+  return told;
+}
+
+absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_id,
+                             absl::string_view reason) {
+  auto mesh_it = meshes_.find(std::string(mesh_id));
+  if (mesh_it == meshes_.end()) {
+    return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
+  }
+  auto peer_it = mesh_it->second->peers_by_node.find(node_id);
+  if (peer_it == mesh_it->second->peers_by_node.end()) {
+    return absl::NotFoundError(absl::StrCat("no peer ", QuoteForMessage(node_id), " in mesh ",
+                                            QuoteForMessage(mesh_id)));
+  }
+  Connection& conn = *peer_it->second;
+  // Already on its way out (kicked, mesh closed, shutdown...): it keeps its
+  // first reason and is not told twice.
+  if (conn.closing) return absl::OkStatus();
+  SendError(conn, ErrorCode::kKicked,
+            reason.empty() ? "an operator closed this connection"
+                           : absl::StrCat("an operator closed this connection: ", reason));
+  conn.closing = true;
+  conn.sink->Close(CloseReason::kKicked);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
+                                                 absl::string_view reason) {
+  auto mesh_it = meshes_.find(std::string(mesh_id));
+  if (mesh_it == meshes_.end()) {
+    return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
+  }
+  const std::string message = reason.empty()
+                                  ? std::string("an operator closed this mesh")
+                                  : absl::StrCat("an operator closed this mesh: ", reason);
+  std::size_t closed = 0;
+  // The mesh goes away once its last peer's Disconnect arrives, later; the
+  // map is not changed here.
+  for (const auto& [seq, peer] : mesh_it->second->peers_by_join) {
+    if (peer->closing) continue;
+    SendError(*peer, ErrorCode::kMeshClosed, message);
+    peer->closing = true;
+    peer->sink->Close(CloseReason::kMeshClosed);
+    ++closed;
+  }
+  return closed;
+}
+
 void RelayCore::Deliver(Connection& to, const ServerEventPtr& event) {
   if (to.closing) return;
   ++to.messages_out;
   // "Relayed" counts user traffic only, not the relay's own notices.
+  std::optional<TrafficType> type;
+  std::size_t payload_bytes = 0;
   switch (event->event_case()) {
     case ServerEvent::kMessage:
+      type = event->message().broadcast() ? TrafficType::kBroadcast : TrafficType::kDirect;
+      payload_bytes = event->message().payload().size();
+      break;
     case ServerEvent::kLlmRequest:
+      type = TrafficType::kLlmRequest;
+      payload_bytes = event->llm_request().request().request_id().size() +
+                      event->llm_request().request().members().size();
+      break;
     case ServerEvent::kLlmResponse:
-      ++messages_relayed_;
-      if (to.mesh != nullptr) ++to.mesh->messages_relayed;
+      type = TrafficType::kLlmResponse;
+      payload_bytes = event->llm_response().response().request_id().size() +
+                      event->llm_response().response().members().size();
       break;
     default:
       break;
+  }
+  if (type) {
+    ++messages_relayed_;
+    if (to.mesh != nullptr) ++to.mesh->messages_relayed;
+    ++traffic_.deliveries[static_cast<std::size_t>(*type)];
+    traffic_.payload_bytes[static_cast<std::size_t>(*type)] += payload_bytes;
   }
   to.sink->Send(event);
 }
@@ -524,16 +677,41 @@ relay::v1::MeshSummary RelayCore::Summarize(const Mesh& mesh) const {
   return summary;
 }
 
-relay::v1::ListMeshesResponse RelayCore::ListMeshes() const {
+absl::StatusOr<relay::v1::ListMeshesResponse> RelayCore::ListMeshesPage(
+    const relay::v1::ListMeshesRequest& request) const {
+  std::size_t offset = 0;
+  if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &offset)) {
+    return absl::InvalidArgumentError("page_token was not handed out by this relay");
+  }
+  std::vector<const Mesh*> order;
+  order.reserve(meshes_.size());
+  for (const auto& [id, mesh] : meshes_) order.push_back(mesh.get());  // by mesh_id
+  using Request = relay::v1::ListMeshesRequest;
+  if (request.order() == Request::ORDER_PEERS) {
+    std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
+      return a->peers_by_join.size() > b->peers_by_join.size();
+    });
+  } else if (request.order() == Request::ORDER_TRAFFIC) {
+    std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
+      return a->messages_relayed > b->messages_relayed;
+    });
+  }
   relay::v1::ListMeshesResponse response;
-  for (const auto& [id, mesh] : meshes_) *response.add_meshes() = Summarize(*mesh);
+  response.set_total_meshes(static_cast<std::uint32_t>(order.size()));
+  offset = std::min(offset, order.size());  // a token past the end: an empty last page
+  const std::size_t end = request.page_size() == 0
+                              ? order.size()
+                              : offset + std::min<std::size_t>(request.page_size(),
+                                                               order.size() - offset);
+  for (std::size_t i = offset; i < end; ++i) *response.add_meshes() = Summarize(*order[i]);
+  if (end < order.size()) response.set_next_page_token(absl::StrCat(end));
   return response;
 }
 
 absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view mesh_id) const {
   auto it = meshes_.find(std::string(mesh_id));
   if (it == meshes_.end()) {
-    return absl::NotFoundError(absl::StrCat("no live mesh ", mesh_id));
+    return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
   }
   relay::v1::GetMeshResponse response;
   *response.mutable_mesh() = Summarize(*it->second);
@@ -547,6 +725,10 @@ absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view 
     detail->set_transport(peer->info.transport);
     detail->set_messages_in(peer->messages_in);
     detail->set_messages_out(peer->messages_out);
+    const PeerSink::Counters counters = peer->sink->counters();
+    detail->set_bytes_in(counters.bytes_in);
+    detail->set_bytes_out(counters.bytes_out);
+    detail->set_queued_bytes(counters.queued_bytes);
   }
   return response;
 }

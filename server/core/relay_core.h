@@ -14,12 +14,15 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -39,7 +42,32 @@ namespace relay::core {
 // What a transport knows about a connection when it opens.
 struct ConnectionInfo {
   std::string remote_address;  // "ip:port"
-  std::string transport;       // "ws"
+  std::string transport;       // "ws", "wss" or "grpc"
+};
+
+// How llm requests ended, for metrics.
+enum class LlmOutcome {
+  kAnswered,         // the responder's first llm_response reached the requester
+  kNoLlmPeer,        // no capable peer: refused at once
+  kTooManyRequests,  // the requester had too many waiting: refused at once
+  kPeerLeft,         // the responder left before answering (llm_peer_left)
+  kRequesterLeft,    // the requester left before the answer
+};
+inline constexpr std::size_t kLlmOutcomeCount = 5;
+absl::string_view LlmOutcomeName(LlmOutcome outcome);
+
+// Which kind of user traffic a delivery was, for metrics.
+enum class TrafficType { kBroadcast, kDirect, kLlmRequest, kLlmResponse };
+inline constexpr std::size_t kTrafficTypeCount = 4;
+absl::string_view TrafficTypeName(TrafficType type);
+
+// Monotonic counters beyond Stats, for /metrics.
+struct TrafficCounters {
+  // Deliveries (a broadcast to N peers counts N) and their payload bytes (the
+  // raw JSON the relay forwards: payload, or request_id and members).
+  std::array<std::uint64_t, kTrafficTypeCount> deliveries{};
+  std::array<std::uint64_t, kTrafficTypeCount> payload_bytes{};
+  std::array<std::uint64_t, kLlmOutcomeCount> llm_outcomes{};
 };
 
 // Small, cheap counts for health probes.
@@ -87,11 +115,35 @@ class RelayCore {
   // Asks every connection to close for `reason` (shutdown).
   void CloseAll(CloseReason reason);
 
+  // Graceful shutdown, first step: every open connection is sent
+  // server_draining (grace, jittered reconnect hint) and the core is marked
+  // draining. Connections keep working; the caller closes them (CloseAll)
+  // when the grace is over. Returns how many were told.
+  std::size_t Drain(absl::Duration grace);
+  bool draining() const { return draining_; }
+
+  // Operator actions. The peer(s) get error `kicked` / `mesh_closed` with
+  // `reason` in its message, then are closed. NOT_FOUND when absent.
+  absl::Status Kick(absl::string_view mesh_id, absl::string_view node_id, absl::string_view reason);
+  absl::StatusOr<std::size_t> CloseMesh(absl::string_view mesh_id, absl::string_view reason);
+
+  // Called with the time from dispatch to the first answer of each answered
+  // llm request (metrics). Optional.
+  void set_llm_round_trip_observer(std::function<void(absl::Duration)> observer) {
+    llm_round_trip_observer_ = std::move(observer);
+  }
+
   // Read-only views for HTTP and Admin.
   HealthCounts Health() const;
   std::size_t OpenConnections() const { return connections_.size(); }
   relay::v1::Stats GetStats() const;
-  relay::v1::ListMeshesResponse ListMeshes() const;
+  // Paged and sorted (relay::v1::ListMeshesRequest); INVALID_ARGUMENT for a
+  // page token this relay did not hand out.
+  absl::StatusOr<relay::v1::ListMeshesResponse> ListMeshesPage(
+      const relay::v1::ListMeshesRequest& request) const;
+  // Every live mesh, by mesh_id.
+  relay::v1::ListMeshesResponse ListMeshes() const { return *ListMeshesPage({}); }
+  const TrafficCounters& traffic() const { return traffic_; }
   absl::StatusOr<relay::v1::GetMeshResponse> GetMesh(absl::string_view mesh_id) const;
 
  private:
@@ -173,7 +225,6 @@ class RelayCore {
   // Every registered peer of `mesh` but `except` (may be null).
   void Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event);
 
-  void CountDelivery(Connection& to);
   Connection* Find(ConnectionId id);
   relay::v1::PeerInfo ToPeerInfo(const Connection& conn) const;
   relay::v1::MeshSummary Summarize(const Mesh& mesh) const;
@@ -197,6 +248,10 @@ class RelayCore {
   std::uint64_t llm_requests_ = 0;
   std::array<std::uint64_t, kErrorCodeCount> errors_{};
   std::array<std::uint64_t, kCloseReasonCount> closes_{};
+  TrafficCounters traffic_;
+  std::function<void(absl::Duration)> llm_round_trip_observer_;
+  bool draining_ = false;
+  absl::BitGen jitter_;  // reconnect hints
 };
 
 }  // namespace relay::core

@@ -59,7 +59,10 @@ TEST(RelayConfigTest, EnvironmentSetsEverySetting) {
                                                {"HOST", "127.0.0.2"},
                                                {"GRPC_PORT", "9001"},
                                                {"GRPC_HOST", "0.0.0.0"},
+                                               {"ADMIN_TOKEN", "t"},
                                                {"LOG_LEVEL", "debug"},
+                                               {"LOG_FORMAT", "json"},
+                                               {"DRAIN_GRACE_SECONDS", "9"},
                                                {"REGISTRATION_TIMEOUT_SECONDS", "5"},
                                                {"MAX_MESSAGE_BYTES", "2048"},
                                                {"KEEPALIVE_SECONDS", "0"}}));
@@ -69,6 +72,9 @@ TEST(RelayConfigTest, EnvironmentSetsEverySetting) {
   EXPECT_EQ(config.grpc_port, 9001);
   EXPECT_EQ(config.grpc_host, "0.0.0.0");
   EXPECT_EQ(config.log_level, log::Level::kDebug);
+  EXPECT_EQ(config.log_format, log::Format::kJson);
+  EXPECT_EQ(config.drain_grace, absl::Seconds(9));
+  EXPECT_EQ(config.admin_token, "t");
   EXPECT_EQ(config.core.registration_timeout, absl::Seconds(5));
   EXPECT_EQ(config.gateway.max_message_bytes, 2048u);
   EXPECT_EQ(config.gateway.keepalive_interval, absl::ZeroDuration());
@@ -78,7 +84,7 @@ TEST(RelayConfigTest, FlagsSetEverySetting) {
   const RelayConfig config =
       MustLoad({"--port", "1", "--host", "::1", "--grpc-port", "2", "--grpc-host", "10.0.0.1",
                 "--log-level", "error", "--registration-timeout-seconds", "7",
-                "--max-message-bytes", "4096", "--keepalive-seconds", "15"});
+                "--max-message-bytes", "4096", "--keepalive-seconds", "15", "--admin-token", "t"});
 
   EXPECT_EQ(config.gateway.port, 1);
   EXPECT_EQ(config.gateway.host, "::1");
@@ -184,7 +190,8 @@ TEST(RelayConfigTest, FlagsWinOverEnvironment) {
 }
 
 TEST(RelayConfigTest, FlagEqualsValueForm) {
-  const RelayConfig config = MustLoad({"--port=0", "--log-level=off", "--grpc-host=::"});
+  const RelayConfig config =
+      MustLoad({"--port=0", "--log-level=off", "--grpc-host=::", "--admin-token=t"});
 
   EXPECT_EQ(config.gateway.port, 0);
   EXPECT_EQ(config.log_level, log::Level::kOff);
@@ -295,6 +302,124 @@ TEST(RelayConfigTest, DescribeNamesTheEffectiveSettings) {
 
   EXPECT_THAT(text, HasSubstr("port=1234"));
   EXPECT_THAT(text, HasSubstr("grpc_port=4321"));
+}
+
+// --- operations plane: log format, drain grace, admin token ---------------
+
+TEST(RelayConfigTest, OperationsDefaults) {
+  const RelayConfig config = MustLoad({});
+
+  EXPECT_EQ(config.log_format, log::Format::kText);
+  EXPECT_EQ(config.drain_grace, absl::Seconds(20));
+  EXPECT_EQ(config.admin_token, "");
+}
+
+TEST(RelayConfigTest, LogFormatFromFlagOrEnvironmentInAnyCase) {
+  EXPECT_EQ(MustLoad({"--log-format", "json"}).log_format, log::Format::kJson);
+  EXPECT_EQ(MustLoad({"--log-format=JSON"}).log_format, log::Format::kJson);
+  EXPECT_EQ(MustLoad({}, Env({{"LOG_FORMAT", "json"}})).log_format, log::Format::kJson);
+  EXPECT_EQ(MustLoad({"--log-format", "text"}, Env({{"LOG_FORMAT", "json"}})).log_format,
+            log::Format::kText);
+}
+
+TEST(RelayConfigTest, BadLogFormatIsRefusedNamingTheSetting) {
+  const absl::Status flag = LoadError({"--log-format", "xml"});
+  const absl::Status env = LoadError({}, Env({{"LOG_FORMAT", "logfmt"}}));
+
+  EXPECT_EQ(flag.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(flag.message(), HasSubstr("log-format"));
+  EXPECT_THAT(flag.message(), HasSubstr("xml"));
+  EXPECT_EQ(env.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(env.message(), HasSubstr("LOG_FORMAT"));
+}
+
+TEST(RelayConfigTest, DrainGraceFromFlagOrEnvironment) {
+  EXPECT_EQ(MustLoad({"--drain-grace-seconds", "45"}).drain_grace, absl::Seconds(45));
+  EXPECT_EQ(MustLoad({}, Env({{"DRAIN_GRACE_SECONDS", "3"}})).drain_grace, absl::Seconds(3));
+  EXPECT_EQ(MustLoad({"--drain-grace-seconds=7"}, Env({{"DRAIN_GRACE_SECONDS", "3"}})).drain_grace,
+            absl::Seconds(7));
+}
+
+TEST(RelayConfigTest, BadDrainGraceIsRefusedNamingTheSetting) {
+  for (const char* bad : {"-1", "soon", "1.5", ""}) {
+    const absl::Status status = LoadError({"--drain-grace-seconds", bad});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr("drain-grace-seconds")) << bad;
+  }
+  EXPECT_THAT(LoadError({}, Env({{"DRAIN_GRACE_SECONDS", "x"}})).message(),
+              HasSubstr("DRAIN_GRACE_SECONDS"));
+}
+
+TEST(RelayConfigTest, AdminTokenFromFlagOrEnvironment) {
+  EXPECT_EQ(MustLoad({"--admin-token", "flag-token"}).admin_token, "flag-token");
+  EXPECT_EQ(MustLoad({}, Env({{"ADMIN_TOKEN", "env-token"}})).admin_token, "env-token");
+  EXPECT_EQ(MustLoad({"--admin-token=a=b"}, Env({{"ADMIN_TOKEN", "env-token"}})).admin_token,
+            "a=b");
+}
+
+TEST(RelayConfigTest, GrpcHostOnLoopbackNeedsNoTokenNorTls) {
+  for (const char* host :
+       {"127.0.0.1", "127.0.0.53", "127.255.255.254", "localhost", "::1", "[::1]"}) {
+    EXPECT_EQ(MustLoad({"--grpc-host", host}).grpc_host, host);
+  }
+}
+
+TEST(RelayConfigTest, GrpcHostOffLoopbackWithoutTokenOrTlsIsRefused) {
+  for (const char* host :
+       {"0.0.0.0", "::", "10.0.0.1", "192.168.1.20", "relay.example.com", "128.0.0.1", "::2"}) {
+    const absl::Status status = LoadError({"--grpc-host", host});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << host;
+    EXPECT_THAT(status.message(), HasSubstr("grpc-host")) << host;
+    EXPECT_THAT(status.message(), HasSubstr(host)) << host;
+    EXPECT_THAT(status.message(), HasSubstr("admin-token")) << host;
+  }
+  // From the environment too.
+  EXPECT_EQ(LoadError({}, Env({{"GRPC_HOST", "0.0.0.0"}})).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RelayConfigTest, GrpcHostOffLoopbackIsAcceptedWithATokenOrWithTls) {
+  EXPECT_EQ(MustLoad({"--grpc-host", "0.0.0.0", "--admin-token", "t"}).grpc_host, "0.0.0.0");
+  EXPECT_EQ(MustLoad({"--grpc-host", "0.0.0.0"}, Env({{"ADMIN_TOKEN", "t"}})).grpc_host, "0.0.0.0");
+  EXPECT_EQ(MustLoad({"--grpc-host", "10.0.0.1", "--tls-cert-file", "cert.pem", "--tls-key-file",
+                      "key.pem"})
+                .grpc_host,
+            "10.0.0.1");
+}
+
+TEST(RelayConfigTest, GrpcHostOffLoopbackWithAnEmptyTokenIsRefused) {
+  const absl::Status status = LoadError({"--grpc-host", "0.0.0.0", "--admin-token", ""});
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("admin-token"));
+}
+
+TEST(RelayConfigTest, DescribeSaysWhetherAnAdminTokenIsSetButNeverShowsIt) {
+  const std::string with_token =
+      MustLoad({"--admin-token", "hunter2-very-secret", "--grpc-host", "0.0.0.0"}).Describe();
+  const std::string without = MustLoad({}).Describe();
+
+  EXPECT_THAT(with_token, HasSubstr("admin_token=set"));
+  EXPECT_THAT(with_token, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(without, HasSubstr("admin_token=none"));
+}
+
+TEST(RelayConfigTest, DescribeNamesLogFormatAndDrainGrace) {
+  const std::string text =
+      MustLoad({"--log-format", "json", "--drain-grace-seconds", "45"}).Describe();
+
+  EXPECT_THAT(text, HasSubstr("log_format=json"));
+  EXPECT_THAT(text, HasSubstr("drain_grace=45s"));
+  EXPECT_THAT(MustLoad({}).Describe(), HasSubstr("log_format=text"));
+}
+
+TEST(RelayConfigTest, UsageListsTheOperationsSettings) {
+  const std::string usage = RelayUsage();
+
+  for (const char* item : {"--log-format", "LOG_FORMAT", "--drain-grace-seconds",
+                           "DRAIN_GRACE_SECONDS", "--admin-token", "ADMIN_TOKEN"}) {
+    EXPECT_THAT(usage, HasSubstr(item));
+  }
 }
 
 }  // namespace

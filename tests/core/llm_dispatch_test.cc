@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -235,6 +236,62 @@ TEST(LlmDispatchTest, FreedResponderIsPreferredAgainAfterReTrack) {
 
   // The last pick was never made through Pick, so ties start at the first.
   EXPECT_THAT(dispatch.Pick(two), Optional(101u));
+}
+
+// --- dispatch time (llm round-trip metrics) --------------------------------
+
+TEST(LlmDispatchTest, SettleReportsWhenTheRequestWasDispatched) {
+  LlmDispatch dispatch;
+  const absl::Time t_a = absl::FromUnixMillis(1'700'000'000'250);
+  const absl::Time t_b = t_a + absl::Milliseconds(750);
+  dispatch.Track(1, "\"a\"", 101, t_a);
+  dispatch.Track(2, "\"b\"", 101, t_b);
+  absl::Time at_b;
+  absl::Time at_a;
+
+  ASSERT_TRUE(dispatch.Settle(2, "\"b\"", 101, &at_b));
+  ASSERT_TRUE(dispatch.Settle(1, "\"a\"", 101, &at_a));
+
+  EXPECT_EQ(at_b, t_b);
+  EXPECT_EQ(at_a, t_a);
+}
+
+TEST(LlmDispatchTest, SettleThatMatchesNothingLeavesTheDispatchTimeAlone) {
+  LlmDispatch dispatch;
+  const absl::Time t0 = absl::FromUnixSeconds(1'700'000'000);
+  dispatch.Track(1, "\"a\"", 101, t0);
+  const absl::Time untouched = absl::FromUnixSeconds(42);
+  absl::Time at = untouched;
+
+  EXPECT_FALSE(dispatch.Settle(1, "\"a\"", 102, &at));   // another responder
+  EXPECT_FALSE(dispatch.Settle(1, "\"zz\"", 101, &at));  // another request
+  EXPECT_EQ(at, untouched);
+  ASSERT_TRUE(dispatch.Settle(1, "\"a\"", 101, &at));
+  EXPECT_EQ(at, t0);
+  at = untouched;
+  EXPECT_FALSE(dispatch.Settle(1, "\"a\"", 101, &at));  // a second chunk
+  EXPECT_EQ(at, untouched);
+}
+
+TEST(LlmDispatchTest, ReTrackingRestartsTheDispatchTime) {
+  LlmDispatch dispatch;
+  const absl::Time first = absl::FromUnixSeconds(1'700'000'000);
+  const absl::Time again = first + absl::Seconds(3);
+  dispatch.Track(1, "\"a\"", 101, first);
+  dispatch.Track(1, "\"a\"", 102, again);
+  absl::Time at;
+
+  ASSERT_TRUE(dispatch.Settle(1, "\"a\"", 102, &at));
+
+  EXPECT_EQ(at, again);
+}
+
+TEST(LlmDispatchTest, SettleWithoutAnOutParameterStillSettles) {
+  LlmDispatch dispatch;
+  dispatch.Track(1, "\"a\"", 101, absl::FromUnixSeconds(5));
+
+  EXPECT_TRUE(dispatch.Settle(1, "\"a\"", 101));
+  EXPECT_EQ(dispatch.pending(), 0u);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // clock. No sockets, no JSON, no sleeps.
 #include "server/core/relay_core.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -97,6 +99,36 @@ std::uint64_t ErrorCount(const relay::v1::Stats& stats, const std::string& code)
   }
   ADD_FAILURE() << "no error counter " << code;
   return 0;
+}
+
+std::uint64_t CloseCount(const relay::v1::Stats& stats, const std::string& reason) {
+  for (const auto& c : stats.closes()) {
+    if (c.reason() == reason) return c.count();
+  }
+  ADD_FAILURE() << "no close counter " << reason;
+  return 0;
+}
+
+// A sink whose transport reports byte counters (as the WebSocket gateway's).
+class CountingSink final : public PeerSink {
+ public:
+  explicit CountingSink(Counters counters) : counters_(counters) {}
+  void Send(const ServerEventPtr&) override {}
+  void Close(CloseReason) override {}
+  Counters counters() const override { return counters_; }
+
+ private:
+  Counters counters_;
+};
+
+std::uint64_t Deliveries(const TrafficCounters& t, TrafficType type) {
+  return t.deliveries[static_cast<std::size_t>(type)];
+}
+std::uint64_t PayloadBytes(const TrafficCounters& t, TrafficType type) {
+  return t.payload_bytes[static_cast<std::size_t>(type)];
+}
+std::uint64_t Outcomes(const TrafficCounters& t, LlmOutcome outcome) {
+  return t.llm_outcomes[static_cast<std::size_t>(outcome)];
 }
 
 // Request ids of the llm_peer_left errors a sink received, in order.
@@ -951,9 +983,11 @@ TEST_F(RelayCoreTest, StatsCountErrorsByCodeAndListEveryCode) {
 
   std::vector<std::string> codes;
   for (const auto& e : stats.errors()) codes.push_back(e.code());
-  EXPECT_THAT(codes, IsSupersetOf({"bad_json", "bad_message", "unknown_type", "not_registered",
-                                   "already_registered", "node_id_in_use", "unknown_target",
-                                   "no_llm_peer", "llm_peer_left", "too_many_requests"}));
+  EXPECT_THAT(codes,
+              IsSupersetOf({"bad_json", "bad_message", "unknown_type", "not_registered",
+                            "already_registered", "node_id_in_use", "unknown_target", "no_llm_peer",
+                            "llm_peer_left", "too_many_requests", "kicked", "mesh_closed"}));
+  EXPECT_EQ(codes.size(), kErrorCodeCount);
   EXPECT_EQ(ErrorCount(stats, "not_registered"), 2u);
   EXPECT_EQ(ErrorCount(stats, "unknown_target"), 1u);
   EXPECT_EQ(ErrorCount(stats, "no_llm_peer"), 1u);
@@ -1054,6 +1088,548 @@ TEST_F(RelayCoreTest, GetMeshOfUnknownMeshIsNotFound) {
 
   EXPECT_EQ(core_->GetMesh("nope").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(core_->GetMesh("lobby").ok());
+}
+
+TEST_F(RelayCoreTest, StatsListEveryCloseReasonIncludingTheOperatorOnes) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  core_->Disconnect(alice.id, CloseReason::kKicked);
+  core_->Disconnect(bob.id, CloseReason::kMeshClosed);
+
+  const relay::v1::Stats stats = core_->GetStats();
+
+  std::vector<std::string> reasons;
+  for (const auto& c : stats.closes()) reasons.push_back(c.reason());
+  EXPECT_EQ(reasons.size(), kCloseReasonCount);
+  EXPECT_THAT(reasons, IsSupersetOf({"kicked", "mesh_closed", "server_shutdown", "replaced"}));
+  EXPECT_EQ(CloseCount(stats, "kicked"), 1u);
+  EXPECT_EQ(CloseCount(stats, "mesh_closed"), 1u);
+  EXPECT_EQ(CloseCount(stats, "client_closed"), 0u);
+}
+
+// --- drain -----------------------------------------------------------------
+
+TEST_F(RelayCoreTest, DrainTellsEveryOpenConnectionOnceWithTheGraceAndAReconnectHint) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("other", "bob");
+  Peer lurker = Open();  // not registered yet: told too
+  EXPECT_FALSE(core_->draining());
+
+  const std::size_t told = core_->Drain(absl::Seconds(20));
+
+  EXPECT_EQ(told, 3u);
+  EXPECT_TRUE(core_->draining());
+  for (Peer* p : {&alice, &bob, &lurker}) {
+    ASSERT_EQ(p->sink->events.size(), 1u);
+    ASSERT_TRUE(p->sink->events[0]->has_server_draining());
+    const relay::v1::ServerDraining& draining = p->sink->events[0]->server_draining();
+    EXPECT_EQ(draining.grace_seconds(), 20u);
+    EXPECT_LT(draining.reconnect_after_ms(), 5000u);
+    // Draining only warns: the transport closes them when the grace is over.
+    EXPECT_THAT(p->sink->closes, IsEmpty());
+  }
+}
+
+TEST_F(RelayCoreTest, DrainGivesEachConnectionItsOwnReconnectHint) {
+  std::vector<Peer> peers;
+  for (int i = 0; i < 40; ++i) peers.push_back(Open());
+
+  core_->Drain(absl::Seconds(5));
+
+  std::vector<std::uint32_t> hints;
+  for (const Peer& p : peers) {
+    ASSERT_EQ(p.sink->events.size(), 1u);
+    hints.push_back(p.sink->events[0]->server_draining().reconnect_after_ms());
+    EXPECT_LT(hints.back(), 5000u);
+  }
+  // 40 draws from [0, 5000) all equal would mean no jitter at all.
+  std::sort(hints.begin(), hints.end());
+  EXPECT_NE(hints.front(), hints.back());
+  // Separate events, not one shared one (each carries its own hint).
+  EXPECT_NE(peers[0].sink->events[0].get(), peers[1].sink->events[0].get());
+}
+
+TEST_F(RelayCoreTest, DrainSkipsConnectionsAlreadyClosing) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  ASSERT_TRUE(core_->Kick("lobby", "bob", "").ok());
+  bob.sink->Clear();
+
+  const std::size_t told = core_->Drain(absl::Seconds(10));
+
+  EXPECT_EQ(told, 1u);
+  EXPECT_EQ(alice.sink->OfCase(ServerEvent::kServerDraining).size(), 1u);
+  EXPECT_THAT(bob.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, DrainGraceIsInWholeSecondsAndNeverNegative) {
+  Peer a = Open();
+  core_->Drain(absl::Seconds(90));
+  Peer b = Open();
+  core_->Drain(absl::ZeroDuration());
+  Peer c = Open();
+  core_->Drain(-absl::Seconds(3));
+
+  EXPECT_EQ(a.sink->events[0]->server_draining().grace_seconds(), 90u);
+  EXPECT_EQ(b.sink->events[0]->server_draining().grace_seconds(), 0u);
+  EXPECT_EQ(c.sink->events[0]->server_draining().grace_seconds(), 0u);
+}
+
+TEST_F(RelayCoreTest, TrafficKeepsFlowingWhileDrainingAndTheNoticeIsNotRelayedTraffic) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  core_->Drain(absl::Seconds(20));
+  ClearAll({&alice, &bob});
+  EXPECT_EQ(core_->GetStats().messages_relayed(), 0u);
+
+  core_->Handle(alice.id, BroadcastEvent("1"));
+
+  EXPECT_EQ(bob.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+  EXPECT_EQ(core_->GetStats().messages_relayed(), 1u);
+  EXPECT_TRUE(core_->draining());
+}
+
+// --- kick ------------------------------------------------------------------
+
+TEST_F(RelayCoreTest, KickTellsThePeerWhyThenClosesItAsKicked) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  ClearAll({&alice, &bob});
+
+  const absl::Status status = core_->Kick("lobby", "bob", "spamming the mesh");
+
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(bob.sink->events.size(), 1u);
+  ASSERT_TRUE(bob.sink->events[0]->has_error());
+  EXPECT_EQ(bob.sink->events[0]->error().code(), "kicked");
+  EXPECT_THAT(bob.sink->events[0]->error().message(), ::testing::HasSubstr("spamming the mesh"));
+  EXPECT_THAT(bob.sink->closes, ElementsAre(CloseReason::kKicked));
+  // The others learn only once the transport reports the close.
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+  EXPECT_THAT(alice.sink->closes, IsEmpty());
+  EXPECT_EQ(ErrorCount(core_->GetStats(), "kicked"), 1u);
+
+  core_->Disconnect(bob.id, CloseReason::kKicked);
+
+  auto left = alice.sink->OfCase(ServerEvent::kPeerLeft);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]->peer_left().node_id(), "bob");
+  EXPECT_EQ(CloseCount(core_->GetStats(), "kicked"), 1u);
+}
+
+TEST_F(RelayCoreTest, KickWithoutReasonStillExplains) {
+  Peer bob = Join("lobby", "bob");
+
+  ASSERT_TRUE(core_->Kick("lobby", "bob", "").ok());
+
+  ASSERT_EQ(bob.sink->events.size(), 1u);
+  const std::string& message = bob.sink->events[0]->error().message();
+  EXPECT_FALSE(message.empty());
+  EXPECT_NE(message.back(), ' ');
+  EXPECT_NE(message.back(), ':');
+}
+
+TEST_F(RelayCoreTest, KickOfUnknownMeshOrNodeIsNotFoundAndTouchesNoOne) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("other", "bob");
+
+  const absl::Status no_mesh = core_->Kick("nowhere", "alice", "x");
+  const absl::Status no_node = core_->Kick("lobby", "carol", "x");
+  const absl::Status wrong_mesh = core_->Kick("lobby", "bob", "x");
+
+  EXPECT_EQ(no_mesh.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_mesh.message()), ::testing::HasSubstr("nowhere"));
+  EXPECT_EQ(no_node.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_node.message()), ::testing::HasSubstr("carol"));
+  EXPECT_EQ(wrong_mesh.code(), absl::StatusCode::kNotFound);
+  for (Peer* p : {&alice, &bob}) {
+    EXPECT_THAT(p->sink->events, IsEmpty());
+    EXPECT_THAT(p->sink->closes, IsEmpty());
+  }
+  EXPECT_EQ(ErrorCount(core_->GetStats(), "kicked"), 0u);
+}
+
+TEST_F(RelayCoreTest, KickedPeerIsNoLongerHeardNorPickedForLlmRequests) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  ASSERT_TRUE(core_->Kick("lobby", "model", "").ok());
+  model.sink->Clear();
+
+  core_->Handle(model.id, BroadcastEvent("1"));  // before its close completes
+  core_->Handle(asker.id, LlmRequestEvent("\"q\""));
+
+  EXPECT_THAT(asker.sink->OfCase(ServerEvent::kMessage), IsEmpty());
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
+  EXPECT_THAT(model.sink->events, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, KickOfAPeerAlreadyClosingDoesNotCloseItTwice) {
+  Peer alice = Join("lobby", "alice");
+  ASSERT_TRUE(core_->CloseMesh("lobby", "maintenance").ok());
+
+  (void)core_->Kick("lobby", "alice", "again");
+
+  // One close per connection, with the first reason (as CloseAll and
+  // takeover do); no "kicked" error counted that was never sent.
+  EXPECT_THAT(alice.sink->closes, ElementsAre(CloseReason::kMeshClosed));
+  EXPECT_EQ(ErrorCount(core_->GetStats(), "kicked"), 0u);
+}
+
+// --- close mesh ------------------------------------------------------------
+
+TEST_F(RelayCoreTest, CloseMeshTellsEveryPeerThenClosesThemAndCountsThem) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer carol = Join("lobby", "carol");
+  Peer dave = Join("other", "dave");
+  ClearAll({&alice, &bob, &carol, &dave});
+
+  absl::StatusOr<std::size_t> closed = core_->CloseMesh("lobby", "moving to v2");
+
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(*closed, 3u);
+  for (Peer* p : {&alice, &bob, &carol}) {
+    ASSERT_EQ(p->sink->events.size(), 1u);
+    ASSERT_TRUE(p->sink->events[0]->has_error());
+    EXPECT_EQ(p->sink->events[0]->error().code(), "mesh_closed");
+    EXPECT_THAT(p->sink->events[0]->error().message(), ::testing::HasSubstr("moving to v2"));
+    EXPECT_THAT(p->sink->closes, ElementsAre(CloseReason::kMeshClosed));
+  }
+  EXPECT_THAT(dave.sink->events, IsEmpty());
+  EXPECT_THAT(dave.sink->closes, IsEmpty());
+  EXPECT_EQ(ErrorCount(core_->GetStats(), "mesh_closed"), 3u);
+}
+
+TEST_F(RelayCoreTest, CloseMeshOfUnknownMeshIsNotFound) {
+  Peer alice = Join("lobby", "alice");
+
+  absl::StatusOr<std::size_t> closed = core_->CloseMesh("nowhere", "");
+
+  EXPECT_EQ(closed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(alice.sink->events, IsEmpty());
+  EXPECT_THAT(alice.sink->closes, IsEmpty());
+}
+
+TEST_F(RelayCoreTest, ClosedMeshGoesAwayWithItsLastPeerWithoutPeerLeftToTheClosingOnes) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  ASSERT_TRUE(core_->CloseMesh("lobby", "").ok());
+  ClearAll({&alice, &bob});
+  EXPECT_EQ(core_->ListMeshes().meshes_size(), 1);  // until the transport reports
+
+  core_->Disconnect(alice.id, CloseReason::kMeshClosed);
+
+  EXPECT_THAT(bob.sink->events, IsEmpty());  // already being closed: told nothing more
+  core_->Disconnect(bob.id, CloseReason::kMeshClosed);
+  EXPECT_EQ(core_->ListMeshes().meshes_size(), 0);
+  EXPECT_EQ(CloseCount(core_->GetStats(), "mesh_closed"), 2u);
+}
+
+TEST_F(RelayCoreTest, CloseMeshTwiceClosesNoOneTheSecondTime) {
+  Peer alice = Join("lobby", "alice");
+  ASSERT_EQ(*core_->CloseMesh("lobby", ""), 1u);
+
+  absl::StatusOr<std::size_t> again = core_->CloseMesh("lobby", "");
+
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+  EXPECT_THAT(alice.sink->closes, ElementsAre(CloseReason::kMeshClosed));
+}
+
+TEST_F(RelayCoreTest, ClosedMeshKeepsItsTokenBinding) {
+  Peer alice = Join("lobby", "alice", {}, "secret");
+  ASSERT_TRUE(core_->CloseMesh("lobby", "").ok());
+  core_->Disconnect(alice.id, CloseReason::kMeshClosed);
+  Peer stranger = Open();
+
+  core_->Handle(stranger.id, RegisterEvent("lobby", "mallory", {}, "other"));
+
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("auth_failed"));
+}
+
+// --- list meshes: paging and order ----------------------------------------
+
+// Ids of a page's meshes, in order.
+std::vector<std::string> MeshIds(const relay::v1::ListMeshesResponse& page) {
+  std::vector<std::string> out;
+  for (const auto& m : page.meshes()) out.push_back(m.mesh_id());
+  return out;
+}
+
+relay::v1::ListMeshesRequest PageRequest(
+    std::uint32_t size, const std::string& token,
+    relay::v1::ListMeshesRequest::Order order = relay::v1::ListMeshesRequest::ORDER_MESH_ID) {
+  relay::v1::ListMeshesRequest request;
+  request.set_page_size(size);
+  request.set_page_token(token);
+  request.set_order(order);
+  return request;
+}
+
+TEST_F(RelayCoreTest, ListMeshesPagesByMeshIdUntilAnEmptyToken) {
+  for (const char* mesh : {"e", "c", "a", "d", "b"}) Join(mesh, "1");
+
+  absl::StatusOr<relay::v1::ListMeshesResponse> p1 = core_->ListMeshesPage(PageRequest(2, ""));
+  ASSERT_TRUE(p1.ok()) << p1.status();
+  absl::StatusOr<relay::v1::ListMeshesResponse> p2 =
+      core_->ListMeshesPage(PageRequest(2, p1->next_page_token()));
+  ASSERT_TRUE(p2.ok()) << p2.status();
+  absl::StatusOr<relay::v1::ListMeshesResponse> p3 =
+      core_->ListMeshesPage(PageRequest(2, p2->next_page_token()));
+  ASSERT_TRUE(p3.ok()) << p3.status();
+
+  EXPECT_THAT(MeshIds(*p1), ElementsAre("a", "b"));
+  EXPECT_THAT(MeshIds(*p2), ElementsAre("c", "d"));
+  EXPECT_THAT(MeshIds(*p3), ElementsAre("e"));
+  EXPECT_FALSE(p1->next_page_token().empty());
+  EXPECT_FALSE(p2->next_page_token().empty());
+  EXPECT_EQ(p3->next_page_token(), "");
+  for (const auto* page : {&*p1, &*p2, &*p3}) EXPECT_EQ(page->total_meshes(), 5u);
+}
+
+TEST_F(RelayCoreTest, ListMeshesPageSizeZeroOrLargerThanAllIsOnePage) {
+  for (const char* mesh : {"b", "a", "c"}) Join(mesh, "1");
+
+  absl::StatusOr<relay::v1::ListMeshesResponse> all = core_->ListMeshesPage(PageRequest(0, ""));
+  absl::StatusOr<relay::v1::ListMeshesResponse> big = core_->ListMeshesPage(PageRequest(3, ""));
+
+  ASSERT_TRUE(all.ok());
+  ASSERT_TRUE(big.ok());
+  EXPECT_THAT(MeshIds(*all), ElementsAre("a", "b", "c"));
+  EXPECT_EQ(all->next_page_token(), "");
+  EXPECT_THAT(MeshIds(*big), ElementsAre("a", "b", "c"));
+  EXPECT_EQ(big->next_page_token(), "");
+  EXPECT_EQ(big->total_meshes(), 3u);
+}
+
+TEST_F(RelayCoreTest, ListMeshesOfAnIdleRelayIsOneEmptyPage) {
+  absl::StatusOr<relay::v1::ListMeshesResponse> page = core_->ListMeshesPage(PageRequest(10, ""));
+
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->meshes_size(), 0);
+  EXPECT_EQ(page->total_meshes(), 0u);
+  EXPECT_EQ(page->next_page_token(), "");
+}
+
+TEST_F(RelayCoreTest, ListMeshesByPeersIsMostPeersFirstThenMeshId) {
+  Join("solo", "1");
+  for (const char* node : {"1", "2", "3"}) Join("big", node);
+  for (const char* node : {"1", "2"}) Join("pair-b", node);
+  for (const char* node : {"1", "2"}) Join("pair-a", node);
+  using Request = relay::v1::ListMeshesRequest;
+
+  absl::StatusOr<relay::v1::ListMeshesResponse> all =
+      core_->ListMeshesPage(PageRequest(0, "", Request::ORDER_PEERS));
+  absl::StatusOr<relay::v1::ListMeshesResponse> first =
+      core_->ListMeshesPage(PageRequest(2, "", Request::ORDER_PEERS));
+  ASSERT_TRUE(first.ok());
+  absl::StatusOr<relay::v1::ListMeshesResponse> second =
+      core_->ListMeshesPage(PageRequest(2, first->next_page_token(), Request::ORDER_PEERS));
+
+  ASSERT_TRUE(all.ok());
+  ASSERT_TRUE(second.ok());
+  EXPECT_THAT(MeshIds(*all), ElementsAre("big", "pair-a", "pair-b", "solo"));
+  EXPECT_EQ(all->meshes(0).peer_count(), 3u);
+  EXPECT_THAT(MeshIds(*first), ElementsAre("big", "pair-a"));
+  EXPECT_THAT(MeshIds(*second), ElementsAre("pair-b", "solo"));
+  EXPECT_EQ(second->next_page_token(), "");
+}
+
+TEST_F(RelayCoreTest, ListMeshesByTrafficIsMostRelayedFirstThenMeshId) {
+  Peer q1 = Join("quiet", "1");
+  Join("quiet", "2");
+  Peer b1 = Join("busy", "1");
+  Join("busy", "2");
+  Join("busy", "3");
+  Peer c1 = Join("calm", "1");
+  Join("calm", "2");
+  Join("zero", "1");
+  core_->Handle(b1.id, BroadcastEvent("1"));  // busy: 2
+  core_->Handle(b1.id, BroadcastEvent("2"));  // busy: 4
+  core_->Handle(q1.id, BroadcastEvent("1"));  // quiet: 1
+  core_->Handle(c1.id, BroadcastEvent("1"));  // calm: 1
+  using Request = relay::v1::ListMeshesRequest;
+
+  absl::StatusOr<relay::v1::ListMeshesResponse> page =
+      core_->ListMeshesPage(PageRequest(0, "", Request::ORDER_TRAFFIC));
+
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(MeshIds(*page), ElementsAre("busy", "calm", "quiet", "zero"));
+  EXPECT_EQ(page->meshes(0).messages_relayed(), 4u);
+}
+
+TEST_F(RelayCoreTest, ListMeshesRefusesAPageTokenItDidNotHandOut) {
+  Join("a", "1");
+  Join("b", "1");
+
+  for (const char* token : {"abc", "-1", "1x", "1.0", "0x1"}) {
+    absl::StatusOr<relay::v1::ListMeshesResponse> page =
+        core_->ListMeshesPage(PageRequest(1, token));
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+  }
+}
+
+TEST_F(RelayCoreTest, ListMeshesTokenPastTheEndIsAnEmptyLastPage) {
+  for (const char* mesh : {"a", "b", "c"}) Join(mesh, "1");
+
+  for (const char* token : {"3", "7", "18446744073709551615"}) {
+    absl::StatusOr<relay::v1::ListMeshesResponse> page =
+        core_->ListMeshesPage(PageRequest(2, token));
+    if (!page.ok()) {
+      // Refusing such a token is fine too.
+      EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+      continue;
+    }
+    EXPECT_EQ(page->meshes_size(), 0) << token;
+    // Never a token that leads back to earlier pages (a client would loop).
+    EXPECT_EQ(page->next_page_token(), "") << token;
+  }
+}
+
+// --- traffic counters ------------------------------------------------------
+
+TEST_F(RelayCoreTest, TrafficCountsDeliveriesAndPayloadBytesByType) {
+  Peer alice = Join("lobby", "alice");
+  Peer bob = Join("lobby", "bob");
+  Peer model = Join("lobby", "model", {"llm"});
+  core_->Handle(alice.id, PingEvent());
+  core_->Handle(alice.id, DirectEvent("nobody", "1"));
+  core_->Drain(absl::Seconds(1));
+  const TrafficCounters& before = core_->traffic();
+  for (TrafficType type : {TrafficType::kBroadcast, TrafficType::kDirect, TrafficType::kLlmRequest,
+                           TrafficType::kLlmResponse}) {
+    ASSERT_EQ(Deliveries(before, type), 0u) << TrafficTypeName(type);  // notices are not traffic
+  }
+
+  core_->Handle(alice.id, BroadcastEvent("12345"));              // to 2 peers, 5 bytes each
+  core_->Handle(alice.id, DirectEvent("bob", "\"hi\""));         // 4 bytes
+  core_->Handle(alice.id, DirectEvent("bob", "[1,2]"));          // 5 bytes
+  core_->Handle(alice.id, LlmRequestEvent("\"r1\""));            // 4 + 13 bytes
+  core_->Handle(model.id, LlmResponseEvent("alice", "\"r1\""));  // 4 + 15 bytes
+
+  const TrafficCounters& t = core_->traffic();
+  EXPECT_EQ(Deliveries(t, TrafficType::kBroadcast), 2u);
+  EXPECT_EQ(PayloadBytes(t, TrafficType::kBroadcast), 10u);
+  EXPECT_EQ(Deliveries(t, TrafficType::kDirect), 2u);
+  EXPECT_EQ(PayloadBytes(t, TrafficType::kDirect), 9u);
+  EXPECT_EQ(Deliveries(t, TrafficType::kLlmRequest), 1u);
+  EXPECT_EQ(PayloadBytes(t, TrafficType::kLlmRequest), 4u + 13u);
+  EXPECT_EQ(Deliveries(t, TrafficType::kLlmResponse), 1u);
+  EXPECT_EQ(PayloadBytes(t, TrafficType::kLlmResponse), 4u + 15u);
+  // The same deliveries as messages_relayed.
+  EXPECT_EQ(core_->GetStats().messages_relayed(), 6u);
+}
+
+TEST_F(RelayCoreTest, TrafficAndLlmOutcomeNamesAreStableSnakeCase) {
+  EXPECT_EQ(TrafficTypeName(TrafficType::kBroadcast), "broadcast");
+  EXPECT_EQ(TrafficTypeName(TrafficType::kDirect), "direct");
+  EXPECT_EQ(TrafficTypeName(TrafficType::kLlmRequest), "llm_request");
+  EXPECT_EQ(TrafficTypeName(TrafficType::kLlmResponse), "llm_response");
+  EXPECT_EQ(LlmOutcomeName(LlmOutcome::kAnswered), "answered");
+  EXPECT_EQ(LlmOutcomeName(LlmOutcome::kNoLlmPeer), "no_llm_peer");
+  EXPECT_EQ(LlmOutcomeName(LlmOutcome::kTooManyRequests), "too_many_requests");
+  EXPECT_EQ(LlmOutcomeName(LlmOutcome::kPeerLeft), "peer_left");
+  EXPECT_EQ(LlmOutcomeName(LlmOutcome::kRequesterLeft), "requester_left");
+}
+
+TEST_F(RelayCoreTest, LlmOutcomesCountHowEachRequestEnded) {
+  CoreConfig config;
+  config.max_outstanding_llm_requests_per_peer = 2;
+  Reset(config);
+  Peer asker = Join("lobby", "asker");
+  Peer lonely = Join("empty", "lonely");
+  Peer model = Join("lobby", "model", {"llm"});
+
+  core_->Handle(lonely.id, LlmRequestEvent("\"n\""));  // no_llm_peer
+  core_->Handle(asker.id, LlmRequestEvent("\"a\""));
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"a\""));  // answered
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"a\""));  // a 2nd chunk: not again
+  core_->Handle(asker.id, LlmRequestEvent("\"b\""));
+  core_->Handle(asker.id, LlmRequestEvent("\"c\""));
+  core_->Handle(asker.id, LlmRequestEvent("\"d\""));        // too_many_requests
+  core_->Disconnect(model.id, CloseReason::kClientClosed);  // b, c: peer_left
+
+  const TrafficCounters& t = core_->traffic();
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kNoLlmPeer), 1u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kAnswered), 1u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kTooManyRequests), 1u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kPeerLeft), 2u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kRequesterLeft), 0u);
+}
+
+TEST_F(RelayCoreTest, LlmOutcomeRequesterLeftCountsEachUnansweredRequest) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  core_->Handle(asker.id, LlmRequestEvent("\"a\""));
+  core_->Handle(asker.id, LlmRequestEvent("\"b\""));
+  core_->Handle(asker.id, LlmRequestEvent("\"c\""));
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"a\""));
+
+  core_->Disconnect(asker.id, CloseReason::kClientClosed);
+  core_->Disconnect(model.id, CloseReason::kClientClosed);  // holds nothing now
+
+  const TrafficCounters& t = core_->traffic();
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kRequesterLeft), 2u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kPeerLeft), 0u);
+  EXPECT_EQ(Outcomes(t, LlmOutcome::kAnswered), 1u);
+}
+
+TEST_F(RelayCoreTest, LlmRoundTripObserverSeesTheFakeClockTimeOfTheFirstAnswerOnly) {
+  std::vector<absl::Duration> seen;
+  core_->set_llm_round_trip_observer([&seen](absl::Duration d) { seen.push_back(d); });
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+
+  core_->Handle(asker.id, LlmRequestEvent("\"a\""));
+  clock_.Advance(absl::Milliseconds(250));
+  core_->Handle(asker.id, LlmRequestEvent("\"b\""));
+  clock_.Advance(absl::Milliseconds(1000));
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"b\""));  // 1 s after b
+  clock_.Advance(absl::Milliseconds(500));
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"b\""));      // 2nd chunk: not observed
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"a\""));      // 1.75 s after a
+  core_->Handle(model.id, LlmResponseEvent("nobody", "\"x\""));     // unknown target
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"never\""));  // no such request
+
+  EXPECT_THAT(seen, ElementsAre(absl::Milliseconds(1000), absl::Milliseconds(1750)));
+}
+
+TEST_F(RelayCoreTest, LlmRoundTripWithoutObserverStillAnswers) {
+  Peer asker = Join("lobby", "asker");
+  Peer model = Join("lobby", "model", {"llm"});
+  core_->Handle(asker.id, LlmRequestEvent("\"a\""));
+
+  core_->Handle(model.id, LlmResponseEvent("asker", "\"a\""));
+
+  EXPECT_EQ(asker.sink->OfCase(ServerEvent::kLlmResponse).size(), 1u);
+  EXPECT_EQ(Outcomes(core_->traffic(), LlmOutcome::kAnswered), 1u);
+}
+
+// --- per-peer transport counters --------------------------------------------
+
+TEST_F(RelayCoreTest, GetMeshShowsTheTransportsByteCountersPerPeer) {
+  PeerSink::Counters counters;
+  counters.bytes_in = 1234;
+  counters.bytes_out = 56789;
+  counters.queued_bytes = 42;
+  ConnectionId counted = core_->Connect(ConnectionInfo{"192.0.2.9:1", "grpc"},
+                                        std::make_shared<CountingSink>(counters));
+  core_->Handle(counted, RegisterEvent("lobby", "counted"));
+  Peer plain = Join("lobby", "plain");  // a sink that counts nothing
+
+  absl::StatusOr<relay::v1::GetMeshResponse> mesh = core_->GetMesh("lobby");
+
+  ASSERT_TRUE(mesh.ok()) << mesh.status();
+  ASSERT_EQ(mesh->peers_size(), 2);
+  EXPECT_EQ(mesh->peers(0).node_id(), "counted");
+  EXPECT_EQ(mesh->peers(0).transport(), "grpc");
+  EXPECT_EQ(mesh->peers(0).bytes_in(), 1234u);
+  EXPECT_EQ(mesh->peers(0).bytes_out(), 56789u);
+  EXPECT_EQ(mesh->peers(0).queued_bytes(), 42u);
+  EXPECT_EQ(mesh->peers(1).node_id(), "plain");
+  EXPECT_EQ(mesh->peers(1).bytes_in(), 0u);
+  EXPECT_EQ(mesh->peers(1).bytes_out(), 0u);
+  EXPECT_EQ(mesh->peers(1).queued_bytes(), 0u);
 }
 
 }  // namespace

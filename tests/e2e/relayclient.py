@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT = 5.0
 ERROR_CODES = [
     "bad_json", "bad_message", "unknown_type", "not_registered", "already_registered",
     "node_id_in_use", "unknown_target", "no_llm_peer", "llm_peer_left", "too_many_requests",
-    "auth_failed", "rate_limited", "mesh_full",
+    "auth_failed", "rate_limited", "mesh_full", "kicked", "mesh_closed",
 ]
 
 
@@ -40,11 +40,14 @@ _LISTEN_RE = re.compile(r"^relay: listening (ws|wss|grpc) on (\S+):(\d+)\s*$")
 
 
 class RelayProcess:
-    """The real relay binary on 127.0.0.1 with --port 0 --grpc-port 0."""
+    """The real relay binary on 127.0.0.1 with --port 0 --grpc-port 0 --drain-grace-seconds 1."""
 
     def __init__(self, binary, extra_args=(), env=None, start_timeout=10.0):
         self.binary = binary
-        self.args = [binary, "--port", "0", "--grpc-port", "0", "--host", "127.0.0.1", *extra_args]
+        # A short drain grace: a SIGTERM at teardown must not wait the default 20 s for clients a
+        # test left open. Tests of the drain pass their own (the last flag wins).
+        self.args = [binary, "--port", "0", "--grpc-port", "0", "--host", "127.0.0.1",
+                     "--drain-grace-seconds", "1", *extra_args]
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.stderr_file = tempfile.TemporaryFile()

@@ -905,7 +905,8 @@ def test_upgrade_on_other_path_is_404(relay):
 def test_http_root(relay):
     body = relay.get_json("/")
     assert body == {"service": "atmosphere-relay", "version": body["version"], "status": "running",
-                    "endpoints": {"health": "/health", "stats": "/stats", "relay": "/relay/{mesh_id}"}}
+                    "endpoints": {"health": "/health", "ready": "/ready", "stats": "/stats",
+                                  "metrics": "/metrics", "relay": "/relay/{mesh_id}"}}
     assert isinstance(body["version"], str) and body["version"]
 
 

@@ -646,6 +646,8 @@ const char* TypeOf(const relay::v1::ServerEvent& event) {
       return "pong";
     case ServerEvent::kMeshRegistered:
       return "mesh_registered";
+    case ServerEvent::kServerDraining:
+      return "server_draining";
     case ServerEvent::kError:
     case ServerEvent::EVENT_NOT_SET:
       return "error";

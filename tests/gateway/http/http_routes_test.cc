@@ -1,5 +1,5 @@
 // Tests for gateway/http/http_routes.cc over a real RelayCore: GET /,
-// /health and /stats bodies, and the 404 / 405 / 426 answers.
+// /health, /ready and /stats bodies, and the 404 / 405 / 426 answers.
 #include "gateway/http/http_routes.h"
 
 #include <algorithm>
@@ -62,10 +62,11 @@ TEST_F(HttpRoutesTest, RootDescribesTheService) {
   const HttpResponse response = RouteHttp("GET", "/", core_);
 
   EXPECT_EQ(response.status, 200);
-  EXPECT_EQ(response.body,
-            std::string("{\"service\":\"atmosphere-relay\",\"version\":\"") + RELAY_VERSION +
-                "\",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\","
-                "\"stats\":\"/stats\",\"relay\":\"/relay/{mesh_id}\"}}");
+  EXPECT_EQ(response.body, std::string("{\"service\":\"atmosphere-relay\",\"version\":\"") +
+                               RELAY_VERSION +
+                               "\",\"status\":\"running\",\"endpoints\":{\"health\":\"/health\","
+                               "\"ready\":\"/ready\",\"stats\":\"/stats\",\"metrics\":\"/metrics\","
+                               "\"relay\":\"/relay/{mesh_id}\"}}");
   Parse(response.body);
 }
 
@@ -128,7 +129,7 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
   EXPECT_EQ(Raw(errors, "bad_json"), "1");
   for (const char* code : {"bad_message", "unknown_type", "not_registered", "already_registered",
                            "node_id_in_use", "unknown_target", "no_llm_peer", "llm_peer_left",
-                           "too_many_requests"}) {
+                           "too_many_requests", "kicked", "mesh_closed"}) {
     EXPECT_EQ(Raw(errors, code), "0") << code;
   }
   EXPECT_EQ(Raw(obj, "meshes"),
@@ -142,8 +143,8 @@ TEST_F(HttpRoutesTest, StatsOfAnIdleRelayListsEveryErrorCodeAndNoMeshes) {
   const json::Object obj = Parse(response.body);
   EXPECT_EQ(Raw(obj, "meshes"), "[]");
   for (const char* code : {"bad_json", "bad_message", "unknown_type", "not_registered",
-                           "already_registered", "node_id_in_use", "unknown_target",
-                           "no_llm_peer", "llm_peer_left", "too_many_requests"}) {
+                           "already_registered", "node_id_in_use", "unknown_target", "no_llm_peer",
+                           "llm_peer_left", "too_many_requests", "kicked", "mesh_closed"}) {
     EXPECT_THAT(Raw(obj, "errors"), HasSubstr(std::string("\"") + code + "\":0")) << code;
   }
 }
@@ -180,6 +181,70 @@ TEST_F(HttpRoutesTest, RelayPathWithoutUpgradeIsUpgradeRequired) {
 TEST_F(HttpRoutesTest, HttpErrorBodyEscapesItsStrings) {
   EXPECT_EQ(HttpErrorBody("bad_mesh_id", "mesh \"x\"\n"),
             R"({"error":"bad_mesh_id","message":"mesh \"x\"\n"})");
+}
+
+// --- readiness --------------------------------------------------------------
+
+TEST_F(HttpRoutesTest, ReadyIsOkUntilTheCoreDrains) {
+  Join("lobby", "alice");
+
+  const HttpResponse before = RouteHttp("GET", "/ready", core_);
+  core_.Drain(absl::Seconds(20));
+  const HttpResponse after = RouteHttp("GET", "/ready", core_);
+
+  EXPECT_EQ(before.status, 200);
+  EXPECT_EQ(before.body, R"({"status":"ready"})");
+  EXPECT_EQ(after.status, 503);
+  EXPECT_EQ(after.body, R"({"status":"draining"})");
+  Parse(before.body);
+  Parse(after.body);
+}
+
+TEST_F(HttpRoutesTest, ReadyOfAnIdleRelayIsOk) {
+  // Ready needs no peer: a fresh relay takes clients.
+  EXPECT_EQ(RouteHttp("GET", "/ready", core_).status, 200);
+  EXPECT_EQ(RouteHttp("GET", "/ready?probe=lb", core_).status, 200);
+}
+
+TEST_F(HttpRoutesTest, HeadAnswersReadyAndDrainingLikeGet) {
+  EXPECT_EQ(RouteHttp("HEAD", "/ready", core_).status, 200);
+  core_.Drain(absl::Seconds(1));
+  EXPECT_EQ(RouteHttp("HEAD", "/ready", core_).status, 503);
+  EXPECT_EQ(RouteHttp("GET", "/ready?x=1", core_).status, 503);
+}
+
+TEST_F(HttpRoutesTest, HealthStaysOkWhileDraining) {
+  // Liveness is not readiness: a draining relay must not be restarted.
+  core_.Drain(absl::Seconds(20));
+
+  const HttpResponse health = RouteHttp("GET", "/health", core_);
+
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(Raw(Parse(health.body), "status"), "\"ok\"");
+}
+
+TEST_F(HttpRoutesTest, NonGetOnReadyIsMethodNotAllowed) {
+  for (const char* method : {"POST", "PUT", "DELETE"}) {
+    EXPECT_EQ(RouteHttp(method, "/ready", core_).status, 405) << method;
+  }
+}
+
+TEST_F(HttpRoutesTest, ReadyIsMatchedExactly) {
+  for (const char* path : {"/ready/", "/readyz", "/Ready"}) {
+    EXPECT_EQ(RouteHttp("GET", path, core_).status, 404) << path;
+  }
+}
+
+TEST_F(HttpRoutesTest, RootListsTheReadyAndMetricsEndpoints) {
+  const HttpResponse response = RouteHttp("GET", "/", core_);
+  const json::Object root = Parse(response.body);  // views into response.body
+  const std::string endpoints_text = Raw(root, "endpoints");
+  const json::Object endpoints = Parse(endpoints_text);
+
+  EXPECT_EQ(Raw(endpoints, "ready"), "\"/ready\"");
+  EXPECT_EQ(Raw(endpoints, "metrics"), "\"/metrics\"");
+  EXPECT_EQ(Raw(endpoints, "health"), "\"/health\"");
+  EXPECT_EQ(Raw(endpoints, "stats"), "\"/stats\"");
 }
 
 }  // namespace

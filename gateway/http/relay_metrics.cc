@@ -1,0 +1,135 @@
+#include "gateway/http/relay_metrics.h"
+
+#include <utility>
+
+#include "server/metrics/process_stats.h"
+#include "server/metrics/prometheus_text.h"
+
+namespace relay::gateway {
+namespace {
+
+using metrics::Label;
+using metrics::MetricType;
+using metrics::PrometheusText;
+
+std::string Version() {
+#ifdef RELAY_VERSION
+  return RELAY_VERSION;
+#else
+  return "dev";
+#endif
+}
+
+// Stats lists every error code and close reason by name; these read one.
+std::uint64_t ErrorCount(const relay::v1::Stats& stats, absl::string_view code) {
+  for (const auto& e : stats.errors()) {
+    if (e.code() == code) return e.count();
+  }
+  return 0;
+}
+
+std::uint64_t CloseCount(const relay::v1::Stats& stats, absl::string_view reason) {
+  for (const auto& c : stats.closes()) {
+    if (c.reason() == reason) return c.count();
+  }
+  return 0;
+}
+
+void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats, PrometheusText* out) {
+  out->Family("relay_build_info", MetricType::kGauge, "The relay's version; always 1.");
+  const std::string version = Version();
+  out->Sample({{"version", version}}, 1);
+  out->Family("relay_connections_open", MetricType::kGauge,
+              "Open connections (WebSocket and gRPC), registered or not.");
+  out->Sample({}, stats.open_sockets());
+  out->Family("relay_peers_registered", MetricType::kGauge, "Connections registered in a mesh.");
+  out->Sample({}, stats.registered_peers());
+  out->Family("relay_meshes_active", MetricType::kGauge, "Meshes with at least one peer.");
+  out->Sample({}, stats.active_meshes());
+  out->Family("relay_draining", MetricType::kGauge, "1 while the relay drains for a shutdown.");
+  out->Sample({}, core.draining() ? 1 : 0);
+}
+
+void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts& refused,
+                             PrometheusText* out) {
+  out->Family("relay_connections_total", MetricType::kCounter, "Connections accepted.");
+  out->Sample({}, stats.total_connections());
+  out->Family("relay_disconnections_total", MetricType::kCounter,
+              "Connections ended, by reason.");
+  for (const auto& c : stats.closes()) out->Sample({{"reason", c.reason()}}, c.count());
+  out->Family("relay_upgrades_refused_total", MetricType::kCounter,
+              "WebSocket upgrades refused before the handshake, by reason.");
+  for (std::size_t i = 0; i < kRefusalCount; ++i) {
+    const auto refusal = static_cast<Refusal>(i);
+    out->Sample({{"reason", RefusalName(refusal)}}, refused.Get(refusal));
+  }
+  out->Family("relay_slow_consumer_closes_total", MetricType::kCounter,
+              "Peers closed because they did not read what was sent to them.");
+  out->Sample({}, CloseCount(stats, "slow_consumer"));
+}
+
+void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& stats,
+                          const RelayMetrics& metrics, PrometheusText* out) {
+  const core::TrafficCounters& traffic = core.traffic();
+  out->Family("relay_messages_received_total", MetricType::kCounter,
+              "Client messages handled (every type, refused ones included).");
+  out->Sample({}, stats.messages_received());
+  out->Family("relay_messages_relayed_total", MetricType::kCounter,
+              "Deliveries of user traffic by type (a broadcast to N peers counts N).");
+  for (std::size_t i = 0; i < core::kTrafficTypeCount; ++i) {
+    out->Sample({{"type", core::TrafficTypeName(static_cast<core::TrafficType>(i))}},
+                traffic.deliveries[i]);
+  }
+  out->Family("relay_relayed_payload_bytes_total", MetricType::kCounter,
+              "Bytes of user data (payload, or request_id and members) delivered, by type.");
+  for (std::size_t i = 0; i < core::kTrafficTypeCount; ++i) {
+    out->Sample({{"type", core::TrafficTypeName(static_cast<core::TrafficType>(i))}},
+                traffic.payload_bytes[i]);
+  }
+  out->Family("relay_received_bytes_total", MetricType::kCounter,
+              "Bytes of messages received from clients, by transport.");
+  out->Sample({{"transport", "ws"}}, metrics.ws_bytes.received.load());
+  out->Sample({{"transport", "grpc"}}, metrics.grpc_bytes.received.load());
+  out->Family("relay_sent_bytes_total", MetricType::kCounter,
+              "Bytes of messages handed to clients' connections, by transport.");
+  out->Sample({{"transport", "ws"}}, metrics.ws_bytes.sent.load());
+  out->Sample({{"transport", "grpc"}}, metrics.grpc_bytes.sent.load());
+  out->Family("relay_errors_total", MetricType::kCounter, "Error messages sent, by code.");
+  for (const auto& e : stats.errors()) out->Sample({{"code", e.code()}}, e.count());
+  out->Family("relay_auth_failures_total", MetricType::kCounter,
+              "Registrations refused by mesh authentication.");
+  out->Sample({}, ErrorCount(stats, "auth_failed"));
+  out->Family("relay_rate_limited_total", MetricType::kCounter,
+              "Messages refused over the per-connection rate limit.");
+  out->Sample({}, ErrorCount(stats, "rate_limited"));
+  out->Family("relay_llm_requests_total", MetricType::kCounter, "llm requests by outcome.");
+  for (std::size_t i = 0; i < core::kLlmOutcomeCount; ++i) {
+    out->Sample({{"outcome", core::LlmOutcomeName(static_cast<core::LlmOutcome>(i))}},
+                traffic.llm_outcomes[i]);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RenderMetrics(const core::RelayCore& core, const RefusalCounts& refused,
+                                          const RelayMetrics& metrics) {
+  const relay::v1::Stats stats = core.GetStats();
+  PrometheusText out;
+  WriteGauges(core, stats, &out);
+  WriteConnectionCounters(stats, refused, &out);
+  WriteTrafficCounters(core, stats, metrics, &out);
+  out.Family("relay_latency_seconds", MetricType::kHistogram,
+             "Relayed message in -> the resulting frame queued to every recipient.");
+  out.HistogramSample({}, metrics.relay_latency);
+  out.Family("relay_llm_round_trip_seconds", MetricType::kHistogram,
+             "llm_request dispatched -> its first llm_response relayed.");
+  out.HistogramSample({}, metrics.llm_round_trip);
+  // /proc may be missing (not Linux, a sandbox): the relay's own metrics
+  // still go out.
+  if (absl::StatusOr<metrics::ProcessStats> process = metrics::ReadProcessStats(); process.ok()) {
+    metrics::WriteProcessStats(*process, &out);
+  }
+  return std::move(out).Finish();
+}
+
+}  // namespace relay::gateway
