@@ -1,13 +1,16 @@
 // Command line of relayctl: the options and command it names, the parser, and
 // the usage text. Pure (no I/O, environment passed in) so it is unit-tested.
 //
-//   relayctl [--addr HOST:PORT] [--tls] [--ca-file PEM] [--json] [--timeout SECONDS]
-//            [--help] COMMAND
+//   relayctl [--addr HOST:PORT] [--tls] [--ca-file PEM] [--token TOKEN] [--json]
+//            [--timeout SECONDS] [--help] COMMAND [command flags]
 //
 // Flags may come before, between or after the command words; "--" ends flags.
+// Command flags (--page-size, --reason, --grace...) are refused with any
+// command but their own, so a typo never silently does something else.
 #ifndef RELAY_ADMIN_CLI_ARGS_H_
 #define RELAY_ADMIN_CLI_ARGS_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,14 +23,43 @@ namespace relay::cli {
 inline constexpr absl::string_view kDefaultAddr = "127.0.0.1:50051";
 inline constexpr char kAddrEnvVar[] = "RELAY_ADMIN_ADDR";  // for std::getenv
 inline constexpr char kCaEnvVar[] = "RELAY_ADMIN_CA";
+inline constexpr char kTokenEnvVar[] = "RELAY_ADMIN_TOKEN";
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(5);
+// A screenful: big enough that most relays fit one page, small enough that a
+// relay with 100k meshes does not print them all by accident.
+inline constexpr std::uint32_t kDefaultPageSize = 50;
+// The relay answers a whole page in one message; past this a page could hit
+// gRPC's 4 MiB default receive limit (a summary is ~60 bytes).
+inline constexpr std::uint32_t kMaxPageSize = 10000;
+
+// drain --grace: a day. A longer grace is more likely a typo than a plan, and
+// the relay refuses new connections all that time.
+inline constexpr std::uint32_t kMaxGraceSeconds = 24 * 60 * 60;
 
 enum class Command {
-  kNone,        // only with `help`
-  kMeshesList,  // meshes list
-  kMeshesShow,  // meshes show MESH_ID
-  kStats,       // stats
-  kHealth,      // health
+  kNone,         // only with `help`
+  kMeshesList,   // meshes list
+  kMeshesShow,   // meshes show MESH_ID
+  kMeshesClose,  // meshes close MESH_ID
+  kPeersKick,    // peers kick MESH_ID NODE_ID
+  kStats,        // stats
+  kHealth,       // health
+  kDrain,        // drain
+  kLogLevel,     // log-level LEVEL
+};
+
+// `meshes list --sort`: the relay's ListMeshesRequest.Order.
+enum class MeshSort {
+  kMesh,     // ascending mesh id (default)
+  kPeers,    // most peers first
+  kTraffic,  // most messages relayed first
+};
+
+// The environment relayctl reads; null or empty means unset.
+struct CliEnv {
+  const char* addr = nullptr;   // $RELAY_ADMIN_ADDR
+  const char* ca = nullptr;     // $RELAY_ADMIN_CA
+  const char* token = nullptr;  // $RELAY_ADMIN_TOKEN
 };
 
 struct CliOptions {
@@ -39,6 +71,10 @@ struct CliOptions {
   // PEM CA bundle to verify the relay with: --ca-file, else $RELAY_ADMIN_CA.
   // Empty with TLS: the system's trusted roots.
   std::string ca_file;
+  // The relay's ADMIN_TOKEN: --token, else $RELAY_ADMIN_TOKEN. Sent as
+  // "authorization: Bearer <token>" on every Admin call (not on health).
+  // Never printed.
+  std::string token;
   // Machine-readable JSON on stdout instead of tables.
   bool json = false;
   // Deadline of each rpc, from --timeout SECONDS.
@@ -46,15 +82,32 @@ struct CliOptions {
   // --help was given: print usage and exit 0; the command is then not checked.
   bool help = false;
   Command command = Command::kNone;
-  std::string mesh_id;  // for kMeshesShow
+  std::string mesh_id;  // meshes show/close, peers kick
+  std::string node_id;  // peers kick
+  std::string reason;   // peers kick, meshes close: --reason, told to the peers
+
+  // meshes list: --page-size, --page-token (from a previous page) or --all
+  // (every page, fetched page-size at a time), --sort.
+  std::uint32_t page_size = kDefaultPageSize;
+  std::string page_token;
+  bool all_pages = false;
+  MeshSort sort = MeshSort::kMesh;
+
+  // drain --grace SECONDS; 0: the relay's DRAIN_GRACE_SECONDS.
+  std::uint32_t grace_seconds = 0;
+
+  // log-level LEVEL, passed as typed: the relay validates it (INVALID_ARGUMENT,
+  // exit 1), so relayctl never refuses a level a newer relay accepts.
+  std::string log_level;
 };
 
-// Parses `args` (argv without the program name). `env_addr` and `env_ca` are
-// the values of $RELAY_ADMIN_ADDR and $RELAY_ADMIN_CA, null (or empty) when
-// unset. Returns InvalidArgument with a one-line message for any usage error
-// (relayctl exits 2 on it).
-absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const char* env_addr,
-                                     const char* env_ca = nullptr);
+// Parses `args` (argv without the program name) with `env` as fallbacks.
+// Returns InvalidArgument with a one-line message for any usage error
+// (relayctl exits 2 on it); the message never contains the token.
+absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const CliEnv& env = {});
+
+// "mesh", "peers" or "traffic": the --sort value naming `sort`.
+absl::string_view MeshSortName(MeshSort sort);
 
 // The --help text, ending with a newline.
 std::string Usage();

@@ -4,6 +4,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -12,10 +13,10 @@
 
 namespace relay::cli {
 
-int RunCli(const std::vector<std::string>& args, const char* env_addr, const char* env_ca,
+int RunCli(const std::vector<std::string>& args, const CliEnv& env,
            const SecureChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err) {
-  absl::StatusOr<CliOptions> options = ParseArgs(args, env_addr, env_ca);
+  absl::StatusOr<CliOptions> options = ParseArgs(args, env);
   if (!options.ok()) {
     err << "relayctl: " << options.status().message() << "\n\n" << Usage();
     return kExitUsage;
@@ -32,16 +33,20 @@ int RunCli(const std::vector<std::string>& args, const char* env_addr, const cha
   return RunCommand(*options, *channel, now, out, err);
 }
 
-int RunCli(const std::vector<std::string>& args, const char* env_addr,
+int RunCli(const std::vector<std::string>& args, const CliEnv& env,
            const ChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err) {
   return RunCli(
-      args, env_addr, /*env_ca=*/nullptr,
+      args, env,
       [&make_channel](
           const CliOptions& options) -> absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> {
         return make_channel(options.addr);
       },
       now, out, err);
+}
+
+CliEnv ProcessEnv() {
+  return CliEnv{std::getenv(kAddrEnvVar), std::getenv(kCaEnvVar), std::getenv(kTokenEnvVar)};
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> OpenChannel(const CliOptions& options) {

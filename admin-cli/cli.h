@@ -28,19 +28,21 @@ using ChannelFactory =
 using SecureChannelFactory =
     std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>>(const CliOptions&)>;
 
-// `args` is argv without the program name, `env_addr` $RELAY_ADMIN_ADDR and
-// `env_ca` $RELAY_ADMIN_CA (null when unset). Returns the exit code
-// (commands.h): usage errors print the message and the usage text to `err`
-// and return kExitUsage.
-int RunCli(const std::vector<std::string>& args, const char* env_addr, const char* env_ca,
+// `args` is argv without the program name, `env` the environment variables
+// relayctl reads. Returns the exit code (commands.h): usage errors print the
+// message and the usage text to `err` and return kExitUsage.
+int RunCli(const std::vector<std::string>& args, const CliEnv& env,
            const SecureChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err);
 
 // The same, for callers that only pick the target (tests with an in-process
 // channel): transport security is theirs.
-int RunCli(const std::vector<std::string>& args, const char* env_addr,
+int RunCli(const std::vector<std::string>& args, const CliEnv& env,
            const ChannelFactory& make_channel, absl::Time now, std::ostream& out,
            std::ostream& err);
+
+// $RELAY_ADMIN_ADDR, $RELAY_ADMIN_CA and $RELAY_ADMIN_TOKEN of this process.
+CliEnv ProcessEnv();
 
 // relayctl's real channel: plaintext, or TLS verifying the relay against
 // options.ca_file (else the system's roots).

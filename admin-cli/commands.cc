@@ -1,12 +1,16 @@
 // One function per relayctl command, and the mapping from rpc failures to
-// messages and exit codes (see commands.h).
+// messages and exit codes (see commands.h). Every Admin call goes through
+// NewContext, which sets the deadline and the admin token.
 #include "admin-cli/commands.h"
 
 #include <grpcpp/client_context.h>
 
+#include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "admin-cli/format.h"
 #include "admin-cli/json_output.h"
@@ -16,9 +20,18 @@
 namespace relay::cli {
 namespace {
 
+using relay::v1::Admin;
+
 std::string CodeName(const grpc::Status& status) {
   // gRPC and Abseil share canonical code numbers; gRPC has no name function.
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+}
+
+// What the operator can do about a refused token; the token itself is never
+// shown (it may be on a shared screen or in CI logs).
+std::string TokenHint(const CliOptions& options) {
+  return options.token.empty() ? absl::StrCat("no token was given: use --token or $", kTokenEnvVar)
+                               : "the token given was refused";
 }
 
 // Prints why `rpc` failed and returns the exit code for it.
@@ -31,6 +44,9 @@ int ReportFailure(const CliOptions& options, absl::string_view rpc, const grpc::
   } else if (code == kExitUnreachable) {
     err << "relayctl: cannot reach the relay at " << options.addr << ": " << status.error_message()
         << " (" << rpc << ": " << CodeName(status) << ")\n";
+  } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    err << "relayctl: " << rpc << " refused: " << status.error_message() << " (" << CodeName(status)
+        << "; " << TokenHint(options) << ")\n";
   } else {
     err << "relayctl: " << rpc << " failed: " << status.error_message() << " (" << CodeName(status)
         << ")\n";
@@ -38,8 +54,14 @@ int ReportFailure(const CliOptions& options, absl::string_view rpc, const grpc::
   return code;
 }
 
-void SetDeadline(const CliOptions& options, grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+// A context for one call: its deadline, and for Admin calls the token.
+std::unique_ptr<grpc::ClientContext> NewContext(const CliOptions& options, bool admin = true) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+  if (admin && !options.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options.token));
+  }
+  return context;
 }
 
 // Prints `response` as JSON; `human` is the table text used otherwise.
@@ -58,24 +80,82 @@ int Print(const CliOptions& options, const google::protobuf::Message& response,
   return kExitOk;
 }
 
-int MeshesList(const CliOptions& options, relay::v1::Admin::Stub& admin, absl::Time now,
-               std::ostream& out, std::ostream& err) {
-  grpc::ClientContext context;
-  SetDeadline(options, context);
-  relay::v1::ListMeshesResponse response;
-  grpc::Status status = admin.ListMeshes(&context, relay::v1::ListMeshesRequest(), &response);
-  if (!status.ok()) return ReportFailure(options, "ListMeshes", status, err);
-  return Print(options, response, options.json ? "" : FormatMeshList(response, now), out, err);
+// The same for answers that are not one response message.
+int Print(const CliOptions& options, const JsonObject& json, const std::string& human,
+          std::ostream& out) {
+  out << (options.json ? json.ToString() : human);
+  return kExitOk;
 }
 
-int MeshesShow(const CliOptions& options, relay::v1::Admin::Stub& admin, absl::Time now,
-               std::ostream& out, std::ostream& err) {
-  grpc::ClientContext context;
-  SetDeadline(options, context);
+// --- meshes list ------------------------------------------------------------
+
+relay::v1::ListMeshesRequest ListRequest(const CliOptions& options) {
+  relay::v1::ListMeshesRequest request;
+  request.set_page_size(options.page_size);
+  request.set_page_token(options.page_token);
+  switch (options.sort) {
+    case MeshSort::kMesh:
+      request.set_order(relay::v1::ListMeshesRequest::ORDER_MESH_ID);
+      break;
+    case MeshSort::kPeers:
+      request.set_order(relay::v1::ListMeshesRequest::ORDER_PEERS);
+      break;
+    case MeshSort::kTraffic:
+      request.set_order(relay::v1::ListMeshesRequest::ORDER_TRAFFIC);
+      break;
+  }
+  return request;
+}
+
+// --all: every page, merged into `all` as if one page held them. A mesh that
+// moved between pages while walking (its peer count changed) is kept once.
+grpc::Status ListAllPages(const CliOptions& options, Admin::Stub& admin,
+                          relay::v1::ListMeshesRequest request,
+                          relay::v1::ListMeshesResponse& all) {
+  std::set<std::string> seen_meshes;
+  std::set<std::string> seen_tokens;
+  while (true) {
+    relay::v1::ListMeshesResponse page;
+    grpc::Status status = admin.ListMeshes(NewContext(options).get(), request, &page);
+    if (!status.ok()) return status;
+    for (relay::v1::MeshSummary& mesh : *page.mutable_meshes()) {
+      if (seen_meshes.insert(mesh.mesh_id()).second) *all.add_meshes() = std::move(mesh);
+    }
+    all.set_total_meshes(page.total_meshes());
+    if (page.next_page_token().empty()) return grpc::Status::OK;
+    // A relay that hands out a token twice would keep us walking forever.
+    if (!seen_tokens.insert(page.next_page_token()).second) {
+      return grpc::Status(
+          grpc::StatusCode::INTERNAL,
+          absl::StrCat("the relay handed out page token \"", page.next_page_token(), "\" twice"));
+    }
+    request.set_page_token(page.next_page_token());
+  }
+}
+
+int MeshesList(const CliOptions& options, Admin::Stub& admin, absl::Time now, std::ostream& out,
+               std::ostream& err) {
+  relay::v1::ListMeshesResponse response;
+  grpc::Status status =
+      options.all_pages
+          ? ListAllPages(options, admin, ListRequest(options), response)
+          : admin.ListMeshes(NewContext(options).get(), ListRequest(options), &response);
+  if (!status.ok()) return ReportFailure(options, "ListMeshes", status, err);
+  if (options.json) return Print(options, response, "", out, err);
+  out << FormatMeshList(response, now);
+  // On stderr, so that a pipe gets the table alone.
+  err << FormatMeshListFooter(response, options);
+  return kExitOk;
+}
+
+// --- meshes show / close, peers kick ----------------------------------------
+
+int MeshesShow(const CliOptions& options, Admin::Stub& admin, absl::Time now, std::ostream& out,
+               std::ostream& err) {
   relay::v1::GetMeshRequest request;
   request.set_mesh_id(options.mesh_id);
   relay::v1::GetMeshResponse response;
-  grpc::Status status = admin.GetMesh(&context, request, &response);
+  grpc::Status status = admin.GetMesh(NewContext(options).get(), request, &response);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
     err << "relayctl: no live mesh \"" << options.mesh_id << "\"\n";
     return kExitRemoteError;
@@ -84,12 +164,39 @@ int MeshesShow(const CliOptions& options, relay::v1::Admin::Stub& admin, absl::T
   return Print(options, response, options.json ? "" : FormatMeshDetail(response, now), out, err);
 }
 
-int Stats(const CliOptions& options, relay::v1::Admin::Stub& admin, std::ostream& out,
-          std::ostream& err) {
-  grpc::ClientContext context;
-  SetDeadline(options, context);
+int MeshesClose(const CliOptions& options, Admin::Stub& admin, std::ostream& out,
+                std::ostream& err) {
+  relay::v1::CloseMeshRequest request;
+  request.set_mesh_id(options.mesh_id);
+  request.set_reason(options.reason);
+  relay::v1::CloseMeshResponse response;
+  grpc::Status status = admin.CloseMesh(NewContext(options).get(), request, &response);
+  if (!status.ok()) return ReportFailure(options, "CloseMesh", status, err);
+  JsonObject json;
+  json.Add("mesh_id", options.mesh_id).Add("closed_peers", response.closed_peers());
+  return Print(options, json, FormatCloseMesh(options.mesh_id, response), out);
+}
+
+int PeersKick(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
+  relay::v1::KickPeerRequest request;
+  request.set_mesh_id(options.mesh_id);
+  request.set_node_id(options.node_id);
+  request.set_reason(options.reason);
+  relay::v1::KickPeerResponse response;
+  grpc::Status status = admin.KickPeer(NewContext(options).get(), request, &response);
+  if (!status.ok()) return ReportFailure(options, "KickPeer", status, err);
+  // The response is empty: say what was kicked.
+  JsonObject json;
+  json.Add("mesh_id", options.mesh_id).Add("node_id", options.node_id);
+  return Print(options, json, FormatKick(options.mesh_id, options.node_id), out);
+}
+
+// --- stats, health ----------------------------------------------------------
+
+int Stats(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
   relay::v1::Stats response;
-  grpc::Status status = admin.GetStats(&context, relay::v1::GetStatsRequest(), &response);
+  grpc::Status status =
+      admin.GetStats(NewContext(options).get(), relay::v1::GetStatsRequest(), &response);
   if (!status.ok()) return ReportFailure(options, "GetStats", status, err);
   return Print(options, response, options.json ? "" : FormatStats(response), out, err);
 }
@@ -97,11 +204,12 @@ int Stats(const CliOptions& options, relay::v1::Admin::Stub& admin, std::ostream
 int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterface>& channel,
            std::ostream& out, std::ostream& err) {
   auto health = grpc::health::v1::Health::NewStub(channel);
-  grpc::ClientContext context;
-  SetDeadline(options, context);
   grpc::health::v1::HealthCheckRequest request;  // service "": the relay as a whole
   grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status = health->Check(&context, request, &response);
+  // No token: probes (Kubernetes exec, Docker HEALTHCHECK) should not need
+  // the secret, and the relay never asks for it on health.
+  grpc::Status status =
+      health->Check(NewContext(options, /*admin=*/false).get(), request, &response);
   if (!status.ok()) return ReportFailure(options, "Health.Check", status, err);
   const int printed =
       Print(options, response, options.json ? "" : FormatHealth(response), out, err);
@@ -109,6 +217,30 @@ int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterfa
   // Scripts and probes branch on the exit code alone.
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
                                                                              : kExitRemoteError;
+}
+
+// --- drain, log-level -------------------------------------------------------
+
+int Drain(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
+  relay::v1::DrainRequest request;
+  request.set_grace_seconds(options.grace_seconds);
+  relay::v1::DrainResponse response;
+  grpc::Status status = admin.Drain(NewContext(options).get(), request, &response);
+  if (!status.ok()) return ReportFailure(options, "Drain", status, err);
+  return Print(options, response, FormatDrain(response), out, err);
+}
+
+int LogLevel(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
+  relay::v1::SetLogLevelRequest request;
+  request.set_level(options.log_level);
+  relay::v1::SetLogLevelResponse response;
+  grpc::Status status = admin.SetLogLevel(NewContext(options).get(), request, &response);
+  if (!status.ok()) return ReportFailure(options, "SetLogLevel", status, err);
+  // The relay takes levels in any case ("DEBUG"); show the name it logs by.
+  const std::string level = absl::AsciiStrToLower(options.log_level);
+  JsonObject json;
+  json.Add("previous", response.previous()).Add("level", level);
+  return Print(options, json, FormatLogLevel(response.previous(), level), out);
 }
 
 }  // namespace
@@ -128,14 +260,22 @@ int ExitCodeFor(const grpc::Status& status) {
 int RunCommand(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterface>& channel,
                absl::Time now, std::ostream& out, std::ostream& err) {
   if (options.command == Command::kHealth) return Health(options, channel, out, err);
-  auto admin = relay::v1::Admin::NewStub(channel);
+  auto admin = Admin::NewStub(channel);
   switch (options.command) {
     case Command::kMeshesList:
       return MeshesList(options, *admin, now, out, err);
     case Command::kMeshesShow:
       return MeshesShow(options, *admin, now, out, err);
+    case Command::kMeshesClose:
+      return MeshesClose(options, *admin, out, err);
+    case Command::kPeersKick:
+      return PeersKick(options, *admin, out, err);
     case Command::kStats:
       return Stats(options, *admin, out, err);
+    case Command::kDrain:
+      return Drain(options, *admin, out, err);
+    case Command::kLogLevel:
+      return LogLevel(options, *admin, out, err);
     case Command::kHealth:
     case Command::kNone:
       break;

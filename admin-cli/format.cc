@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,22 @@ std::string FormatAge(absl::Duration age) {
   return absl::StrCat(seconds / (24 * 60 * 60), "d");
 }
 
+std::string FormatBytes(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return absl::StrCat(bytes, "B");
+  // Tenths of the unit, in integers: no rounding up to "1024KiB".
+  std::uint64_t whole = bytes / 1024;
+  std::uint64_t tenths = (bytes % 1024) * 10 / 1024;
+  std::size_t unit = 0;
+  while (whole >= 1024 && unit + 1 < std::size(kUnits)) {
+    tenths = (whole % 1024) * 10 / 1024;
+    whole /= 1024;
+    ++unit;
+  }
+  if (whole >= 10) return absl::StrCat(whole, kUnits[unit]);
+  return absl::StrCat(whole, ".", tenths, kUnits[unit]);
+}
+
 std::string FormatAgeSince(double epoch_seconds, absl::Time now) {
   // 0 is proto3's "unset": no relay stamps the epoch itself.
   if (!std::isfinite(epoch_seconds) || epoch_seconds <= 0) return "-";
@@ -43,18 +60,44 @@ std::string FormatMeshList(const relay::v1::ListMeshesResponse& response, absl::
   return FormatTable({"MESH", "PEERS", "AGE", "MESSAGES"}, rows);
 }
 
+std::string FormatMeshListFooter(const relay::v1::ListMeshesResponse& response,
+                                 const CliOptions& options) {
+  const auto shown = static_cast<std::uint32_t>(response.meshes_size());
+  if (response.next_page_token().empty()) {
+    if (shown >= response.total_meshes()) return "";
+    return absl::StrCat("(", shown, " of ", response.total_meshes(), " meshes, last page)\n");
+  }
+  std::string next = "relayctl meshes list";
+  if (options.sort != MeshSort::kMesh) {
+    absl::StrAppend(&next, " --sort ", MeshSortName(options.sort));
+  }
+  if (options.page_size != kDefaultPageSize) {
+    absl::StrAppend(&next, " --page-size ", options.page_size);
+  }
+  absl::StrAppend(&next, " --page-token ", response.next_page_token());
+  return absl::StrCat("(", shown, " of ", response.total_meshes(), " meshes) next page: ", next,
+                      "\n(or --all for every page)\n");
+}
+
 std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now) {
   const relay::v1::MeshSummary& mesh = response.mesh();
-  std::string out = absl::StrCat("Mesh: ", mesh.mesh_id(), "  Peers: ", mesh.peer_count(),
-                                 "  Age: ", FormatAgeSince(mesh.created_at(), now),
-                                 "  Messages: ", mesh.messages_relayed(), "\n\n");
+  // The mesh id comes from a client's URL: no escape sequences to the terminal.
+  std::string out =
+      absl::StrCat("Mesh: ", Printable(mesh.mesh_id()), "  Peers: ", mesh.peer_count(),
+                   "  Age: ", FormatAgeSince(mesh.created_at(), now),
+                   "  Messages: ", mesh.messages_relayed(), "\n\n");
   std::vector<TableRow> rows;
   for (const relay::v1::PeerDetail& peer : response.peers()) {
     rows.push_back({peer.node_id(), OrDash(peer.name()),
-                    OrDash(absl::StrJoin(peer.capabilities(), ",")),
-                    FormatAgeSince(peer.joined_at(), now), OrDash(peer.remote_address())});
+                    OrDash(absl::StrJoin(peer.capabilities(), ",")), OrDash(peer.transport()),
+                    OrDash(peer.remote_address()), FormatAgeSince(peer.joined_at(), now),
+                    absl::StrCat(peer.messages_in()), absl::StrCat(peer.messages_out()),
+                    FormatBytes(peer.bytes_in()), FormatBytes(peer.bytes_out()),
+                    FormatBytes(peer.queued_bytes())});
   }
-  out += FormatTable({"NODE", "NAME", "CAPABILITIES", "JOINED", "REMOTE"}, rows);
+  out += FormatTable({"NODE", "NAME", "CAPABILITIES", "TRANSPORT", "REMOTE", "JOINED", "MSGS_IN",
+                      "MSGS_OUT", "BYTES_IN", "BYTES_OUT", "QUEUED"},
+                     rows);
   return out;
 }
 
@@ -74,6 +117,9 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   for (const relay::v1::ErrorCount& error : stats.errors()) {
     lines.emplace_back(absl::StrCat("errors.", error.code()), absl::StrCat(error.count()));
   }
+  for (const relay::v1::CloseCount& close : stats.closes()) {
+    lines.emplace_back(absl::StrCat("closes.", close.reason()), absl::StrCat(close.count()));
+  }
 
   std::size_t key_width = 0;
   for (const auto& [key, value] : lines) key_width = std::max(key_width, key.size());
@@ -89,6 +135,27 @@ std::string FormatHealth(const grpc::health::v1::HealthCheckResponse& response) 
   // A status newer than our copy of health.proto has no name here.
   if (name.empty()) name = absl::StrCat("UNKNOWN(", static_cast<int>(response.status()), ")");
   return absl::StrCat(name, "\n");
+}
+
+std::string FormatKick(absl::string_view mesh_id, absl::string_view node_id) {
+  return absl::StrCat("kicked ", node_id, " from ", mesh_id, "\n");
+}
+
+std::string FormatCloseMesh(absl::string_view mesh_id,
+                            const relay::v1::CloseMeshResponse& response) {
+  return absl::StrCat("closed mesh ", mesh_id, ": ", response.closed_peers(),
+                      response.closed_peers() == 1 ? " peer" : " peers", " closed\n");
+}
+
+std::string FormatDrain(const relay::v1::DrainResponse& response) {
+  return absl::StrCat("draining: ", response.connections(),
+                      response.connections() == 1 ? " connection" : " connections",
+                      " told to reconnect elsewhere; closed in ", response.grace_seconds(),
+                      "s (or once all left), then the relay exits\n");
+}
+
+std::string FormatLogLevel(absl::string_view previous, absl::string_view level) {
+  return absl::StrCat("log level: ", OrDash(std::string(previous)), " -> ", level, "\n");
 }
 
 }  // namespace relay::cli

@@ -1,9 +1,10 @@
-// ToJson over protobuf's JSON printer (see json_output.h).
+// ToJson over protobuf's JSON printer, and JsonObject (see json_output.h).
 #include "admin-cli/json_output.h"
 
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace relay::cli {
 
@@ -23,6 +24,54 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
   }
   json += '\n';
   return json;
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, absl::string_view value) {
+  members_.emplace_back(std::string(key), JsonQuote(value));
+  return *this;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, std::uint32_t value) {
+  members_.emplace_back(std::string(key), absl::StrCat(value));
+  return *this;
+}
+
+std::string JsonObject::ToString() const {
+  std::string out = "{";
+  for (const auto& [key, value] : members_) {
+    if (out.size() > 1) out += ',';
+    absl::StrAppend(&out, JsonQuote(key), ":", value);
+  }
+  out += "}\n";
+  return out;
 }
 
 }  // namespace relay::cli

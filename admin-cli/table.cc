@@ -7,15 +7,6 @@
 namespace relay::cli {
 namespace {
 
-std::string Sanitize(const std::string& cell) {
-  std::string out = cell;
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7f) c = '?';
-  }
-  return out;
-}
-
 // Code points, not bytes: UTF-8 continuation bytes (10xxxxxx) do not count.
 std::size_t DisplayWidth(const std::string& text) {
   return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
@@ -25,13 +16,22 @@ std::size_t DisplayWidth(const std::string& text) {
 
 }  // namespace
 
+std::string Printable(const std::string& text) {
+  std::string out = text;
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = '?';
+  }
+  return out;
+}
+
 std::string FormatTable(const TableRow& header, const std::vector<TableRow>& rows) {
   std::vector<TableRow> cells;
   cells.reserve(rows.size() + 1);
   cells.push_back(header);
   for (const TableRow& row : rows) {
     TableRow clean;
-    for (const std::string& cell : row) clean.push_back(Sanitize(cell));
+    for (const std::string& cell : row) clean.push_back(Printable(cell));
     clean.resize(std::max(clean.size(), header.size()));
     cells.push_back(std::move(clean));
   }

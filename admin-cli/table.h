@@ -18,6 +18,10 @@ using TableRow = std::vector<std::string>;
 // Rows shorter than the header are padded with empty cells.
 std::string FormatTable(const TableRow& header, const std::vector<TableRow>& rows);
 
+// `text` with control characters as '?', as FormatTable does to cells: for
+// remote-supplied text printed outside a table.
+std::string Printable(const std::string& text);
+
 }  // namespace relay::cli
 
 #endif  // RELAY_ADMIN_CLI_TABLE_H_

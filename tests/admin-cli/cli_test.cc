@@ -1,6 +1,7 @@
 // Tests for admin-cli/cli.cc: what the process does with its arguments and
 // environment: usage errors exit 2, --help exits 0, the address reaches the
-// channel (flag, then $RELAY_ADMIN_ADDR, then the default).
+// channel (flag, then $RELAY_ADMIN_ADDR, then the default), the token reaches
+// the relay (flag, then $RELAY_ADMIN_TOKEN) and is never printed.
 #include "admin-cli/cli.h"
 
 #include <sstream>
@@ -16,12 +17,14 @@ namespace {
 
 class CliTest : public ::testing::Test {
  protected:
-  int Run(const std::vector<std::string>& args, const char* env_addr = nullptr) {
+  int Run(const std::vector<std::string>& args, const char* env_addr = nullptr,
+          const char* env_token = nullptr) {
     auto make_channel = [this](const std::string& target) {
       targets_.push_back(target);
       return server_.Channel();
     };
-    return RunCli(args, env_addr, make_channel, absl::Now(), out_, err_);
+    return RunCli(args, CliEnv{env_addr, nullptr, env_token}, make_channel, absl::Now(), out_,
+                  err_);
   }
 
   testing::FakeAdminServer server_;
@@ -68,6 +71,38 @@ TEST_F(CliTest, AddressFlagAfterCommandWinsOverEnvironment) {
 TEST_F(CliTest, JsonFlagBeforeCommand) {
   EXPECT_EQ(Run({"--json", "health"}), kExitOk);
   EXPECT_EQ(out_.str(), "{\"status\":\"SERVING\"}\n");
+}
+
+TEST_F(CliTest, TokenFromEnvironmentIsSentAsBearer) {
+  server_.admin.required_token = "s3cret";
+  EXPECT_EQ(Run({"stats"}, nullptr, "s3cret"), kExitOk) << err_.str();
+  EXPECT_EQ(server_.admin.authorizations, std::vector<std::string>{"Bearer s3cret"});
+}
+
+TEST_F(CliTest, TokenFlagWinsOverEnvironment) {
+  server_.admin.required_token = "right";
+  EXPECT_EQ(Run({"--token", "right", "meshes", "list"}, nullptr, "wrong"), kExitOk) << err_.str();
+  EXPECT_EQ(server_.admin.authorizations, std::vector<std::string>{"Bearer right"});
+}
+
+TEST_F(CliTest, WrongTokenExits1WithoutPrintingIt) {
+  server_.admin.required_token = "right";
+  EXPECT_EQ(Run({"stats"}, nullptr, "hunter2"), kExitRemoteError);
+  EXPECT_EQ(err_.str().find("hunter2"), std::string::npos) << err_.str();
+  EXPECT_EQ(out_.str().find("hunter2"), std::string::npos) << out_.str();
+  EXPECT_NE(err_.str().find("the token given was refused"), std::string::npos) << err_.str();
+}
+
+TEST_F(CliTest, BadTokenIsAUsageErrorThatDoesNotEchoIt) {
+  EXPECT_EQ(Run({"stats"}, nullptr, "hunter\t2"), kExitUsage);
+  EXPECT_EQ(err_.str().find("hunter"), std::string::npos) << err_.str();
+  EXPECT_TRUE(targets_.empty());
+}
+
+TEST_F(CliTest, HealthWorksWithoutTheToken) {
+  server_.admin.required_token = "s3cret";
+  EXPECT_EQ(Run({"health"}), kExitOk);
+  EXPECT_EQ(out_.str(), "SERVING\n");
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // Tests for admin-cli/commands.cc: each command against an in-process relay,
-// its output (human and --json) and its exit code.
+// its output (human and --json), its exit code, and what it sent (requests,
+// the admin token).
 #include "admin-cli/commands.h"
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/admin-cli/fake_admin_server.h"
@@ -32,6 +35,12 @@ class CommandsTest : public ::testing::Test {
     peer->add_capabilities("chat");
     peer->set_joined_at(kNowEpoch - 5);
     peer->set_remote_address("10.0.0.1:4000");
+    peer->set_transport("ws");
+    peer->set_messages_in(7);
+    peer->set_messages_out(9);
+    peer->set_bytes_in(2048);
+    peer->set_bytes_out(5'500'000);
+    peer->set_queued_bytes(0);
     server_.admin.stats.set_version("1.0.0");
     auto* error = server_.admin.stats.add_errors();
     error->set_code("unknown_target");
@@ -39,12 +48,28 @@ class CommandsTest : public ::testing::Test {
   }
 
   int Run(Command command, bool json = false, std::string mesh_id = "") {
+    CliOptions options = Options(command);
+    options.json = json;
+    options.mesh_id = std::move(mesh_id);
+    return Run(options);
+  }
+  int Run(const CliOptions& options) {
+    return RunCommand(options, server_.Channel(), kNow, out_, err_);
+  }
+  static CliOptions Options(Command command) {
     CliOptions options;
     options.addr = "test-relay:1";
     options.command = command;
-    options.json = json;
-    options.mesh_id = std::move(mesh_id);
-    return RunCommand(options, server_.Channel(), kNow, out_, err_);
+    return options;
+  }
+  // A page of ListMeshes as the relay answers it.
+  static relay::v1::ListMeshesResponse Page(std::vector<std::string> ids, std::string next,
+                                            std::uint32_t total) {
+    relay::v1::ListMeshesResponse page;
+    for (const std::string& id : ids) page.add_meshes()->set_mesh_id(id);
+    page.set_next_page_token(std::move(next));
+    page.set_total_meshes(total);
+    return page;
   }
 
   testing::FakeAdminServer server_;
@@ -53,18 +78,119 @@ class CommandsTest : public ::testing::Test {
 };
 
 TEST_F(CommandsTest, MeshesListPrintsTable) {
+  server_.admin.meshes.set_total_meshes(1);
   EXPECT_EQ(Run(Command::kMeshesList), kExitOk);
   EXPECT_EQ(out_.str(),
             "MESH   PEERS  AGE  MESSAGES\n"
             "lobby  1      3m   42\n");
-  EXPECT_EQ(err_.str(), "");
+  EXPECT_EQ(err_.str(), "") << "one page holds every mesh: no footer";
 }
 
 TEST_F(CommandsTest, MeshesListJson) {
+  server_.admin.meshes.set_total_meshes(1);
   EXPECT_EQ(Run(Command::kMeshesList, /*json=*/true), kExitOk);
   EXPECT_EQ(out_.str(),
             "{\"meshes\":[{\"mesh_id\":\"lobby\",\"peer_count\":1,\"created_at\":1699999820,"
-            "\"messages_relayed\":\"42\"}]}\n");
+            "\"messages_relayed\":\"42\"}],\"next_page_token\":\"\",\"total_meshes\":1}\n");
+}
+
+TEST_F(CommandsTest, MeshesListSendsPageSizeTokenAndOrder) {
+  CliOptions options = Options(Command::kMeshesList);
+  options.page_size = 2;
+  options.page_token = "4";
+  options.sort = MeshSort::kTraffic;
+  EXPECT_EQ(Run(options), kExitOk);
+  ASSERT_EQ(server_.admin.list_requests.size(), 1u);
+  const relay::v1::ListMeshesRequest& request = server_.admin.list_requests[0];
+  EXPECT_EQ(request.page_size(), 2u);
+  EXPECT_EQ(request.page_token(), "4");
+  EXPECT_EQ(request.order(), relay::v1::ListMeshesRequest::ORDER_TRAFFIC);
+}
+
+TEST_F(CommandsTest, MeshesListDefaultsToAPageOf50ByMeshId) {
+  EXPECT_EQ(Run(Command::kMeshesList), kExitOk);
+  ASSERT_EQ(server_.admin.list_requests.size(), 1u);
+  EXPECT_EQ(server_.admin.list_requests[0].page_size(), 50u);
+  EXPECT_EQ(server_.admin.list_requests[0].page_token(), "");
+  EXPECT_EQ(server_.admin.list_requests[0].order(), relay::v1::ListMeshesRequest::ORDER_MESH_ID);
+}
+
+TEST_F(CommandsTest, MeshesListWithMorePagesSaysHowToGetTheNextOnStderr) {
+  server_.admin.pages[""] = Page({"a", "b"}, "2", 5);
+  CliOptions options = Options(Command::kMeshesList);
+  options.page_size = 2;
+  options.sort = MeshSort::kPeers;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str().find("next page"), std::string::npos) << "stdout is the table alone";
+  EXPECT_EQ(err_.str(),
+            "(2 of 5 meshes) next page: relayctl meshes list --sort peers --page-size 2 "
+            "--page-token 2\n(or --all for every page)\n");
+}
+
+TEST_F(CommandsTest, MeshesListAllWalksEveryPageWithTheSameSizeAndOrder) {
+  server_.admin.pages[""] = Page({"a", "b"}, "2", 5);
+  server_.admin.pages["2"] = Page({"c", "d"}, "4", 5);
+  server_.admin.pages["4"] = Page({"e"}, "", 5);
+  CliOptions options = Options(Command::kMeshesList);
+  options.all_pages = true;
+  options.page_size = 2;
+  options.sort = MeshSort::kPeers;
+  options.json = true;
+
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+
+  EXPECT_EQ(out_.str(),
+            "{\"meshes\":[{\"mesh_id\":\"a\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"b\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"c\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"d\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"e\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":\"0\"}],\"next_page_token\":\"\",\"total_meshes\":5}\n");
+  ASSERT_EQ(server_.admin.list_requests.size(), 3u);
+  std::vector<std::string> tokens;
+  for (const relay::v1::ListMeshesRequest& request : server_.admin.list_requests) {
+    tokens.push_back(request.page_token());
+    EXPECT_EQ(request.page_size(), 2u);
+    EXPECT_EQ(request.order(), relay::v1::ListMeshesRequest::ORDER_PEERS);
+  }
+  EXPECT_EQ(tokens, (std::vector<std::string>{"", "2", "4"}));
+}
+
+TEST_F(CommandsTest, MeshesListAllKeepsAMeshSeenOnTwoPagesOnce) {
+  // "b" gained a peer between the calls and moved down a page.
+  server_.admin.pages[""] = Page({"a", "b"}, "2", 3);
+  server_.admin.pages["2"] = Page({"b", "c"}, "", 3);
+  CliOptions options = Options(Command::kMeshesList);
+  options.all_pages = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str(),
+            "MESH  PEERS  AGE  MESSAGES\n"
+            "a     0      -    0\n"
+            "b     0      -    0\n"
+            "c     0      -    0\n");
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, MeshesListAllStopsOnARepeatedPageToken) {
+  server_.admin.pages[""] = Page({"a"}, "1", 2);
+  server_.admin.pages["1"] = Page({"b"}, "1", 2);
+  CliOptions options = Options(Command::kMeshesList);
+  options.all_pages = true;
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(),
+            "relayctl: ListMeshes failed: the relay handed out page token \"1\" twice "
+            "(INTERNAL)\n");
+}
+
+TEST_F(CommandsTest, MeshesListBadPageTokenExits1WithTheRelaysMessage) {
+  server_.admin.pages[""] = Page({"a"}, "1", 2);
+  CliOptions options = Options(Command::kMeshesList);
+  options.page_token = "zzz";
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(err_.str(),
+            "relayctl: ListMeshes failed: page_token was not handed out by this relay "
+            "(INVALID_ARGUMENT)\n");
 }
 
 TEST_F(CommandsTest, MeshesShowPrintsHeaderLineAndPeers) {
@@ -72,20 +198,178 @@ TEST_F(CommandsTest, MeshesShowPrintsHeaderLineAndPeers) {
   EXPECT_EQ(out_.str(),
             "Mesh: lobby  Peers: 1  Age: 3m  Messages: 42\n"
             "\n"
-            "NODE   NAME   CAPABILITIES  JOINED  REMOTE\n"
-            "alice  Alice  llm,chat      5s      10.0.0.1:4000\n");
+            "NODE   NAME   CAPABILITIES  TRANSPORT  REMOTE         JOINED  MSGS_IN  MSGS_OUT  "
+            "BYTES_IN  BYTES_OUT  QUEUED\n"
+            "alice  Alice  llm,chat      ws         10.0.0.1:4000  5s      7        9         "
+            "2.0KiB    5.2MiB     0B\n");
 }
 
 TEST_F(CommandsTest, MeshesShowJson) {
   EXPECT_EQ(Run(Command::kMeshesShow, true, "lobby"), kExitOk);
   EXPECT_EQ(out_.str().rfind("{\"mesh\":{\"mesh_id\":\"lobby\"", 0), 0u) << out_.str();
   EXPECT_NE(out_.str().find("\"capabilities\":[\"llm\",\"chat\"]"), std::string::npos);
+  // Raw numbers in JSON (uint64 as strings, the proto3 JSON rule).
+  EXPECT_NE(
+      out_.str().find("\"transport\":\"ws\",\"messages_in\":\"7\",\"messages_out\":\"9\","
+                      "\"bytes_in\":\"2048\",\"bytes_out\":\"5500000\",\"queued_bytes\":\"0\""),
+      std::string::npos)
+      << out_.str();
 }
 
 TEST_F(CommandsTest, MeshesShowUnknownMeshExits1WithMessage) {
   EXPECT_EQ(Run(Command::kMeshesShow, false, "nowhere"), kExitRemoteError);
   EXPECT_EQ(out_.str(), "");
   EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\"\n");
+}
+
+TEST_F(CommandsTest, PeersKickSaysWhoWasKickedAndSendsTheReason) {
+  CliOptions options = Options(Command::kPeersKick);
+  options.mesh_id = "lobby";
+  options.node_id = "alice";
+  options.reason = "spamming";
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "kicked alice from lobby\n");
+  ASSERT_EQ(server_.admin.kick_requests.size(), 1u);
+  EXPECT_EQ(server_.admin.kick_requests[0].mesh_id(), "lobby");
+  EXPECT_EQ(server_.admin.kick_requests[0].node_id(), "alice");
+  EXPECT_EQ(server_.admin.kick_requests[0].reason(), "spamming");
+}
+
+TEST_F(CommandsTest, PeersKickJson) {
+  CliOptions options = Options(Command::kPeersKick);
+  options.mesh_id = "lobby";
+  options.node_id = "alice";
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str(), "{\"mesh_id\":\"lobby\",\"node_id\":\"alice\"}\n");
+}
+
+TEST_F(CommandsTest, PeersKickUnknownNodeExits1WithTheRelaysMessage) {
+  CliOptions options = Options(Command::kPeersKick);
+  options.mesh_id = "lobby";
+  options.node_id = "mallory";
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(),
+            "relayctl: KickPeer failed: no peer \"mallory\" in mesh \"lobby\" (NOT_FOUND)\n");
+}
+
+TEST_F(CommandsTest, MeshesCloseSaysHowManyPeersWereClosed) {
+  server_.admin.mesh.add_peers()->set_node_id("bob");
+  CliOptions options = Options(Command::kMeshesClose);
+  options.mesh_id = "lobby";
+  options.reason = "maintenance";
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "closed mesh lobby: 2 peers closed\n");
+  ASSERT_EQ(server_.admin.close_requests.size(), 1u);
+  EXPECT_EQ(server_.admin.close_requests[0].reason(), "maintenance");
+}
+
+TEST_F(CommandsTest, MeshesCloseJson) {
+  CliOptions options = Options(Command::kMeshesClose);
+  options.mesh_id = "lobby";
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str(), "{\"mesh_id\":\"lobby\",\"closed_peers\":1}\n");
+}
+
+TEST_F(CommandsTest, MeshesCloseUnknownMeshExits1) {
+  CliOptions options = Options(Command::kMeshesClose);
+  options.mesh_id = "nowhere";
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(err_.str(), "relayctl: CloseMesh failed: no live mesh \"nowhere\" (NOT_FOUND)\n");
+}
+
+TEST_F(CommandsTest, DrainPrintsGraceAndConnections) {
+  server_.admin.drain_connections = 3;
+  CliOptions options = Options(Command::kDrain);
+  options.grace_seconds = 7;
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "draining: 3 connections told to reconnect elsewhere; closed in 7s (or once all "
+            "left), then the relay exits\n");
+  ASSERT_EQ(server_.admin.drain_requests.size(), 1u);
+  EXPECT_EQ(server_.admin.drain_requests[0].grace_seconds(), 7u);
+}
+
+TEST_F(CommandsTest, DrainWithoutGraceAsksForTheRelaysDefault) {
+  CliOptions options = Options(Command::kDrain);
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(server_.admin.drain_requests.at(0).grace_seconds(), 0u);
+  EXPECT_EQ(out_.str(), "{\"grace_seconds\":20,\"connections\":0}\n");
+}
+
+TEST_F(CommandsTest, SecondDrainExits1FailedPrecondition) {
+  EXPECT_EQ(Run(Command::kDrain), kExitOk);
+  out_.str("");
+  EXPECT_EQ(Run(Command::kDrain), kExitRemoteError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(),
+            "relayctl: Drain failed: the relay is already draining (FAILED_PRECONDITION)\n");
+}
+
+TEST_F(CommandsTest, LogLevelPrintsPreviousAndNew) {
+  CliOptions options = Options(Command::kLogLevel);
+  options.log_level = "debug";
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "log level: info -> debug\n");
+  EXPECT_EQ(server_.admin.log_level, "debug");
+}
+
+TEST_F(CommandsTest, LogLevelJson) {
+  CliOptions options = Options(Command::kLogLevel);
+  options.log_level = "warn";
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str(), "{\"previous\":\"info\",\"level\":\"warn\"}\n");
+}
+
+TEST_F(CommandsTest, UnknownLogLevelExits1WithTheRelaysMessage) {
+  CliOptions options = Options(Command::kLogLevel);
+  options.log_level = "loud";
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(),
+            "relayctl: SetLogLevel failed: log level must be trace, debug, info, warn, error or "
+            "off, not \"loud\" (INVALID_ARGUMENT)\n");
+}
+
+// Every Admin command sends the token; health never does.
+TEST_F(CommandsTest, TokenIsSentOnEveryAdminCallAndNotOnHealth) {
+  server_.admin.required_token = "s3cret";
+  server_.admin.pages[""] = Page({"a"}, "1", 2);
+  server_.admin.pages["1"] = Page({"lobby"}, "", 2);
+  for (Command command :
+       {Command::kStats, Command::kMeshesList, Command::kMeshesShow, Command::kPeersKick,
+        Command::kMeshesClose, Command::kLogLevel, Command::kDrain, Command::kHealth}) {
+    CliOptions options = Options(command);
+    options.token = "s3cret";
+    options.mesh_id = "lobby";
+    options.node_id = "alice";
+    options.log_level = "info";
+    options.all_pages = true;
+    EXPECT_EQ(Run(options), kExitOk) << static_cast<int>(command) << ": " << err_.str();
+  }
+  EXPECT_EQ(server_.admin.authorizations,
+            std::vector<std::string>(8, "Bearer s3cret"))  // meshes list: two pages
+      << "every Admin call carries the token";
+  EXPECT_EQ(server_.health.authorizations, std::vector<std::string>{""});
+}
+
+TEST_F(CommandsTest, NoTokenSendsNoAuthorization) {
+  EXPECT_EQ(Run(Command::kStats), kExitOk);
+  EXPECT_EQ(server_.admin.authorizations, std::vector<std::string>{""});
+}
+
+TEST_F(CommandsTest, MissingTokenExits1AndSaysHowToGiveIt) {
+  server_.admin.required_token = "s3cret";
+  EXPECT_EQ(Run(Command::kStats), kExitRemoteError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(),
+            "relayctl: GetStats refused: this relay's admin API needs \"authorization: Bearer "
+            "<ADMIN_TOKEN>\" (UNAUTHENTICATED; no token was given: use --token or "
+            "$RELAY_ADMIN_TOKEN)\n");
 }
 
 TEST_F(CommandsTest, StatsPrintsKeyValueLines) {

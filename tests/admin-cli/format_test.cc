@@ -1,7 +1,11 @@
-// Tests for admin-cli/format.cc: ages, and the human output of each command
-// at a fixed "now".
+// Tests for admin-cli/format.cc: ages, sizes, and the human output of each
+// command at a fixed "now".
 #include "admin-cli/format.h"
 
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace relay::cli {
@@ -28,6 +32,22 @@ TEST(FormatAgeTest, LargestWholeUnitTruncated) {
 
 TEST(FormatAgeTest, NegativeAgeFromClockSkewIsZero) {
   EXPECT_EQ(FormatAge(absl::Seconds(-30)), "0s");
+}
+
+TEST(FormatBytesTest, LargestBinaryUnitTruncated) {
+  EXPECT_EQ(FormatBytes(0), "0B");
+  EXPECT_EQ(FormatBytes(1), "1B");
+  EXPECT_EQ(FormatBytes(1023), "1023B");
+  EXPECT_EQ(FormatBytes(1024), "1.0KiB");
+  EXPECT_EQ(FormatBytes(1536), "1.5KiB");
+  EXPECT_EQ(FormatBytes(10 * 1024 - 1), "9.9KiB");
+  EXPECT_EQ(FormatBytes(10 * 1024), "10KiB");
+  EXPECT_EQ(FormatBytes(1024 * 1024 - 1), "1023KiB") << "never rounded up to 1024KiB";
+  EXPECT_EQ(FormatBytes(1024 * 1024), "1.0MiB");
+  EXPECT_EQ(FormatBytes(8 * 1024 * 1024), "8.0MiB");
+  EXPECT_EQ(FormatBytes(std::uint64_t{5} << 30), "5.0GiB");
+  EXPECT_EQ(FormatBytes(std::uint64_t{1536} << 30), "1.5TiB");
+  EXPECT_EQ(FormatBytes(~std::uint64_t{0}), "15EiB");
 }
 
 TEST(FormatAgeSinceTest, FromEpochSeconds) {
@@ -60,6 +80,36 @@ TEST(FormatMeshListTest, NoMeshesIsHeaderOnly) {
   EXPECT_EQ(FormatMeshList(relay::v1::ListMeshesResponse(), kNow), "MESH  PEERS  AGE  MESSAGES\n");
 }
 
+relay::v1::ListMeshesResponse PageOf(int shown, std::string next, std::uint32_t total) {
+  relay::v1::ListMeshesResponse page;
+  for (int i = 0; i < shown; ++i) page.add_meshes()->set_mesh_id(absl::StrCat("m", i));
+  page.set_next_page_token(std::move(next));
+  page.set_total_meshes(total);
+  return page;
+}
+
+TEST(FormatMeshListFooterTest, EmptyWhenEveryMeshIsShown) {
+  EXPECT_EQ(FormatMeshListFooter(PageOf(3, "", 3), CliOptions()), "");
+  EXPECT_EQ(FormatMeshListFooter(PageOf(0, "", 0), CliOptions()), "");
+}
+
+TEST(FormatMeshListFooterTest, NextPageCommandKeepsSortAndNonDefaultPageSize) {
+  EXPECT_EQ(FormatMeshListFooter(PageOf(50, "50", 120), CliOptions()),
+            "(50 of 120 meshes) next page: relayctl meshes list --page-token 50\n"
+            "(or --all for every page)\n");
+  CliOptions options;
+  options.sort = MeshSort::kTraffic;
+  options.page_size = 10;
+  EXPECT_EQ(FormatMeshListFooter(PageOf(10, "20", 120), options),
+            "(10 of 120 meshes) next page: relayctl meshes list --sort traffic --page-size 10 "
+            "--page-token 20\n(or --all for every page)\n");
+}
+
+TEST(FormatMeshListFooterTest, LastOfSeveralPages) {
+  EXPECT_EQ(FormatMeshListFooter(PageOf(2, "", 120), CliOptions()),
+            "(2 of 120 meshes, last page)\n");
+}
+
 TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
   relay::v1::GetMeshResponse response;
   auto* mesh = response.mutable_mesh();
@@ -74,21 +124,46 @@ TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
   alice->add_capabilities("chat");
   alice->set_joined_at(kNowEpoch - 65);
   alice->set_remote_address("10.0.0.1:51234");
+  alice->set_transport("ws");
+  alice->set_messages_in(12);
+  alice->set_messages_out(30);
+  alice->set_bytes_in(900);
+  alice->set_bytes_out(70'000);
+  alice->set_queued_bytes(3 * 1024 * 1024);
   auto* bob = response.add_peers();
   bob->set_node_id("bob");
   bob->set_name("bob");
   bob->set_joined_at(kNowEpoch - 5);
   bob->set_remote_address("[::1]:40000");
+  bob->set_transport("grpc");
 
   EXPECT_EQ(FormatMeshDetail(response, kNow),
             "Mesh: lobby  Peers: 2  Age: 2h  Messages: 42\n"
             "\n"
-            "NODE        NAME   CAPABILITIES  JOINED  REMOTE\n"
-            "alice-node  Alice  llm,chat      1m      10.0.0.1:51234\n"
-            "bob         bob    -             5s      [::1]:40000\n");
+            "NODE        NAME   CAPABILITIES  TRANSPORT  REMOTE          JOINED  MSGS_IN  "
+            "MSGS_OUT  BYTES_IN  BYTES_OUT  QUEUED\n"
+            "alice-node  Alice  llm,chat      ws         10.0.0.1:51234  1m      12       "
+            "30        900B      68KiB      3.0MiB\n"
+            "bob         bob    -             grpc       [::1]:40000     5s      0        "
+            "0         0B        0B         0B\n");
 }
 
-TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCode) {
+TEST(FormatMeshDetailTest, MeshIdInTheHeaderLineCannotSendEscapes) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("evil\x1b]0;pwned\x07");
+  EXPECT_EQ(FormatMeshDetail(response, kNow).rfind("Mesh: evil?]0;pwned?  Peers: 0", 0), 0u);
+}
+
+TEST(FormatMeshDetailTest, UnknownTransportIsDash) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("m");
+  response.add_peers()->set_node_id("old");
+  EXPECT_NE(FormatMeshDetail(response, kNow).find("old   -     -             -          -"),
+            std::string::npos)
+      << FormatMeshDetail(response, kNow);
+}
+
+TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeAndCloseReason) {
   relay::v1::Stats stats;
   stats.set_version("1.0.0");
   stats.set_uptime_seconds(7384.6);
@@ -105,6 +180,9 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCode) {
   auto* too_many = stats.add_errors();
   too_many->set_code("too_many_requests");
   too_many->set_count(0);
+  auto* kicked = stats.add_closes();
+  kicked->set_reason("kicked");
+  kicked->set_count(4);
 
   EXPECT_EQ(FormatStats(stats),
             "version:                  1.0.0\n"
@@ -117,7 +195,8 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCode) {
             "messages_relayed:         340\n"
             "llm_requests:             2\n"
             "errors.bad_json:          1\n"
-            "errors.too_many_requests: 0\n");
+            "errors.too_many_requests: 0\n"
+            "closes.kicked:            4\n");
 }
 
 TEST(FormatHealthTest, StatusName) {
@@ -134,6 +213,32 @@ TEST(FormatHealthTest, StatusNewerThanOurProtoShowsItsNumber) {
   grpc::health::v1::HealthCheckResponse response;
   response.set_status(static_cast<grpc::health::v1::HealthCheckResponse::ServingStatus>(7));
   EXPECT_EQ(FormatHealth(response), "UNKNOWN(7)\n");
+}
+
+TEST(FormatActionTest, Kick) {
+  EXPECT_EQ(FormatKick("lobby", "alice"), "kicked alice from lobby\n");
+}
+
+TEST(FormatActionTest, CloseMeshCountsPeers) {
+  relay::v1::CloseMeshResponse response;
+  response.set_closed_peers(1);
+  EXPECT_EQ(FormatCloseMesh("lobby", response), "closed mesh lobby: 1 peer closed\n");
+  response.set_closed_peers(0);
+  EXPECT_EQ(FormatCloseMesh("lobby", response), "closed mesh lobby: 0 peers closed\n");
+}
+
+TEST(FormatActionTest, Drain) {
+  relay::v1::DrainResponse response;
+  response.set_grace_seconds(20);
+  response.set_connections(1);
+  EXPECT_EQ(FormatDrain(response),
+            "draining: 1 connection told to reconnect elsewhere; closed in 20s (or once all "
+            "left), then the relay exits\n");
+}
+
+TEST(FormatActionTest, LogLevel) {
+  EXPECT_EQ(FormatLogLevel("info", "debug"), "log level: info -> debug\n");
+  EXPECT_EQ(FormatLogLevel("", "debug"), "log level: - -> debug\n");
 }
 
 }  // namespace

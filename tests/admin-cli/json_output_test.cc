@@ -1,5 +1,6 @@
 // Tests for admin-cli/json_output.cc: the --json shape scripts rely on (one
-// line, proto field names, zero fields present, uint64 as strings, enum names).
+// line, proto field names, zero fields present, uint64 as strings, enum names),
+// and JsonObject's order and escaping.
 #include "admin-cli/json_output.h"
 
 #include "grpc/health/v1/health.pb.h"
@@ -22,11 +23,12 @@ TEST(ToJsonTest, MeshListUsesProtoFieldNamesOnOneLine) {
   ASSERT_TRUE(json.ok()) << json.status();
   EXPECT_EQ(*json,
             "{\"meshes\":[{\"mesh_id\":\"lobby\",\"peer_count\":2,\"created_at\":1700000000.5,"
-            "\"messages_relayed\":\"42\"}]}\n");
+            "\"messages_relayed\":\"42\"}],\"next_page_token\":\"\",\"total_meshes\":0}\n");
 }
 
 TEST(ToJsonTest, EmptyListAndZeroFieldsArePresent) {
-  EXPECT_EQ(*ToJson(relay::v1::ListMeshesResponse()), "{\"meshes\":[]}\n");
+  EXPECT_EQ(*ToJson(relay::v1::ListMeshesResponse()),
+            "{\"meshes\":[],\"next_page_token\":\"\",\"total_meshes\":0}\n");
 
   relay::v1::Stats stats;
   absl::StatusOr<std::string> json = ToJson(stats);
@@ -67,6 +69,20 @@ TEST(ToJsonTest, HealthStatusByName) {
   EXPECT_EQ(*ToJson(response), "{\"status\":\"UNKNOWN\"}\n");
   response.set_status(grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(*ToJson(response), "{\"status\":\"SERVING\"}\n");
+}
+
+TEST(JsonObjectTest, KeysInInsertionOrderOnOneLine) {
+  JsonObject object;
+  object.Add("mesh_id", "lobby").Add("closed_peers", 3u).Add("empty", "");
+  EXPECT_EQ(object.ToString(), "{\"mesh_id\":\"lobby\",\"closed_peers\":3,\"empty\":\"\"}\n");
+  EXPECT_EQ(JsonObject().ToString(), "{}\n");
+}
+
+TEST(JsonQuoteTest, EscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\nd\te\x01"
+                      "f"),
+            "\"a\\\"b\\\\c\\nd\\te\\u0001f\"");
+  EXPECT_EQ(JsonQuote("caf\xC3\xA9"), "\"caf\xC3\xA9\"") << "UTF-8 passes through";
 }
 
 }  // namespace

@@ -40,5 +40,9 @@ TEST(FormatTableTest, ControlCharactersBecomeQuestionMarks) {
   EXPECT_EQ(FormatTable({"NAME"}, {{"evil\n\x1b[31mred\x7f"}}), "NAME\nevil??[31mred?\n");
 }
 
+TEST(PrintableTest, ControlCharactersBecomeQuestionMarksUtf8Stays) {
+  EXPECT_EQ(Printable("a\x1b[2Jb\tc\xC3\xA9"), "a?[2Jb?c\xC3\xA9");
+}
+
 }  // namespace
 }  // namespace relay::cli

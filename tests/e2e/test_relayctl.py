@@ -1,20 +1,29 @@
-"""relayctl against a live relay with two registered clients in mesh "test-mesh"."""
+"""relayctl against a live relay: every command, its output (tables and --json), its exit code
+(0 ok, 1 remote error, 2 usage, 3 unreachable), and the admin token.
+
+log-level: relayctl passes the level as typed and the relay judges it, so an unknown level exits 1
+with the relay's INVALID_ARGUMENT message (a missing LEVEL is a usage error, exit 2)."""
 
 import asyncio
 import json
+import os
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 
-from relayclient import mesh_of
+from relayclient import assert_error, marker_barrier, mesh_of, poll
+
+TOKEN = "s3cret-admin-token"
 
 
 def run_ctl(relayctl_bin, *args, env=None, timeout=20):
-    import os
     full_env = dict(os.environ)
-    full_env.pop("RELAY_ADMIN_ADDR", None)
+    # The caller's own relay settings must not leak into the test.
+    for name in ("RELAY_ADMIN_ADDR", "RELAY_ADMIN_TOKEN", "RELAY_ADMIN_CA"):
+        full_env.pop(name, None)
     full_env.update(env or {})
     return subprocess.run([relayctl_bin, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
 
@@ -24,13 +33,26 @@ async def actl(relayctl_bin, *args, env=None):
     return await asyncio.to_thread(run_ctl, relayctl_bin, *args, env=env)
 
 
+def ctl_json(result):
+    """The one JSON document relayctl --json printed."""
+    assert result.returncode == 0, result
+    return json.loads(result.stdout)
+
+
+def loopback_addr(relay):
+    # A relay bound to 0.0.0.0 prints that; relayctl connects over loopback.
+    return "127.0.0.1:%d" % relay.grpc_port
+
+
 async def two_clients(relay):
     return await mesh_of(relay, "test-mesh", [("mac-1", ["llm", "chat"]), ("android-1", [])])
 
 
-def table_rows(stdout):
+def table(stdout):
+    """(header, rows) of a relayctl table: columns split on runs of 2+ spaces."""
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
-    return [re.split(r"\s{2,}|\t", ln.strip()) for ln in lines]
+    split = [re.split(r"\s{2,}", ln.strip()) for ln in lines]
+    return split[0], split[1:]
 
 
 def find_dicts(obj, pred):
@@ -46,58 +68,190 @@ def find_dicts(obj, pred):
     return out
 
 
+# ---------------------------------------------------------------------------
+# meshes list
+# ---------------------------------------------------------------------------
+
 async def test_meshes_list_table(relay, relayctl_bin):
     await two_clients(relay)
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "list")
     assert r.returncode == 0, r
-    header = r.stdout.splitlines()[0].split()
-    assert header[:4] == ["MESH", "PEERS", "AGE", "MESSAGES"], r.stdout
-    rows = [row for row in (ln.split() for ln in r.stdout.splitlines()[1:]) if row]
+    header, rows = table(r.stdout)
+    assert header == ["MESH", "PEERS", "AGE", "MESSAGES"], r.stdout
     assert len(rows) == 1, r.stdout
     assert rows[0][0] == "test-mesh" and rows[0][1] == "2", r.stdout
+    assert r.stderr == "", "one page holds every mesh: no paging footer"
 
 
 async def test_meshes_list_json(relay, relayctl_bin):
     await two_clients(relay)
-    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "list")
-    assert r.returncode == 0, r
-    data = json.loads(r.stdout)
-    found = find_dicts(data, lambda d: d.get("mesh_id", d.get("meshId")) == "test-mesh")
-    assert len(found) == 1, data
-    assert int(found[0].get("peer_count", found[0].get("peerCount"))) == 2
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "list"))
+    assert data["total_meshes"] == 1 and data["next_page_token"] == "", data
+    [mesh] = data["meshes"]
+    assert mesh["mesh_id"] == "test-mesh" and mesh["peer_count"] == 2, data
 
 
 async def test_meshes_list_empty(relay, relayctl_bin):
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "list")
     assert r.returncode == 0, r
-    assert "test-mesh" not in r.stdout
+    assert r.stdout.split() == ["MESH", "PEERS", "AGE", "MESSAGES"], r.stdout
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "list"))
+    assert data == {"meshes": [], "next_page_token": "", "total_meshes": 0}, data
+
+
+# Peers and broadcasts per mesh: a broadcast reaches every other peer and each delivery counts,
+# so messages_relayed = broadcasts * (peers - 1).
+FIVE_MESHES = {
+    #  mesh     peers  broadcasts  -> relayed
+    "m-a": (2, 3),  # 3
+    "m-b": (1, 0),  # 0
+    "m-c": (3, 1),  # 2
+    "m-d": (1, 0),  # 0
+    "m-e": (2, 5),  # 5
+}
+BY_MESH = ["m-a", "m-b", "m-c", "m-d", "m-e"]
+BY_PEERS = ["m-c", "m-a", "m-e", "m-b", "m-d"]    # most peers first, ties by mesh id
+BY_TRAFFIC = ["m-e", "m-a", "m-c", "m-b", "m-d"]  # most messages relayed first, ties by mesh id
+
+
+async def five_meshes(relay):
+    for mesh, (peers, broadcasts) in FIVE_MESHES.items():
+        clients = await mesh_of(relay, mesh, [("%s-%d" % (mesh, i), []) for i in range(peers)])
+        for n in range(broadcasts):
+            await clients[0].send({"type": "broadcast", "payload": n})
+            for other in clients[1:]:
+                await other.expect("message")
+
+
+def list_ids(data):
+    return [m["mesh_id"] for m in data["meshes"]]
+
+
+async def test_meshes_list_sorted_by_peers_and_traffic(relay, relayctl_bin):
+    await five_meshes(relay)
+    addr = relay.grpc_addr
+    by_id = ctl_json(await actl(relayctl_bin, "--addr", addr, "--json", "meshes", "list"))
+    assert list_ids(by_id) == BY_MESH, by_id
+    assert {m["mesh_id"]: m["peer_count"] for m in by_id["meshes"]} == \
+        {mesh: peers for mesh, (peers, _) in FIVE_MESHES.items()}
+    # uint64 is a string in proto3 JSON
+    assert {m["mesh_id"]: m["messages_relayed"] for m in by_id["meshes"]} == \
+        {"m-a": "3", "m-b": "0", "m-c": "2", "m-d": "0", "m-e": "5"}, by_id
+
+    by_peers = ctl_json(await actl(relayctl_bin, "--addr", addr, "--json", "meshes", "list", "--sort", "peers"))
+    assert list_ids(by_peers) == BY_PEERS, by_peers
+    by_traffic = ctl_json(await actl(relayctl_bin, "--addr", addr, "meshes", "list", "--sort=traffic", "--json"))
+    assert list_ids(by_traffic) == BY_TRAFFIC, by_traffic
+
+    r = await actl(relayctl_bin, "--addr", addr, "meshes", "list", "--sort", "peers")
+    assert r.returncode == 0, r
+    assert [row[0] for row in table(r.stdout)[1]] == BY_PEERS, r.stdout
+
+
+async def test_meshes_list_page_tokens_walk_every_mesh(relay, relayctl_bin):
+    await five_meshes(relay)
+    pages = []
+    token = None
+    while True:
+        args = ["--addr", relay.grpc_addr, "--json", "meshes", "list", "--sort", "peers", "--page-size", "2"]
+        if token:
+            args += ["--page-token", token]
+        page = ctl_json(await actl(relayctl_bin, *args))
+        assert page["total_meshes"] == 5, page
+        pages.append(list_ids(page))
+        token = page["next_page_token"]
+        if not token:
+            break
+        assert len(pages) < 5, "paging does not end: %r" % pages
+    assert pages == [BY_PEERS[0:2], BY_PEERS[2:4], BY_PEERS[4:5]], pages
+
+
+async def test_meshes_list_page_table_says_how_to_get_the_next_page(relay, relayctl_bin):
+    await five_meshes(relay)
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "list", "--page-size", "2",
+                   "--sort", "traffic")
+    assert r.returncode == 0, r
+    assert [row[0] for row in table(r.stdout)[1]] == BY_TRAFFIC[:2], r.stdout
+    # The hint goes to stderr, so that a pipe gets the table alone; it is a command to copy.
+    m = re.search(r"\(2 of 5 meshes\) next page: relayctl (meshes list .*--page-token \S+)", r.stderr)
+    assert m, r.stderr
+    follow = await actl(relayctl_bin, "--addr", relay.grpc_addr, *m.group(1).split())
+    assert follow.returncode == 0, follow
+    assert [row[0] for row in table(follow.stdout)[1]] == BY_TRAFFIC[2:4], follow.stdout
+
+
+async def test_meshes_list_all_walks_every_page(relay, relayctl_bin):
+    await five_meshes(relay)
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "list", "--all",
+                               "--page-size", "2", "--sort", "traffic"))
+    assert list_ids(data) == BY_TRAFFIC, data
+    assert data["next_page_token"] == "" and data["total_meshes"] == 5, data
+
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "list", "--all", "--page-size", "2")
+    assert r.returncode == 0, r
+    assert [row[0] for row in table(r.stdout)[1]] == BY_MESH, r.stdout
+    assert r.stderr == "", r.stderr
+
+
+def test_meshes_list_bad_page_token_exits_1(relay, relayctl_bin):
+    r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "list", "--page-token", "not-a-token")
+    assert r.returncode == 1, r
+    assert "INVALID_ARGUMENT" in r.stderr and r.stderr.startswith("relayctl: "), r.stderr
+
+
+# ---------------------------------------------------------------------------
+# meshes show
+# ---------------------------------------------------------------------------
+
+SHOW_HEADER = ["NODE", "NAME", "CAPABILITIES", "TRANSPORT", "REMOTE", "JOINED", "MSGS_IN", "MSGS_OUT",
+               "BYTES_IN", "BYTES_OUT", "QUEUED"]
 
 
 async def test_meshes_show(relay, relayctl_bin):
-    await two_clients(relay)
+    a, b = await two_clients(relay)
+    await a.send({"type": "broadcast", "payload": "x" * 3000})
+    await b.expect("message")
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "test-mesh")
     assert r.returncode == 0, r
-    out = r.stdout
-    assert "test-mesh" in out.splitlines()[0], out
-    header_idx = next(i for i, ln in enumerate(out.splitlines()) if ln.split()[:1] == ["NODE"])
-    header = out.splitlines()[header_idx].split()
-    assert header == ["NODE", "NAME", "CAPABILITIES", "JOINED", "REMOTE"], out
-    body = [ln for ln in out.splitlines()[header_idx + 1:] if ln.strip()]
-    assert [ln.split()[0] for ln in body] == ["mac-1", "android-1"], out
-    mac_line = body[0]
-    assert "llm" in mac_line and "chat" in mac_line
-    assert "127.0.0.1:" in mac_line and "127.0.0.1:" in body[1]
+    first, rest = r.stdout.split("\n", 1)
+    assert first.startswith("Mesh: test-mesh  Peers: 2  "), r.stdout
+    header, rows = table(rest)
+    assert header == SHOW_HEADER, r.stdout
+    assert [row[0] for row in rows] == ["mac-1", "android-1"], r.stdout
+    col = {name: i for i, name in enumerate(SHOW_HEADER)}
+    mac, android = rows
+    assert mac[col["NAME"]] == "mac-1" and mac[col["CAPABILITIES"]] == "llm,chat", mac
+    assert android[col["CAPABILITIES"]] == "-", android
+    for row in rows:
+        assert row[col["TRANSPORT"]] == "ws", row
+        assert row[col["REMOTE"]].startswith("127.0.0.1:"), row
+        assert re.fullmatch(r"\d+[smhd]", row[col["JOINED"]]), row
+        for size in ("BYTES_IN", "BYTES_OUT", "QUEUED"):
+            assert re.fullmatch(r"\d+B|\d+(\.\d)?[KMGTPE]iB", row[col[size]]), (size, row)
+    # The 3000-byte broadcast: human-readable sizes in the table.
+    assert mac[col["BYTES_IN"]].endswith("KiB"), mac
+    assert android[col["BYTES_OUT"]].endswith("KiB"), android
 
 
 async def test_meshes_show_json(relay, relayctl_bin):
-    await two_clients(relay)
-    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", "test-mesh")
-    assert r.returncode == 0, r
-    data = json.loads(r.stdout)
-    nodes = find_dicts(data, lambda d: "node_id" in d or "nodeId" in d)
-    ids = [d.get("node_id", d.get("nodeId")) for d in nodes]
-    assert ids == ["mac-1", "android-1"], data
-    assert nodes[0]["capabilities"] == ["llm", "chat"]
+    a, b = await two_clients(relay)
+    await a.send({"type": "broadcast", "payload": "x" * 3000})
+    await b.expect("message")
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", "test-mesh"))
+    assert data["mesh"]["mesh_id"] == "test-mesh" and data["mesh"]["peer_count"] == 2, data
+    assert int(data["mesh"]["messages_relayed"]) == 1, data
+    mac, android = data["peers"]
+    assert (mac["node_id"], mac["name"], mac["capabilities"]) == ("mac-1", "mac-1", ["llm", "chat"]), mac
+    assert (android["node_id"], android["capabilities"]) == ("android-1", []), android
+    for peer in (mac, android):
+        assert peer["transport"] == "ws", peer
+        assert peer["remote_address"].startswith("127.0.0.1:"), peer
+        assert abs(peer["joined_at"] - time.time()) < 60, peer
+        # Raw numbers (uint64 as strings): the register frame in, joined/peers out at least.
+        assert int(peer["bytes_in"]) > 0 and int(peer["bytes_out"]) > 0, peer
+        assert int(peer["messages_in"]) >= 1 and int(peer["messages_out"]) >= 2, peer
+        assert int(peer["queued_bytes"]) >= 0, peer
+    assert int(mac["bytes_in"]) > 3000 and int(android["bytes_out"]) > 3000, data
 
 
 async def test_meshes_show_percent_decoded_mesh(relay, relayctl_bin):
@@ -110,7 +264,7 @@ async def test_meshes_show_percent_decoded_mesh(relay, relayctl_bin):
 def test_meshes_show_unknown_exits_1(relay, relayctl_bin):
     r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "nope")
     assert r.returncode == 1, r
-    assert "nope" in (r.stderr + r.stdout)
+    assert r.stdout == "" and r.stderr == 'relayctl: no live mesh "nope"\n', r
 
 
 async def test_meshes_show_after_mesh_emptied_exits_1(relay, relayctl_bin):
@@ -118,14 +272,98 @@ async def test_meshes_show_after_mesh_emptied_exits_1(relay, relayctl_bin):
     await a.close()
     await b.expect("peer_left")
     await b.close()
-
-    def gone():
-        return relay.get_json("/health")["meshes"] == 0
-    from relayclient import poll
-    await poll(gone, what="mesh removed")
+    await poll(lambda: relay.get_json("/health")["meshes"] == 0, what="mesh removed")
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "test-mesh")
     assert r.returncode == 1, r
 
+
+# ---------------------------------------------------------------------------
+# peers kick, meshes close
+# ---------------------------------------------------------------------------
+
+async def test_peers_kick(relay, relayctl_bin):
+    a, b, c = await mesh_of(relay, "test-mesh", [("a", []), ("b", []), ("c", [])])
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "peers", "kick", "test-mesh", "b",
+                   "--reason", "spamming the mesh")
+    assert r.returncode == 0, r
+    assert r.stdout == "kicked b from test-mesh\n", r.stdout
+
+    msgs, code, reason = await b.recv_until_closed()
+    assert len(msgs) == 1, msgs
+    assert_error(msgs[0], "kicked")
+    assert "spamming the mesh" in msgs[0]["message"], msgs
+    assert (code, reason) == (1008, "kicked")
+    for other in (a, c):
+        left = await other.expect("peer_left")
+        assert left["node_id"] == "b", left
+    await marker_barrier(a, [c])  # the rest of the mesh keeps working
+    stats = await actl(relayctl_bin, "--addr", relay.grpc_addr, "stats")
+    assert parse_kv(stats.stdout)["closes.kicked"] == "1", stats.stdout
+
+    # b is gone now (the others saw peer_left): kicking it again is NOT_FOUND.
+    again = await actl(relayctl_bin, "--addr", relay.grpc_addr, "peers", "kick", "test-mesh", "b")
+    assert again.returncode == 1, again
+    assert again.stdout == "", again
+    assert again.stderr.startswith("relayctl: KickPeer failed: ") and "(NOT_FOUND)" in again.stderr, again
+
+
+async def test_peers_kick_json(relay, relayctl_bin):
+    a, b = await two_clients(relay)
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "peers", "kick", "test-mesh",
+                               "android-1"))
+    assert data == {"mesh_id": "test-mesh", "node_id": "android-1"}, data
+    msgs, code, reason = await b.recv_until_closed()
+    assert [m["code"] for m in msgs] == ["kicked"] and (code, reason) == (1008, "kicked"), (msgs, code, reason)
+
+
+@pytest.mark.parametrize("mesh,node", [("test-mesh", "ghost"), ("no-such-mesh", "mac-1")])
+async def test_peers_kick_unknown_exits_1(relay, relayctl_bin, mesh, node):
+    a, b = await two_clients(relay)
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "peers", "kick", mesh, node)
+    assert r.returncode == 1, r
+    assert r.stdout == "" and "(NOT_FOUND)" in r.stderr and len(r.stderr.splitlines()) == 1, r
+    await a.ping_barrier()
+    await b.ping_barrier()
+
+
+async def test_meshes_close(relay, relayctl_bin):
+    closing = await mesh_of(relay, "doomed", [("d1", []), ("d2", []), ("d3", [])])
+    kept = await mesh_of(relay, "kept", [("k1", []), ("k2", [])])
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "close", "doomed", "--reason", "maintenance")
+    assert r.returncode == 0, r
+    assert r.stdout == "closed mesh doomed: 3 peers closed\n", r.stdout
+
+    for client in closing:
+        msgs, code, reason = await client.recv_until_closed()
+        assert len(msgs) == 1, (client.who(), msgs)
+        assert_error(msgs[0], "mesh_closed")
+        assert "maintenance" in msgs[0]["message"], msgs
+        assert (code, reason) == (1008, "mesh closed"), (client.who(), code, reason)
+
+    # The other mesh saw nothing and keeps working.
+    for client in kept:
+        await client.ping_barrier()
+    await marker_barrier(kept[0], [kept[1]])
+
+    await poll(lambda: relay.get_json("/health")["meshes"] == 1, what="closed mesh removed")
+    gone = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "close", "doomed")
+    assert gone.returncode == 1 and "(NOT_FOUND)" in gone.stderr, gone
+    listed = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "list"))
+    assert list_ids(listed) == ["kept"], listed
+
+
+async def test_meshes_close_json(relay, relayctl_bin):
+    clients = await two_clients(relay)
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "close", "test-mesh"))
+    assert data == {"mesh_id": "test-mesh", "closed_peers": 2}, data
+    for client in clients:
+        _, code, reason = await client.recv_until_closed()
+        assert (code, reason) == (1008, "mesh closed")
+
+
+# ---------------------------------------------------------------------------
+# stats, health
+# ---------------------------------------------------------------------------
 
 def parse_kv(stdout):
     kv = {}
@@ -145,27 +383,23 @@ async def test_stats(relay, relayctl_bin):
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "stats")
     assert r.returncode == 0, r
     kv = parse_kv(r.stdout)
-    mesh_keys = [k for k in kv if "mesh" in k.lower()]
-    assert mesh_keys and any(kv[k] == "1" for k in mesh_keys), kv
-    assert any(v == "2" for k, v in kv.items() if "peer" in k.lower() or "connection" in k.lower()), kv
-    assert any("uptime" in k.lower() for k in kv), kv
-    assert any("version" in k.lower() for k in kv), kv
+    assert kv["active_meshes"] == "1" and kv["registered_peers"] == "2", kv
+    assert kv["messages_relayed"] == "1", kv
+    assert "uptime" in kv and "version" in kv, kv
 
 
 async def test_stats_json(relay, relayctl_bin):
     await two_clients(relay)
-    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats")
-    assert r.returncode == 0, r
-    data = json.loads(r.stdout)
-    assert int(data.get("active_meshes", data.get("activeMeshes"))) == 1, data
-    assert int(data.get("registered_peers", data.get("registeredPeers"))) == 2, data
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats"))
+    assert data["active_meshes"] == 1 and data["registered_peers"] == 2, data
 
 
 def test_health_serving(relay, relayctl_bin):
     r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "health")
     assert r.returncode == 0, r
-    assert r.stdout.strip().splitlines()[-1].strip() == "SERVING" or "SERVING" in r.stdout.split(), r.stdout
-    assert "NOT_SERVING" not in r.stdout
+    assert r.stdout == "SERVING\n", r.stdout
+    data = ctl_json(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "health"))
+    assert data == {"status": "SERVING"}, data
 
 
 def test_addr_from_env(relay, relayctl_bin):
@@ -179,6 +413,186 @@ def test_addr_flag_wins_over_env(relay, relayctl_bin):
     assert r.returncode == 0, r
 
 
+# ---------------------------------------------------------------------------
+# log-level
+# ---------------------------------------------------------------------------
+
+def test_log_level(relay, relayctl_bin):
+    r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "log-level", "debug")
+    assert r.returncode == 0, r
+    assert r.stdout == "log level: info -> debug\n", r.stdout
+    data = ctl_json(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "warn"))
+    assert data == {"previous": "debug", "level": "warn"}, data
+    # The relay logs the change itself (at warn, so that it shows at any level).
+    assert "log level info -> debug" in relay.stderr_text(20000), relay.stderr_text()
+
+
+def test_log_level_unknown_exits_1_with_the_relays_message(relay, relayctl_bin):
+    r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "log-level", "loud")
+    assert r.returncode == 1, r
+    assert r.stdout == "", r
+    assert r.stderr.startswith("relayctl: SetLogLevel failed: ") and "loud" in r.stderr, r.stderr
+    assert "(INVALID_ARGUMENT)" in r.stderr, r.stderr
+    unchanged = ctl_json(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "info"))
+    assert unchanged["previous"] == "info", unchanged
+
+
+# ---------------------------------------------------------------------------
+# drain
+# ---------------------------------------------------------------------------
+
+async def wait_exit(relay, timeout=10.0):
+    rc = await asyncio.to_thread(relay.proc.wait, timeout)
+    relay.returncode = rc
+    return rc
+
+
+async def test_drain(relay_factory, relayctl_bin):
+    relay = relay_factory("--drain-grace-seconds", "2")
+    a, b = await two_clients(relay)
+    started = time.monotonic()
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "drain")
+    assert r.returncode == 0, r
+    assert re.fullmatch(r"draining: 2 connections told .*; closed in 2s .*\n", r.stdout), r.stdout
+
+    for client in (a, b):
+        msg = await client.expect("server_draining")
+        assert set(msg) == {"type", "grace_seconds", "reconnect_after_ms"}, msg
+        assert msg["grace_seconds"] == 2, msg
+        assert isinstance(msg["reconnect_after_ms"], int) and msg["reconnect_after_ms"] >= 0, msg
+
+    # During the grace: not ready, health NOT_SERVING, a second drain refused, clients still served.
+    status, _, body = await asyncio.to_thread(relay.http, "GET", "/ready")
+    assert status == 503, (status, body)
+    health = await actl(relayctl_bin, "--addr", relay.grpc_addr, "health")
+    assert health.returncode == 1 and health.stdout == "NOT_SERVING\n", health
+    again = await actl(relayctl_bin, "--addr", relay.grpc_addr, "drain")
+    assert again.returncode == 1, again
+    assert again.stderr.startswith("relayctl: Drain failed: ") and "(FAILED_PRECONDITION)" in again.stderr, again
+    await marker_barrier(a, [b])
+    assert time.monotonic() - started < 2, "the checks above must run inside the grace"
+
+    for client in (a, b):
+        msgs, code, reason = await client.recv_until_closed(timeout=10)
+        assert msgs == [] and (code, reason) == (1001, "server shutting down"), (client.who(), msgs, code, reason)
+    assert time.monotonic() - started >= 1.5, "closed before the grace"
+    assert await wait_exit(relay) == 0, relay.stderr_text()
+
+
+async def test_drain_grace_flag_json(relay_factory, relayctl_bin):
+    relay = relay_factory("--drain-grace-seconds", "30")
+    a = (await mesh_of(relay, "m", [("solo", [])]))[0]
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "drain", "--grace", "1"))
+    assert data == {"grace_seconds": 1, "connections": 1}, data
+    msg = await a.expect("server_draining")
+    assert msg["grace_seconds"] == 1, msg
+    _, code, _ = await a.recv_until_closed(timeout=10)
+    assert code == 1001
+    assert await wait_exit(relay) == 0, relay.stderr_text()
+
+
+async def test_drain_ends_early_once_everyone_left(relay_factory, relayctl_bin):
+    relay = relay_factory("--drain-grace-seconds", "60")
+    a, b = await two_clients(relay)
+    r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "drain")
+    assert r.returncode == 0, r
+    for client in (a, b):
+        await client.expect("server_draining")
+        await client.close()
+    assert await wait_exit(relay, timeout=15) == 0, relay.stderr_text()
+
+
+# ---------------------------------------------------------------------------
+# The admin token
+# ---------------------------------------------------------------------------
+
+ADMIN_COMMANDS = [
+    ["stats"],
+    ["meshes", "list"],
+    ["meshes", "show", "test-mesh"],
+    ["meshes", "close", "test-mesh"],
+    ["peers", "kick", "test-mesh", "mac-1"],
+    ["drain"],
+    ["log-level", "debug"],
+]
+
+
+async def test_every_admin_command_needs_the_token(relay_factory, relayctl_bin):
+    relay = relay_factory("--admin-token", TOKEN, "--grpc-host", "127.0.0.1")
+    a, b = await two_clients(relay)
+    for cmd in ADMIN_COMMANDS:
+        r = await actl(relayctl_bin, "--addr", relay.grpc_addr, *cmd)
+        assert r.returncode == 1, (cmd, r)
+        assert r.stdout == "", (cmd, r)
+        [line] = r.stderr.splitlines()
+        assert line.startswith("relayctl: ") and "UNAUTHENTICATED" in line, (cmd, line)
+        assert "--token" in line and "RELAY_ADMIN_TOKEN" in line, (cmd, line)
+    # Nothing happened: both peers are still there, and the relay is not draining.
+    await a.ping_barrier()
+    await b.ping_barrier()
+    health = await actl(relayctl_bin, "--addr", relay.grpc_addr, "health")
+    assert health.returncode == 0 and health.stdout == "SERVING\n", health
+
+
+async def test_token_from_flag_or_env(relay_factory, relayctl_bin):
+    relay = relay_factory("--admin-token", TOKEN, "--grpc-host", "127.0.0.1")
+    await two_clients(relay)
+    by_flag = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--token", TOKEN, "--json", "stats"))
+    assert by_flag["registered_peers"] == 2, by_flag
+    by_env = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "test-mesh",
+                        env={"RELAY_ADMIN_TOKEN": TOKEN})
+    assert by_env.returncode == 0 and "mac-1" in by_env.stdout, by_env
+    level = await actl(relayctl_bin, "--addr", relay.grpc_addr, "log-level", "debug",
+                       env={"RELAY_ADMIN_TOKEN": TOKEN})
+    assert level.returncode == 0, level
+
+
+def test_wrong_token_is_refused_and_never_printed(relay_factory, relayctl_bin):
+    relay = relay_factory("--admin-token", TOKEN, "--grpc-host", "127.0.0.1")
+    for args, env in [(["--token", "guessed-wrong"], None), ([], {"RELAY_ADMIN_TOKEN": "guessed-wrong"})]:
+        r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, *args, "stats", env=env)
+        assert r.returncode == 1, r
+        assert "UNAUTHENTICATED" in r.stderr and "refused" in r.stderr, r.stderr
+        assert "guessed-wrong" not in r.stdout + r.stderr, r
+    # A good token is never echoed either, whatever happens.
+    r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--token", TOKEN, "meshes", "show", "nope")
+    assert r.returncode == 1 and TOKEN not in r.stdout + r.stderr, r
+
+
+def test_health_needs_no_token(relay_factory, relayctl_bin):
+    relay = relay_factory("--admin-token", TOKEN, "--grpc-host", "127.0.0.1")
+    r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "health")
+    assert r.returncode == 0 and r.stdout == "SERVING\n", r
+
+
+def test_off_loopback_without_token_refuses_to_start(relay_bin):
+    env = dict(os.environ)
+    env.pop("ADMIN_TOKEN", None)
+    r = subprocess.run([relay_bin, "--port", "0", "--grpc-port", "0", "--host", "127.0.0.1",
+                        "--grpc-host", "0.0.0.0"], capture_output=True, text=True, timeout=15,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 2, r
+    assert "admin-token" in r.stderr, r.stderr
+    assert "listening" not in r.stdout, r.stdout
+
+
+async def test_off_loopback_with_token_serves_admin_only_with_it(relay_factory, relayctl_bin):
+    relay = relay_factory("--grpc-host", "0.0.0.0", "--admin-token", TOKEN)
+    assert relay.grpc_host == "0.0.0.0", relay.stdout_lines
+    await two_clients(relay)
+    addr = loopback_addr(relay)
+    refused = await actl(relayctl_bin, "--addr", addr, "meshes", "list")
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr, refused
+    data = ctl_json(await actl(relayctl_bin, "--addr", addr, "--json", "meshes", "list", env={"RELAY_ADMIN_TOKEN": TOKEN}))
+    assert list_ids(data) == ["test-mesh"], data
+    health = await actl(relayctl_bin, "--addr", addr, "health")
+    assert health.returncode == 0, health
+
+
+# ---------------------------------------------------------------------------
+# Unreachable relay, usage errors
+# ---------------------------------------------------------------------------
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -187,11 +601,13 @@ def free_port():
     return port
 
 
-@pytest.mark.parametrize("cmd", [["health"], ["stats"], ["meshes", "list"], ["meshes", "show", "x"]])
+@pytest.mark.parametrize("cmd", [["health"], ["stats"], ["meshes", "list"], ["meshes", "show", "x"],
+                                 ["meshes", "close", "x"], ["peers", "kick", "x", "y"], ["drain"],
+                                 ["log-level", "info"]])
 def test_unreachable_exits_3(relayctl_bin, cmd):
     r = run_ctl(relayctl_bin, "--addr", "127.0.0.1:%d" % free_port(), "--timeout", "2", *cmd)
     assert r.returncode == 3, r
-    assert r.stderr.strip(), "expected a message on stderr"
+    assert r.stderr.startswith("relayctl: ") and len(r.stderr.splitlines()) == 1, r.stderr
 
 
 def test_relay_stopped_exits_3(relay, relayctl_bin):
@@ -211,10 +627,29 @@ def test_relay_stopped_exits_3(relay, relayctl_bin):
     ["--timeout", "abc", "health"],
     ["--no-such-flag", "health"],
     ["health", "extra-arg"],
+    ["peers", "kick", "m"],
+    ["meshes", "close"],
+    ["log-level"],
+    ["drain", "--grace", "0"],
+    ["meshes", "list", "--page-size", "0"],
+    ["meshes", "list", "--sort", "age"],
+    ["meshes", "list", "--all", "--page-token", "2"],
+    ["stats", "--grace", "5"],
+    ["stats", "--token="],
 ], ids=["none", "unknown-command", "meshes-no-sub", "meshes-bad-sub", "show-no-id", "addr-no-value",
-        "bad-timeout", "unknown-flag", "extra-arg"])
+        "bad-timeout", "unknown-flag", "extra-arg", "kick-no-node", "close-no-mesh", "log-level-no-level",
+        "grace-zero", "page-size-zero", "bad-sort", "all-and-page-token", "grace-on-stats", "empty-token"])
 def test_bad_usage_exits_2(relayctl_bin, args):
     r = run_ctl(relayctl_bin, "--addr", "127.0.0.1:%d" % free_port(), *args) if args[:1] != ["--addr"] \
         else run_ctl(relayctl_bin, *args)
     assert r.returncode == 2, r
-    assert r.stderr.strip(), "expected a usage message on stderr"
+    assert r.stderr.startswith("relayctl: "), "expected a usage message on stderr"
+    assert "Usage: relayctl" in r.stderr
+
+
+def test_help_exits_0(relayctl_bin):
+    r = run_ctl(relayctl_bin, "--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: relayctl"), r
+    for command in ("meshes list", "meshes show", "meshes close", "peers kick", "stats", "health", "drain",
+                    "log-level", "--token"):
+        assert command in r.stdout, command
