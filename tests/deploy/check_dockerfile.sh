@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# Checks the container files without a Docker engine (CTest: deploy_dockerfile_check).
+# Checks the container files without a Docker engine (CTest: deploy_dockerfile_check):
+# deploy/Dockerfile, deploy/relay-entrypoint.sh, deploy/docker-compose.yml, .dockerignore.
 #   tests/deploy/check_dockerfile.sh [SOURCE_DIR [BIN_DIR]]
 # SOURCE_DIR defaults to the repository root, BIN_DIR to SOURCE_DIR/build/bin.
 #
 # What it checks, and why:
 #   - every scripts/*.sh the Dockerfile names exists and is executable (the build stage runs them);
-#   - the build stage builds Release without tests, the runtime stage is debian:12-slim;
+#   - the build stage builds Release without tests; the runtime stages (base, root-start and the
+#     default last stage) all descend from debian:12-slim;
 #   - every package in RUNTIME_PKGS exists in apt (apt-cache show);
 #   - the binaries the runtime stage copies were built, and every shared library they load belongs
 #     to a package that `apt-get install RUNTIME_PKGS` brings in (so the image can start);
-#   - non-root user, port, HOST/PORT env, HEALTHCHECK via `relayctl ... health`, ENTRYPOINT relay;
-#   - docker-compose.yml parses as YAML and publishes 8765; .dockerignore keeps .git and build out.
+#   - the user relay is created with the numeric uid:gid the default stage runs as (non-root), port,
+#     HOST/PORT/RELAY_DATA_DIR env, the data directory owned by that user, STOPSIGNAL SIGTERM,
+#     HEALTHCHECK via `relayctl ... health`, ENTRYPOINT the entrypoint script, which is copied,
+#     executable, valid sh, and ends in exec of the relay (so the relay is PID 1 and gets SIGTERM);
+#   - the files the Dockerfile COPYs from the context are not excluded by .dockerignore, which
+#     keeps .git and build directories out;
+#   - deploy/docker-compose.yml parses as YAML, builds deploy/Dockerfile from the repository root,
+#     publishes 8765, keeps RELAY_DATA_DIR on a named volume, and gives `docker stop` longer than
+#     the relay's drain (stop_grace_period > DRAIN_GRACE_SECONDS).
 # Every failure is printed; the exit status is 1 when any check failed.
 set -uo pipefail
 
 SOURCE_DIR=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 BIN_DIR=${2:-$SOURCE_DIR/build/bin}
-DOCKERFILE=$SOURCE_DIR/Dockerfile
-COMPOSE=$SOURCE_DIR/docker-compose.yml
+DOCKERFILE=$SOURCE_DIR/deploy/Dockerfile
+ENTRYPOINT_SCRIPT=$SOURCE_DIR/deploy/relay-entrypoint.sh
+COMPOSE=$SOURCE_DIR/deploy/docker-compose.yml
 DOCKERIGNORE=$SOURCE_DIR/.dockerignore
 PYTHON=/usr/bin/python3
 
@@ -25,7 +35,7 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
 
-for f in "$DOCKERFILE" "$COMPOSE" "$DOCKERIGNORE"; do
+for f in "$DOCKERFILE" "$ENTRYPOINT_SCRIPT" "$COMPOSE" "$DOCKERIGNORE"; do
   [[ -f "$f" ]] || { echo "FAIL: missing $f" >&2; exit 1; }
 done
 
@@ -45,7 +55,11 @@ done
 # --- stages -----------------------------------------------------------------------
 froms=$(grep -E '^FROM ' <<<"$instructions")
 grep -qE '^FROM debian:12 AS build$' <<<"$froms" || fail "build stage is not 'FROM debian:12 AS build'"
-[[ $(tail -n1 <<<"$froms") == "FROM debian:12-slim" ]] || fail "last (runtime) stage is not 'FROM debian:12-slim'"
+grep -qxF 'FROM debian:12-slim AS base' <<<"$froms" || fail "runtime base stage is not 'FROM debian:12-slim AS base'"
+grep -qxF 'FROM base AS root-start' <<<"$froms" || fail "no 'FROM base AS root-start' stage (deploy/fly/fly.toml builds it)"
+[[ $(tail -n1 <<<"$froms") == "FROM base AS runtime" ]] || fail "last (default) stage is not 'FROM base AS runtime'"
+# The instructions of the default (last) stage.
+last_stage=$(awk '/^FROM /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' <<<"$instructions")
 build_run=$(grep -E '^RUN .*scripts/build\.sh' <<<"$instructions")
 grep -q 'BUILD_TYPE=Release' <<<"$build_run" || fail "build.sh is not run with BUILD_TYPE=Release"
 grep -q -- '-DRELAY_BUILD_TESTS=OFF' <<<"$build_run" || fail "build.sh is not run with -DRELAY_BUILD_TESTS=OFF"
@@ -106,49 +120,118 @@ if [[ -n "$runtime_pkgs" ]]; then
 fi
 
 # --- runtime settings -------------------------------------------------------------
-grep -qE 'useradd .*relay$|useradd .*relay ' <<<"$instructions" || fail "runtime stage does not create user relay"
-grep -qE '^USER relay$' <<<"$instructions" || fail "no 'USER relay'"
+uid=$(grep -oE 'useradd .*--uid [0-9]+ .*relay$' <<<"$instructions" | grep -oE -- '--uid [0-9]+' | awk '{print $2}')
+gid=$(grep -oE 'groupadd .*--gid [0-9]+ relay' <<<"$instructions" | grep -oE -- '--gid [0-9]+' | awk '{print $2}')
+if [[ -z "$uid" || -z "$gid" ]]; then
+  fail "base stage does not create group and user relay with a fixed --gid/--uid"
+elif [[ "$uid" == 0 || "$gid" == 0 ]]; then
+  fail "user relay is root"
+else
+  grep -qxF "USER $uid:$gid" <<<"$last_stage" || fail "default stage does not end as 'USER $uid:$gid' (the relay user)"
+fi
 grep -qE '^EXPOSE 8765$' <<<"$instructions" || fail "no 'EXPOSE 8765'"
 env_line=$(grep -E '^ENV ' <<<"$instructions")
 grep -q 'HOST=0.0.0.0' <<<"$env_line" || fail "ENV does not set HOST=0.0.0.0"
 grep -q 'PORT=8765' <<<"$env_line" || fail "ENV does not set PORT=8765"
+data_dir=$(grep -oE 'RELAY_DATA_DIR=[^ ]+' <<<"$env_line" | cut -d= -f2)
+if [[ -z "$data_dir" ]]; then
+  fail "ENV does not set RELAY_DATA_DIR"
+else
+  grep -qE "install -d -o relay -g relay .*$data_dir( |$)" <<<"$instructions" \
+    || fail "RELAY_DATA_DIR $data_dir is not created owned by relay"
+fi
+grep -qE '^STOPSIGNAL SIGTERM$' <<<"$instructions" || fail "no 'STOPSIGNAL SIGTERM' (SIGTERM is the relay's drain)"
 grep -qE '^HEALTHCHECK .*CMD .*relayctl.*"health"' <<<"$instructions" || fail "HEALTHCHECK does not run 'relayctl ... health'"
-grep -qE '^ENTRYPOINT \["/usr/local/bin/relay"\]$' <<<"$instructions" || fail 'ENTRYPOINT is not ["/usr/local/bin/relay"]'
+grep -qE '^ENTRYPOINT \["/usr/local/bin/relay-entrypoint"\]$' <<<"$instructions" \
+  || fail 'ENTRYPOINT is not ["/usr/local/bin/relay-entrypoint"]'
+grep -qE '^COPY deploy/relay-entrypoint.sh /usr/local/bin/relay-entrypoint$' <<<"$instructions" \
+  || fail "deploy/relay-entrypoint.sh is not copied to /usr/local/bin/relay-entrypoint"
+
+# --- the entrypoint script ----------------------------------------------------------
+[[ -x "$ENTRYPOINT_SCRIPT" ]] || fail "deploy/relay-entrypoint.sh is not executable"
+sh -n "$ENTRYPOINT_SCRIPT" || fail "deploy/relay-entrypoint.sh is not valid sh"
+grep -qE '^RELAY=/usr/local/bin/relay$' "$ENTRYPOINT_SCRIPT" || fail "deploy/relay-entrypoint.sh does not run /usr/local/bin/relay"
+[[ $(grep -cE '^\s*exec ' "$ENTRYPOINT_SCRIPT") -ge 2 ]] \
+  || fail "deploy/relay-entrypoint.sh does not exec the relay on both paths (it must become PID 1)"
+if [[ -n "${uid:-}" ]]; then
+  grep -qxF "RELAY_UID=$uid" "$ENTRYPOINT_SCRIPT" || fail "deploy/relay-entrypoint.sh drops to another uid than $uid"
+  grep -qxF "RELAY_GID=$gid" "$ENTRYPOINT_SCRIPT" || fail "deploy/relay-entrypoint.sh drops to another gid than $gid"
+fi
+ok "deploy/relay-entrypoint.sh checked"
 
 # --- .dockerignore ----------------------------------------------------------------
 grep -qxF '.git' "$DOCKERIGNORE" || fail ".dockerignore does not exclude .git"
 grep -qE '^/?build' "$DOCKERIGNORE" || fail ".dockerignore does not exclude build directories"
+# Every path COPYed from the context must survive .dockerignore (last matching line wins).
+while read -r src; do
+  [[ -z "$src" || "$src" == "." ]] && continue
+  verdict=keep
+  while read -r pattern; do
+    [[ -z "$pattern" || "$pattern" == \#* ]] && continue
+    negate=0
+    if [[ "$pattern" == !* ]]; then negate=1; pattern=${pattern#!}; fi
+    pattern=${pattern%/}
+    # shellcheck disable=SC2053  # glob match on purpose
+    if [[ "$src" == $pattern || "$src" == $pattern/* ]]; then
+      if ((negate)); then verdict=keep; else verdict=drop; fi
+    fi
+  done <"$DOCKERIGNORE"
+  [[ "$verdict" == keep ]] || fail ".dockerignore excludes $src, which the Dockerfile COPYs"
+done < <(awk '$1 == "COPY" && $2 !~ /^--from/ { for (i = 2; i < NF; i++) print $i }' <<<"$instructions" | sort -u)
 
 # --- docker-compose.yml -----------------------------------------------------------
 if [[ ! -x "$PYTHON" ]] || ! "$PYTHON" -c 'import yaml' 2>/dev/null; then
   fail "$PYTHON with the yaml module is needed (scripts/install-deps.sh --test installs python3-yaml)"
-elif "$PYTHON" - "$COMPOSE" <<'PY'; then
+elif "$PYTHON" - "$COMPOSE" "$SOURCE_DIR" "${data_dir:-}" <<'PY'; then
+import os
+import re
 import sys
 import yaml
 
-with open(sys.argv[1], encoding="utf-8") as f:
-    doc = yaml.safe_load(f)
+compose_path, source_dir, image_data_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    with open(compose_path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+except yaml.YAMLError as e:
+    print(f"FAIL: docker-compose.yml does not parse: {e}", file=sys.stderr)
+    sys.exit(1)
 problems = []
 relay = (doc or {}).get("services", {}).get("relay")
 if not isinstance(relay, dict):
     problems.append("no services.relay")
 else:
-    if relay.get("build") != ".":
-        problems.append("services.relay.build is not '.'")
+    build = relay.get("build") or {}
+    context = os.path.realpath(os.path.join(os.path.dirname(compose_path), build.get("context", ".")))
+    if context != os.path.realpath(source_dir):
+        problems.append(f"services.relay.build.context is {context}, not the repository root")
+    elif build.get("dockerfile") != "deploy/Dockerfile":
+        problems.append("services.relay.build.dockerfile is not deploy/Dockerfile (relative to the context)")
     if not any(str(p).split(":")[-1].split("/")[0] == "8765" for p in relay.get("ports", [])):
         problems.append("services.relay.ports does not publish container port 8765")
     if relay.get("restart") != "unless-stopped":
         problems.append("services.relay.restart is not unless-stopped")
     env = relay.get("environment", {})
-    names = set(env) if isinstance(env, dict) else {str(e).split("=")[0] for e in env}
+    env = env if isinstance(env, dict) else dict(str(e).partition("=")[::2] for e in env)
     for name in ("PORT", "HOST", "LOG_LEVEL"):
-        if name not in names:
+        if name not in env:
             problems.append(f"services.relay.environment has no {name}")
+    data_dir = str(env.get("RELAY_DATA_DIR", image_data_dir))
+    named = set((doc.get("volumes") or {}).keys())
+    mounts = [str(v).split(":") for v in relay.get("volumes", []) if isinstance(v, str)]
+    if not any(len(m) >= 2 and m[1] == data_dir and m[0] in named for m in mounts):
+        problems.append(f"RELAY_DATA_DIR {data_dir!r} is not on a named volume declared under volumes:")
+    grace = float(env.get("DRAIN_GRACE_SECONDS", 20))
+    stop = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(relay.get("stop_grace_period", "10s")))
+    stop_seconds = int(stop.group(1) or 0) * 60 + int(stop.group(2) or 0) if stop and any(stop.groups()) else 0
+    if stop_seconds < grace + 5:
+        problems.append(f"stop_grace_period {relay.get('stop_grace_period')!r} must exceed DRAIN_GRACE_SECONDS ({grace:g}) by at least 5 s")
+    if relay.get("stop_signal", "SIGTERM") != "SIGTERM":
+        problems.append("stop_signal is not SIGTERM")
 for p in problems:
     print(f"FAIL: docker-compose.yml: {p}", file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
-  ok "docker-compose.yml parses and publishes 8765"
+  ok "docker-compose.yml parses, builds deploy/Dockerfile, publishes 8765, keeps data on a volume, outlasts the drain"
 else
   fail "docker-compose.yml check failed"
 fi
