@@ -236,10 +236,15 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
   server_.set_max_message_size(config_.max_message_bytes);
   server_.set_open_handshake_timeout(absl::ToInt64Milliseconds(config_.handshake_timeout));
   server_.set_close_handshake_timeout(absl::ToInt64Milliseconds(config_.close_handshake_timeout));
-  server_.set_socket_init_handler([](connection_hdl, auto& socket) {
-    // Relayed messages are small and latency matters more than packing.
-    asio::error_code ec;
-    socket.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ec);
+  // Relayed messages are small and latency matters more than packing: no
+  // Nagle. Set once the socket is accepted (the socket init handler runs
+  // before accept, on a socket that is not open yet).
+  server_.set_tcp_pre_init_handler([this](connection_hdl hdl) {
+    websocketpp::lib::error_code ec;
+    ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
+    if (ec) return;
+    asio::error_code ignored;
+    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ignored);
   });
   if constexpr (kTls) {
     server_.set_tls_init_handler([this](connection_hdl) { return tls_context_; });

@@ -1,0 +1,96 @@
+// relay-bench echo: C connections to a plain WebSocket echo server (bench/
+// echo-baseline), each message being the bench payload alone. Closed loop: W
+// in flight per connection; open loop (--rate): R messages per second in
+// total. Latency is the round trip, which crosses the server once each way,
+// as one relayed message does.
+#include <memory>
+
+#include "bench/relay-bench/driver.h"
+#include "bench/relay-bench/modes.h"
+
+namespace relay::bench {
+
+namespace {
+
+class EchoDriver final : public Driver {
+ public:
+  using Driver::Driver;
+
+  RunResult Run() override {
+    result_.params = "C=" + std::to_string(opt_.connections) +
+                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
+                                    : " W=" + std::to_string(opt_.window)) +
+                     " " + Params();
+    result_.rate_unit = "round_trips/s";
+    result_.offered_rate = opt_.rate;
+    streams_.resize(opt_.connections);
+    for (int i = 0; i < opt_.connections; ++i) conns_.push_back(AddClient("/", 0, i));
+    if (!OpenAll()) return Finish();
+
+    std::unique_ptr<OpenLoopSchedule> schedule;
+    std::size_t next = 0;
+    RunLoad(
+        [&] {
+          if (opt_.rate > 0) {
+            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
+            return;
+          }
+          const std::uint64_t now = NowNs();
+          for (int i = 0; i < opt_.connections; ++i) {
+            for (int w = 0; w < opt_.window; ++w) SendEcho(i, now);
+          }
+        },
+        [&](std::uint64_t now) -> std::uint64_t {
+          if (!schedule || !sending_) return 0;
+          std::uint64_t due;
+          while (schedule->NextDue(now, &due)) {
+            SendEcho(static_cast<int>(next), due);
+            next = (next + 1) % streams_.size();
+          }
+          return schedule->next_due_ns();
+        },
+        [&] { return AllDelivered(streams_); });
+    Tally(streams_);
+    return Finish();
+  }
+
+  void OnOpen(WsClient& client) override { MarkReady(client); }
+
+  void OnMessage(WsClient& client, std::string_view message) override {
+    const std::uint64_t now = NowNs();
+    PayloadFields fields;
+    if (!ParsePayload(message, &fields) || fields.stream != static_cast<std::uint32_t>(client.index)) {
+      ++result_.corrupt;
+      Problem("unexpected message: " + std::string(message.substr(0, 200)));
+      return;
+    }
+    Stream& stream = streams_[client.index];
+    Deliver(stream, fields, now);
+    if (sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
+      SendEcho(client.index, now);
+    }
+  }
+
+ private:
+  void SendEcho(int index, std::uint64_t send_ns) {
+    scratch_.clear();
+    AppendNextPayload(streams_[index], static_cast<std::uint32_t>(index), send_ns);
+    conns_[index]->SendText(scratch_);
+  }
+
+  RunResult Finish() {
+    CloseAll();
+    return result_;
+  }
+
+  std::vector<WsClient*> conns_;
+  std::vector<Stream> streams_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeEchoDriver(const BenchOptions& options) {
+  return std::make_unique<EchoDriver>(options);
+}
+
+}  // namespace relay::bench

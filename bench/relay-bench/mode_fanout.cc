@@ -1,0 +1,124 @@
+// relay-bench fanout: one mesh, N receivers and one broadcaster. Closed loop:
+// W broadcasts in flight, where a broadcast is done when all N receivers got
+// it; open loop (--rate): R broadcasts per second. Throughput counts
+// deliveries (N per broadcast); latency is per delivery, one way.
+#include <memory>
+
+#include "bench/relay-bench/driver.h"
+#include "bench/relay-bench/json_scan.h"
+#include "bench/relay-bench/modes.h"
+
+namespace relay::bench {
+
+namespace {
+
+constexpr int kBroadcaster = 0;
+constexpr int kReceiver = 1;
+
+class FanoutDriver final : public Driver {
+ public:
+  using Driver::Driver;
+
+  RunResult Run() override {
+    result_.params = "N=" + std::to_string(opt_.receivers) +
+                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
+                                    : " W=" + std::to_string(opt_.window)) +
+                     " " + Params();
+    result_.rate_unit = "deliveries/s";
+    result_.offered_rate = opt_.rate;
+    const std::string path = RelayPath(MeshId("fanout"));
+    streams_.resize(opt_.receivers);
+    // Receivers first, so that the broadcaster joins a full mesh.
+    for (int i = 0; i < opt_.receivers; ++i) AddClient(path, kReceiver, i);
+    if (!OpenAll()) return Finish();
+    broadcaster_ = AddClient(path, kBroadcaster, 0);
+    if (!OpenAll()) return Finish();
+    // The peer_joined of the broadcaster reaches every receiver before any
+    // broadcast: nothing else to wait for.
+    pending_.assign(static_cast<std::size_t>(opt_.window), 0);
+
+    std::unique_ptr<OpenLoopSchedule> schedule;
+    RunLoad(
+        [&] {
+          if (opt_.rate > 0) {
+            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
+            return;
+          }
+          const std::uint64_t now = NowNs();
+          for (int w = 0; w < opt_.window; ++w) Broadcast(now);
+        },
+        [&](std::uint64_t now) -> std::uint64_t {
+          if (!schedule || !sending_) return 0;
+          std::uint64_t due;
+          while (schedule->NextDue(now, &due)) Broadcast(due);
+          return schedule->next_due_ns();
+        },
+        [&] { return AllDelivered(streams_); });
+    Tally(streams_);
+    result_.sent = broadcasts_;  // messages the broadcaster sent, not deliveries
+    return Finish();
+  }
+
+  void OnOpen(WsClient& client) override {
+    SendRegister(client, client.role == kBroadcaster ? "src" : "r" + std::to_string(client.index),
+                 false);
+  }
+
+  void OnMessage(WsClient& client, std::string_view message) override {
+    const std::string_view type = TypeOf(message);
+    if (type == "peers") {
+      MarkReady(client);
+      return;
+    }
+    if (type != "message") return;
+    const std::uint64_t now = NowNs();
+    const auto from = TopLevelMember(message, "from");
+    const auto raw = TopLevelMember(message, "payload");
+    const auto payload = raw ? StringContents(*raw) : std::nullopt;
+    PayloadFields fields;
+    if (client.role != kReceiver || !from || *from != R"("src")" || !payload ||
+        !ParsePayload(*payload, &fields) || fields.stream != 0) {
+      ++result_.corrupt;
+      Problem("unexpected message: " + std::string(message.substr(0, 200)));
+      return;
+    }
+    Stream& stream = streams_[client.index];
+    Deliver(stream, fields, now);
+    if (opt_.rate > 0 || fields.seq >= broadcasts_) return;
+    // Closed loop: seqs in flight are below done_ + W, so slot seq % W is theirs.
+    std::uint32_t& count = pending_[fields.seq % pending_.size()];
+    if (++count == static_cast<std::uint32_t>(opt_.receivers)) {
+      count = 0;
+      if (sending_) Broadcast(now);
+    }
+  }
+
+ private:
+  void Broadcast(std::uint64_t send_ns) {
+    scratch_.assign(R"({"type":"broadcast","payload":")");
+    Stream counter;
+    counter.sent = broadcasts_++;
+    AppendNextPayload(counter, 0, send_ns);
+    scratch_.append("\"}");
+    for (Stream& s : streams_) s.sent = broadcasts_;
+    broadcaster_->SendText(scratch_);
+  }
+
+  RunResult Finish() {
+    CloseAll();
+    return result_;
+  }
+
+  WsClient* broadcaster_ = nullptr;
+  std::uint64_t broadcasts_ = 0;
+  std::vector<Stream> streams_;         // one per receiver, all from the broadcaster
+  std::vector<std::uint32_t> pending_;  // closed loop: receivers that got seq, by seq % W
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeFanoutDriver(const BenchOptions& options) {
+  return std::make_unique<FanoutDriver>(options);
+}
+
+}  // namespace relay::bench

@@ -1,0 +1,116 @@
+// relay-bench pairs: P meshes of two peers; A sends `direct` to B, B checks
+// every `message` (sequence, sender, latency). Closed loop: W messages in
+// flight per pair, the next one leaves when B got one. Open loop (--rate):
+// R messages per second in total, round robin over the pairs.
+#include <memory>
+
+#include "bench/relay-bench/driver.h"
+#include "bench/relay-bench/json_scan.h"
+#include "bench/relay-bench/modes.h"
+
+namespace relay::bench {
+
+namespace {
+
+constexpr int kSender = 0;
+constexpr int kReceiver = 1;
+
+class PairsDriver final : public Driver {
+ public:
+  using Driver::Driver;
+
+  RunResult Run() override {
+    result_.params = "P=" + std::to_string(opt_.pairs) +
+                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
+                                    : " W=" + std::to_string(opt_.window)) +
+                     " " + Params();
+    result_.rate_unit = "msgs/s";
+    result_.offered_rate = opt_.rate;
+    streams_.resize(opt_.pairs);
+    for (int i = 0; i < opt_.pairs; ++i) {
+      const std::string path = RelayPath(MeshId("p" + std::to_string(i)));
+      senders_.push_back(AddClient(path, kSender, i));
+      AddClient(path, kReceiver, i);
+    }
+    if (!OpenAll()) return Finish();
+
+    std::unique_ptr<OpenLoopSchedule> schedule;
+    std::size_t next_pair = 0;
+    RunLoad(
+        [&] {
+          if (opt_.rate > 0) {
+            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
+            return;
+          }
+          const std::uint64_t now = NowNs();
+          for (int i = 0; i < opt_.pairs; ++i) {
+            for (int w = 0; w < opt_.window; ++w) SendDirect(i, now);
+          }
+        },
+        [&](std::uint64_t now) -> std::uint64_t {
+          if (!schedule || !sending_) return 0;
+          std::uint64_t due;
+          while (schedule->NextDue(now, &due)) {
+            SendDirect(static_cast<int>(next_pair), due);
+            next_pair = (next_pair + 1) % streams_.size();
+          }
+          return schedule->next_due_ns();
+        },
+        [&] { return AllDelivered(streams_); });
+    Tally(streams_);
+    return Finish();
+  }
+
+  void OnOpen(WsClient& client) override {
+    SendRegister(client, client.role == kSender ? "a" : "b", false);
+  }
+
+  void OnMessage(WsClient& client, std::string_view message) override {
+    const std::string_view type = TypeOf(message);
+    if (type == "peers") {
+      MarkReady(client);
+      return;
+    }
+    if (type != "message") return;  // joined, peer_joined; error is recorded by TypeOf
+    const std::uint64_t now = NowNs();
+    const auto from = TopLevelMember(message, "from");
+    const auto raw = TopLevelMember(message, "payload");
+    const auto payload = raw ? StringContents(*raw) : std::nullopt;
+    PayloadFields fields;
+    if (client.role != kReceiver || !from || *from != R"("a")" || !payload ||
+        !ParsePayload(*payload, &fields) || fields.stream != static_cast<std::uint32_t>(client.index)) {
+      ++result_.corrupt;
+      Problem("unexpected message: " + std::string(message.substr(0, 200)));
+      return;
+    }
+    Stream& stream = streams_[client.index];
+    Deliver(stream, fields, now);
+    if (sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
+      SendDirect(client.index, now);
+    }
+  }
+
+ private:
+  void SendDirect(int pair, std::uint64_t send_ns) {
+    scratch_.assign(R"({"type":"direct","target":"b","payload":")");
+    AppendNextPayload(streams_[pair], static_cast<std::uint32_t>(pair), send_ns);
+    scratch_.append("\"}");
+    senders_[pair]->SendText(scratch_);
+  }
+
+  RunResult Finish() {
+    CloseAll();
+    return result_;
+  }
+
+  std::vector<WsClient*> senders_;
+  std::vector<Stream> streams_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakePairsDriver(const BenchOptions& options) {
+  return std::make_unique<PairsDriver>(options);
+}
+
+}  // namespace relay::bench

@@ -1,0 +1,48 @@
+// Tests of bench/relay-bench/json_scan: top-level members of the relay's
+// messages, skipping nested values and escaped strings.
+#include "bench/relay-bench/json_scan.h"
+
+#include "gtest/gtest.h"
+
+namespace relay::bench {
+namespace {
+
+TEST(JsonScanTest, FindsTopLevelMembersOfRelayMessages) {
+  const std::string_view msg = R"({"type":"message","from":"a","payload":"S0001"})";
+  EXPECT_EQ(TopLevelMember(msg, "type"), R"("message")");
+  EXPECT_EQ(TopLevelMember(msg, "from"), R"("a")");
+  EXPECT_EQ(TopLevelMember(msg, "payload"), R"("S0001")");
+  EXPECT_EQ(TopLevelMember(msg, "target"), std::nullopt);
+  EXPECT_EQ(StringContents(*TopLevelMember(msg, "payload")), "S0001");
+}
+
+TEST(JsonScanTest, SkipsNestedValuesAndEscapes) {
+  const std::string_view msg =
+      R"({ "type" : "peers", "peers":[{"node_id":"x","type":"nested"},{"a":[1,{"b":"}"}]}],)"
+      R"( "note":"a \"quoted\" } brace", "n": -12.5e3 , "ok":true, "last":null })";
+  EXPECT_EQ(TopLevelMember(msg, "type"), R"("peers")");
+  EXPECT_EQ(TopLevelMember(msg, "note"), R"("a \"quoted\" } brace")");
+  EXPECT_EQ(TopLevelMember(msg, "n"), "-12.5e3");
+  EXPECT_EQ(TopLevelMember(msg, "ok"), "true");
+  EXPECT_EQ(TopLevelMember(msg, "last"), "null");
+  EXPECT_EQ(TopLevelMember(msg, "node_id"), std::nullopt);  // nested only
+  EXPECT_EQ(TopLevelMember(msg, "peers")->substr(0, 2), "[{");
+}
+
+TEST(JsonScanTest, RequestIdMayBeANumberOrAString) {
+  EXPECT_EQ(TopLevelMember(R"({"type":"llm_response","request_id":42,"response":"r"})", "request_id"),
+            "42");
+  EXPECT_EQ(TopLevelMember(R"({"request_id":"42"})", "request_id"), R"("42")");
+}
+
+TEST(JsonScanTest, NotAnObjectOrMalformed) {
+  EXPECT_EQ(TopLevelMember("[1,2]", "type"), std::nullopt);
+  EXPECT_EQ(TopLevelMember("", "type"), std::nullopt);
+  EXPECT_EQ(TopLevelMember(R"({"type":"unterminated)", "type"), std::nullopt);
+  EXPECT_EQ(TopLevelMember(R"({"a":1 "type":"x"})", "type"), std::nullopt);
+  EXPECT_EQ(StringContents("42"), std::nullopt);
+  EXPECT_EQ(StringContents("\""), std::nullopt);
+}
+
+}  // namespace
+}  // namespace relay::bench
