@@ -58,8 +58,12 @@ void LingeringCloser::Close(asio::ip::tcp::socket& socket) {
     socket.close(ignored);
     return;
   }
-  // A pending write (a TLS close_notify to a peer that stopped reading)
-  // fails here instead of holding the socket.
+  // The previous owner's pending operations end here. A read it left
+  // pending would otherwise take the peer's EOF, and Asio then considers the
+  // socket drained and never tries the drain's own read (edge-triggered
+  // epoll): the socket would linger the whole deadline. A pending write (a
+  // TLS close_notify to a peer that stopped reading) ends too.
+  socket.cancel(ignored);
   socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   std::make_shared<Drain>(std::move(socket), lingering_)->Start(deadline_);
 }

@@ -139,6 +139,25 @@ TEST_F(LingeringCloserTest, ClosedSocketIsIgnored) {
   EXPECT_EQ(closer.lingering(), 0u);
 }
 
+TEST_F(LingeringCloserTest, ReadLeftPendingByThePreviousOwnerDoesNotHideThePeersFin) {
+  // websocketpp leaves its read pending when it hands the socket over. That
+  // read must not swallow the peer's EOF, or the socket lingers until the
+  // deadline (fds pile up under connection churn).
+  Connect();
+  char previous_owner_buffer[64];
+  bool previous_read_done = false;
+  server_.async_read_some(asio::buffer(previous_owner_buffer),
+                          [&](const asio::error_code&, std::size_t) { previous_read_done = true; });
+  RunFor(10ms);
+  LingeringCloser closer(5s, 16);
+  closer.Close(server_);
+  RunFor(10ms);
+  EXPECT_TRUE(previous_read_done);  // ended (aborted), not left to race the drain
+  client_.shutdown(tcp::socket::shutdown_send);  // the peer's FIN
+  RunFor(100ms);
+  EXPECT_EQ(closer.lingering(), 0u) << "the drain missed the FIN and waits for its deadline";
+}
+
 TEST_F(LingeringCloserTest, OutlivingTheEventLoopIsSafe) {
   auto closer = std::make_unique<LingeringCloser>(2s, 16);
   Connect();
