@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "bench/relay-bench/json_scan.h"
 
@@ -40,9 +41,7 @@ bool Driver::Init(std::string* error) {
   return true;
 }
 
-std::string Driver::Params() const {
-  return "payload=" + std::to_string(opt_.payload_bytes);
-}
+std::string Driver::Params() const { return "payload=" + std::to_string(opt_.payload_bytes); }
 
 WsClient* Driver::AddClient(std::string path, int role, int index) {
   const auto serial = static_cast<std::uint32_t>(clients_.size());
@@ -75,8 +74,7 @@ bool Driver::StartClient(WsClient& client) {
 }
 
 bool Driver::OpenAll() {
-  const std::uint64_t deadline =
-      NowNs() + static_cast<std::uint64_t>(opt_.setup_timeout_s * 1e9);
+  const std::uint64_t deadline = NowNs() + static_cast<std::uint64_t>(opt_.setup_timeout_s * 1e9);
   const bool done = RunUntil(
       deadline,
       [this] { return ready_count_ == clients_.size() || !result_.first_problem.empty(); },
@@ -150,9 +148,7 @@ bool Driver::RunUntil(std::uint64_t deadline_ns, const std::function<bool()>& do
   }
 }
 
-std::string Driver::RelayPath(std::string_view mesh_id) {
-  return "/relay/" + std::string(mesh_id);
-}
+std::string Driver::RelayPath(std::string_view mesh_id) { return "/relay/" + std::string(mesh_id); }
 
 std::string Driver::MeshId(std::string_view name) const {
   return "bench-" + run_id_ + "-" + std::string(name);
@@ -190,8 +186,43 @@ void Driver::RunLoad(const std::function<void()>& start, const Tick& tick,
   RunUntil(window_start_ns_ + static_cast<std::uint64_t>(opt_.duration_s * 1e9), failed, tick, 1);
   EndWindow();
   sending_ = false;
-  RunUntil(NowNs() + static_cast<std::uint64_t>(opt_.drain_timeout_s * 1e9),
-           [&] { return failed() || drained(); }, nullptr, 1);
+  RunUntil(
+      NowNs() + static_cast<std::uint64_t>(opt_.drain_timeout_s * 1e9),
+      [&] { return failed() || drained(); }, nullptr, 1);
+}
+
+void Driver::RunSendersLoad(int senders, const std::function<void(int, std::uint64_t)>& send,
+                            const std::function<bool()>& drained) {
+  std::unique_ptr<OpenLoopSchedule> schedule;
+  int next = 0;
+  RunLoad(
+      [&] {
+        if (opt_.rate > 0) {
+          schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
+          return;
+        }
+        const std::uint64_t now = NowNs();
+        for (int i = 0; i < senders; ++i) {
+          for (int w = 0; w < opt_.window; ++w) send(i, now);
+        }
+      },
+      [&](std::uint64_t now) -> std::uint64_t {
+        if (!schedule || !sending_) return 0;
+        std::uint64_t due;
+        while (schedule->NextDue(now, &due)) {
+          send(next, due);
+          next = (next + 1) % senders;
+        }
+        return schedule->next_due_ns();
+      },
+      drained);
+}
+
+std::string Driver::LoadParams(const std::string& head) const {
+  return head +
+         (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
+                        : " W=" + std::to_string(opt_.window)) +
+         " " + Params();
 }
 
 void Driver::BeginWindow() {
@@ -204,7 +235,8 @@ void Driver::BeginWindow() {
 void Driver::EndWindow() {
   window_end_ns_ = NowNs();
   result_.window_s = static_cast<double>(window_end_ns_ - window_start_ns_) / 1e9;
-  result_.rate = result_.window_s > 0 ? static_cast<double>(result_.completed) / result_.window_s : 0;
+  result_.rate =
+      result_.window_s > 0 ? static_cast<double>(result_.completed) / result_.window_s : 0;
   result_.client_cpu_pct =
       100.0 * (SelfCpuSeconds() - window_client_cpu_before_) / result_.window_s;
   const std::optional<ProcSample> after = SampleServer();

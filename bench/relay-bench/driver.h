@@ -75,6 +75,14 @@ class Driver : public WsClientHandler {
   // (open-loop sends). Stops early on a problem.
   void RunLoad(const std::function<void()>& start, const Tick& tick,
                const std::function<bool()>& drained);
+  // RunLoad for `senders` independent senders (pairs, echo, fanout):
+  // closed loop, W sends from each at the start (the mode sends the next on
+  // each delivery); or, with --rate, open loop, round robin over the senders
+  // at their scheduled times. send(sender, send_ns) sends one message.
+  void RunSendersLoad(int senders, const std::function<void(int, std::uint64_t)>& send,
+                      const std::function<bool()>& drained);
+  // "<head> R=<rate>" (open loop) or "<head> W=<window>", then Params().
+  std::string LoadParams(const std::string& head) const;
   bool sending_ = false;
 
   // --- measurement ---------------------------------------------------------

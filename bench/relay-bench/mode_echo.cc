@@ -17,38 +17,15 @@ class EchoDriver final : public Driver {
   using Driver::Driver;
 
   RunResult Run() override {
-    result_.params = "C=" + std::to_string(opt_.connections) +
-                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
-                                    : " W=" + std::to_string(opt_.window)) +
-                     " " + Params();
+    result_.params = LoadParams("C=" + std::to_string(opt_.connections));
     result_.rate_unit = "round_trips/s";
     result_.offered_rate = opt_.rate;
     streams_.resize(opt_.connections);
     for (int i = 0; i < opt_.connections; ++i) conns_.push_back(AddClient("/", 0, i));
     if (!OpenAll()) return Finish();
 
-    std::unique_ptr<OpenLoopSchedule> schedule;
-    std::size_t next = 0;
-    RunLoad(
-        [&] {
-          if (opt_.rate > 0) {
-            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
-            return;
-          }
-          const std::uint64_t now = NowNs();
-          for (int i = 0; i < opt_.connections; ++i) {
-            for (int w = 0; w < opt_.window; ++w) SendEcho(i, now);
-          }
-        },
-        [&](std::uint64_t now) -> std::uint64_t {
-          if (!schedule || !sending_) return 0;
-          std::uint64_t due;
-          while (schedule->NextDue(now, &due)) {
-            SendEcho(static_cast<int>(next), due);
-            next = (next + 1) % streams_.size();
-          }
-          return schedule->next_due_ns();
-        },
+    RunSendersLoad(
+        opt_.connections, [&](int connection, std::uint64_t at) { SendEcho(connection, at); },
         [&] { return AllDelivered(streams_); });
     Tally(streams_);
     return Finish();
@@ -59,14 +36,16 @@ class EchoDriver final : public Driver {
   void OnMessage(WsClient& client, std::string_view message) override {
     const std::uint64_t now = NowNs();
     PayloadFields fields;
-    if (!ParsePayload(message, &fields) || fields.stream != static_cast<std::uint32_t>(client.index)) {
+    if (!ParsePayload(message, &fields) ||
+        fields.stream != static_cast<std::uint32_t>(client.index)) {
       ++result_.corrupt;
       Problem("unexpected message: " + std::string(message.substr(0, 200)));
       return;
     }
     Stream& stream = streams_[client.index];
     Deliver(stream, fields, now);
-    if (sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
+    if (sending_ && opt_.rate <= 0 &&
+        stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
       SendEcho(client.index, now);
     }
   }

@@ -20,10 +20,7 @@ class FanoutDriver final : public Driver {
   using Driver::Driver;
 
   RunResult Run() override {
-    result_.params = "N=" + std::to_string(opt_.receivers) +
-                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
-                                    : " W=" + std::to_string(opt_.window)) +
-                     " " + Params();
+    result_.params = LoadParams("N=" + std::to_string(opt_.receivers));
     result_.rate_unit = "deliveries/s";
     result_.offered_rate = opt_.rate;
     const std::string path = RelayPath(MeshId("fanout"));
@@ -37,23 +34,9 @@ class FanoutDriver final : public Driver {
     // broadcast: nothing else to wait for.
     pending_.assign(static_cast<std::size_t>(opt_.window), 0);
 
-    std::unique_ptr<OpenLoopSchedule> schedule;
-    RunLoad(
-        [&] {
-          if (opt_.rate > 0) {
-            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
-            return;
-          }
-          const std::uint64_t now = NowNs();
-          for (int w = 0; w < opt_.window; ++w) Broadcast(now);
-        },
-        [&](std::uint64_t now) -> std::uint64_t {
-          if (!schedule || !sending_) return 0;
-          std::uint64_t due;
-          while (schedule->NextDue(now, &due)) Broadcast(due);
-          return schedule->next_due_ns();
-        },
-        [&] { return AllDelivered(streams_); });
+    // One sender: the broadcaster.
+    RunSendersLoad(
+        1, [&](int, std::uint64_t at) { Broadcast(at); }, [&] { return AllDelivered(streams_); });
     Tally(streams_);
     result_.sent = broadcasts_;  // messages the broadcaster sent, not deliveries
     return Finish();

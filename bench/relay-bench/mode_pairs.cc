@@ -20,10 +20,7 @@ class PairsDriver final : public Driver {
   using Driver::Driver;
 
   RunResult Run() override {
-    result_.params = "P=" + std::to_string(opt_.pairs) +
-                     (opt_.rate > 0 ? " R=" + std::to_string(static_cast<long>(opt_.rate))
-                                    : " W=" + std::to_string(opt_.window)) +
-                     " " + Params();
+    result_.params = LoadParams("P=" + std::to_string(opt_.pairs));
     result_.rate_unit = "msgs/s";
     result_.offered_rate = opt_.rate;
     streams_.resize(opt_.pairs);
@@ -34,28 +31,8 @@ class PairsDriver final : public Driver {
     }
     if (!OpenAll()) return Finish();
 
-    std::unique_ptr<OpenLoopSchedule> schedule;
-    std::size_t next_pair = 0;
-    RunLoad(
-        [&] {
-          if (opt_.rate > 0) {
-            schedule = std::make_unique<OpenLoopSchedule>(opt_.rate, NowNs());
-            return;
-          }
-          const std::uint64_t now = NowNs();
-          for (int i = 0; i < opt_.pairs; ++i) {
-            for (int w = 0; w < opt_.window; ++w) SendDirect(i, now);
-          }
-        },
-        [&](std::uint64_t now) -> std::uint64_t {
-          if (!schedule || !sending_) return 0;
-          std::uint64_t due;
-          while (schedule->NextDue(now, &due)) {
-            SendDirect(static_cast<int>(next_pair), due);
-            next_pair = (next_pair + 1) % streams_.size();
-          }
-          return schedule->next_due_ns();
-        },
+    RunSendersLoad(
+        opt_.pairs, [&](int pair, std::uint64_t at) { SendDirect(pair, at); },
         [&] { return AllDelivered(streams_); });
     Tally(streams_);
     return Finish();
@@ -78,14 +55,16 @@ class PairsDriver final : public Driver {
     const auto payload = raw ? StringContents(*raw) : std::nullopt;
     PayloadFields fields;
     if (client.role != kReceiver || !from || *from != R"("a")" || !payload ||
-        !ParsePayload(*payload, &fields) || fields.stream != static_cast<std::uint32_t>(client.index)) {
+        !ParsePayload(*payload, &fields) ||
+        fields.stream != static_cast<std::uint32_t>(client.index)) {
       ++result_.corrupt;
       Problem("unexpected message: " + std::string(message.substr(0, 200)));
       return;
     }
     Stream& stream = streams_[client.index];
     Deliver(stream, fields, now);
-    if (sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
+    if (sending_ && opt_.rate <= 0 &&
+        stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
       SendDirect(client.index, now);
     }
   }
