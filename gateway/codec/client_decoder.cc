@@ -258,7 +258,9 @@ bool DecodeRegisterMesh(const Object& obj, absl::string_view mesh_id,
 
 bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
                        relay::v1::ClientEvent* event, DecodeFailure* failure) {
-  Object obj;
+  // Reused: its member list keeps its capacity from one frame to the next
+  // (ParseObject clears it first; nothing is kept past this call).
+  thread_local Object obj;
   json::ParseError error;
   if (!json::ParseObject(frame, kMaxJsonDepth, &obj, &error)) {
     const ErrorCode code =

@@ -12,6 +12,10 @@ namespace relay::gateway {
 
 std::string EncodeServerEvent(const relay::v1::ServerEvent& event);
 
+// Appends the same text to `out`: the hot path encodes straight into an
+// outgoing frame's buffer, with no intermediate string.
+void AppendServerEvent(const relay::v1::ServerEvent& event, std::string* out);
+
 }  // namespace relay::gateway
 
 #endif  // RELAY_GATEWAY_CODEC_SERVER_ENCODER_H_

@@ -214,8 +214,9 @@ void AttachStream::OnReadDone(bool ok) {
       ClientEvent normalized;
       DecodeFailure failure;
       if (NormalizeGrpcEvent(*event, options->max_mesh_id_bytes, &normalized, &failure)) {
-        core->Handle(state->core_id, normalized);
-        if (options->metrics != nullptr && IsRelayedTraffic(normalized)) {
+        const bool relayed = IsRelayedTraffic(normalized);
+        core->Handle(state->core_id, std::move(normalized));
+        if (options->metrics != nullptr && relayed) {
           options->metrics->relay_latency.Observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at)
                   .count());

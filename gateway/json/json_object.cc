@@ -1,6 +1,7 @@
 #include "gateway/json/json_object.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -66,6 +67,22 @@ std::size_t Utf8SequenceLength(absl::string_view s, std::size_t i) {
   return 0;
 }
 
+// The high bit of each byte of `w` that may need the string scanner's
+// attention: '"', a backslash, a control character (< 0x20) or a non-ASCII
+// byte (SWAR "has zero byte" / "has byte less than" tests). The lowest set
+// bit is exact (later ones can be false alarms after a borrow), so on a
+// little-endian machine it locates the first such byte and a run of plain
+// ASCII is skipped eight bytes at a time.
+std::uint64_t AttentionBits(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  const auto zero_bytes = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  const std::uint64_t quote = zero_bytes(w ^ (kOnes * '"'));
+  const std::uint64_t backslash = zero_bytes(w ^ (kOnes * '\\'));
+  const std::uint64_t control = (w - kOnes * 0x20) & ~w & kHighs;
+  return quote | backslash | control | (w & kHighs);
+}
+
 class Parser {
  public:
   Parser(absl::string_view text, std::size_t max_depth, ParseError* error)
@@ -126,7 +143,9 @@ class Parser {
     while (true) {
       SkipWs();
       if (pos_ >= s_.size() || s_[pos_] != '"') return Fail("expected a member name");
-      Member member;
+      // Filled in place (a Member is costly to move); on failure the
+      // caller discards the whole object.
+      Member& member = out->members.emplace_back();
       const std::size_t key_start = pos_;
       if (!ParseString(&member.key)) return false;
       member.raw_key = s_.substr(key_start, pos_ - key_start);
@@ -136,7 +155,6 @@ class Parser {
       const std::size_t value_start = pos_;
       if (!ParseValue(2, &member.kind, &member)) return false;
       member.raw_value = s_.substr(value_start, pos_ - value_start);
-      out->members.push_back(std::move(member));
       SkipWs();
       if (Consume(',')) continue;
       if (Consume('}')) return true;
@@ -245,6 +263,17 @@ class Parser {
     const std::size_t start = pos_;
     bool escaped = false;
     while (true) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      while (pos_ + 8 <= s_.size()) {
+        std::uint64_t word;
+        std::memcpy(&word, s_.data() + pos_, sizeof(word));
+        if (const std::uint64_t bits = AttentionBits(word); bits != 0) {
+          pos_ += static_cast<std::size_t>(__builtin_ctzll(bits)) / 8;
+          break;
+        }
+        pos_ += 8;
+      }
+#endif
       if (pos_ >= s_.size()) return Fail("unterminated string");
       const unsigned char c = static_cast<unsigned char>(s_[pos_]);
       if (c == '"') break;

@@ -54,7 +54,8 @@ struct ParseError {
 
 // Parses `text` as one JSON value that must be an object, with at most
 // `max_depth` levels of nesting (the top-level object is level 1). Strings
-// must be valid UTF-8. Returns false and fills `error` on failure.
+// must be valid UTF-8. Returns false and fills `error` on failure (`out`
+// then holds a partial parse, to be discarded).
 bool ParseObject(absl::string_view text, std::size_t max_depth, Object* out, ParseError* error);
 
 // Decodes a JSON string literal's contents (between the quotes, escapes

@@ -92,4 +92,21 @@ using WsMessagePtr = WsMessage::ptr;
 
 }  // namespace relay::gateway
 
+// websocketpp unmasks every received byte one at a time and runs every byte
+// of a text frame through its UTF-8 state machine: a fifth of the relay's
+// instructions per relayed message (docs/performance.md). These
+// specializations of its per-frame payload step, for the relay's two
+// configurations, unmask eight bytes at a time and skip the state machine
+// over runs of ASCII; everything else is websocketpp's own behaviour
+// (gateway/ws/payload_fast_path.cc). Declared here, next to the configs, so
+// that every translation unit instantiating a connection sees them.
+namespace websocketpp::processor {
+template <>
+size_t hybi13<relay::gateway::WsPlainConfig>::process_payload_bytes(uint8_t* buf, size_t len,
+                                                                    lib::error_code& ec);
+template <>
+size_t hybi13<relay::gateway::WsTlsConfig>::process_payload_bytes(uint8_t* buf, size_t len,
+                                                                  lib::error_code& ec);
+}  // namespace websocketpp::processor
+
 #endif  // RELAY_GATEWAY_WS_WS_CONFIG_H_

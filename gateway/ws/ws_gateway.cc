@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "gateway/codec/client_decoder.h"
 #include "gateway/http/http_routes.h"
 #include "gateway/http/relay_path.h"
@@ -436,13 +437,21 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->bytes_in += msg->get_payload().size();
   metrics_.ws_bytes.received.fetch_add(msg->get_payload().size(), std::memory_order_relaxed);
-  relay::v1::ClientEvent event;
+  // The event and its strings live on the stack (an arena with a stack
+  // block), not one heap allocation each; the core moves the payload on.
+  alignas(16) char arena_block[1024];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block;
+  arena_options.initial_block_size = sizeof(arena_block);
+  google::protobuf::Arena arena(arena_options);
+  auto* event = google::protobuf::Arena::CreateMessage<relay::v1::ClientEvent>(&arena);
   DecodeFailure failure;
-  if (DecodeClientFrame(msg->get_payload(), con->mesh_id, &event, &failure)) {
-    core_->Handle(con->core_id, event);
+  if (DecodeClientFrame(msg->get_payload(), con->mesh_id, event, &failure)) {
+    const bool relayed = IsRelayedTraffic(*event);
+    core_->Handle(con->core_id, std::move(*event));
     // Every recipient's frame is queued by now (the core delivers before
     // Handle returns).
-    if (IsRelayedTraffic(event)) {
+    if (relayed) {
       metrics_.relay_latency.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at).count());
     }

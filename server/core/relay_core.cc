@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/core/arena_event.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -105,6 +106,11 @@ ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> s
 }
 
 void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
+  ClientEvent copy = event;
+  Handle(id, std::move(copy));
+}
+
+void RelayCore::Handle(ConnectionId id, ClientEvent&& event) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
   ++messages_received_;
@@ -129,16 +135,16 @@ void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
   }
   switch (event.event_case()) {
     case ClientEvent::kBroadcast:
-      OnBroadcast(*conn, event.broadcast());
+      OnBroadcast(*conn, *event.mutable_broadcast());
       break;
     case ClientEvent::kDirect:
-      OnDirect(*conn, event.direct());
+      OnDirect(*conn, *event.mutable_direct());
       break;
     case ClientEvent::kLlmRequest:
-      OnLlmRequest(*conn, event.llm_request());
+      OnLlmRequest(*conn, *event.mutable_llm_request());
       break;
     case ClientEvent::kLlmResponse:
-      OnLlmResponse(*conn, event.llm_response());
+      OnLlmResponse(*conn, *event.mutable_llm_response());
       break;
     case ClientEvent::kPing:
       OnPing(*conn);
@@ -347,30 +353,30 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
   Fanout(mesh, &conn, MakeEvent(std::move(announce)));
 }
 
-void RelayCore::OnBroadcast(Connection& conn, const relay::v1::Broadcast& msg) {
-  ServerEvent event;
-  auto* out = event.mutable_message();
+void RelayCore::OnBroadcast(Connection& conn, relay::v1::Broadcast& msg) {
+  ArenaEvent event;
+  auto* out = event->mutable_message();
   out->set_from(conn.node_id);
-  out->set_payload(msg.payload());
+  out->set_payload(std::move(*msg.mutable_payload()));
   out->set_broadcast(true);
-  Fanout(*conn.mesh, &conn, MakeEvent(std::move(event)));
+  Fanout(*conn.mesh, &conn, std::move(event).Share());
 }
 
-void RelayCore::OnDirect(Connection& conn, const relay::v1::Direct& msg) {
+void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
   auto it = conn.mesh->peers_by_node.find(msg.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,
               absl::StrCat("no peer ", QuoteForMessage(msg.target()), " in this mesh"));
     return;
   }
-  ServerEvent event;
-  auto* out = event.mutable_message();
+  ArenaEvent event;
+  auto* out = event->mutable_message();
   out->set_from(conn.node_id);
-  out->set_payload(msg.payload());
-  Deliver(*it->second, MakeEvent(std::move(event)));
+  out->set_payload(std::move(*msg.mutable_payload()));
+  Deliver(*it->second, std::move(event).Share());
 }
 
-void RelayCore::OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req) {
+void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   ++llm_requests_;
   Mesh& mesh = *conn.mesh;
   if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
@@ -396,14 +402,14 @@ void RelayCore::OnLlmRequest(Connection& conn, const relay::v1::LlmRequest& req)
   }
   mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
 
-  ServerEvent event;
-  auto* out = event.mutable_llm_request();
+  ArenaEvent event;
+  auto* out = event->mutable_llm_request();
   out->set_from(conn.node_id);
-  *out->mutable_request() = req;
-  Deliver(*Find(*chosen), MakeEvent(std::move(event)));
+  *out->mutable_request() = std::move(req);
+  Deliver(*Find(*chosen), std::move(event).Share());
 }
 
-void RelayCore::OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& resp) {
+void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
   auto it = conn.mesh->peers_by_node.find(resp.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,
@@ -417,11 +423,11 @@ void RelayCore::OnLlmResponse(Connection& conn, const relay::v1::LlmResponse& re
     if (llm_round_trip_observer_) llm_round_trip_observer_(clock_->Now() - dispatched_at);
   }
 
-  ServerEvent event;
-  auto* out = event.mutable_llm_response();
+  ArenaEvent event;
+  auto* out = event->mutable_llm_response();
   out->set_from(conn.node_id);
-  *out->mutable_response() = resp;
-  Deliver(target, MakeEvent(std::move(event)));
+  *out->mutable_response() = std::move(resp);
+  Deliver(target, std::move(event).Share());
 }
 
 void RelayCore::OnPing(Connection& conn) {

@@ -231,6 +231,41 @@ async def test_invalid_utf8_split_across_fragments_closes_1007(relay):
     await w.round_trip()
 
 
+async def test_invalid_utf8_after_long_ascii_run_closes_1007(relay):
+    # The relay checks UTF-8 eight bytes at a time over ASCII runs: a bad byte
+    # at any offset after such a run must still be caught.
+    for offset in range(9):
+        r = rawws.RawWS(relay.host, relay.port, "/relay/" + unique_mesh())
+        try:
+            r.register("raw")
+            text = b'{"type":"broadcast","payload":"' + b"a" * (40 + offset) + b'\x80 bad"}'
+            r.send_text(text)
+            closed = r.wait_closed()
+            assert closed.code == 1007, (offset, closed)
+        finally:
+            r.close()
+
+
+async def test_characters_split_across_fragments_are_relayed(relay):
+    # A multi-byte character cut between two fragments is valid UTF-8 and
+    # reaches the peer intact, as do characters right after long ASCII runs.
+    mesh = unique_mesh()
+    peer = await connect_registered(relay, mesh, "peer")
+    r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
+    try:
+        r.register("raw")
+        await peer.expect("peer_joined")
+        text = "a" * 37 + "\u00e9" + "b" * 11 + "\U0001F600" + "c" * 5
+        frame = ('{"type":"broadcast","payload":"' + text + '"}').encode()
+        for cut in (frame.index(b"\xc3") + 1, frame.index(b"\xf0") + 2):
+            r.send_frame(rawws.OP_TEXT, frame[:cut], fin=False)
+            r.send_frame(rawws.OP_CONT, frame[cut:], fin=True)
+            got = await peer.expect("message")
+            assert got["payload"] == text
+    finally:
+        r.close()
+
+
 async def test_invalid_utf8_in_binary_frame_is_bad_json(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()

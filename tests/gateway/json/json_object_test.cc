@@ -284,6 +284,32 @@ TEST(JsonObjectTest, RejectsControlCharactersInStrings) {
   EXPECT_EQ(MustFail(std::string("{\"a\0b\":1}", 10)).kind, ParseErrorKind::kSyntax);
 }
 
+// The string scanner skips plain ASCII eight bytes at a time: whatever
+// needs a look (quote, escape, control, non-ASCII) must be seen at every
+// position relative to those eight-byte steps.
+TEST(JsonObjectTest, EverySpecialByteIsSeenAtEveryOffsetOfALongString) {
+  for (std::size_t at = 0; at < 24; ++at) {
+    const std::string head(at, 'a'), tail(24 - at, 'z');
+    const auto doc = [](const std::string& contents) { return "{\"k\":\"" + contents + "\"}"; };
+
+    Object escaped = MustParse(doc(head + "\\n\\u00e9\\\"" + tail));
+    EXPECT_EQ(escaped.Find("k")->string_value, head + "\n\u00e9\"" + tail) << at;
+
+    Object utf8 = MustParse(doc(head + "\u00e9\U0001F600" + tail));
+    EXPECT_EQ(utf8.Find("k")->string_value, head + "\u00e9\U0001F600" + tail) << at;
+
+    Object short_value = MustParse(doc(head));
+    EXPECT_EQ(short_value.Find("k")->string_value, head) << at;
+
+    Object obj;
+    ParseError error;
+    EXPECT_FALSE(ParseObject(doc(head + std::string(1, '\x01') + tail), kDepth, &obj, &error)) << at;
+    EXPECT_FALSE(ParseObject(doc(head + "\xff" + tail), kDepth, &obj, &error)) << at;
+    EXPECT_FALSE(ParseObject(doc(head + "\xc3" + tail), kDepth, &obj, &error)) << at;
+    EXPECT_FALSE(ParseObject("{\"k\":\"" + head, kDepth, &obj, &error)) << at;
+  }
+}
+
 TEST(JsonObjectTest, AcceptsDelInStrings) {
   EXPECT_EQ(MustParse("{\"s\":\"\x7f\"}").members[0].string_value, "\x7f");
 }
