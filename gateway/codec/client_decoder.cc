@@ -275,7 +275,8 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
   if (type_member->kind != Kind::kString) {
     return Fail(failure, ErrorCode::kBadMessage, "\"type\" must be a string");
   }
-  const std::string& type = type_member->string_value;
+  // A view: comparing it with each literal is a length check, not strlen.
+  const absl::string_view type = type_member->string_value;
 
   if (type == "register" || type == "join") {
     return DecodeRegister(obj, type, mesh_id, event->mutable_register_(), failure);

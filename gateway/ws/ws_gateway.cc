@@ -57,6 +57,19 @@ net::IpAddress ToIpAddress(const asio::ip::address& address) {
   return net::IpAddress::Parse(address.to_string()).value_or(net::IpAddress::V4(0));
 }
 
+// websocketpp keeps the upgrade request and response (header maps, ~1 KiB)
+// for a connection's whole life, and never reads them again once it is open;
+// nor does the relay (it read the path and headers while validating). Idle
+// connections are what one small server holds by the thousand, so they go.
+// (get_request() returns a const view of a member that is not itself const.)
+template <typename ConnectionPtr>
+void ReleaseHandshake(const ConnectionPtr& con) {
+  using Request = std::decay_t<decltype(con->get_request())>;
+  using Response = std::decay_t<decltype(con->get_response())>;
+  const_cast<Request&>(con->get_request()) = Request();
+  const_cast<Response&>(con->get_response()) = Response();
+}
+
 // Events whose handling the relay latency histogram measures.
 bool IsRelayedTraffic(const relay::v1::ClientEvent& event) {
   switch (event.event_case()) {
@@ -404,6 +417,7 @@ void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
 template <typename Config>
 void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  ReleaseHandshake(con);
   // Behind a trusted proxy the TCP peer is the proxy: report the client.
   std::string remote = con->client_ip;
   if (!con->client_ip_forwarded) {
