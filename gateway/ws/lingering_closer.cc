@@ -51,7 +51,7 @@ LingeringCloser::LingeringCloser(std::chrono::milliseconds deadline, std::size_t
       max_lingering_(max_lingering),
       lingering_(std::make_shared<std::size_t>(0)) {}
 
-void LingeringCloser::Close(asio::ip::tcp::socket& socket) {
+void LingeringCloser::Close(asio::ip::tcp::socket& socket, bool send_side_shut) {
   asio::error_code ignored;
   if (!socket.is_open()) return;
   if (*lingering_ >= max_lingering_ || deadline_.count() <= 0) {
@@ -64,7 +64,7 @@ void LingeringCloser::Close(asio::ip::tcp::socket& socket) {
   // epoll): the socket would linger the whole deadline. A pending write (a
   // TLS close_notify to a peer that stopped reading) ends too.
   socket.cancel(ignored);
-  socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  if (!send_side_shut) socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   std::make_shared<Drain>(std::move(socket), lingering_)->Start(deadline_);
 }
 

@@ -29,7 +29,9 @@ class LingeringCloser {
 
   // Takes the socket over (a moved-from socket stays behind, closed). Its
   // pending operations end with an error; a socket already closed is ignored.
-  void Close(asio::ip::tcp::socket& socket);
+  // `send_side_shut`: the caller already shut the sending side (saves a
+  // system call per connection; shutting it twice is harmless otherwise).
+  void Close(asio::ip::tcp::socket& socket, bool send_side_shut = false);
 
   // Sockets still being drained.
   std::size_t lingering() const { return *lingering_; }

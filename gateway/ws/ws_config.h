@@ -32,6 +32,9 @@ struct WsConnectionState {
   // the key of the per-IP connection count.
   std::string client_ip;
   bool client_ip_forwarded = false;  // from X-Forwarded-For, not the TCP peer
+  // "address:port" of the TCP peer, read once at the upgrade (a system call)
+  // and handed to the core at open.
+  std::string tcp_peer;
   // Holds a slot of the connection limits, from the accepted upgrade until
   // the connection ends (close or failed handshake).
   bool holds_slot = false;

@@ -359,6 +359,7 @@ template <typename Config>
 bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
   const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con);
   if (peer.has_value()) {
+    con->tcp_peer = EndpointText(*peer);
     const net::ClientIp client =
         net::ResolveClientIp(ToIpAddress(peer->address()),
                              con->get_request_header("X-Forwarded-For"), config_.trusted_proxies);
@@ -419,12 +420,10 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   ReleaseHandshake(con);
   // Behind a trusted proxy the TCP peer is the proxy: report the client.
-  std::string remote = con->client_ip;
-  if (!con->client_ip_forwarded) {
-    if (const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con)) {
-      remote = EndpointText(*peer);
-    }
-  }
+  std::string remote = con->client_ip_forwarded || con->tcp_peer.empty()
+                           ? con->client_ip
+                           : std::move(con->tcp_peer);
+  con->tcp_peer = std::string();
   core::ConnectionInfo info{std::move(remote), std::string(scheme())};
   const std::string remote_address = info.remote_address;
   con->core_id = core_->Connect(
@@ -507,7 +506,8 @@ void BasicWsGateway<Config>::ReleaseSocket(const ConnectionPtr& con) {
   if constexpr (kTls) {
     lingering_closer_.Close(con->get_socket().next_layer());
   } else {
-    lingering_closer_.Close(con->get_socket());
+    // websocketpp has ended it through HalfCloseSocketConnection::async_shutdown.
+    lingering_closer_.Close(con->get_socket(), /*send_side_shut=*/true);
   }
 }
 
