@@ -1,9 +1,9 @@
 #include "gateway/json/json_object.h"
 
 #include <cstdint>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/json/swar.h"
 
 namespace relay::gateway::json {
 namespace {
@@ -65,22 +65,6 @@ std::size_t Utf8SequenceLength(absl::string_view s, std::size_t i) {
     return 4;
   }
   return 0;
-}
-
-// The high bit of each byte of `w` that may need the string scanner's
-// attention: '"', a backslash, a control character (< 0x20) or a non-ASCII
-// byte (SWAR "has zero byte" / "has byte less than" tests). The lowest set
-// bit is exact (later ones can be false alarms after a borrow), so on a
-// little-endian machine it locates the first such byte and a run of plain
-// ASCII is skipped eight bytes at a time.
-std::uint64_t AttentionBits(std::uint64_t w) {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  const auto zero_bytes = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
-  const std::uint64_t quote = zero_bytes(w ^ (kOnes * '"'));
-  const std::uint64_t backslash = zero_bytes(w ^ (kOnes * '\\'));
-  const std::uint64_t control = (w - kOnes * 0x20) & ~w & kHighs;
-  return quote | backslash | control | (w & kHighs);
 }
 
 class Parser {
@@ -263,17 +247,17 @@ class Parser {
     const std::size_t start = pos_;
     bool escaped = false;
     while (true) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-      while (pos_ + 8 <= s_.size()) {
-        std::uint64_t word;
-        std::memcpy(&word, s_.data() + pos_, sizeof(word));
-        if (const std::uint64_t bits = AttentionBits(word); bits != 0) {
-          pos_ += static_cast<std::size_t>(__builtin_ctzll(bits)) / 8;
+      // Plain ASCII runs, eight bytes at a time, up to the first byte that
+      // needs a look (swar.h).
+      while (swar::kEnabled && pos_ + 8 <= s_.size()) {
+        const std::uint64_t word = swar::Load(s_.data() + pos_);
+        if (const std::uint64_t bits = swar::QuoteBackslashOrControl(word) | swar::NonAscii(word);
+            bits != 0) {
+          pos_ += swar::FirstFlaggedByte(bits);
           break;
         }
         pos_ += 8;
       }
-#endif
       if (pos_ >= s_.size()) return Fail("unterminated string");
       const unsigned char c = static_cast<unsigned char>(s_[pos_]);
       if (c == '"') break;
