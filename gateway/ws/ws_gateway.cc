@@ -11,7 +11,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/arena.h"
 #include "gateway/codec/client_decoder.h"
 #include "gateway/http/http_routes.h"
 #include "gateway/http/relay_path.h"
@@ -21,6 +20,7 @@
 #include "gateway/ws/tls_context.h"
 #include "gateway/ws/ws_close_codes.h"
 #include "gateway/ws/ws_config.h"
+#include "google/protobuf/arena.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -420,17 +420,15 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   ReleaseHandshake(con);
   // Behind a trusted proxy the TCP peer is the proxy: report the client.
-  std::string remote = con->client_ip_forwarded || con->tcp_peer.empty()
-                           ? con->client_ip
-                           : std::move(con->tcp_peer);
+  std::string remote =
+      con->client_ip_forwarded || con->tcp_peer.empty() ? con->client_ip : std::move(con->tcp_peer);
   con->tcp_peer = std::string();
   core::ConnectionInfo info{std::move(remote), std::string(scheme())};
   const std::string remote_address = info.remote_address;
   con->core_id = core_->Connect(
-      std::move(info),
-      std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
-                                           config_.max_queued_bytes_per_connection,
-                                           &metrics_.ws_bytes));
+      std::move(info), std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
+                                                            config_.max_queued_bytes_per_connection,
+                                                            &metrics_.ws_bytes));
   log::Event(log::Level::kInfo, "connect")
       .Uint("conn", con->core_id)
       .Str("remote", remote_address)
