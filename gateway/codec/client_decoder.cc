@@ -1,11 +1,12 @@
 #include "gateway/codec/client_decoder.h"
 
-#include <initializer_list>
-
-#include "absl/strings/str_cat.h"
 #include <algorithm>
+#include <initializer_list>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "gateway/codec/python_json.h"
 #include "gateway/json/json_object.h"
 
@@ -259,8 +260,15 @@ bool DecodeRegisterMesh(const Object& obj, absl::string_view mesh_id,
 bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
                        relay::v1::ClientEvent* event, DecodeFailure* failure) {
   // Reused: its member list keeps its capacity from one frame to the next
-  // (ParseObject clears it first; nothing is kept past this call).
+  // (ParseObject clears it first). What a frame held (a register token, say)
+  // is not kept past this call, and one huge frame (a megabyte of members)
+  // must not pin its list for the thread's life.
   thread_local Object obj;
+  absl::Cleanup release = [] {
+    constexpr std::size_t kMembersKept = 64;
+    obj.members.clear();
+    if (obj.members.capacity() > kMembersKept) std::vector<Member>().swap(obj.members);
+  };
   json::ParseError error;
   if (!json::ParseObject(frame, kMaxJsonDepth, &obj, &error)) {
     const ErrorCode code =

@@ -405,7 +405,9 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   ArenaEvent event;
   auto* out = event->mutable_llm_request();
   out->set_from(conn.node_id);
-  *out->mutable_request() = std::move(req);
+  // A copy: the request lives on the transport's arena (or the heap), the
+  // event on its own, and protobuf only swaps within one arena.
+  *out->mutable_request() = req;
   Deliver(*Find(*chosen), std::move(event).Share());
 }
 
@@ -426,7 +428,7 @@ void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
   ArenaEvent event;
   auto* out = event->mutable_llm_response();
   out->set_from(conn.node_id);
-  *out->mutable_response() = std::move(resp);
+  *out->mutable_response() = resp;  // a copy, as in OnLlmRequest
   Deliver(target, std::move(event).Share());
 }
 

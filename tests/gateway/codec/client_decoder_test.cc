@@ -33,6 +33,26 @@ DecodeFailure MustFail(const std::string& frame) {
 
 // --- register / join --------------------------------------------------------
 
+// The decoder reuses one member list between frames: a frame with a huge
+// number of members, a failed one and a small one in a row each decode on
+// their own (nothing of one frame shows in the next).
+TEST(ClientDecoderTest, FramesDecodeIndependentlyWhateverCameBefore) {
+  std::string huge = R"({"type":"broadcast","payload":1)";
+  for (int i = 0; i < 20000; ++i) huge += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  huge += "}";
+  EXPECT_EQ(MustDecode(huge).broadcast().payload(), "1");
+
+  ClientEvent failed;
+  DecodeFailure failure;
+  EXPECT_FALSE(DecodeClientFrame(R"({"type":"direct","payload":2})", "lobby", &failed, &failure));
+
+  const ClientEvent small = MustDecode(R"({"type":"direct","target":"b","payload":[3]})");
+  EXPECT_EQ(small.direct().target(), "b");
+  EXPECT_EQ(small.direct().payload(), "[3]");
+  const ClientEvent no_payload = MustDecode(R"({"type":"broadcast"})");
+  EXPECT_EQ(no_payload.broadcast().payload(), "null");
+}
+
 TEST(ClientDecoderTest, RegisterDecodesEveryField) {
   const ClientEvent event = MustDecode(
       R"({"type":"register","node_id":"n1","name":"Node One","capabilities":["llm","chat"],"token":"t0k"})",
