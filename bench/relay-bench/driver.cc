@@ -127,6 +127,11 @@ void Driver::CloseAll() {
   for (auto& client : clients_) client->Abort();
 }
 
+RunResult Driver::Finish() {
+  CloseAll();
+  return result_;
+}
+
 bool Driver::RunUntil(std::uint64_t deadline_ns, const std::function<bool()>& done,
                       const Tick& tick, int wait_ms) {
   const std::uint64_t max_wait = static_cast<std::uint64_t>(wait_ms) * 1000000;
@@ -216,6 +221,10 @@ void Driver::RunSendersLoad(int senders, const std::function<void(int, std::uint
         return schedule->next_due_ns();
       },
       drained);
+}
+
+bool Driver::SendNextOnDelivery(const Stream& stream) const {
+  return sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window);
 }
 
 std::string Driver::LoadParams(const std::string& head) const {

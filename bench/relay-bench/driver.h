@@ -54,6 +54,8 @@ class Driver : public WsClientHandler {
   // A close frame on every client still open, then the loop until all ended
   // (at most 5 s; the rest are aborted). Closes during this are expected.
   void CloseAll();
+  // The end of every Run(): CloseAll(), then the result.
+  RunResult Finish();
   // Runs the loop until `done()` or `deadline_ns`; `tick(now)` before every
   // turn returns when it wants to run next (0: no wish). A turn waits for
   // events at most `wait_ms`, and never past that wish.
@@ -112,6 +114,9 @@ class Driver : public WsClientHandler {
   // Sums sent / received / lost / duplicates / reordered into result_.
   void Tally(const std::vector<Stream>& streams, bool order_matters = true);
   static bool AllDelivered(const std::vector<Stream>& streams);
+  // RunSendersLoad's closed loop: whether the sender of `stream`, one of whose
+  // messages just arrived, sends the next (still sending, under W in flight).
+  bool SendNextOnDelivery(const Stream& stream) const;
 
   // --- problems ------------------------------------------------------------
   void Problem(const std::string& what);

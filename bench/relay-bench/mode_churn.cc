@@ -47,8 +47,7 @@ class ChurnDriver final : public Driver {
     result_.received = finished_;
     result_.lost = started_ - finished_;
     if (result_.lost > 0) Problem(std::to_string(result_.lost) + " cycles did not finish");
-    CloseAll();
-    return result_;
+    return Finish();
   }
 
   void OnOpen(WsClient& client) override {

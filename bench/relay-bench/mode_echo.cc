@@ -44,10 +44,7 @@ class EchoDriver final : public Driver {
     }
     Stream& stream = streams_[client.index];
     Deliver(stream, fields, now);
-    if (sending_ && opt_.rate <= 0 &&
-        stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
-      SendEcho(client.index, now);
-    }
+    if (SendNextOnDelivery(stream)) SendEcho(client.index, now);
   }
 
  private:
@@ -55,11 +52,6 @@ class EchoDriver final : public Driver {
     scratch_.clear();
     AppendNextPayload(streams_[index], static_cast<std::uint32_t>(index), send_ns);
     conns_[index]->SendText(scratch_);
-  }
-
-  RunResult Finish() {
-    CloseAll();
-    return result_;
   }
 
   std::vector<WsClient*> conns_;

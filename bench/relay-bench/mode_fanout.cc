@@ -87,11 +87,6 @@ class FanoutDriver final : public Driver {
     broadcaster_->SendText(scratch_);
   }
 
-  RunResult Finish() {
-    CloseAll();
-    return result_;
-  }
-
   WsClient* broadcaster_ = nullptr;
   std::uint64_t broadcasts_ = 0;
   std::vector<Stream> streams_;         // one per receiver, all from the broadcaster

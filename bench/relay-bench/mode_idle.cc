@@ -125,11 +125,6 @@ class IdleDriver final : public Driver {
     senders_[index]->SendText(scratch_);
   }
 
-  RunResult Finish() {
-    CloseAll();
-    return result_;
-  }
-
   bool liveness_ = false;
   std::vector<WsClient*> senders_;  // relay: the "a" of each mesh; echo: every connection
   std::vector<Stream> streams_;

@@ -123,11 +123,6 @@ class LlmDriver final : public Driver {
     }
   }
 
-  RunResult Finish() {
-    CloseAll();
-    return result_;
-  }
-
   std::vector<WsClient*> requesters_;
   std::vector<Stream> streams_;  // one per requester: its requests and their answers
 };

@@ -63,10 +63,7 @@ class PairsDriver final : public Driver {
     }
     Stream& stream = streams_[client.index];
     Deliver(stream, fields, now);
-    if (sending_ && opt_.rate <= 0 &&
-        stream.in_flight() < static_cast<std::uint64_t>(opt_.window)) {
-      SendDirect(client.index, now);
-    }
+    if (SendNextOnDelivery(stream)) SendDirect(client.index, now);
   }
 
  private:
@@ -75,11 +72,6 @@ class PairsDriver final : public Driver {
     AppendNextPayload(streams_[pair], static_cast<std::uint32_t>(pair), send_ns);
     scratch_.append("\"}");
     senders_[pair]->SendText(scratch_);
-  }
-
-  RunResult Finish() {
-    CloseAll();
-    return result_;
   }
 
   std::vector<WsClient*> senders_;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "gateway/json/swar.h"
 #include "gateway/ws/ws_config.h"
 
 namespace relay::gateway {
@@ -26,16 +27,11 @@ std::size_t UnmaskInPlace(std::uint8_t* data, std::size_t length, std::size_t pr
 }
 
 bool IsAscii(const char* data, std::size_t length) {
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
   std::uint64_t seen = 0;
   std::size_t i = 0;
-  for (; i + sizeof(std::uint64_t) <= length; i += sizeof(std::uint64_t)) {
-    std::uint64_t word;
-    std::memcpy(&word, data + i, sizeof(word));
-    seen |= word;
-  }
+  for (; i + sizeof(seen) <= length; i += sizeof(seen)) seen |= json::swar::Load(data + i);
   for (; i < length; ++i) seen |= static_cast<unsigned char>(data[i]);
-  return (seen & kHighs) == 0;
+  return json::swar::NonAscii(seen) == 0;
 }
 
 namespace {
@@ -45,7 +41,7 @@ namespace {
 // text frames, count the bytes. An ASCII run leaves a validator that sits at a
 // character boundary at one, so the state machine only sees chunks that hold
 // non-ASCII bytes or continue a character split across chunks.
-template <typename Processor, typename Metadata, typename Deflate>
+template <typename Metadata, typename Deflate>
 std::size_t ProcessPayloadBytes(const websocketpp::frame::basic_header& header, Metadata* msg,
                                 Deflate& deflate, std::size_t* bytes_needed, std::uint8_t* buf,
                                 std::size_t len, websocketpp::lib::error_code& ec) {
@@ -80,15 +76,15 @@ namespace websocketpp::processor {
 template <>
 size_t hybi13<relay::gateway::WsPlainConfig>::process_payload_bytes(uint8_t* buf, size_t len,
                                                                     lib::error_code& ec) {
-  return relay::gateway::ProcessPayloadBytes<hybi13>(
-      m_basic_header, m_current_msg, m_permessage_deflate, &m_bytes_needed, buf, len, ec);
+  return relay::gateway::ProcessPayloadBytes(m_basic_header, m_current_msg, m_permessage_deflate,
+                                             &m_bytes_needed, buf, len, ec);
 }
 
 template <>
 size_t hybi13<relay::gateway::WsTlsConfig>::process_payload_bytes(uint8_t* buf, size_t len,
                                                                   lib::error_code& ec) {
-  return relay::gateway::ProcessPayloadBytes<hybi13>(
-      m_basic_header, m_current_msg, m_permessage_deflate, &m_bytes_needed, buf, len, ec);
+  return relay::gateway::ProcessPayloadBytes(m_basic_header, m_current_msg, m_permessage_deflate,
+                                             &m_bytes_needed, buf, len, ec);
 }
 
 }  // namespace websocketpp::processor
