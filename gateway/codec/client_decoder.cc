@@ -157,6 +157,11 @@ void DecodeSignedToken(absl::string_view raw, relay::v1::SignedJoinToken* token)
   token->set_signature_b64(signature->string_value);
   token->set_issuer_id(issuer_id->string_value);
   token->set_expires_at(expires);
+  double issued = 0;
+  if (issued_at != nullptr && issued_at->kind == Kind::kNumber &&
+      absl::SimpleAtod(issued_at->raw_value, &issued)) {
+    token->set_issued_at(issued);
+  }
   if (node_id != nullptr && node_id->kind == Kind::kString) token->set_node_id(node_id->string_value);
 
   // Keys in sorted order, exactly as json.dumps(sort_keys=True) writes them.

@@ -72,8 +72,9 @@ class AttachStream final : public grpc::ServerBidiReactor<ClientEvent, ServerEve
 // The core's handle on a stream.
 class AttachSink final : public core::PeerSink {
  public:
-  AttachSink(std::shared_ptr<StreamState> state, std::size_t max_queued_bytes)
-      : state_(std::move(state)), max_queued_bytes_(max_queued_bytes) {}
+  AttachSink(asio::io_context* io, std::shared_ptr<StreamState> state,
+             std::size_t max_queued_bytes)
+      : io_(io), state_(std::move(state)), max_queued_bytes_(max_queued_bytes) {}
 
   void Send(const core::ServerEventPtr& event) override {
     std::lock_guard<std::mutex> lock(state_->mu);
@@ -106,7 +107,21 @@ class AttachSink final : public core::PeerSink {
     return {state_->bytes_in, state_->bytes_out, state_->queued_bytes};
   }
 
+  // The application cannot ping one stream: HTTP/2 keepalive (the server's
+  // GRPC_ARG_KEEPALIVE_* settings) breaks the stream of a peer that
+  // vanished. A stream it has not broken is alive.
+  bool Probe(absl::Duration /*timeout*/, std::function<void(bool)> done) override {
+    bool alive;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      alive = !state_->closing && !state_->finished && !state_->cancelled;
+    }
+    asio::post(*io_, [done = std::move(done), alive] { done(alive); });
+    return true;
+  }
+
  private:
+  asio::io_context* const io_;
   const std::shared_ptr<StreamState> state_;
   const std::size_t max_queued_bytes_;
 };
@@ -148,6 +163,15 @@ bool IsRelayedTraffic(const ClientEvent& event) {
   }
 }
 
+// "127.0.0.1:5000" / "[::1]:5000" -> "127.0.0.1" / "::1"
+std::string ClientIpOf(absl::string_view remote) {
+  if (absl::StartsWith(remote, "[")) {
+    const std::size_t end = remote.find(']');
+    return std::string(remote.substr(1, end == absl::string_view::npos ? end : end - 1));
+  }
+  return std::string(remote.substr(0, remote.rfind(':')));
+}
+
 // "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" -> "127.0.0.1:5000" / "[::1]:5000"
 std::string RemoteAddress(const std::string& peer) {
   for (absl::string_view prefix : {"ipv4:", "ipv6:"}) {
@@ -168,7 +192,7 @@ AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
     return;
   }
   StartRead(&in_);
-  asio::post(*io_, [state = state_, core = core_, options = options_,
+  asio::post(*io_, [io = io_, state = state_, core = core_, options = options_,
                     remote = std::move(remote_address)]() mutable {
     if (core->draining() || core->OpenConnections() >= options->max_connections) {
       std::lock_guard<std::mutex> lock(state->mu);
@@ -181,8 +205,8 @@ AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
       return;
     }
     state->core_id =
-        core->Connect(core::ConnectionInfo{remote, "grpc"},
-                      std::make_shared<AttachSink>(state, options->max_queued_bytes));
+        core->Connect(core::ConnectionInfo{remote, "grpc", ClientIpOf(remote)},
+                      std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
     log::Event(log::Level::kInfo, "connect")
         .Uint("conn", state->core_id)
         .Str("remote", remote)
@@ -209,13 +233,13 @@ void AttachStream::OnReadDone(bool ok) {
   if (options_->metrics != nullptr) {
     options_->metrics->grpc_bytes.received.fetch_add(size, std::memory_order_relaxed);
   }
-  asio::post(*io_, [state = state_, core = core_, options = options_, event, received_at]() {
+  asio::post(*io_, [state = state_, core = core_, options = options_, event, received_at, size]() {
     if (state->core_id != 0) {
       ClientEvent normalized;
       DecodeFailure failure;
       if (NormalizeGrpcEvent(*event, options->max_mesh_id_bytes, &normalized, &failure)) {
         const bool relayed = IsRelayedTraffic(normalized);
-        core->Handle(state->core_id, std::move(normalized));
+        core->Handle(state->core_id, std::move(normalized), size);
         if (options->metrics != nullptr && relayed) {
           options->metrics->relay_latency.Observe(
               std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at)
@@ -223,7 +247,7 @@ void AttachStream::OnReadDone(bool ok) {
         }
       } else {
         core->RejectUndecodable(state->core_id, failure.code, failure.message,
-                                failure.request_id_json);
+                                failure.request_id_json, size);
       }
     }
     // The next read only now: one event in flight per stream.

@@ -9,10 +9,13 @@
 #define ASIO_STANDALONE
 #endif
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
 
+#include "asio/steady_timer.hpp"
 #include "gateway/ws/half_close_socket.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
@@ -46,6 +49,10 @@ struct WsConnectionState {
   int missed_pongs = 0;
   // Set when the relay decided to close; otherwise derived from the close.
   std::optional<core::CloseReason> close_reason;
+  // A takeover probe in flight (WsPeerSink::Probe): called with true by the
+  // next pong, or with false by the timer.
+  std::function<void(bool)> probe_done;
+  std::shared_ptr<asio::steady_timer> probe_timer;
 };
 
 // `Base` is websocketpp::config::asio or ::asio_tls; `Socket` its socket policy.

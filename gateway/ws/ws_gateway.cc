@@ -132,6 +132,32 @@ class WsPeerSink final : public core::PeerSink {
     return {con->bytes_in, con->bytes_out, con->get_buffered_amount()};
   }
 
+  // A WebSocket ping; any pong before the deadline answers it (OnPong).
+  bool Probe(absl::Duration timeout, std::function<void(bool)> done) override {
+    websocketpp::lib::error_code ec;
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
+    if (ec || con->close_reason || con->get_state() != websocketpp::session::state::open ||
+        con->probe_done) {
+      return false;
+    }
+    con->ping("probe", ec);
+    if (ec) return false;
+    con->probe_done = std::move(done);
+    con->probe_timer = std::make_shared<asio::steady_timer>(server_->get_io_service());
+    con->probe_timer->expires_after(ToChrono(timeout));
+    con->probe_timer->async_wait([server = server_, hdl = hdl_](const asio::error_code& timer_ec) {
+      if (timer_ec) return;  // cancelled: the pong came
+      websocketpp::lib::error_code ignored;
+      typename Server::connection_ptr con = server->get_con_from_hdl(hdl, ignored);
+      if (ignored || !con->probe_done) return;  // gone: the core hears of it by Disconnect
+      std::function<void(bool)> done = std::move(con->probe_done);
+      con->probe_done = nullptr;
+      con->probe_timer.reset();
+      done(false);
+    });
+    return true;
+  }
+
   // The close frame waits behind what is queued; a peer that never reads
   // never answers it, so the close handshake timeout then cuts TCP.
   void Close(core::CloseReason reason) override {
@@ -423,7 +449,7 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   std::string remote =
       con->client_ip_forwarded || con->tcp_peer.empty() ? con->client_ip : std::move(con->tcp_peer);
   con->tcp_peer = std::string();
-  core::ConnectionInfo info{std::move(remote), std::string(scheme())};
+  core::ConnectionInfo info{std::move(remote), std::string(scheme()), con->client_ip};
   const std::string remote_address = info.remote_address;
   con->core_id = core_->Connect(
       std::move(info), std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
@@ -459,7 +485,7 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
   DecodeFailure failure;
   if (DecodeClientFrame(msg->get_payload(), con->mesh_id, event, &failure)) {
     const bool relayed = IsRelayedTraffic(*event);
-    core_->Handle(con->core_id, std::move(*event));
+    core_->Handle(con->core_id, std::move(*event), msg->get_payload().size());
     // Every recipient's frame is queued by now (the core delivers before
     // Handle returns).
     if (relayed) {
@@ -467,7 +493,8 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at).count());
     }
   } else {
-    core_->RejectUndecodable(con->core_id, failure.code, failure.message, failure.request_id_json);
+    core_->RejectUndecodable(con->core_id, failure.code, failure.message, failure.request_id_json,
+                             msg->get_payload().size());
   }
 }
 
@@ -516,6 +543,13 @@ void BasicWsGateway<Config>::OnPong(connection_hdl hdl, std::string /*payload*/)
   if (ec) return;
   con->awaiting_pong = false;
   con->missed_pongs = 0;
+  if (con->probe_done) {
+    std::function<void(bool)> done = std::move(con->probe_done);
+    con->probe_done = nullptr;
+    if (con->probe_timer) con->probe_timer->cancel();
+    con->probe_timer.reset();
+    done(true);
+  }
 }
 
 template <typename Config>

@@ -24,6 +24,36 @@ absl::Status CoreConfig::Validate() const {
   if (rate_limit_per_second > 0 && rate_limit_burst == 0) {
     return absl::InvalidArgumentError("rate_limit_burst must be positive when rate limiting is on");
   }
+  if (rate_limit_bytes_per_second < 0) {
+    return absl::InvalidArgumentError("rate_limit_bytes_per_second must not be negative");
+  }
+  if (rate_limit_bytes_per_second > 0 && rate_limit_burst_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "rate_limit_burst_bytes must be positive when byte rate limiting is on");
+  }
+  if (takeover_probe_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("takeover_probe_timeout must be positive");
+  }
+  if (max_events_while_registering == 0) {
+    return absl::InvalidArgumentError("max_events_while_registering must be positive");
+  }
+  if (max_pending_llm_bytes_per_peer == 0) {
+    return absl::InvalidArgumentError("max_pending_llm_bytes_per_peer must be positive");
+  }
+  if (max_nonce_bytes == 0) return absl::InvalidArgumentError("max_nonce_bytes must be positive");
+  if (max_join_token_lifetime <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_join_token_lifetime must be positive");
+  }
+  if (max_nonces_per_mesh == 0) {
+    return absl::InvalidArgumentError("max_nonces_per_mesh must be positive");
+  }
+  if (max_auth_records == 0) return absl::InvalidArgumentError("max_auth_records must be positive");
+  if (auth_records_per_ip_per_minute == 0) {
+    return absl::InvalidArgumentError("auth_records_per_ip_per_minute must be positive");
+  }
+  if (signed_mesh_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("signed_mesh_ttl must be positive");
+  }
   return absl::OkStatus();
 }
 

@@ -35,6 +35,49 @@ struct CoreConfig {
   // 0 disables.
   double rate_limit_per_second = 1000;
   std::size_t rate_limit_burst = 20000;
+  // Per-connection byte rate (token bucket on the wire bytes of the messages
+  // a client sends): one client must not keep the event loop busy parsing
+  // megabytes for everyone else. 1 MiB/s sustained is some fifty times what a
+  // phone streaming an LLM answer sends; the burst lets a device push 16 MiB
+  // at once. The burst must hold the largest message. 0 disables.
+  double rate_limit_bytes_per_second = 1 << 20;
+  std::size_t rate_limit_burst_bytes = std::size_t{16} << 20;
+
+  // Open-mesh takeover: a registration that proves no more than the live
+  // holder of its node_id (an open mesh proves nothing) gets the id only if
+  // the holder does not answer a liveness probe within this. A phone whose
+  // old connection really died gets its id back this fast.
+  absl::Duration takeover_probe_timeout = absl::Seconds(2);
+  // What a connection may pipeline while its registration waits for that
+  // probe: events and their wire bytes (one message always fits).
+  std::size_t max_events_while_registering = 64;
+  std::size_t max_bytes_while_registering = std::size_t{1} << 20;
+
+  // Bytes of the llm requests one peer has waiting for an answer (each
+  // counts its request_id plus kPendingLlmOverheadBytes): the dispatcher
+  // keeps every waiting request_id, so the count bound alone is not enough.
+  std::size_t max_pending_llm_bytes_per_peer = std::size_t{128} << 10;
+
+  // Signed join tokens. The nonce is kept until the token expires, so both
+  // are bounded: a nonce is a random value, not a document; a token may not
+  // be valid for longer than this (from its issued_at, and from now).
+  std::size_t max_nonce_bytes = 128;
+  absl::Duration max_join_token_lifetime = absl::Hours(24 * 30);
+  // Founders (node ids with the key they proved with) kept per signed mesh.
+  std::size_t max_founders_per_mesh = 64;
+  // Used nonces kept per mesh (a family's devices each use one token).
+  std::size_t max_nonces_per_mesh = 1000;
+  // Authentication records in total: token bindings, signed meshes and used
+  // nonces (each at most ~1.2 KB in memory and in relay.db). Past it no new
+  // mesh can be bound or signed and no new nonce used: auth_unavailable.
+  std::size_t max_auth_records = 100000;
+  // New authentication records (a binding, a signed mesh, a nonce) one
+  // client IP may create per minute: creating them is cheap for a client
+  // and each lasts (24 h, 90 days, 30 days). Over it: rate_limited.
+  std::size_t auth_records_per_ip_per_minute = 20;
+  // A signed mesh nobody has joined or re-proved for this long is forgotten
+  // (anyone may then register the id again).
+  absl::Duration signed_mesh_ttl = absl::Hours(24 * 90);
 
   // OK, or InvalidArgument naming the first bad field.
   absl::Status Validate() const;

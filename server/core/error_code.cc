@@ -34,6 +34,8 @@ absl::string_view ErrorCodeName(ErrorCode code) {
       return "kicked";
     case ErrorCode::kMeshClosed:
       return "mesh_closed";
+    case ErrorCode::kAuthUnavailable:
+      return "auth_unavailable";
   }
   return "unknown";
 }

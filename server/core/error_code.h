@@ -27,9 +27,10 @@ enum class ErrorCode {
   kMeshFull,           // the mesh has its maximum number of peers
   kKicked,             // an operator closed this peer (then closed 1008)
   kMeshClosed,         // an operator closed this mesh (then closed 1008)
+  kAuthUnavailable,    // the relay cannot record new credentials now (its bound is reached)
 };
 
-inline constexpr std::size_t kErrorCodeCount = 15;
+inline constexpr std::size_t kErrorCodeCount = 16;
 
 inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
     ErrorCode::kBadJson,       ErrorCode::kBadMessage,        ErrorCode::kUnknownType,
@@ -37,6 +38,7 @@ inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
     ErrorCode::kUnknownTarget, ErrorCode::kNoLlmPeer,         ErrorCode::kLlmPeerLeft,
     ErrorCode::kTooManyRequests, ErrorCode::kAuthFailed,       ErrorCode::kRateLimited,
     ErrorCode::kMeshFull,      ErrorCode::kKicked,            ErrorCode::kMeshClosed,
+    ErrorCode::kAuthUnavailable,
 };
 
 // The stable protocol name, e.g. "unknown_target".

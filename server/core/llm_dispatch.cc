@@ -33,6 +33,7 @@ void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
     it->second = Assignment{responder, next_order_ - 1, at};
   } else {
     ++requested_[requester];
+    requested_bytes_[requester] += PendingBytes(request_id);
   }
   ++held_[responder];
 }
@@ -43,7 +44,7 @@ bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
   if (it == pending_.end() || it->second.responder != responder) return false;
   if (dispatched_at != nullptr) *dispatched_at = it->second.at;
   pending_.erase(it);
-  Forget(requester, responder);
+  Forget(requester, request_id, responder);
   return true;
 }
 
@@ -52,7 +53,7 @@ std::vector<LlmDispatch::Pending> LlmDispatch::ResponderGone(ConnectionId respon
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.responder == responder) {
       gone.push_back({it->second.order, Pending{it->first.first, it->first.second}});
-      Forget(it->first.first, responder);
+      Forget(it->first.first, it->first.second, responder);
       pending_.erase(it++);
     } else {
       ++it;
@@ -70,13 +71,14 @@ std::vector<LlmDispatch::Pending> LlmDispatch::ResponderGone(ConnectionId respon
 void LlmDispatch::RequesterGone(ConnectionId requester) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->first.first == requester) {
-      Forget(requester, it->second.responder);
+      Forget(requester, it->first.second, it->second.responder);
       pending_.erase(it++);
     } else {
       ++it;
     }
   }
   requested_.erase(requester);
+  requested_bytes_.erase(requester);
 }
 
 std::size_t LlmDispatch::HeldBy(ConnectionId responder) const {
@@ -89,8 +91,18 @@ std::size_t LlmDispatch::RequestedBy(ConnectionId requester) const {
   return it == requested_.end() ? 0 : it->second;
 }
 
-void LlmDispatch::Forget(ConnectionId requester, ConnectionId responder) {
+std::size_t LlmDispatch::RequestedBytesBy(ConnectionId requester) const {
+  auto it = requested_bytes_.find(requester);
+  return it == requested_bytes_.end() ? 0 : it->second;
+}
+
+void LlmDispatch::Forget(ConnectionId requester, absl::string_view request_id,
+                         ConnectionId responder) {
   if (auto it = held_.find(responder); it != held_.end() && --it->second == 0) held_.erase(it);
+  if (auto it = requested_bytes_.find(requester); it != requested_bytes_.end()) {
+    it->second -= std::min(it->second, PendingBytes(request_id));
+    if (it->second == 0) requested_bytes_.erase(it);
+  }
   if (auto it = requested_.find(requester); it != requested_.end() && --it->second == 0) {
     requested_.erase(it);
   }

@@ -58,6 +58,16 @@ class LlmDispatch {
 
   std::size_t HeldBy(ConnectionId responder) const;
   std::size_t RequestedBy(ConnectionId requester) const;
+  // What the requester's waiting requests cost the dispatcher: each one's
+  // request_id plus kPendingOverheadBytes.
+  std::size_t RequestedBytesBy(ConnectionId requester) const;
+  // The bytes one more request with `request_id` would add.
+  static std::size_t PendingBytes(absl::string_view request_id) {
+    return request_id.size() + kPendingOverheadBytes;
+  }
+  // A waiting request's bookkeeping beyond its request_id (map entry, key,
+  // assignment), roughly.
+  static constexpr std::size_t kPendingOverheadBytes = 64;
   std::size_t pending() const { return pending_.size(); }
 
  private:
@@ -66,13 +76,14 @@ class LlmDispatch {
     std::uint64_t order;  // dispatch order, to report oldest first
     absl::Time at;
   };
-  void Forget(ConnectionId requester, ConnectionId responder);
+  void Forget(ConnectionId requester, absl::string_view request_id, ConnectionId responder);
 
   std::uint64_t last_pick_seq_ = 0;
   std::uint64_t next_order_ = 0;
   absl::flat_hash_map<std::pair<ConnectionId, std::string>, Assignment> pending_;
   absl::flat_hash_map<ConnectionId, std::size_t> held_;
   absl::flat_hash_map<ConnectionId, std::size_t> requested_;
+  absl::flat_hash_map<ConnectionId, std::size_t> requested_bytes_;
 };
 
 }  // namespace relay::core

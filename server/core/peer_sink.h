@@ -9,8 +9,10 @@
 #define RELAY_SERVER_CORE_PEER_SINK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/close_reason.h"
 
@@ -26,6 +28,18 @@ class PeerSink {
   // Asks the transport to close the connection for `reason`, after what was
   // already queued. The transport then reports RelayCore::Disconnect.
   virtual void Close(CloseReason reason) = 0;
+
+  // Is the peer still there? Asked before an open-mesh node_id is handed to
+  // another connection. The transport checks (a WebSocket ping; a gRPC
+  // stream that its keepalive has not broken) and calls `done` exactly once,
+  // later (never from inside Probe), on the core's thread: true when the
+  // peer answered within `timeout`. When the connection ends first it may
+  // skip `done`: the core learns of it through Disconnect. Returns false
+  // (and never calls `done`) when this transport cannot check: the holder is
+  // then taken to be alive.
+  virtual bool Probe(absl::Duration /*timeout*/, std::function<void(bool answered)> /*done*/) {
+    return false;
+  }
 
   // What the transport counted for this connection, for the Admin API.
   struct Counters {

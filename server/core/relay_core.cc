@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
 #include "server/core/arena_event.h"
+#include "server/core/text_rules.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -85,7 +86,7 @@ RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* au
     : config_(std::move(config)),
       clock_(clock),
       started_at_(clock->Now()),
-      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_.mesh_binding_grace) {}
+      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_) {}
 
 absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }
 
@@ -98,6 +99,7 @@ ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> s
   conn->sink = std::move(sink);
   conn->opened_at = clock_->Now();
   conn->rate_tokens = static_cast<double>(config_.rate_limit_burst);
+  conn->rate_byte_tokens = static_cast<double>(config_.rate_limit_burst_bytes);
   conn->rate_refilled_at = conn->opened_at;
   const ConnectionId id = conn->id;
   connections_.emplace(id, std::move(conn));
@@ -105,18 +107,29 @@ ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> s
   return id;
 }
 
-void RelayCore::Handle(ConnectionId id, const ClientEvent& event) {
+void RelayCore::Handle(ConnectionId id, const ClientEvent& event, std::size_t wire_bytes) {
   ClientEvent copy = event;
-  Handle(id, std::move(copy));
+  Handle(id, std::move(copy), wire_bytes);
 }
 
-void RelayCore::Handle(ConnectionId id, ClientEvent&& event) {
+void RelayCore::Handle(ConnectionId id, ClientEvent&& event, std::size_t wire_bytes) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
   ++messages_received_;
   ++conn->messages_in;
-  if (!AdmitByRate(*conn)) return;
+  if (!AdmitByRate(*conn, wire_bytes)) return;
+  if (conn->awaiting_holder != 0) {
+    HeldEvent held;
+    held.event = std::move(event);
+    held.wire_bytes = wire_bytes;
+    Hold(*conn, std::move(held));
+    return;
+  }
+  Dispatch(*conn, std::move(event));
+}
 
+void RelayCore::Dispatch(Connection& connection, ClientEvent&& event) {
+  Connection* conn = &connection;
   if (event.has_register_()) {
     OnRegister(*conn, event.register_());
     return;
@@ -161,24 +174,49 @@ void RelayCore::Handle(ConnectionId id, ClientEvent&& event) {
 }
 
 void RelayCore::RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_view message,
-                                  absl::string_view request_id_json) {
+                                  absl::string_view request_id_json, std::size_t wire_bytes) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
   ++messages_received_;
   ++conn->messages_in;
-  if (!AdmitByRate(*conn)) return;
+  if (!AdmitByRate(*conn, wire_bytes)) return;
+  if (conn->awaiting_holder != 0) {
+    HeldEvent held;
+    held.wire_bytes = wire_bytes;
+    held.undecodable = code;
+    held.message = std::string(message);
+    held.request_id_json = std::string(request_id_json.substr(
+        0, request_id_json.size() <= config_.max_id_bytes ? request_id_json.size() : 0));
+    Hold(*conn, std::move(held));
+    return;
+  }
   SendError(*conn, code, message, request_id_json);
 }
 
-bool RelayCore::AdmitByRate(Connection& conn) {
-  if (config_.rate_limit_per_second <= 0) return true;
+bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
+  const bool by_count = config_.rate_limit_per_second > 0;
+  const bool by_bytes = config_.rate_limit_bytes_per_second > 0 && wire_bytes > 0;
+  if (!by_count && !by_bytes) return true;
   const absl::Time now = clock_->Now();
-  const double burst = static_cast<double>(config_.rate_limit_burst);
-  conn.rate_tokens = std::min(burst, conn.rate_tokens + absl::ToDoubleSeconds(now - conn.rate_refilled_at) *
-                                                            config_.rate_limit_per_second);
+  const double elapsed = absl::ToDoubleSeconds(now - conn.rate_refilled_at);
   conn.rate_refilled_at = now;
-  if (conn.rate_tokens >= 1) {
-    conn.rate_tokens -= 1;
+  if (config_.rate_limit_per_second > 0) {
+    conn.rate_tokens = std::min(static_cast<double>(config_.rate_limit_burst),
+                                conn.rate_tokens + elapsed * config_.rate_limit_per_second);
+  }
+  if (config_.rate_limit_bytes_per_second > 0) {
+    conn.rate_byte_tokens = std::min(static_cast<double>(config_.rate_limit_burst_bytes),
+                                     conn.rate_byte_tokens +
+                                         elapsed * config_.rate_limit_bytes_per_second);
+  }
+  // A message larger than the whole burst waits for a full bucket.
+  const double bytes_needed = std::min(static_cast<double>(wire_bytes),
+                                       static_cast<double>(config_.rate_limit_burst_bytes));
+  const bool count_ok = !by_count || conn.rate_tokens >= 1;
+  const bool bytes_ok = !by_bytes || conn.rate_byte_tokens >= bytes_needed;
+  if (count_ok && bytes_ok) {
+    if (by_count) conn.rate_tokens -= 1;
+    if (by_bytes) conn.rate_byte_tokens -= bytes_needed;
     conn.rate_refusals_in_row = 0;
     return true;
   }
@@ -191,16 +229,21 @@ bool RelayCore::AdmitByRate(Connection& conn) {
         .Uint("conn", conn.id)
         .Str("mesh", conn.registered() ? conn.mesh->id : "")
         .Str("node", conn.node_id)
-        .Double("limit_per_second", config_.rate_limit_per_second);
+        .Str("limit", count_ok ? "bytes" : "messages")
+        .Double("limit_per_second", count_ok ? config_.rate_limit_bytes_per_second
+                                             : config_.rate_limit_per_second);
   }
-  if (conn.rate_refusals_in_row >= std::min(config_.rate_limit_burst, kMaxRefusalsInRow)) {
-    conn.closing = true;
-    conn.sink->Close(CloseReason::kRateLimited);
+  const std::size_t max_in_row =
+      by_count ? std::min(config_.rate_limit_burst, kMaxRefusalsInRow) : kMaxRefusalsInRow;
+  if (conn.rate_refusals_in_row >= max_in_row) {
+    CloseConnection(conn, CloseReason::kRateLimited);
     return false;
   }
   SendError(conn, ErrorCode::kRateLimited,
-            absl::StrCat("over the limit of ", config_.rate_limit_per_second,
-                         " messages per second; this message was not processed"));
+            count_ok ? absl::StrCat("over the limit of ", config_.rate_limit_bytes_per_second,
+                                    " bytes per second; this message was not processed")
+                     : absl::StrCat("over the limit of ", config_.rate_limit_per_second,
+                                    " messages per second; this message was not processed"));
   return false;
 }
 
@@ -210,8 +253,11 @@ std::string RelayCore::ValidateCapabilities(
     return absl::StrCat("at most ", config_.max_capabilities, " capabilities");
   }
   for (const std::string& cap : caps) {
-    if (cap.size() > config_.max_capability_bytes) {
-      return absl::StrCat("a capability is at most ", config_.max_capability_bytes, " bytes");
+    if (cap.empty() || cap.size() > config_.max_capability_bytes) {
+      return absl::StrCat("a capability is 1 to ", config_.max_capability_bytes, " bytes");
+    }
+    if (absl::string_view problem = IdentifierProblem(cap); !problem.empty()) {
+      return absl::StrCat("capability ", QuoteForMessage(cap), " ", problem);
     }
   }
   return "";
@@ -224,8 +270,15 @@ std::string RelayCore::ValidateRegister(const relay::v1::Register& reg) const {
   if (reg.node_id().empty() || reg.node_id().size() > config_.max_id_bytes) {
     return absl::StrCat("node_id must be a string of 1 to ", config_.max_id_bytes, " bytes");
   }
+  if (absl::string_view problem = IdentifierProblem(reg.node_id()); !problem.empty()) {
+    // Not echoed: the point is that it does not read as what it is.
+    return absl::StrCat("node_id ", problem);
+  }
   if (reg.name().size() > config_.max_name_bytes) {
     return absl::StrCat("name must be at most ", config_.max_name_bytes, " bytes");
+  }
+  if (absl::string_view problem = NameProblem(reg.name()); !problem.empty()) {
+    return absl::StrCat("name ", problem);
   }
   return ValidateCapabilities(reg.capabilities());
 }
@@ -245,40 +298,54 @@ bool RelayCore::CheckRegistration(Connection& conn, const relay::v1::Register& r
 
 void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<std::string> credential =
-      auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0, clock_->Now());
-  if (!credential.ok()) {
-    RefuseAuth(conn, credential.status().message());
+  absl::StatusOr<Admission> admission = auth_.AdmitRegister(
+      reg, meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now());
+  if (!admission.ok()) {
+    RefuseAdmission(conn, admission.status());
     return;
   }
-  Join(conn, reg, *std::move(credential));
+  Join(conn, reg, *std::move(admission));
 }
 
 void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
   const relay::v1::Register& reg = request.peer();
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<std::string> credential = auth_.AdmitRegisterMesh(request, reg.mesh_id());
-  if (!credential.ok()) {
-    RefuseAuth(conn, credential.status().message());
+  absl::StatusOr<Admission> admission =
+      auth_.AdmitRegisterMesh(request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0,
+                              conn.info.client_ip, clock_->Now());
+  if (!admission.ok()) {
+    RefuseAdmission(conn, admission.status());
     return;
   }
   ServerEvent registered;
   registered.mutable_mesh_registered()->set_mesh_id(reg.mesh_id());
   Deliver(conn, MakeEvent(std::move(registered)));
-  Join(conn, reg, *std::move(credential));
+  Join(conn, reg, *std::move(admission));
 }
 
-void RelayCore::RefuseAuth(Connection& conn, absl::string_view why) {
+void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
+  // Bounds of the relay's own state: the client may retry later, unclosed.
+  if (absl::IsUnavailable(status)) {
+    SendError(conn, ErrorCode::kAuthUnavailable, status.message());
+    return;
+  }
+  if (absl::IsResourceExhausted(status)) {
+    log::Event(log::Level::kWarn, "auth_records_rate_limited")
+        .Uint("conn", conn.id)
+        .Str("client_ip", conn.info.client_ip);
+    SendError(conn, ErrorCode::kRateLimited, status.message());
+    return;
+  }
   log::Event(log::Level::kWarn, "auth_failed")
       .Uint("conn", conn.id)
       .Str("remote", conn.info.remote_address)
-      .Str("why", why);
-  SendError(conn, ErrorCode::kAuthFailed, why);
-  conn.closing = true;
-  conn.sink->Close(CloseReason::kAuthFailed);
+      .Str("why", status.message());
+  SendError(conn, ErrorCode::kAuthFailed, status.message());
+  CloseConnection(conn, CloseReason::kAuthFailed);
 }
 
-void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::string credential) {
+void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission admission) {
+  std::string credential = std::move(admission.credential);
   auto mesh_it = meshes_.find(reg.mesh_id());
   if (mesh_it != meshes_.end()) {
     auto holder_it = mesh_it->second->peers_by_node.find(reg.node_id());
@@ -292,12 +359,23 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
                                " is held by another connection with other credentials"));
         return;
       }
+      // Equal credentials that prove nothing (an open mesh) are anyone's:
+      // the id moves only when its holder is gone. A holder already closing
+      // is gone.
+      if (!admission.proves_node && !holder.closing && holder.id != conn.probed_holder) {
+        if (holder.claimant != 0) {
+          SendError(conn, ErrorCode::kNodeIdInUse,
+                    absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                                 " is held by a connection that is being checked for another "
+                                 "claim; retry in a few seconds"));
+          return;
+        }
+        StartTakeoverProbe(conn, holder, reg);
+        return;
+      }
       LeaveMesh(holder, /*announce=*/false);
       // A holder already closing (e.g. during shutdown) keeps its reason.
-      if (!holder.closing) {
-        holder.closing = true;
-        holder.sink->Close(CloseReason::kReplaced);
-      }
+      CloseConnection(holder, CloseReason::kReplaced);
     } else if (mesh_it->second->peers_by_join.size() >= config_.max_peers_per_mesh) {
       log::Event(log::Level::kWarn, "mesh_full")
           .Uint("conn", conn.id)
@@ -353,6 +431,86 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, std::stri
   Fanout(mesh, &conn, MakeEvent(std::move(announce)));
 }
 
+void RelayCore::StartTakeoverProbe(Connection& claimant, Connection& holder,
+                                   const relay::v1::Register& reg) {
+  const ConnectionId holder_id = holder.id;
+  const ConnectionId claimant_id = claimant.id;
+  const bool started = holder.sink->Probe(
+      config_.takeover_probe_timeout, [this, holder_id, claimant_id](bool answered) {
+        OnProbeAnswered(holder_id, claimant_id, answered);
+      });
+  if (!started) {
+    // The transport cannot tell: the holder is presumed alive.
+    SendError(claimant, ErrorCode::kNodeIdInUse,
+              absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                           " is held by a live connection"));
+    return;
+  }
+  log::Event(log::Level::kInfo, "takeover_probe")
+      .Uint("conn", claimant_id)
+      .Uint("holder", holder_id)
+      .Str("mesh", reg.mesh_id())
+      .Str("node", reg.node_id());
+  holder.claimant = claimant_id;
+  claimant.awaiting_holder = holder_id;
+  claimant.pending_register = reg;
+}
+
+void RelayCore::OnProbeAnswered(ConnectionId holder_id, ConnectionId claimant_id, bool answered) {
+  Connection* holder = Find(holder_id);
+  if (holder != nullptr && holder->claimant == claimant_id) holder->claimant = 0;
+  Connection* claimant = Find(claimant_id);
+  if (claimant == nullptr || claimant->awaiting_holder != holder_id) return;  // settled already
+  claimant->awaiting_holder = 0;
+  relay::v1::Register reg = std::move(claimant->pending_register);
+  claimant->pending_register.Clear();
+  if (claimant->closing) return;
+  if (answered && holder != nullptr && holder->registered() && !holder->closing) {
+    SendError(*claimant, ErrorCode::kNodeIdInUse,
+              absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                           " is held by a live connection (it answered a liveness check)"));
+  } else {
+    // Admitted again from scratch: the mesh may have changed meanwhile.
+    claimant->probed_holder = holder_id;
+    OnRegister(*claimant, reg);
+    claimant->probed_holder = 0;
+  }
+  ReplayHeld(*claimant);
+}
+
+void RelayCore::Hold(Connection& conn, HeldEvent held) {
+  const bool fits = conn.held.empty() ||
+                    (conn.held.size() < config_.max_events_while_registering &&
+                     conn.held_bytes + held.wire_bytes <= config_.max_bytes_while_registering);
+  if (!fits) {
+    SendError(conn, ErrorCode::kNotRegistered,
+              absl::StrCat("the registration is still being checked; at most ",
+                           config_.max_events_while_registering, " messages (",
+                           config_.max_bytes_while_registering,
+                           " bytes) wait for it; this message was not processed"));
+    return;
+  }
+  conn.held_bytes += held.wire_bytes;
+  conn.held.push_back(std::move(held));
+}
+
+void RelayCore::ReplayHeld(Connection& conn) {
+  while (conn.awaiting_holder == 0 && !conn.closing && !conn.held.empty()) {
+    HeldEvent held = std::move(conn.held.front());
+    conn.held.pop_front();
+    conn.held_bytes -= held.wire_bytes;
+    if (held.undecodable) {
+      SendError(conn, *held.undecodable, held.message, held.request_id_json);
+    } else {
+      Dispatch(conn, std::move(held.event));
+    }
+  }
+  if (conn.closing) {
+    conn.held.clear();
+    conn.held_bytes = 0;
+  }
+}
+
 void RelayCore::OnBroadcast(Connection& conn, relay::v1::Broadcast& msg) {
   ArenaEvent event;
   auto* out = event->mutable_message();
@@ -379,11 +537,26 @@ void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
 void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   ++llm_requests_;
   Mesh& mesh = *conn.mesh;
+  if (req.request_id().size() > config_.max_id_bytes) {
+    SendError(conn, ErrorCode::kBadMessage,
+              absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
+    return;
+  }
   if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
     SendError(conn, ErrorCode::kTooManyRequests,
               absl::StrCat("at most ", config_.max_outstanding_llm_requests_per_peer,
                            " llm requests may wait for an answer at once"),
+              req.request_id());
+    return;
+  }
+  if (mesh.llm.RequestedBytesBy(conn.id) + LlmDispatch::PendingBytes(req.request_id()) >
+      config_.max_pending_llm_bytes_per_peer) {
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
+    SendError(conn, ErrorCode::kTooManyRequests,
+              absl::StrCat("the llm requests waiting for an answer may hold at most ",
+                           config_.max_pending_llm_bytes_per_peer,
+                           " bytes of request_id and bookkeeping at once"),
               req.request_id());
     return;
   }
@@ -412,6 +585,11 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
 }
 
 void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
+  if (resp.request_id().size() > config_.max_id_bytes) {
+    SendError(conn, ErrorCode::kBadMessage,
+              absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
+    return;
+  }
   auto it = conn.mesh->peers_by_node.find(resp.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,
@@ -465,7 +643,15 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
       .Str("reason", CloseReasonName(reason))
       .Seconds("connected", clock_->Now() - conn.opened_at);
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
+  const ConnectionId claimant = conn.claimant;
+  if (conn.awaiting_holder != 0) {
+    if (Connection* holder = Find(conn.awaiting_holder); holder != nullptr && holder->claimant == id) {
+      holder->claimant = 0;
+    }
+  }
   connections_.erase(it);
+  // The holder a claimant waited on is gone: its claim goes on.
+  if (claimant != 0) OnProbeAnswered(id, claimant, /*answered=*/false);
 }
 
 void RelayCore::LeaveMesh(Connection& conn, bool announce) {
@@ -499,22 +685,24 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
 }
 
 void RelayCore::ExpireUnregistered() {
-  auth_.Expire(clock_->Now());
+  auth_.Expire(clock_->Now(),
+               [this](const std::string& mesh_id) { return meshes_.count(mesh_id) > 0; });
   const absl::Time deadline = clock_->Now() - config_.registration_timeout;
   for (auto& [id, conn] : connections_) {
     if (!conn->registered() && !conn->closing && conn->opened_at <= deadline) {
-      conn->closing = true;
-      conn->sink->Close(CloseReason::kRegistrationTimeout);
+      CloseConnection(*conn, CloseReason::kRegistrationTimeout);
     }
   }
 }
 
+void RelayCore::CloseConnection(Connection& conn, CloseReason reason) {
+  if (conn.closing) return;
+  conn.closing = true;
+  conn.sink->Close(reason);
+}
+
 void RelayCore::CloseAll(CloseReason reason) {
-  for (auto& [id, conn] : connections_) {
-    if (conn->closing) continue;
-    conn->closing = true;
-    conn->sink->Close(reason);
-  }
+  for (auto& [id, conn] : connections_) CloseConnection(*conn, reason);
 }
 
 std::size_t RelayCore::Drain(absl::Duration grace) {
@@ -553,8 +741,7 @@ absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_i
   SendError(conn, ErrorCode::kKicked,
             reason.empty() ? "an operator closed this connection"
                            : absl::StrCat("an operator closed this connection: ", reason));
-  conn.closing = true;
-  conn.sink->Close(CloseReason::kKicked);
+  CloseConnection(conn, CloseReason::kKicked);
   return absl::OkStatus();
 }
 
@@ -573,8 +760,7 @@ absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
   for (const auto& [seq, peer] : mesh_it->second->peers_by_join) {
     if (peer->closing) continue;
     SendError(*peer, ErrorCode::kMeshClosed, message);
-    peer->closing = true;
-    peer->sink->Close(CloseReason::kMeshClosed);
+    CloseConnection(*peer, CloseReason::kMeshClosed);
     ++closed;
   }
   return closed;
@@ -620,7 +806,10 @@ void RelayCore::SendError(Connection& to, ErrorCode code, absl::string_view mess
   auto* error = event.mutable_error();
   error->set_code(std::string(ErrorCodeName(code)));
   error->set_message(std::string(message));
-  error->set_request_id(std::string(request_id_json));
+  // An over-long id is not echoed: it was refused for its size.
+  if (request_id_json.size() <= config_.max_id_bytes) {
+    error->set_request_id(std::string(request_id_json));
+  }
   Deliver(to, MakeEvent(std::move(event)));
 }
 

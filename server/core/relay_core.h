@@ -14,9 +14,11 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,9 @@ namespace relay::core {
 struct ConnectionInfo {
   std::string remote_address;  // "ip:port"
   std::string transport;       // "ws", "wss" or "grpc"
+  // The client's IP (behind a trusted proxy, the one it forwarded): what
+  // per-IP bounds count by.
+  std::string client_ip;
 };
 
 // How llm requests ended, for metrics.
@@ -89,18 +94,21 @@ class RelayCore {
   // Disconnect(). Never fails.
   ConnectionId Connect(ConnectionInfo info, std::shared_ptr<PeerSink> sink);
 
-  // One decoded client event. Every answer (deliveries, errors) goes out
-  // through the sinks before this returns.
-  void Handle(ConnectionId id, const relay::v1::ClientEvent& event);
+  // One decoded client event, `wire_bytes` long as the client sent it (for
+  // the byte rate limit; 0 counts nothing). Every answer (deliveries,
+  // errors) goes out through the sinks before this returns, except while the
+  // connection's registration waits for a takeover probe: its events are
+  // then held, in order, and handled once the probe is answered.
+  void Handle(ConnectionId id, const relay::v1::ClientEvent& event, std::size_t wire_bytes = 0);
   // The same, for a caller that is done with `event`: relayed payloads are
   // moved into the outgoing event instead of copied (the hot path).
-  void Handle(ConnectionId id, relay::v1::ClientEvent&& event);
+  void Handle(ConnectionId id, relay::v1::ClientEvent&& event, std::size_t wire_bytes = 0);
 
   // The transport could not decode a frame into a ClientEvent (bad_json,
   // bad_message, unknown_type): answers the sender with an error and counts
   // it. `request_id_json` is the raw request_id when it could be read.
   void RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_view message,
-                         absl::string_view request_id_json = {});
+                         absl::string_view request_id_json = {}, std::size_t wire_bytes = 0);
 
   // The connection ended (any reason). Announces peer_left, fails requests it
   // held, removes an emptied mesh. Unknown ids are ignored.
@@ -147,10 +155,23 @@ class RelayCore {
   // Every live mesh, by mesh_id.
   relay::v1::ListMeshesResponse ListMeshes() const { return *ListMeshesPage({}); }
   const TrafficCounters& traffic() const { return traffic_; }
+  // Authentication records kept (bindings, signed meshes, used nonces).
+  std::size_t auth_records() const { return auth_.records(); }
   absl::StatusOr<relay::v1::GetMeshResponse> GetMesh(absl::string_view mesh_id) const;
 
  private:
   struct Mesh;
+
+  // A message that arrived while its connection's registration waited for a
+  // takeover probe, kept to be handled in order afterwards.
+  struct HeldEvent {
+    relay::v1::ClientEvent event;
+    std::size_t wire_bytes = 0;
+    // Set for a frame the transport could not decode: the error to answer.
+    std::optional<ErrorCode> undecodable;
+    std::string message;
+    std::string request_id_json;
+  };
 
   // State of one transport connection.
   struct Connection {
@@ -169,10 +190,22 @@ class RelayCore {
     std::string credential;  // MeshAuth's identity, compared on takeover
     absl::Time joined_at;
 
-    // Rate limit (token bucket).
+    // Rate limits (token buckets on messages and on bytes).
     double rate_tokens = 0;
+    double rate_byte_tokens = 0;
     absl::Time rate_refilled_at;
     std::size_t rate_refusals_in_row = 0;
+
+    // Open-mesh takeover. A claimant's registration waits for the probe of
+    // `awaiting_holder` (pending_register and what it pipelines are kept);
+    // a holder being probed names its one `claimant`. `probed_holder`: the
+    // holder the claimant's re-run registration may take over unprobed.
+    ConnectionId awaiting_holder = 0;
+    relay::v1::Register pending_register;
+    std::deque<HeldEvent> held;
+    std::size_t held_bytes = 0;
+    ConnectionId claimant = 0;
+    ConnectionId probed_holder = 0;
 
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
@@ -191,16 +224,29 @@ class RelayCore {
     LlmDispatch llm;
   };
 
+  // Handle() after the rate check: one event on its way to its handler.
+  void Dispatch(Connection& conn, relay::v1::ClientEvent&& event);
   void OnRegister(Connection& conn, const relay::v1::Register& reg);
   void OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request);
   // Adds an admitted registrant to its mesh (taking the node_id over when
-  // the credentials match) and sends joined/peers/peer_joined.
-  void Join(Connection& conn, const relay::v1::Register& reg, std::string credential);
-  // auth_failed error, then close.
-  void RefuseAuth(Connection& conn, absl::string_view why);
-  // Takes a token from the connection's bucket; false (and answers or
-  // closes) when it is over its rate.
-  bool AdmitByRate(Connection& conn);
+  // the credentials match, after a probe when they prove nothing) and sends
+  // joined/peers/peer_joined.
+  void Join(Connection& conn, const relay::v1::Register& reg, Admission admission);
+  // Refuses an admission: auth_failed (then close), auth_unavailable or
+  // rate_limited, as `status` says.
+  void RefuseAdmission(Connection& conn, const absl::Status& status);
+  // Takes a token from the connection's buckets (one message, `wire_bytes`
+  // bytes); false (and answers or closes) when it is over its rate.
+  bool AdmitByRate(Connection& conn, std::size_t wire_bytes);
+
+  // Takeover probes: `claimant` waits while `holder` is asked whether it
+  // is alive; the answer (or the holder's end) resumes the claimant.
+  void StartTakeoverProbe(Connection& claimant, Connection& holder, const relay::v1::Register& reg);
+  void OnProbeAnswered(ConnectionId holder_id, ConnectionId claimant_id, bool answered);
+  // Keeps an event of a claimant that is waiting (bounded), or refuses it.
+  void Hold(Connection& conn, HeldEvent held);
+  // Handles what a claimant held, in order, until it waits again or closes.
+  void ReplayHeld(Connection& conn);
   void OnBroadcast(Connection& conn, relay::v1::Broadcast& msg);
   void OnDirect(Connection& conn, relay::v1::Direct& msg);
   void OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req);
@@ -223,8 +269,13 @@ class RelayCore {
 
   // Delivery: every outgoing event passes here (counting and closing checks).
   void Deliver(Connection& to, const ServerEventPtr& event);
+  // An error event; `request_id_json` is echoed when within the id bound.
   void SendError(Connection& to, ErrorCode code, absl::string_view message,
                  absl::string_view request_id_json = {});
+  // The one way the core ends a connection: no more deliveries, and the
+  // transport is asked to close (a connection already closing keeps its
+  // first reason).
+  void CloseConnection(Connection& conn, CloseReason reason);
   // Every registered peer of `mesh` but `except` (may be null).
   void Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event);
 

@@ -35,6 +35,10 @@ struct SignedMesh {
   std::string mesh_id;
   std::string mesh_key;  // raw Ed25519 public key that signs join tokens
   std::vector<Founder> founders;
+  // Last join or founding, as last written (at most a day stale); the mesh
+  // is forgotten SIGNED_MESH_TTL_DAYS after it. InfinitePast: unknown (a
+  // row from before it was recorded).
+  absl::Time last_used_at = absl::InfinitePast();
 };
 
 struct UsedNonce {
@@ -57,6 +61,8 @@ class AuthStore {
   virtual absl::Status PutBinding(const TokenBinding& binding) = 0;
   virtual absl::Status DeleteBinding(absl::string_view mesh_id) = 0;
   virtual absl::Status PutSignedMesh(const SignedMesh& mesh) = 0;
+  // Removes the signed mesh, its founders and its used nonces.
+  virtual absl::Status DeleteSignedMesh(absl::string_view mesh_id) = 0;
   virtual absl::Status PutNonce(const UsedNonce& nonce) = 0;
   virtual absl::Status DeleteNoncesExpiredBy(absl::Time now) = 0;
 };
@@ -68,6 +74,7 @@ class MemoryAuthStore final : public AuthStore {
   absl::Status PutBinding(const TokenBinding&) override { return absl::OkStatus(); }
   absl::Status DeleteBinding(absl::string_view) override { return absl::OkStatus(); }
   absl::Status PutSignedMesh(const SignedMesh&) override { return absl::OkStatus(); }
+  absl::Status DeleteSignedMesh(absl::string_view) override { return absl::OkStatus(); }
   absl::Status PutNonce(const UsedNonce&) override { return absl::OkStatus(); }
   absl::Status DeleteNoncesExpiredBy(absl::Time) override { return absl::OkStatus(); }
 };

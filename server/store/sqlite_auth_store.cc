@@ -20,8 +20,9 @@ CREATE TABLE IF NOT EXISTS token_bindings (
   expires_at REAL             -- NULL while the mesh has peers
 );
 CREATE TABLE IF NOT EXISTS signed_meshes (
-  mesh_id  TEXT PRIMARY KEY,
-  mesh_key BLOB NOT NULL
+  mesh_id      TEXT PRIMARY KEY,
+  mesh_key     BLOB NOT NULL,
+  last_used_at REAL             -- NULL: written before it was recorded
 );
 CREATE TABLE IF NOT EXISTS founders (
   mesh_id    TEXT NOT NULL,
@@ -36,7 +37,11 @@ CREATE TABLE IF NOT EXISTS used_nonces (
   expires_at REAL NOT NULL,
   PRIMARY KEY (mesh_id, nonce)
 );
+CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires_at);
 )sql";
+
+// relay.db files from before signed meshes recorded their last use.
+constexpr const char* kAddLastUsedAt = "ALTER TABLE signed_meshes ADD COLUMN last_used_at REAL";
 
 double ToEpoch(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 absl::Time FromEpoch(double s) { return absl::UnixEpoch() + absl::Seconds(s); }
@@ -107,6 +112,9 @@ absl::StatusOr<std::unique_ptr<SqliteAuthStore>> SqliteAuthStore::Open(const std
   if (absl::Status status = store->Exec(kSchema); !status.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot prepare ", path, ": ", status.message()));
   }
+  if (absl::Status status = store->Migrate(); !status.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot migrate ", path, ": ", status.message()));
+  }
   return store;
 }
 
@@ -122,6 +130,16 @@ absl::Status SqliteAuthStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+absl::Status SqliteAuthStore::Migrate() {
+  bool has_last_used = false;
+  {
+    Statement s(db_, "PRAGMA table_info(signed_meshes)");
+    if (!s.ok()) return absl::InternalError(sqlite3_errmsg(db_));
+    while (s.Next()) has_last_used = has_last_used || s.Column(1) == "last_used_at";
+  }
+  return has_last_used ? absl::OkStatus() : Exec(kAddLastUsedAt);
+}
+
 absl::StatusOr<AuthSnapshot> SqliteAuthStore::Load() {
   AuthSnapshot snapshot;
   {
@@ -135,9 +153,14 @@ absl::StatusOr<AuthSnapshot> SqliteAuthStore::Load() {
   }
   std::map<std::string, SignedMesh> meshes;
   {
-    Statement s(db_, "SELECT mesh_id, mesh_key FROM signed_meshes");
+    Statement s(db_, "SELECT mesh_id, mesh_key, last_used_at FROM signed_meshes");
     if (!s.ok()) return absl::InternalError(sqlite3_errmsg(db_));
-    while (s.Next()) meshes[s.Column(0)] = SignedMesh{s.Column(0), s.Column(1), {}};
+    while (s.Next()) {
+      SignedMesh& m = meshes[s.Column(0)];
+      m.mesh_id = s.Column(0);
+      m.mesh_key = s.Column(1);
+      if (!s.IsNull(2)) m.last_used_at = FromEpoch(s.RealColumn(2));
+    }
   }
   {
     Statement s(db_, "SELECT mesh_id, node_id, verify_key FROM founders");
@@ -180,14 +203,36 @@ absl::Status SqliteAuthStore::DeleteBinding(absl::string_view mesh_id) {
 
 absl::Status SqliteAuthStore::PutSignedMesh(const SignedMesh& mesh) {
   if (absl::Status st = Exec("BEGIN"); !st.ok()) return st;
-  Statement m(db_, "INSERT OR REPLACE INTO signed_meshes (mesh_id, mesh_key) VALUES (?, ?)");
+  Statement m(db_,
+              "INSERT OR REPLACE INTO signed_meshes (mesh_id, mesh_key, last_used_at) "
+              "VALUES (?, ?, ?)");
   m.Text(1, mesh.mesh_id).Blob(2, mesh.mesh_key);
+  if (mesh.last_used_at == absl::InfinitePast()) {
+    m.Null(3);
+  } else {
+    m.Real(3, ToEpoch(mesh.last_used_at));
+  }
   absl::Status status = m.Run();
   for (const Founder& f : mesh.founders) {
     if (!status.ok()) break;
     Statement s(db_,
                 "INSERT OR REPLACE INTO founders (mesh_id, node_id, verify_key) VALUES (?, ?, ?)");
     s.Text(1, mesh.mesh_id).Text(2, f.node_id).Blob(3, f.verify_key);
+    status = s.Run();
+  }
+  absl::Status end = Exec(status.ok() ? "COMMIT" : "ROLLBACK");
+  return status.ok() ? end : status;
+}
+
+absl::Status SqliteAuthStore::DeleteSignedMesh(absl::string_view mesh_id) {
+  if (absl::Status st = Exec("BEGIN"); !st.ok()) return st;
+  absl::Status status = absl::OkStatus();
+  for (const char* sql : {"DELETE FROM signed_meshes WHERE mesh_id = ?",
+                          "DELETE FROM founders WHERE mesh_id = ?",
+                          "DELETE FROM used_nonces WHERE mesh_id = ?"}) {
+    if (!status.ok()) break;
+    Statement s(db_, sql);
+    s.Text(1, mesh_id);
     status = s.Run();
   }
   absl::Status end = Exec(status.ok() ? "COMMIT" : "ROLLBACK");

@@ -25,12 +25,15 @@ class SqliteAuthStore final : public AuthStore {
   absl::Status PutBinding(const TokenBinding& binding) override;
   absl::Status DeleteBinding(absl::string_view mesh_id) override;
   absl::Status PutSignedMesh(const SignedMesh& mesh) override;
+  absl::Status DeleteSignedMesh(absl::string_view mesh_id) override;
   absl::Status PutNonce(const UsedNonce& nonce) override;
   absl::Status DeleteNoncesExpiredBy(absl::Time now) override;
 
  private:
   explicit SqliteAuthStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql);
+  // Brings a relay.db written by an older relay to the current schema.
+  absl::Status Migrate();
   sqlite3* db_;
 };
 

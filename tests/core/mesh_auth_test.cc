@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace relay::core {
@@ -86,61 +87,62 @@ Register SignedJoin(const Ed25519Key& signer, absl::string_view mesh, absl::stri
 class MeshAuthTest : public ::testing::Test {
  protected:
   store::MemoryAuthStore store_;
-  MeshAuth auth_{&store_, absl::Hours(24)};
+  MeshAuth auth_{&store_, CoreConfig{}};
 };
 
 TEST_F(MeshAuthTest, FirstRegistrantWithoutTokenMakesAnOpenMesh) {
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "a"), /*mesh_live=*/false, kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "anything"), /*mesh_live=*/true, kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
   EXPECT_EQ(auth_.bindings(), 0u);
 }
 
 TEST_F(MeshAuthTest, FirstTokenBindsTheMeshAndOtherTokensAreDenied) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "secret"), true, kNow).ok());
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c", "other"), true, kNow).status()));
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c"), true, kNow).status()));
+  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "secret"), true, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c", "other"), true, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c"), true, "203.0.113.1", kNow).status()));
 }
 
 TEST_F(MeshAuthTest, BindingOutlivesTheMeshForTheGraceThenFreesIt) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, kNow).ok());
+  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
-  auth_.Expire(kNow + absl::Hours(23));
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, kNow + absl::Hours(23)).ok());
-  auth_.Expire(kNow + absl::Hours(25));
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, kNow + absl::Hours(25)).ok());
+  auth_.Expire(kNow + absl::Hours(23), [](const std::string&) { return false; });
+  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(23)).ok());
+  auth_.Expire(kNow + absl::Hours(25), [](const std::string&) { return false; });
+  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(25)).ok());
 }
 
 TEST_F(MeshAuthTest, SameTokenRevivesTheMeshAndStopsTheGraceClock) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, kNow).ok());
+  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, kNow + absl::Hours(1)).ok());
-  auth_.Expire(kNow + absl::Hours(48));  // live again: no expiry
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), true, kNow + absl::Hours(48)).ok());
+  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow + absl::Hours(1)).ok());
+  auth_.Expire(kNow + absl::Hours(48), [](const std::string&) { return false; });  // live again: no expiry
+  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), true, "203.0.113.1", kNow + absl::Hours(48)).ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshVerifiesTheFounderProof) {
   Ed25519Key mesh_key, other;
   RegisterMesh good = Founding(mesh_key, "home", "mac");
-  absl::StatusOr<std::string> founder = auth_.AdmitRegisterMesh(good, "home");
+  absl::StatusOr<Admission> founder = auth_.AdmitRegisterMesh(good, "home", /*mesh_live=*/false, "203.0.113.1", kNow);
   ASSERT_TRUE(founder.ok()) << founder.status();
-  EXPECT_EQ(*founder, "node:mac");
+  EXPECT_EQ(founder->credential, "node:mac");
+  EXPECT_TRUE(founder->proves_node);
 
   RegisterMesh forged = Founding(mesh_key, "home2", "mac");
   forged.set_founder_proof_b64(other.SignB64("home2"));
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(forged, "home2").ok());
+  EXPECT_FALSE(auth_.AdmitRegisterMesh(forged, "home2", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshForAnotherMeshThanTheUrlIsDenied) {
   Ed25519Key mesh_key;
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "elsewhere").ok());
+  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "elsewhere", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, FounderRejoinsWithTheSameKeyButAnotherKeyIsDenied) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(other, "home", "mac"), "home").ok());
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(other, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
@@ -148,46 +150,46 @@ TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
   RegisterMesh request = Founding(mesh_key, "home", "mac");
   request.set_node_public_key_b64(node_key.PublicB64());
   request.set_founder_proof_b64(node_key.SignB64("home"));
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(request, "home").ok());
+  EXPECT_TRUE(auth_.AdmitRegisterMesh(request, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
   const absl::Time later = kNow + absl::Hours(1);
 
-  absl::StatusOr<std::string> ok =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, kNow);
+  absl::StatusOr<Admission> ok =
+      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, "203.0.113.1", kNow);
   ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(*ok, "node:phone");
+  EXPECT_EQ(ok->credential, "node:phone");
 
   // Expired, wrong node binding, wrong signer, wrong mesh.
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n2", kNow - absl::Seconds(1), "phone"), true, kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"), true, kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(other, "home", "phone", "n4", later, "phone"), true, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n2", kNow - absl::Seconds(1), "phone"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(other, "home", "phone", "n4", later, "phone"), true, "203.0.113.1", kNow).ok());
   Register elsewhere = SignedJoin(mesh_key, "home", "phone", "n5", later, "phone");
   elsewhere.mutable_signed_token()->set_mesh_id("other-mesh");
-  EXPECT_FALSE(auth_.AdmitRegister(elsewhere, true, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(elsewhere, true, "203.0.113.1", kNow).ok());
 
   // Tampered canonical bytes.
   Register tampered = SignedJoin(mesh_key, "home", "phone", "n6", later, "phone");
   tampered.mutable_signed_token()->set_canonical("something else");
-  EXPECT_FALSE(auth_.AdmitRegister(tampered, true, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(tampered, true, "203.0.113.1", kNow).ok());
 
   // No token, or a plain string token, on a signed mesh.
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone"), true, kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone", "secret"), true, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone", "secret"), true, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, NonceIsOneNodesUntilItsTokenExpires) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  ASSERT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow).ok());
+  ASSERT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow).ok());
   // The same node reconnecting with the same token is fine.
-  EXPECT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow).ok());
   // Another node replaying it is not.
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
@@ -195,46 +197,246 @@ TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
   RegisterMesh founding = Founding(mesh_key, "home", "mac");
   founding.set_node_public_key_b64(founder_key.PublicB64());
   founding.set_founder_proof_b64(founder_key.SignB64("home"));
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(founding, "home").ok());
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home").ok());  // the founder again
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());  // the founder again
 
   RegisterMesh stranger = Founding(mesh_key, "home", "mac");  // the public mesh key
   stranger.set_node_public_key_b64(stranger_key.PublicB64());
   stranger.set_founder_proof_b64(stranger_key.SignB64("home"));
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegisterMesh(stranger, "home").status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegisterMesh(stranger, "home", /*mesh_live=*/false, "203.0.113.1", kNow).status()));
 }
 
 TEST_F(MeshAuthTest, UnboundTokensNeverShareAnIdentity) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home").ok());
+  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  absl::StatusOr<std::string> first =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow);
-  absl::StatusOr<std::string> again =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, kNow);
+  absl::StatusOr<Admission> first =
+      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> again =
+      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
   ASSERT_TRUE(first.ok() && again.ok());
-  EXPECT_NE(*first, *again);
+  EXPECT_NE(first->credential, again->credential);
 }
 
 TEST_F(MeshAuthTest, MalformedTokenIsDeniedWithItsReason) {
   Register reg = Reg("home", "phone");
   reg.mutable_signed_token()->set_present(true);
   reg.mutable_signed_token()->set_malformed("the token needs a numeric expires_at");
-  absl::StatusOr<std::string> result = auth_.AdmitRegister(reg, true, kNow);
+  absl::StatusOr<Admission> result = auth_.AdmitRegister(reg, true, "203.0.113.1", kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(result.status()));
   EXPECT_EQ(result.status().message(), "the token needs a numeric expires_at");
 }
 
 TEST_F(MeshAuthTest, TokenObjectOnAnUnsignedMeshIsDenied) {
   Ed25519Key key;
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""), false, kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""), false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshOnATokenBoundMeshIsDenied) {
   Ed25519Key key;
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(key, "m", "a"), "m").ok());
+  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 }  // namespace
+// --- bounds (issue: unbounded authentication state) ------------------------
+
+constexpr absl::string_view kIp = "203.0.113.1";
+const auto kNoneLive = [](const std::string&) { return false; };
+
+class MeshAuthBoundsTest : public ::testing::Test {
+ protected:
+  MeshAuth& Make(CoreConfig config) {
+    auth_ = std::make_unique<MeshAuth>(&store_, config);
+    return *auth_;
+  }
+  store::MemoryAuthStore store_;
+  std::unique_ptr<MeshAuth> auth_;
+};
+
+TEST_F(MeshAuthBoundsTest, RegisterMeshOnALiveOpenMeshIsDenied) {
+  MeshAuth& auth = Make(CoreConfig{});
+  Ed25519Key stranger;
+  ASSERT_TRUE(auth.AdmitRegister(Reg("family", "mac"), false, kIp, kNow).ok());
+  absl::StatusOr<Admission> taken =
+      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", /*mesh_live=*/true, kIp,
+                             kNow);
+  EXPECT_TRUE(absl::IsPermissionDenied(taken.status()));
+  EXPECT_EQ(auth.signed_meshes(), 0u);
+  // Still open: the family's plain registrations keep working.
+  EXPECT_TRUE(auth.AdmitRegister(Reg("family", "phone"), true, kIp, kNow).ok());
+  // An empty open mesh is free to be signed.
+  EXPECT_TRUE(
+      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", false, kIp, kNow).ok());
+}
+
+TEST_F(MeshAuthBoundsTest, OpenCredentialsProveNothingOthersDo) {
+  MeshAuth& auth = Make(CoreConfig{});
+  Ed25519Key key;
+  EXPECT_FALSE(auth.AdmitRegister(Reg("open", "a"), false, kIp, kNow)->proves_node);
+  EXPECT_FALSE(auth.AdmitRegister(Reg("open", "a", "tok"), true, kIp, kNow)->proves_node);
+  EXPECT_TRUE(auth.AdmitRegister(Reg("bound", "a", "tok"), false, kIp, kNow)->proves_node);
+  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow)->proves_node);
+}
+
+TEST_F(MeshAuthBoundsTest, NonceOverItsBoundIsDeniedAndNotKept) {
+  MeshAuth& auth = Make(CoreConfig{});
+  Ed25519Key key;
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  const absl::Time expires = kNow + absl::Hours(1);
+  EXPECT_TRUE(
+      auth.AdmitRegister(SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""), true, kIp,
+                         kNow)
+          .ok());
+  absl::StatusOr<Admission> long_nonce =
+      auth.AdmitRegister(SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
+  EXPECT_TRUE(absl::IsPermissionDenied(long_nonce.status()));
+  EXPECT_THAT(std::string(long_nonce.status().message()), ::testing::HasSubstr("128 bytes"));
+  EXPECT_EQ(auth.nonces(), 1u);
+}
+
+TEST_F(MeshAuthBoundsTest, TokenLifetimeIsBoundedFromIssueAndFromNow) {
+  CoreConfig config;
+  config.max_join_token_lifetime = absl::Hours(24 * 30);
+  MeshAuth& auth = Make(config);
+  Ed25519Key key;
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  // Valid until 2096: refused, whatever it claims about its issue.
+  absl::StatusOr<Admission> forever = auth.AdmitRegister(
+      SignedJoin(key, "s", "p", "n1", absl::FromUnixSeconds(3999999999), ""), true, kIp, kNow);
+  EXPECT_TRUE(absl::IsPermissionDenied(forever.status()));
+  EXPECT_THAT(std::string(forever.status().message()), ::testing::HasSubstr("30 days"));
+  // issued_at claimed in the future, 31 days before its expiry.
+  Register forged = SignedJoin(key, "s", "p", "n2", kNow + absl::Hours(24 * 29), "");
+  forged.mutable_signed_token()->set_issued_at(
+      absl::ToDoubleSeconds(kNow + absl::Hours(24 * 29) - absl::Hours(24 * 31) - absl::UnixEpoch()));
+  EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(forged, true, kIp, kNow).status()));
+  // 30 days exactly is fine.
+  Register month = SignedJoin(key, "s", "p", "n3", kNow + absl::Hours(24 * 30), "");
+  month.mutable_signed_token()->set_issued_at(absl::ToDoubleSeconds(kNow - absl::UnixEpoch()));
+  EXPECT_TRUE(auth.AdmitRegister(month, true, kIp, kNow).ok());
+  EXPECT_EQ(auth.nonces(), 1u);
+}
+
+TEST_F(MeshAuthBoundsTest, NoncesPerMeshAreBounded) {
+  CoreConfig config;
+  config.max_nonces_per_mesh = 3;
+  config.auth_records_per_ip_per_minute = 100;
+  MeshAuth& auth = Make(config);
+  Ed25519Key key;
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  const absl::Time expires = kNow + absl::Hours(1);
+  for (int i = 0; i < 3; ++i) {
+    const std::string node = absl::StrCat("p", i);
+    ASSERT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
+  }
+  absl::StatusOr<Admission> fourth =
+      auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires, ""), true, kIp, kNow);
+  EXPECT_TRUE(absl::IsPermissionDenied(fourth.status()));
+  // A device reusing its own token is a reconnect, not a new nonce.
+  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p0", "p0", expires, ""), true, kIp, kNow).ok());
+  // Once the tokens expire their nonces go, and room comes back.
+  auth.Expire(expires + absl::Seconds(1), kNoneLive);
+  EXPECT_EQ(auth.nonces(), 0u);
+  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""), true,
+                                 kIp, expires + absl::Seconds(1))
+                  .ok());
+}
+
+TEST_F(MeshAuthBoundsTest, RecordsInTotalAreBoundedAndRefusedAsUnavailable) {
+  CoreConfig config;
+  config.max_auth_records = 3;
+  config.auth_records_per_ip_per_minute = 100;
+  MeshAuth& auth = Make(config);
+  Ed25519Key key;
+  ASSERT_TRUE(auth.AdmitRegister(Reg("b1", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(auth.AdmitRegister(Reg("b2", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  EXPECT_EQ(auth.records(), 3u);
+  EXPECT_TRUE(absl::IsUnavailable(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow).status()));
+  EXPECT_TRUE(absl::IsUnavailable(
+      auth.AdmitRegisterMesh(Founding(key, "s2", "f"), "s2", false, kIp, kNow).status()));
+  EXPECT_TRUE(absl::IsUnavailable(
+      auth.AdmitRegister(SignedJoin(key, "s", "p", "n", kNow + absl::Hours(1), ""), true, kIp, kNow)
+          .status()));
+  // What exists keeps working: the bound mesh's owners, the founder, open meshes.
+  EXPECT_TRUE(auth.AdmitRegister(Reg("b1", "c", "t"), true, kIp, kNow).ok());
+  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", true, kIp, kNow).ok());
+  EXPECT_TRUE(auth.AdmitRegister(Reg("open", "a"), false, kIp, kNow).ok());
+  EXPECT_EQ(auth.records(), 3u);
+  // A binding past its grace frees a record.
+  auth.MeshEmptied("b2", kNow);
+  auth.Expire(kNow + absl::Hours(25), kNoneLive);
+  EXPECT_TRUE(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow + absl::Hours(25)).ok());
+}
+
+TEST_F(MeshAuthBoundsTest, CreationsPerIpPerMinuteAreBounded) {
+  CoreConfig config;
+  config.auth_records_per_ip_per_minute = 2;
+  MeshAuth& auth = Make(config);
+  ASSERT_TRUE(auth.AdmitRegister(Reg("m1", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(auth.AdmitRegister(Reg("m2", "a", "t"), false, kIp, kNow).ok());
+  absl::StatusOr<Admission> third = auth.AdmitRegister(Reg("m3", "a", "t"), false, kIp, kNow);
+  EXPECT_TRUE(absl::IsResourceExhausted(third.status()));
+  EXPECT_EQ(auth.bindings(), 2u);
+  // Another address is not charged for it; the same one may go on next minute.
+  EXPECT_TRUE(auth.AdmitRegister(Reg("m3", "a", "t"), false, "198.51.100.7", kNow).ok());
+  auth.Expire(kNow + absl::Seconds(61), kNoneLive);
+  EXPECT_TRUE(auth.AdmitRegister(Reg("m4", "a", "t"), false, kIp, kNow + absl::Seconds(61)).ok());
+}
+
+TEST_F(MeshAuthBoundsTest, FoundersPerMeshAreBounded) {
+  CoreConfig config;
+  config.max_founders_per_mesh = 2;
+  MeshAuth& auth = Make(config);
+  Ed25519Key key;
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f1"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f2"), "s", true, kIp, kNow).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      auth.AdmitRegisterMesh(Founding(key, "s", "f3"), "s", true, kIp, kNow).status()));
+  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f1"), "s", true, kIp, kNow).ok());
+}
+
+TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
+  CoreConfig config;
+  config.signed_mesh_ttl = absl::Hours(24 * 90);
+  MeshAuth& auth = Make(config);
+  Ed25519Key owner;
+  Ed25519Key newcomer;
+  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(owner, "s", "f"), "s", false, kIp, kNow).ok());
+  const absl::Time expires = kNow + absl::Hours(24 * 20);
+  ASSERT_TRUE(auth.AdmitRegister(SignedJoin(owner, "s", "p", "n", expires, ""), true, kIp, kNow).ok());
+  auth.MeshEmptied("s", kNow);
+  // Live meshes are in use: kept however long.
+  auth.Expire(kNow + absl::Hours(24 * 91), [](const std::string& id) { return id == "s"; });
+  EXPECT_EQ(auth.signed_meshes(), 1u);
+  // Joined on day 91: the clock starts again from there.
+  const absl::Time day91 = kNow + absl::Hours(24 * 91);
+  auth.MeshEmptied("s", day91);
+  auth.Expire(day91 + absl::Hours(24 * 89), kNoneLive);
+  EXPECT_EQ(auth.signed_meshes(), 1u);
+  auth.Expire(day91 + absl::Hours(24 * 90) + absl::Seconds(1), kNoneLive);
+  EXPECT_EQ(auth.signed_meshes(), 0u);
+  EXPECT_EQ(auth.nonces(), 0u);
+  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(newcomer, "s", "x"), "s", false, kIp,
+                                     day91 + absl::Hours(24 * 91))
+                  .ok());
+}
+
+TEST_F(MeshAuthBoundsTest, ExpiryCostsWhatItRemovesNotWhatItKeeps) {
+  CoreConfig config;
+  config.auth_records_per_ip_per_minute = 100000;
+  MeshAuth& auth = Make(config);
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(auth.AdmitRegister(Reg(absl::StrCat("m", i), "a", "t"), false, kIp, kNow).ok());
+  }
+  auth.MeshEmptied("m7", kNow);
+  // Each call pops what is due; nothing else is visited. (Correctness here;
+  // bench/ is where time is measured.)
+  for (int s = 1; s <= 100; ++s) auth.Expire(kNow + absl::Seconds(s), kNoneLive);
+  EXPECT_EQ(auth.bindings(), 20000u);
+  auth.Expire(kNow + absl::Hours(25), kNoneLive);
+  EXPECT_EQ(auth.bindings(), 19999u);
+}
+
 }  // namespace relay::core

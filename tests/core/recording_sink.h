@@ -5,7 +5,9 @@
 #define RELAY_TESTS_CORE_RECORDING_SINK_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "relay/v1/relay.pb.h"
@@ -18,6 +20,22 @@ class RecordingSink final : public PeerSink {
  public:
   void Send(const ServerEventPtr& event) override { events.push_back(event); }
   void Close(CloseReason reason) override { closes.push_back(reason); }
+  // Keeps the probe for the test to answer (AnswerProbe), as a transport
+  // would after a ping.
+  bool Probe(absl::Duration timeout, std::function<void(bool)> done) override {
+    if (!can_probe) return false;
+    probe_timeouts.push_back(timeout);
+    probes.push_back(std::move(done));
+    return true;
+  }
+  // Answers the oldest open probe; false when none is open.
+  bool AnswerProbe(bool answered) {
+    if (probes.empty()) return false;
+    std::function<void(bool)> done = std::move(probes.front());
+    probes.erase(probes.begin());
+    done(answered);
+    return true;
+  }
 
   // Events of one kind, in order.
   std::vector<ServerEventPtr> OfCase(relay::v1::ServerEvent::EventCase c) const {
@@ -42,6 +60,9 @@ class RecordingSink final : public PeerSink {
 
   std::vector<ServerEventPtr> events;
   std::vector<CloseReason> closes;
+  bool can_probe = true;
+  std::vector<std::function<void(bool)>> probes;  // open ones, oldest first
+  std::vector<absl::Duration> probe_timeouts;     // every probe asked
 };
 
 }  // namespace relay::core::testing

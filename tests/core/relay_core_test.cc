@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -795,8 +796,10 @@ TEST_F(RelayCoreTest, EveryEventBeforeRegisterAnswersNotRegisteredAndRelaysNothi
 
 // --- takeover --------------------------------------------------------------
 
+// A token-bound mesh: every member holds the token, so the same token is
+// proof enough and the id moves at once, unprobed.
 TEST_F(RelayCoreTest, SameNodeIdWithSameTokenTakesOver) {
-  Peer asker = Join("lobby", "asker");
+  Peer asker = Join("lobby", "asker", {}, "secret");
   Peer old_model = Join("lobby", "model", {"llm"}, "secret");
   core_->Handle(asker.id, LlmRequestEvent("\"held\""));
   ClearAll({&asker, &old_model});
@@ -806,6 +809,7 @@ TEST_F(RelayCoreTest, SameNodeIdWithSameTokenTakesOver) {
 
   EXPECT_THAT(old_model.sink->closes, ElementsAre(CloseReason::kReplaced));
   EXPECT_THAT(old_model.sink->events, IsEmpty());
+  EXPECT_THAT(old_model.sink->probe_timeouts, IsEmpty());
   ASSERT_GE(new_model.sink->events.size(), 2u);
   ASSERT_TRUE(new_model.sink->events[0]->has_joined());
   EXPECT_EQ(new_model.sink->events[0]->joined().node_count(), 2u);
@@ -831,22 +835,150 @@ TEST_F(RelayCoreTest, SameNodeIdWithSameTokenTakesOver) {
   EXPECT_THAT(old_model.sink->events, IsEmpty());
 }
 
-TEST_F(RelayCoreTest, TakeoverWithoutTokensOnEitherSideIsAllowed) {
+// --- open-mesh takeover: proof of absence ----------------------------------
+
+// In an open mesh equal credentials prove nothing: a stranger who knows the
+// mesh id must not take "phone-1" over and receive the Mac's directs.
+TEST_F(RelayCoreTest, OpenMeshTakeoverOfALiveHolderIsRefusedAfterItsProbeIsAnswered) {
+  Peer mac = Join("family", "mac");
+  Peer phone = Join("family", "phone-1");
+  ClearAll({&mac, &phone});
+  Peer stranger = Open();
+
+  core_->Handle(stranger.id, RegisterEvent("family", "phone-1"));
+
+  ASSERT_EQ(phone.sink->probes.size(), 1u);
+  EXPECT_THAT(phone.sink->probe_timeouts, ElementsAre(absl::Seconds(2)));
+  EXPECT_THAT(stranger.sink->events, IsEmpty());  // waiting, not refused yet
+  ASSERT_TRUE(phone.sink->AnswerProbe(true));
+
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(stranger.sink->closes, IsEmpty());
+  EXPECT_THAT(phone.sink->closes, IsEmpty());
+  EXPECT_THAT(mac.sink->events, IsEmpty());  // no peer_joined, no peer_left
+  core_->Handle(mac.id, DirectEvent("phone-1", "for the phone"));
+  EXPECT_EQ(phone.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+  EXPECT_THAT(stranger.sink->OfCase(ServerEvent::kMessage), IsEmpty());
+}
+
+// A phone whose old connection died silently gets its id back once the
+// probe goes unanswered, without peer_left/peer_joined for the others.
+TEST_F(RelayCoreTest, OpenMeshTakeoverOfASilentHolderSucceedsWhenTheProbeTimesOut) {
+  Peer mac = Join("family", "mac");
+  Peer old_phone = Join("family", "phone-1");
+  ClearAll({&mac, &old_phone});
+  Peer new_phone = Open();
+
+  core_->Handle(new_phone.id, RegisterEvent("family", "phone-1"));
+  ASSERT_TRUE(old_phone.sink->AnswerProbe(false));
+
+  EXPECT_THAT(old_phone.sink->closes, ElementsAre(CloseReason::kReplaced));
+  ASSERT_FALSE(new_phone.sink->events.empty());
+  ASSERT_TRUE(new_phone.sink->events[0]->has_joined());
+  EXPECT_EQ(new_phone.sink->events[0]->joined().node_count(), 2u);
+  EXPECT_THAT(mac.sink->OfCase(ServerEvent::kPeerLeft), IsEmpty());
+  EXPECT_EQ(core_->Health().peers, 2u);
+  core_->Disconnect(old_phone.id, CloseReason::kReplaced);
+  EXPECT_EQ(core_->Health().peers, 2u);
+  core_->Handle(mac.id, DirectEvent("phone-1", "1"));
+  EXPECT_EQ(new_phone.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, TakeoverWithoutTokensOnEitherSideIsAllowedOnceTheHolderIsGone) {
   Peer old_alice = Join("lobby", "alice");
   Peer new_alice = Open();
 
   core_->Handle(new_alice.id, RegisterEvent("lobby", "alice"));
+  ASSERT_EQ(old_alice.sink->probes.size(), 1u);
+  // The transport reports the old socket's end before the probe's deadline.
+  core_->Disconnect(old_alice.id, CloseReason::kKeepaliveTimeout);
 
-  EXPECT_THAT(old_alice.sink->closes, ElementsAre(CloseReason::kReplaced));
   ASSERT_FALSE(new_alice.sink->events.empty());
   ASSERT_TRUE(new_alice.sink->events[0]->has_joined());
   EXPECT_EQ(new_alice.sink->events[0]->joined().node_count(), 1u);
   EXPECT_EQ(core_->Health().meshes, 1u);
   EXPECT_EQ(core_->Health().peers, 1u);
-
-  core_->Disconnect(old_alice.id, CloseReason::kReplaced);
-  EXPECT_EQ(core_->Health().meshes, 1u);
+  // The probe's late answer changes nothing.
+  old_alice.sink->AnswerProbe(true);
   EXPECT_EQ(core_->Health().peers, 1u);
+  EXPECT_EQ(new_alice.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+}
+
+// What the claimant pipelines behind its register waits, and is handled in
+// order once the probe settles.
+TEST_F(RelayCoreTest, EventsPipelinedDuringAProbeAreHandledInOrderAfterIt) {
+  Peer mac = Join("family", "mac");
+  Peer old_phone = Join("family", "phone-1");
+  ClearAll({&mac, &old_phone});
+  Peer new_phone = Open();
+
+  core_->Handle(new_phone.id, RegisterEvent("family", "phone-1"));
+  core_->Handle(new_phone.id, DirectEvent("mac", "first"));
+  core_->RejectUndecodable(new_phone.id, ErrorCode::kBadJson, "not JSON");
+  core_->Handle(new_phone.id, DirectEvent("mac", "second"));
+  EXPECT_THAT(mac.sink->events, IsEmpty());
+  EXPECT_THAT(new_phone.sink->events, IsEmpty());
+
+  ASSERT_TRUE(old_phone.sink->AnswerProbe(false));
+
+  std::vector<std::string> kinds;
+  for (const ServerEventPtr& e : new_phone.sink->events) {
+    kinds.push_back(e->has_joined()  ? "joined"
+                    : e->has_peers() ? "peers"
+                    : e->has_error() ? e->error().code()
+                                     : "other");
+  }
+  EXPECT_THAT(kinds, ElementsAre("joined", "peers", "bad_json"));
+  auto got = mac.sink->OfCase(ServerEvent::kMessage);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]->message().payload(), "first");
+  EXPECT_EQ(got[1]->message().payload(), "second");
+}
+
+TEST_F(RelayCoreTest, EventsPipelinedDuringAProbeAreBounded) {
+  CoreConfig config;
+  config.max_events_while_registering = 3;
+  Reset(config);
+  Join("family", "mac");
+  Peer old_phone = Join("family", "phone-1");
+  Peer new_phone = Open();
+  core_->Handle(new_phone.id, RegisterEvent("family", "phone-1"));
+  for (int i = 0; i < 5; ++i) core_->Handle(new_phone.id, PingEvent());
+  EXPECT_THAT(new_phone.sink->ErrorCodes(), ElementsAre("not_registered", "not_registered"));
+  new_phone.sink->Clear();
+  ASSERT_TRUE(old_phone.sink->AnswerProbe(false));
+  EXPECT_EQ(new_phone.sink->OfCase(ServerEvent::kPong).size(), 3u);
+}
+
+TEST_F(RelayCoreTest, OneProbeAtATimePerHolderAndAClaimantThatLeavesIsForgotten) {
+  Join("family", "mac");
+  Peer phone = Join("family", "phone-1");
+  Peer first = Open();
+  Peer second = Open();
+  core_->Handle(first.id, RegisterEvent("family", "phone-1"));
+  core_->Handle(second.id, RegisterEvent("family", "phone-1"));
+  EXPECT_EQ(phone.sink->probes.size(), 1u);
+  EXPECT_THAT(second.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+
+  core_->Disconnect(first.id, CloseReason::kClientClosed);
+  ASSERT_TRUE(phone.sink->AnswerProbe(false));  // nobody waits for it any more
+  EXPECT_THAT(phone.sink->closes, IsEmpty());
+  EXPECT_EQ(core_->Health().peers, 2u);
+  // The holder may be probed again for a new claim.
+  second.sink->Clear();
+  core_->Handle(second.id, RegisterEvent("family", "phone-1"));
+  EXPECT_EQ(phone.sink->probes.size(), 1u);
+}
+
+// A transport that cannot probe: the holder is presumed alive.
+TEST_F(RelayCoreTest, HolderThatCannotBeProbedKeepsItsId) {
+  Join("family", "mac");
+  Peer phone = Join("family", "phone-1");
+  phone.sink->can_probe = false;
+  Peer stranger = Open();
+  core_->Handle(stranger.id, RegisterEvent("family", "phone-1"));
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(phone.sink->closes, IsEmpty());
 }
 
 TEST_F(RelayCoreTest, SameNodeIdWithAnotherTokenAnswersNodeIdInUseAndTheFirstKeepsWorking) {
@@ -1633,4 +1765,146 @@ TEST_F(RelayCoreTest, GetMeshShowsTheTransportsByteCountersPerPeer) {
 }
 
 }  // namespace
+// --- bounds per client (issue: unbounded per-client state) -----------------
+
+TEST_F(RelayCoreTest, NodeIdsThatLookLikeOthersAreRefused) {
+  const std::vector<std::string> bad = {
+      "\u202e" "evil", std::string("a\0b", 3), "\t", " ", "phone ", " phone", "ph\u200bone",
+      "\xef\xbb\xbfphone", "ph\u2066one", "phone\u200f", "a\u0085", "a\x7f", "\xc2\xa0phone"};
+  for (const std::string& node : bad) {
+    Peer p = Open();
+    core_->Handle(p.id, RegisterEvent("lobby", node));
+    EXPECT_THAT(p.sink->ErrorCodes(), ElementsAre("bad_message")) << node;
+    EXPECT_THAT(p.sink->OfCase(ServerEvent::kJoined), IsEmpty()) << node;
+  }
+  // Ordinary ids of any script stay fine, inner spaces too.
+  for (const std::string& node : {"phone-1", "Mac de Lou", "телефон", "手机", "💻"}) {
+    Peer p = Open();
+    core_->Handle(p.id, RegisterEvent("lobby", node));
+    EXPECT_EQ(p.sink->OfCase(ServerEvent::kJoined).size(), 1u) << node;
+  }
+  EXPECT_EQ(core_->Health().peers, 5u);
+}
+
+TEST_F(RelayCoreTest, CapabilitiesAndNamesRefuseHiddenCharacters) {
+  Peer p = Open();
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {"llm\u202e"}));
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {" llm"}));
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {""}));
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {}, "", "Lou\u202e"));
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {}, "", "Lou\n"));
+  EXPECT_THAT(p.sink->ErrorCodes(), ElementsAre("bad_message", "bad_message", "bad_message",
+                                                "bad_message", "bad_message"));
+  p.sink->Clear();
+  // A name may have spaces and emoji joiners.
+  core_->Handle(p.id, RegisterEvent("lobby", "a", {"llm"}, "", " Lou's 👨‍👩‍👧 "));
+  EXPECT_EQ(p.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+  p.sink->Clear();
+  core_->Handle(p.id, CapabilitiesUpdateEvent({"chat\u200d"}));
+  EXPECT_THAT(p.sink->ErrorCodes(), ElementsAre("bad_message"));
+}
+
+TEST_F(RelayCoreTest, RequestIdOverTheIdBoundIsRefusedAndNotKeptOrEchoed) {
+  Peer model = Join("lobby", "model", {"llm"});
+  Peer asker = Join("lobby", "asker");
+  ClearAll({&model, &asker});
+  const std::string long_id = "\"" + std::string(300, 'x') + "\"";
+  core_->Handle(asker.id, LlmRequestEvent(long_id));
+  ASSERT_THAT(asker.sink->ErrorCodes(), ElementsAre("bad_message"));
+  EXPECT_EQ(asker.sink->events[0]->error().request_id(), "");
+  EXPECT_THAT(model.sink->events, IsEmpty());
+  core_->Handle(model.id, LlmResponseEvent("asker", long_id));
+  EXPECT_THAT(model.sink->ErrorCodes(), ElementsAre("bad_message"));
+  // 256 bytes exactly is an id like any other.
+  asker.sink->Clear();
+  core_->Handle(asker.id, LlmRequestEvent("\"" + std::string(254, 'y') + "\""));
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, PendingLlmRequestsAreBoundedInBytesPerRequester) {
+  CoreConfig config;
+  config.max_pending_llm_bytes_per_peer = 10 * (LlmDispatch::kPendingOverheadBytes + 200);
+  Reset(config);
+  Peer model = Join("lobby", "model", {"llm"});
+  Peer asker = Join("lobby", "asker");
+  Peer other = Join("lobby", "other");
+  for (int i = 0; i < 12; ++i) {
+    std::string id = absl::StrCat("\"", i, std::string(200 - 2 - absl::StrCat(i).size(), 'x'), "\"");
+    core_->Handle(asker.id, LlmRequestEvent(id));
+  }
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 10u);
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("too_many_requests", "too_many_requests"));
+  // Another requester has its own budget; an answer frees room.
+  core_->Handle(other.id, LlmRequestEvent("\"o\""));
+  EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 11u);
+  const std::string first = model.sink->OfCase(ServerEvent::kLlmRequest)[0]->llm_request().request().request_id();
+  core_->Handle(model.id, LlmResponseEvent("asker", first));
+  asker.sink->Clear();
+  core_->Handle(asker.id, LlmRequestEvent("\"again\""));
+  EXPECT_THAT(asker.sink->ErrorCodes(), IsEmpty());
+}
+
+TEST_F(RelayCoreTest, ByteRateLimitRefusesThenClosesAndRefills) {
+  CoreConfig config;
+  config.rate_limit_per_second = 0;  // bytes only
+  config.rate_limit_bytes_per_second = 1000;
+  config.rate_limit_burst_bytes = 4000;
+  Reset(config);
+  Peer a = Join("lobby", "a");
+  Peer b = Join("lobby", "b");
+  for (int i = 0; i < 4; ++i) core_->Handle(a.id, DirectEvent("b", "x"), 1000);
+  EXPECT_EQ(b.sink->OfCase(ServerEvent::kMessage).size(), 4u);
+  core_->Handle(a.id, DirectEvent("b", "x"), 1000);
+  ASSERT_THAT(a.sink->ErrorCodes(), ElementsAre("rate_limited"));
+  EXPECT_THAT(a.sink->events.back()->error().message(), ::testing::HasSubstr("bytes per second"));
+  clock_.Advance(absl::Seconds(1));
+  core_->Handle(a.id, DirectEvent("b", "x"), 1000);
+  EXPECT_EQ(b.sink->OfCase(ServerEvent::kMessage).size(), 5u);
+  // Small frames are not held back by a byte limit.
+  for (int i = 0; i < 10; ++i) core_->Handle(b.id, DirectEvent("a", "x"), 10);
+  EXPECT_EQ(a.sink->OfCase(ServerEvent::kMessage).size(), 10u);
+  // One who keeps streaming after being told is closed.
+  for (int i = 0; i < 200 && a.sink->closes.empty(); ++i) core_->Handle(a.id, DirectEvent("b", "x"), 1000);
+  EXPECT_THAT(a.sink->closes, ElementsAre(CloseReason::kRateLimited));
+}
+
+TEST_F(RelayCoreTest, ByteRateLetsTheLargestMessageThroughOnAFullBucket) {
+  CoreConfig config;
+  config.rate_limit_bytes_per_second = 100;
+  config.rate_limit_burst_bytes = 1000;
+  Reset(config);
+  Peer a = Join("lobby", "a");
+  Peer b = Join("lobby", "b");
+  core_->Handle(a.id, DirectEvent("b", "big"), 5000);  // larger than the burst
+  EXPECT_EQ(b.sink->OfCase(ServerEvent::kMessage).size(), 1u);
+}
+
+TEST_F(RelayCoreTest, AuthRecordBoundsAnswerWithoutClosing) {
+  CoreConfig config;
+  config.max_auth_records = 1;
+  config.auth_records_per_ip_per_minute = 1000;
+  Reset(config);
+  Join("bound-1", "a", {}, "secret");
+  Peer late = Open();
+  core_->Handle(late.id, RegisterEvent("bound-2", "a", {}, "secret"));
+  EXPECT_THAT(late.sink->ErrorCodes(), ElementsAre("auth_unavailable"));
+  EXPECT_THAT(late.sink->closes, IsEmpty());
+  // An open mesh needs no record.
+  core_->Handle(late.id, RegisterEvent("open", "a"));
+  EXPECT_EQ(late.sink->OfCase(ServerEvent::kJoined).size(), 1u);
+
+  CoreConfig per_ip;
+  per_ip.auth_records_per_ip_per_minute = 2;
+  Reset(per_ip);
+  std::vector<std::string> codes;
+  for (int i = 0; i < 3; ++i) {
+    Peer p = Open();
+    core_->Handle(p.id, RegisterEvent(absl::StrCat("m", i), "a", {}, "t"));
+    EXPECT_THAT(p.sink->closes, IsEmpty());
+    for (const std::string& c : p.sink->ErrorCodes()) codes.push_back(c);
+  }
+  EXPECT_THAT(codes, ElementsAre("rate_limited"));
+  EXPECT_EQ(core_->auth_records(), 2u);
+}
+
 }  // namespace relay::core

@@ -2,6 +2,7 @@
 // is what lets signed meshes, token bindings and nonces survive a restart.
 #include "server/store/sqlite_auth_store.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -93,17 +94,17 @@ TEST_F(SqliteAuthStoreTest, TokenBindingSurvivesARestartOfMeshAuth) {
   owner.set_token("secret");
   {
     auto store = Open();
-    core::MeshAuth auth(store.get(), absl::Hours(24));
+    core::MeshAuth auth(store.get(), core::CoreConfig{});
     ASSERT_TRUE(auth.Load(kNow).ok());
-    ASSERT_TRUE(auth.AdmitRegister(owner, false, kNow).ok());
+    ASSERT_TRUE(auth.AdmitRegister(owner, false, "203.0.113.1", kNow).ok());
   }
   auto store = Open();
-  core::MeshAuth auth(store.get(), absl::Hours(24));
+  core::MeshAuth auth(store.get(), core::CoreConfig{});
   ASSERT_TRUE(auth.Load(kNow).ok());
   relay::v1::Register squatter = owner;
   squatter.set_token("guess");
-  EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(squatter, false, kNow).status()));
-  EXPECT_TRUE(auth.AdmitRegister(owner, false, kNow).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(squatter, false, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(auth.AdmitRegister(owner, false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(SqliteAuthStoreTest, OpeningAnUnwritablePathFails) {
@@ -113,4 +114,63 @@ TEST_F(SqliteAuthStoreTest, OpeningAnUnwritablePathFails) {
 }
 
 }  // namespace
+TEST_F(SqliteAuthStoreTest, SignedMeshLastUseSurvivesAndDeleteRemovesItsNoncesToo) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    SignedMesh mesh{"home", "mesh-key", {{"mac", "mac-key"}}, kNow};
+    ASSERT_TRUE(store->PutSignedMesh(mesh).ok());
+    ASSERT_TRUE(store->PutSignedMesh({"other", "k2", {{"pi", "pi-key"}}}).ok());
+    ASSERT_TRUE(store->PutNonce({"home", "n1", "phone", kNow + absl::Hours(2)}).ok());
+    ASSERT_TRUE(store->PutNonce({"other", "n2", "phone", kNow + absl::Hours(2)}).ok());
+  }
+  {
+    auto store = Open();
+    absl::StatusOr<AuthSnapshot> snapshot = store->Load();
+    ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+    ASSERT_EQ(snapshot->signed_meshes.size(), 2u);
+    for (const SignedMesh& m : snapshot->signed_meshes) {
+      EXPECT_EQ(m.last_used_at, m.mesh_id == "home" ? kNow : absl::InfinitePast()) << m.mesh_id;
+    }
+    ASSERT_TRUE(store->DeleteSignedMesh("home").ok());
+  }
+  auto store = Open();
+  absl::StatusOr<AuthSnapshot> snapshot = store->Load();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->signed_meshes.size(), 1u);
+  EXPECT_EQ(snapshot->signed_meshes[0].mesh_id, "other");
+  ASSERT_EQ(snapshot->nonces.size(), 1u);
+  EXPECT_EQ(snapshot->nonces[0].mesh_id, "other");
+}
+
+// A relay.db written before signed meshes recorded their last use opens,
+// keeps its rows, and records last use from then on.
+TEST_F(SqliteAuthStoreTest, DatabaseOfAnOlderRelayIsMigrated) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE signed_meshes (mesh_id TEXT PRIMARY KEY, mesh_key BLOB "
+                           "NOT NULL);"
+                           "INSERT INTO signed_meshes VALUES ('old', 'key');",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<AuthSnapshot> snapshot = store->Load();
+    ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+    ASSERT_EQ(snapshot->signed_meshes.size(), 1u);
+    EXPECT_EQ(snapshot->signed_meshes[0].mesh_key, "key");
+    EXPECT_EQ(snapshot->signed_meshes[0].last_used_at, absl::InfinitePast());
+    ASSERT_TRUE(store->PutSignedMesh({"old", "key", {}, kNow}).ok());
+  }
+  auto store = Open();
+  absl::StatusOr<AuthSnapshot> snapshot = store->Load();
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_EQ(snapshot->signed_meshes[0].last_used_at, kNow);
+}
+
 }  // namespace relay::store
