@@ -178,6 +178,70 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, RelayConfig* c) {
          return SetCount(v, 100000000, &c->core.max_peers_per_mesh);
        }},
+      {"rate-limit-bytes-per-second", "RATE_LIMIT_BYTES_PER_SECOND",
+       "bytes per second one connection may send, sustained (wire bytes of its messages); 0 "
+       "disables [1048576]",
+       [](const std::string& v, RelayConfig* c) {
+         std::uint64_t n = 0;
+         if (absl::Status st = SetCount(v, std::uint64_t{1} << 40, &n); !st.ok()) return st;
+         c->core.rate_limit_bytes_per_second = static_cast<double>(n);
+         return absl::OkStatus();
+       }},
+      {"rate-limit-burst-bytes", "RATE_LIMIT_BURST_BYTES",
+       "bytes one connection may send at once above the sustained rate; at least "
+       "max-message-bytes [16777216]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, std::uint64_t{1} << 40, &c->core.rate_limit_burst_bytes);
+       }},
+      {"takeover-probe-seconds", "TAKEOVER_PROBE_SECONDS",
+       "open mesh: how long the live holder of a node_id has to answer a ping before another "
+       "connection may take the id over [2]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->core.takeover_probe_timeout);
+       }},
+      {"max-pending-llm-bytes-per-peer", "MAX_PENDING_LLM_BYTES_PER_PEER",
+       "bytes of request_id (plus 64 each) of the llm requests one peer may have waiting; more "
+       "get too_many_requests [131072]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, std::uint64_t{1} << 36, &c->core.max_pending_llm_bytes_per_peer);
+       }},
+      {"max-nonce-bytes", "MAX_NONCE_BYTES",
+       "longest join-token nonce; longer is refused with auth_failed [128]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 65536, &c->core.max_nonce_bytes);
+       }},
+      {"max-join-token-lifetime-seconds", "MAX_JOIN_TOKEN_LIFETIME_SECONDS",
+       "longest a join token may be valid (expires_at - issued_at, and from now); longer is "
+       "refused with auth_failed [2592000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetSeconds(v, &c->core.max_join_token_lifetime);
+       }},
+      {"max-nonces-per-mesh", "MAX_NONCES_PER_MESH",
+       "used join-token nonces kept per signed mesh; a join with a new one past it is refused "
+       "with auth_failed [1000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->core.max_nonces_per_mesh);
+       }},
+      {"max-auth-records", "MAX_AUTH_RECORDS",
+       "token bindings, signed meshes and used nonces kept in total; past it new ones get "
+       "auth_unavailable [100000]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->core.max_auth_records);
+       }},
+      {"auth-records-per-ip-per-minute", "AUTH_RECORDS_PER_IP_PER_MINUTE",
+       "token bindings, signed meshes and nonce uses one client IP may create per minute; more "
+       "get rate_limited [20]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->core.auth_records_per_ip_per_minute);
+       }},
+      {"signed-mesh-ttl-days", "SIGNED_MESH_TTL_DAYS",
+       "a signed mesh nobody joined or re-proved for this many days is forgotten [90]",
+       [](const std::string& v, RelayConfig* c) {
+         absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, 36500);
+         if (!n.ok()) return n.status();
+         c->core.signed_mesh_ttl = absl::Hours(24 * static_cast<std::int64_t>(*n));
+         return absl::OkStatus();
+       }},
   };
   return *settings;
 }
@@ -201,6 +265,14 @@ absl::Status Validate(const RelayConfig& config) {
   if (gw.max_queued_bytes_per_connection < gw.max_message_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("max-queued-bytes-per-connection (", gw.max_queued_bytes_per_connection,
+                     ") must be at least max-message-bytes (", gw.max_message_bytes, ")"));
+  }
+  // A message that never fits the byte bucket could only ever pass on a full
+  // one; the burst must hold the largest message.
+  if (config.core.rate_limit_bytes_per_second > 0 &&
+      config.core.rate_limit_burst_bytes < gw.max_message_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rate-limit-burst-bytes (", config.core.rate_limit_burst_bytes,
                      ") must be at least max-message-bytes (", gw.max_message_bytes, ")"));
   }
   if (gw.max_connections < 1) {
@@ -242,7 +314,17 @@ std::string RelayConfig::Describe() const {
                       " mesh_binding_grace=", absl::FormatDuration(core.mesh_binding_grace),
                       " rate_limit_per_second=", core.rate_limit_per_second,
                       " rate_limit_burst=", core.rate_limit_burst,
-                      " max_peers_per_mesh=", core.max_peers_per_mesh);
+                      " max_peers_per_mesh=", core.max_peers_per_mesh,
+                      " rate_limit_bytes_per_second=", core.rate_limit_bytes_per_second,
+                      " rate_limit_burst_bytes=", core.rate_limit_burst_bytes,
+                      " takeover_probe=", absl::FormatDuration(core.takeover_probe_timeout),
+                      " max_pending_llm_bytes_per_peer=", core.max_pending_llm_bytes_per_peer,
+                      " max_nonce_bytes=", core.max_nonce_bytes,
+                      " max_join_token_lifetime=", absl::FormatDuration(core.max_join_token_lifetime),
+                      " max_nonces_per_mesh=", core.max_nonces_per_mesh,
+                      " max_auth_records=", core.max_auth_records,
+                      " auth_records_per_ip_per_minute=", core.auth_records_per_ip_per_minute,
+                      " signed_mesh_ttl=", absl::FormatDuration(core.signed_mesh_ttl));
 }
 
 std::string RelayUsage() {

@@ -472,8 +472,11 @@ template <typename Config>
 void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
   const auto received_at = std::chrono::steady_clock::now();
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
-  con->bytes_in += msg->get_payload().size();
-  metrics_.ws_bytes.received.fetch_add(msg->get_payload().size(), std::memory_order_relaxed);
+  const std::size_t wire_bytes = msg->get_payload().size();
+  con->bytes_in += wire_bytes;
+  metrics_.ws_bytes.received.fetch_add(wire_bytes, std::memory_order_relaxed);
+  // Over its rate limits a frame is refused before it costs a parse.
+  if (!core_->AdmitFrame(con->core_id, wire_bytes)) return;
   // The event and its strings live on the stack (an arena with a stack
   // block), not one heap allocation each; the core moves the payload on.
   alignas(16) char arena_block[1024];
@@ -485,7 +488,7 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
   DecodeFailure failure;
   if (DecodeClientFrame(msg->get_payload(), con->mesh_id, event, &failure)) {
     const bool relayed = IsRelayedTraffic(*event);
-    core_->Handle(con->core_id, std::move(*event), msg->get_payload().size());
+    core_->HandleAdmitted(con->core_id, std::move(*event), wire_bytes);
     // Every recipient's frame is queued by now (the core delivers before
     // Handle returns).
     if (relayed) {
@@ -493,8 +496,8 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - received_at).count());
     }
   } else {
-    core_->RejectUndecodable(con->core_id, failure.code, failure.message, failure.request_id_json,
-                             msg->get_payload().size());
+    core_->RejectAdmitted(con->core_id, failure.code, failure.message, failure.request_id_json,
+                          wire_bytes);
   }
 }
 

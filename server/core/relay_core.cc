@@ -113,11 +113,20 @@ void RelayCore::Handle(ConnectionId id, const ClientEvent& event, std::size_t wi
 }
 
 void RelayCore::Handle(ConnectionId id, ClientEvent&& event, std::size_t wire_bytes) {
+  if (AdmitFrame(id, wire_bytes)) HandleAdmitted(id, std::move(event), wire_bytes);
+}
+
+bool RelayCore::AdmitFrame(ConnectionId id, std::size_t wire_bytes) {
   Connection* conn = Find(id);
-  if (conn == nullptr || conn->closing) return;
+  if (conn == nullptr || conn->closing) return false;
   ++messages_received_;
   ++conn->messages_in;
-  if (!AdmitByRate(*conn, wire_bytes)) return;
+  return AdmitByRate(*conn, wire_bytes);
+}
+
+void RelayCore::HandleAdmitted(ConnectionId id, ClientEvent&& event, std::size_t wire_bytes) {
+  Connection* conn = Find(id);
+  if (conn == nullptr || conn->closing) return;
   if (conn->awaiting_holder != 0) {
     HeldEvent held;
     held.event = std::move(event);
@@ -175,11 +184,13 @@ void RelayCore::Dispatch(Connection& connection, ClientEvent&& event) {
 
 void RelayCore::RejectUndecodable(ConnectionId id, ErrorCode code, absl::string_view message,
                                   absl::string_view request_id_json, std::size_t wire_bytes) {
+  if (AdmitFrame(id, wire_bytes)) RejectAdmitted(id, code, message, request_id_json, wire_bytes);
+}
+
+void RelayCore::RejectAdmitted(ConnectionId id, ErrorCode code, absl::string_view message,
+                               absl::string_view request_id_json, std::size_t wire_bytes) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
-  ++messages_received_;
-  ++conn->messages_in;
-  if (!AdmitByRate(*conn, wire_bytes)) return;
   if (conn->awaiting_holder != 0) {
     HeldEvent held;
     held.wire_bytes = wire_bytes;

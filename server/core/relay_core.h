@@ -104,6 +104,15 @@ class RelayCore {
   // moved into the outgoing event instead of copied (the hot path).
   void Handle(ConnectionId id, relay::v1::ClientEvent&& event, std::size_t wire_bytes = 0);
 
+  // The same in two steps, so that a transport decodes only what the rate
+  // limits let through: AdmitFrame counts a frame of `wire_bytes` and checks
+  // the connection's rate limits (false: refused, answered or closed; do not
+  // decode it), then HandleAdmitted / RejectAdmitted handle what it was.
+  bool AdmitFrame(ConnectionId id, std::size_t wire_bytes);
+  void HandleAdmitted(ConnectionId id, relay::v1::ClientEvent&& event, std::size_t wire_bytes);
+  void RejectAdmitted(ConnectionId id, ErrorCode code, absl::string_view message,
+                      absl::string_view request_id_json, std::size_t wire_bytes);
+
   // The transport could not decode a frame into a ClientEvent (bad_json,
   // bad_message, unknown_type): answers the sender with an error and counts
   // it. `request_id_json` is the raw request_id when it could be read.

@@ -179,6 +179,78 @@ TEST(RelayConfigTest, BadHardeningValuesAreRefusedNamingTheSetting) {
       0u);
 }
 
+// The bounds a stranger would otherwise push on (issue 10): defaults as
+// documented, each from its flag and its variable, bad values named.
+TEST(RelayConfigTest, PerClientBoundDefaultsMatchTheDocs) {
+  const RelayConfig config = MustLoad({});
+  EXPECT_EQ(config.core.rate_limit_bytes_per_second, 1 << 20);
+  EXPECT_EQ(config.core.rate_limit_burst_bytes, std::size_t{16} << 20);
+  EXPECT_EQ(config.core.takeover_probe_timeout, absl::Seconds(2));
+  EXPECT_EQ(config.core.max_pending_llm_bytes_per_peer, std::size_t{128} << 10);
+  EXPECT_EQ(config.core.max_nonce_bytes, 128u);
+  EXPECT_EQ(config.core.max_join_token_lifetime, absl::Hours(24 * 30));
+  EXPECT_EQ(config.core.max_nonces_per_mesh, 1000u);
+  EXPECT_EQ(config.core.max_auth_records, 100000u);
+  EXPECT_EQ(config.core.auth_records_per_ip_per_minute, 20u);
+  EXPECT_EQ(config.core.signed_mesh_ttl, absl::Hours(24 * 90));
+}
+
+TEST(RelayConfigTest, PerClientBoundsFromFlagsAndFromEnvironment) {
+  const std::vector<HardeningCase> cases = {
+      {"--rate-limit-bytes-per-second", "RATE_LIMIT_BYTES_PER_SECOND", "0",
+       [](const RelayConfig& c) { return c.core.rate_limit_bytes_per_second == 0; }},
+      {"--rate-limit-burst-bytes", "RATE_LIMIT_BURST_BYTES", "33554432",
+       [](const RelayConfig& c) { return c.core.rate_limit_burst_bytes == 33554432u; }},
+      {"--takeover-probe-seconds", "TAKEOVER_PROBE_SECONDS", "5",
+       [](const RelayConfig& c) { return c.core.takeover_probe_timeout == absl::Seconds(5); }},
+      {"--max-pending-llm-bytes-per-peer", "MAX_PENDING_LLM_BYTES_PER_PEER", "4096",
+       [](const RelayConfig& c) { return c.core.max_pending_llm_bytes_per_peer == 4096u; }},
+      {"--max-nonce-bytes", "MAX_NONCE_BYTES", "64",
+       [](const RelayConfig& c) { return c.core.max_nonce_bytes == 64u; }},
+      {"--max-join-token-lifetime-seconds", "MAX_JOIN_TOKEN_LIFETIME_SECONDS", "3600",
+       [](const RelayConfig& c) { return c.core.max_join_token_lifetime == absl::Hours(1); }},
+      {"--max-nonces-per-mesh", "MAX_NONCES_PER_MESH", "10",
+       [](const RelayConfig& c) { return c.core.max_nonces_per_mesh == 10u; }},
+      {"--max-auth-records", "MAX_AUTH_RECORDS", "50",
+       [](const RelayConfig& c) { return c.core.max_auth_records == 50u; }},
+      {"--auth-records-per-ip-per-minute", "AUTH_RECORDS_PER_IP_PER_MINUTE", "3",
+       [](const RelayConfig& c) { return c.core.auth_records_per_ip_per_minute == 3u; }},
+      {"--signed-mesh-ttl-days", "SIGNED_MESH_TTL_DAYS", "7",
+       [](const RelayConfig& c) { return c.core.signed_mesh_ttl == absl::Hours(24 * 7); }},
+  };
+  for (const HardeningCase& c : cases) {
+    EXPECT_TRUE(c.applied(MustLoad({c.flag, c.value}))) << c.flag;
+    EXPECT_TRUE(c.applied(MustLoad({}, Env({{c.variable, c.value}})))) << c.variable;
+    EXPECT_FALSE(c.applied(MustLoad({}))) << c.flag << " default already has the test value";
+    EXPECT_THAT(RelayUsage(), HasSubstr(c.variable));
+  }
+}
+
+TEST(RelayConfigTest, BadPerClientBoundsAreRefusedNamingTheSetting) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--rate-limit-burst-bytes", "1000"}, "rate-limit-burst-bytes"},  // < max message
+      {{"--takeover-probe-seconds", "0"}, "takeover_probe_timeout"},
+      {{"--max-pending-llm-bytes-per-peer", "0"}, "max_pending_llm_bytes_per_peer"},
+      {{"--max-nonce-bytes", "0"}, "max_nonce_bytes"},
+      {{"--max-join-token-lifetime-seconds", "0"}, "max_join_token_lifetime"},
+      {{"--max-nonces-per-mesh", "0"}, "max_nonces_per_mesh"},
+      {{"--max-auth-records", "0"}, "max_auth_records"},
+      {{"--auth-records-per-ip-per-minute", "0"}, "auth_records_per_ip_per_minute"},
+      {{"--signed-mesh-ttl-days", "0"}, "signed_mesh_ttl"},
+      {{"--signed-mesh-ttl-days", "forever"}, "signed-mesh-ttl-days"},
+  };
+  for (const auto& [args, named] : bad) {
+    const absl::Status status = LoadError(args);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << args[0];
+    EXPECT_THAT(status.message(), HasSubstr(named)) << args[0];
+  }
+  // Without a byte limit the burst does not matter.
+  EXPECT_TRUE(LoadRelayConfig({"--rate-limit-bytes-per-second", "0", "--rate-limit-burst-bytes",
+                               "1000"},
+                              kNoEnv)
+                  .ok());
+}
+
 TEST(RelayConfigTest, FlagsWinOverEnvironment) {
   const RelayConfig config =
       MustLoad({"--port", "7000", "--log-level", "warn"},

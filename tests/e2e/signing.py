@@ -111,7 +111,11 @@ def make_token(mesh_key, mesh_id, node_id=None, expires_at=None, issued_at=_ABSE
 # Client steps for the auth tests (relayclient based)
 # ---------------------------------------------------------------------------
 
-FAR_FUTURE = 4102444800  # 2100-01-01, an int
+FAR_FUTURE = 4102444800  # 2100-01-01, an int: past the relay's 30-day token lifetime, refused
+# Integral "now" and a week from it, for tokens the relay accepts (MAX_JOIN_TOKEN_LIFETIME_SECONDS
+# is 30 days by default, counted from issued_at and from now).
+NOW = int(time.time())
+SOON = NOW + 7 * 86400
 
 
 def stats(relay):

@@ -12,10 +12,11 @@ import uuid
 import pytest
 import websockets
 
+import rawws
 import signing
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
                          marker_barrier, mesh_of, unique_mesh)
-from signing import (ABSENT, FAR_FUTURE, Key, b64, found, join, make_token, refused, reg, register_mesh_msg, stats,
+from signing import (ABSENT, FAR_FUTURE, NOW, SOON, Key, b64, found, join, make_token, refused, reg, register_mesh_msg, stats,
                      wait_auth_counts, wait_mesh_gone)
 
 # ---------------------------------------------------------------------------
@@ -249,7 +250,7 @@ async def test_register_mesh_then_member_joins(relay):
     key = Key()
     f, joined = await found(relay, mesh, key, capabilities=["llm"], name="Founder")
     assert joined == {"type": "joined", "mesh_id": mesh, "node_count": 1}
-    tok = make_token(key, mesh, node_id="nœud-ü", issued_at=1764120000.5, expires_at=FAR_FUTURE,
+    tok = make_token(key, mesh, node_id="nœud-ü", issued_at=NOW + 0.5, expires_at=SOON,
                      capabilities=["llm", "chat", "admin"], issuer_id="émetteur-東京")
     m, joined, peers = await join(relay, mesh, "nœud-ü", tok, capabilities=["chat"], node_name="Member")
     assert joined == {"type": "joined", "mesh_id": mesh, "node_count": 2}
@@ -268,10 +269,10 @@ async def test_register_mesh_then_member_joins(relay):
 
 
 TOKEN_SHAPES = {
-    "float_issued_int_expires": dict(issued_at=1764120000.5, expires_at=FAR_FUTURE),
-    "int_issued_float_expires": dict(issued_at=1764120000, expires_at=FAR_FUTURE + 0.25),
-    "time_time_floats": dict(issued_at=1764120000.123456, expires_at=FAR_FUTURE + 0.654321),
-    "integral_float": dict(issued_at=1764120000.0, expires_at=float(FAR_FUTURE)),
+    "float_issued_int_expires": dict(issued_at=NOW + 0.5, expires_at=SOON),
+    "int_issued_float_expires": dict(issued_at=NOW, expires_at=SOON + 0.25),
+    "time_time_floats": dict(issued_at=NOW + 0.123456, expires_at=SOON + 0.654321),
+    "integral_float": dict(issued_at=float(NOW), expires_at=float(SOON)),
     "issued_at_null": dict(issued_at=None),
     "node_id_null": dict(node_id=None),
     "no_capabilities_member": dict(omit_capabilities=True),
@@ -446,22 +447,24 @@ async def test_unknown_node_key_cannot_reprove_a_signed_mesh(relay):
     await wait_auth_counts(relay, 2)
 
 
-async def test_register_mesh_upgrades_live_open_mesh(relay):
+async def test_register_mesh_on_a_live_open_mesh_is_refused(relay):
+    # A stranger who learnt the id must not lock the family out under the stranger's own key.
     mesh = unique_mesh("open")
     p1, p2 = await mesh_of(relay, mesh, [("p1", []), ("p2", ["llm"])])
     key = Key()
-    f, joined = await found(relay, mesh, key, expect_peers=["p1", "p2"])
-    assert joined["node_count"] == 3
+    err = await refused(relay, mesh, register_mesh_msg(mesh, key, "founder"))
+    assert "live and open" in err["message"], err
+    # still open: plain registrants join, live peers saw nothing
+    await marker_barrier(p1, [p2])
+    p3 = await connect_registered(relay, mesh, "p3")
     for p in (p1, p2):
-        assert (await p.expect("peer_joined"))["node_id"] == "founder"
-    # now signed: plain and string-token registrants are refused, live peers stay
-    await refused(relay, mesh, reg("p3"))
-    await refused(relay, mesh, reg("p3", "tok"))
-    await marker_barrier(p1, [p2, f])
-    m, joined, _ = await join(relay, mesh, "m", make_token(key, mesh, node_id="m"))
-    assert joined["node_count"] == 4
-    for p in (p1, p2, f):
-        assert (await p.expect("peer_joined"))["node_id"] == "m"
+        assert (await p.expect("peer_joined"))["node_id"] == "p3"
+    # once empty the id is free, and may be signed
+    for p in (p1, p2, p3):
+        await p.close()
+    await wait_mesh_gone(relay, mesh)
+    f, joined = await found(relay, mesh, key)
+    assert joined["node_count"] == 1
 
 
 async def test_signed_mesh_outlives_peers_member_joins_without_founder(relay):
@@ -490,7 +493,7 @@ BAD_JOINS = {
     "expired_int": lambda k, m, n: make_token(k, m, node_id=n, expires_at=int(time.time()) - 5),
     "expired_float": lambda k, m, n: make_token(k, m, node_id=n, expires_at=time.time() - 2.5),
     "tampered_capabilities": lambda k, m, n: _tampered(k, m, n, capabilities=["chat", "llm"]),
-    "tampered_expires_at": lambda k, m, n: _tampered(k, m, n, expires_at=FAR_FUTURE),
+    "tampered_expires_at": lambda k, m, n: _tampered(k, m, n, expires_at=SOON + 60),
     "tampered_issued_at": lambda k, m, n: _tampered(k, m, n, issued_at=1.5),
     "tampered_issuer_id": lambda k, m, n: _tampered(k, m, n, issuer_id="issuer-2"),
     "tampered_nonce": lambda k, m, n: _tampered(k, m, n, nonce="other-nonce"),
@@ -500,13 +503,19 @@ BAD_JOINS = {
     "signed_by_non_mesh_key": lambda k, m, n: make_token(Key(), m, node_id=n),
     "signature_over_unsorted_caps": lambda k, m, n: dict(
         make_token(k, m, node_id=n, capabilities=["b", "a"]),
-        signature=k.sign_b64(json.dumps({"capabilities": ["b", "a"], "expires_at": FAR_FUTURE, "issued_at": 1.0,
+        signature=k.sign_b64(json.dumps({"capabilities": ["b", "a"], "expires_at": SOON, "issued_at": NOW,
                                          "issuer_id": "i", "mesh_id": m, "node_id": n, "nonce": "nn"},
                                         sort_keys=True, separators=(",", ":")).encode()),
-        expires_at=FAR_FUTURE, issued_at=1.0, issuer_id="i", nonce="nn"),
+        expires_at=SOON, issued_at=NOW, issuer_id="i", nonce="nn"),
     "signature_bad_base64": lambda k, m, n: make_token(k, m, node_id=n, signature="@@not base64@@"),
     "signature_63_bytes": lambda k, m, n: dict(make_token(k, m, node_id=n), signature=b64(b"\1" * 63)),
     "signature_empty": lambda k, m, n: make_token(k, m, node_id=n, signature=""),
+    # Bounded state (issue 10): a nonce of 129 bytes, a token valid until 2100 or for 31 days.
+    "nonce_over_128_bytes": lambda k, m, n: make_token(k, m, node_id=n, nonce="n" * 129),
+    "nonce_900_kb": lambda k, m, n: make_token(k, m, node_id=n, nonce="n" * 900_000),
+    "expires_in_2100": lambda k, m, n: make_token(k, m, node_id=n, expires_at=FAR_FUTURE),
+    "lifetime_31_days_from_issue": lambda k, m, n: make_token(k, m, node_id=n, issued_at=NOW + 86400,
+                                                              expires_at=NOW + 32 * 86400),
     "missing_mesh_id": lambda k, m, n: make_token(k, m, node_id=n, after={"mesh_id": ABSENT}),
     "missing_nonce": lambda k, m, n: make_token(k, m, node_id=n, after={"nonce": ABSENT}),
     "missing_signature": lambda k, m, n: make_token(k, m, node_id=n, signature=ABSENT),
@@ -588,15 +597,27 @@ async def test_nonce_replay_by_other_node_refused_same_node_reconnect_ok(relay):
 # ---------------------------------------------------------------------------
 
 async def test_takeover_open_mesh(relay):
+    # An open mesh's credentials prove nothing: the id moves only when its holder is gone (here
+    # a socket that stopped reading, so it never answers the relay's probe).
     mesh = unique_mesh("open")
-    old, other = await mesh_of(relay, mesh, [("n", []), ("o", [])])
+    other = await connect_registered(relay, mesh, "o")
+    old = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh, auto_pong=False)
+    old.register("n")
+    assert (await other.recv())["node_id"] == "n"
     new = await Client.connect(relay, mesh)
-    await new.register("n")
-    assert await old.expect_closed() == (1000, "replaced")
+    await new.send(reg("n"))
+    assert (await new.expect("joined", timeout=10))["node_count"] == 2
+    await new.expect("peers")
+    new.node_id = "n"
     assert (await other.recv())["type"] == "peer_joined"
     await marker_barrier(new, [other])
-    # with a token while the holder had none: node_id_in_use, the holder keeps working
+    closed = old.wait_closed()
+    assert (closed.code, closed.reason) == (1000, "replaced"), closed
+    # a live holder keeps its id: the same (empty) credentials prove nothing
     intruder = await Client.connect(relay, mesh)
+    await intruder.send(reg("n"))
+    await intruder.expect_error("node_id_in_use", timeout=10)
+    # with a token while the holder had none: node_id_in_use at once
     await intruder.send(reg("n", "tok"))
     await intruder.expect_error("node_id_in_use")
     await intruder.send({"type": "ping"})

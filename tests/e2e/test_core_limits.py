@@ -268,9 +268,11 @@ async def test_mesh_full_refuses_third_peer_and_keeps_it_open(relay_factory):
 async def test_takeover_in_a_full_mesh_is_not_mesh_full(relay_factory):
     relay = relay_factory("--max-peers-per-mesh", "2")
     mesh = unique_mesh("full")
-    a, b = await mesh_of(relay, mesh, [("a", []), ("b", [])])
+    a = await connect_registered(relay, mesh, "a", token="family")
+    b = await connect_registered(relay, mesh, "b", token="family")
+    await a.expect("peer_joined")
     new = await Client.connect(relay, mesh)
-    joined, _ = await new.register("b")
+    joined, _ = await new.register("b", token="family")
     assert joined["node_count"] == 2
     assert await b.expect_closed() == (1000, "replaced")
     assert (await a.recv())["type"] == "peer_joined"

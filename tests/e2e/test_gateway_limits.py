@@ -89,7 +89,8 @@ BOUND = 4 * MIB
 
 
 async def test_slow_consumer_is_closed_1013_and_memory_stays_bounded(relay_factory):
-    relay = relay_factory("--max-queued-bytes-per-connection", str(BOUND))
+    relay = relay_factory("--max-queued-bytes-per-connection", str(BOUND),
+                          "--rate-limit-bytes-per-second", "0")  # 32 MiB offered at once
     wx, wy = await mesh_of(relay, unique_mesh("witness"), [("wx", []), ("wy", [])])
     await round_trip(wx, wy, 0)
 

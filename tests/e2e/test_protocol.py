@@ -644,24 +644,43 @@ async def test_takeover_same_token(relay):
 
 
 async def test_takeover_without_tokens(relay):
+    # In an open mesh the id moves only once its holder is gone: here the old socket stopped
+    # reading (a phone that left Wi-Fi) and never answers the relay's probe.
     mesh = unique_mesh()
-    old = await connect_registered(relay, mesh, "n")
     other = await connect_registered(relay, mesh, "o")
-    await old.expect("peer_joined")
+    old = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh, auto_pong=False)
+    old.register("n")
+    assert (await other.recv())["node_id"] == "n"
     new = await Client.connect(relay, mesh)
-    await new.register("n")
-    assert await old.expect_closed() == (1000, "replaced")
+    await new.send({"type": "register", "node_id": "n", "capabilities": []})
+    await new.expect("joined", timeout=10)
+    await new.expect("peers")
+    new.node_id = "n"
+    closed = old.wait_closed()
+    assert (closed.code, closed.reason) == (1000, "replaced"), closed
     assert (await other.recv())["type"] == "peer_joined"
     await marker_barrier(new, [other])
 
 
+async def test_takeover_of_a_live_holder_without_tokens_is_node_id_in_use(relay):
+    mesh = unique_mesh()
+    old, other = await mesh_of(relay, mesh, [("n", []), ("o", [])])
+    new = await Client.connect(relay, mesh)
+    await new.send({"type": "register", "node_id": "n", "capabilities": []})
+    await new.expect_error("node_id_in_use", timeout=10)
+    await old.ping_barrier()
+    await other.ping_barrier()
+
+
 async def test_takeover_fails_held_requests_with_llm_peer_left(relay):
     mesh = unique_mesh()
-    a, old = await mesh_of(relay, mesh, [("asker", []), ("gpu", ["llm"])])
+    a = await connect_registered(relay, mesh, "asker", token="secret")
+    old = await connect_registered(relay, mesh, "gpu", ["llm"], token="secret")
+    await a.expect("peer_joined")
     await a.send({"type": "llm_request", "request_id": "held", "prompt": "x"})
     await old.expect("llm_request")
     new = await Client.connect(relay, mesh)
-    await new.register("gpu", ["llm"])
+    await new.register("gpu", ["llm"], token="secret")
     msgs = [await a.recv(), await a.recv()]
     errs = [m for m in msgs if m["type"] == "error"]
     assert len(errs) == 1, msgs
