@@ -37,8 +37,8 @@ std::string DaysText(absl::Duration d) {
 
 }  // namespace
 
-MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config)
-    : store_(store), config_(config) {}
+MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits)
+    : store_(store), hits_(hits), config_(config) {}
 
 absl::Status MeshAuth::Load(absl::Time now) {
   absl::StatusOr<store::AuthSnapshot> snapshot = store_->Load();
@@ -69,6 +69,7 @@ void MeshAuth::Persist(absl::Status status) {
 
 absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Time now) const {
   if (records() >= config_.max_auth_records) {
+    Hit(Limit::kAuthRecords);
     log::Event(log::Level::kWarn, "auth_records_full").Uint("limit", config_.max_auth_records);
     return absl::UnavailableError(
         absl::StrCat("the relay holds its maximum of ", config_.max_auth_records,
@@ -78,6 +79,7 @@ absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Tim
   auto it = created_by_ip_.find(client_ip);
   if (it != created_by_ip_.end() && now - it->second.started < kCreationWindow &&
       it->second.created >= config_.auth_records_per_ip_per_minute) {
+    Hit(Limit::kAuthRecordsPerIp);
     return absl::ResourceExhaustedError(absl::StrCat(
         "this address created ", config_.auth_records_per_ip_per_minute,
         " protected meshes or join-token uses in the last minute; retry in a minute"));
@@ -159,6 +161,7 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
   if (mesh == signed_.end()) return Denied("this mesh is not registered: no key to check the token");
   if (token.mesh_id() != reg.mesh_id()) return Denied("the token is for another mesh");
   if (token.nonce().size() > config_.max_nonce_bytes) {
+    Hit(Limit::kNonceBytes);
     return Denied(absl::StrCat("the token's nonce is longer than ", config_.max_nonce_bytes,
                                " bytes"));
   }
@@ -171,6 +174,7 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
       token.has_issued_at() &&
       absl::Seconds(token.expires_at() - token.issued_at()) > config_.max_join_token_lifetime;
   if (long_from_issue || ExpiryOf(token) - now > config_.max_join_token_lifetime) {
+    Hit(Limit::kTokenLifetime);
     return Denied(absl::StrCat("the token is valid for longer than this relay's limit of ",
                                DaysText(config_.max_join_token_lifetime)));
   }
@@ -189,6 +193,7 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
   if (used == nonces_.end()) {
     auto per_mesh = nonces_per_mesh_.find(reg.mesh_id());
     if (per_mesh != nonces_per_mesh_.end() && per_mesh->second >= config_.max_nonces_per_mesh) {
+      Hit(Limit::kNoncesPerMesh);
       return Denied(absl::StrCat("this mesh has ", config_.max_nonces_per_mesh,
                                  " join tokens in use, its maximum; reuse a token or wait for "
                                  "one to expire"));
@@ -269,6 +274,7 @@ absl::StatusOr<Admission> MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterM
     }
   }
   if (!known && mesh.founders.size() >= config_.max_founders_per_mesh) {
+    Hit(Limit::kFoundersPerMesh);
     return Denied(absl::StrCat("this mesh has ", config_.max_founders_per_mesh,
                                " founders, its maximum"));
   }

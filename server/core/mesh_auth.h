@@ -32,6 +32,7 @@
 #include "relay/v1/relay.pb.h"
 #include "server/core/core_config.h"
 #include "server/core/expiry_queue.h"
+#include "server/core/limit.h"
 #include "server/store/auth_store.h"
 
 namespace relay::core {
@@ -49,9 +50,10 @@ struct Admission {
 
 class MeshAuth {
  public:
-  // `store` must outlive MeshAuth. Reads the grace period and every bound
+  // `store` must outlive MeshAuth, and so must `hits` (where refusals by a
+  // bound are counted) when given. Reads the grace period and every bound
   // from `config`.
-  MeshAuth(store::AuthStore* store, const CoreConfig& config);
+  MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits = nullptr);
 
   // Loads persisted state; call once before use. Bindings of meshes that
   // were live when the relay stopped start their grace at `now`.
@@ -99,8 +101,12 @@ class MeshAuth {
   void AddNonce(store::UsedNonce record);
   void ForgetSigned(const std::string& mesh_id);
   void Persist(absl::Status status);
+  void Hit(Limit limit) const {
+    if (hits_ != nullptr) hits_->Add(limit);
+  }
 
   store::AuthStore* const store_;
+  LimitHits* const hits_;
   const CoreConfig config_;
   absl::flat_hash_map<std::string, store::TokenBinding> bindings_;
   absl::flat_hash_map<std::string, store::SignedMesh> signed_;

@@ -86,7 +86,7 @@ RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* au
     : config_(std::move(config)),
       clock_(clock),
       started_at_(clock->Now()),
-      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_) {}
+      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_) {}
 
 absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }
 
@@ -231,6 +231,7 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
     conn.rate_refusals_in_row = 0;
     return true;
   }
+  limit_hits_.Add(count_ok ? Limit::kByteRate : Limit::kMessageRate);
   // A client that keeps going after being told is closed: refusals cost us
   // an answer each.
   constexpr std::size_t kMaxRefusalsInRow = 100;
@@ -388,6 +389,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
       // A holder already closing (e.g. during shutdown) keeps its reason.
       CloseConnection(holder, CloseReason::kReplaced);
     } else if (mesh_it->second->peers_by_join.size() >= config_.max_peers_per_mesh) {
+      limit_hits_.Add(Limit::kPeersPerMesh);
       log::Event(log::Level::kWarn, "mesh_full")
           .Uint("conn", conn.id)
           .Str("mesh", reg.mesh_id())
@@ -494,6 +496,7 @@ void RelayCore::Hold(Connection& conn, HeldEvent held) {
                     (conn.held.size() < config_.max_events_while_registering &&
                      conn.held_bytes + held.wire_bytes <= config_.max_bytes_while_registering);
   if (!fits) {
+    limit_hits_.Add(Limit::kEventsWhileRegistering);
     SendError(conn, ErrorCode::kNotRegistered,
               absl::StrCat("the registration is still being checked; at most ",
                            config_.max_events_while_registering, " messages (",
@@ -549,11 +552,13 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   ++llm_requests_;
   Mesh& mesh = *conn.mesh;
   if (req.request_id().size() > config_.max_id_bytes) {
+    limit_hits_.Add(Limit::kRequestIdBytes);
     SendError(conn, ErrorCode::kBadMessage,
               absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
     return;
   }
   if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
+    limit_hits_.Add(Limit::kPendingLlmRequests);
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
     SendError(conn, ErrorCode::kTooManyRequests,
               absl::StrCat("at most ", config_.max_outstanding_llm_requests_per_peer,
@@ -563,6 +568,7 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   }
   if (mesh.llm.RequestedBytesBy(conn.id) + LlmDispatch::PendingBytes(req.request_id()) >
       config_.max_pending_llm_bytes_per_peer) {
+    limit_hits_.Add(Limit::kPendingLlmBytes);
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
     SendError(conn, ErrorCode::kTooManyRequests,
               absl::StrCat("the llm requests waiting for an answer may hold at most ",
@@ -597,6 +603,7 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
 
 void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
   if (resp.request_id().size() > config_.max_id_bytes) {
+    limit_hits_.Add(Limit::kRequestIdBytes);
     SendError(conn, ErrorCode::kBadMessage,
               absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
     return;
@@ -856,6 +863,7 @@ relay::v1::Stats RelayCore::GetStats() const {
   stats.set_active_meshes(static_cast<std::uint32_t>(meshes_.size()));
   stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
   stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));
+  stats.set_auth_records(static_cast<std::uint32_t>(auth_.records()));
   stats.set_total_connections(total_connections_);
   stats.set_messages_received(messages_received_);
   stats.set_messages_relayed(messages_relayed_);
@@ -864,6 +872,11 @@ relay::v1::Stats RelayCore::GetStats() const {
     auto* count = stats.add_errors();
     count->set_code(std::string(ErrorCodeName(code)));
     count->set_count(errors_[static_cast<std::size_t>(code)]);
+  }
+  for (std::size_t i = 0; i < kLimitCount; ++i) {
+    auto* count = stats.add_limits();
+    count->set_limit(std::string(kLimitNames[i]));
+    count->set_count(limit_hits_.Get(static_cast<Limit>(i)));
   }
   for (std::size_t i = 0; i < kCloseReasonCount; ++i) {
     auto* count = stats.add_closes();

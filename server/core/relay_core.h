@@ -34,6 +34,7 @@
 #include "server/core/close_reason.h"
 #include "server/core/core_config.h"
 #include "server/core/error_code.h"
+#include "server/core/limit.h"
 #include "server/core/llm_dispatch.h"
 #include "server/core/mesh_auth.h"
 #include "server/core/peer_sink.h"
@@ -47,7 +48,7 @@ struct ConnectionInfo {
   std::string transport;       // "ws", "wss" or "grpc"
   // The client's IP (behind a trusted proxy, the one it forwarded): what
   // per-IP bounds count by.
-  std::string client_ip;
+  std::string client_ip = {};
 };
 
 // How llm requests ended, for metrics.
@@ -164,6 +165,8 @@ class RelayCore {
   // Every live mesh, by mesh_id.
   relay::v1::ListMeshesResponse ListMeshes() const { return *ListMeshesPage({}); }
   const TrafficCounters& traffic() const { return traffic_; }
+  // Refusals by each per-client bound.
+  const LimitHits& limit_hits() const { return limit_hits_; }
   // Authentication records kept (bindings, signed meshes, used nonces).
   std::size_t auth_records() const { return auth_.records(); }
   absl::StatusOr<relay::v1::GetMeshResponse> GetMesh(absl::string_view mesh_id) const;
@@ -297,6 +300,7 @@ class RelayCore {
   const Clock* const clock_;
   const absl::Time started_at_;
   store::MemoryAuthStore memory_auth_store_;
+  LimitHits limit_hits_;  // before auth_, which counts into it
   MeshAuth auth_;
 
   ConnectionId next_connection_id_ = 1;

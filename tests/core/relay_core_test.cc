@@ -1778,7 +1778,7 @@ TEST_F(RelayCoreTest, NodeIdsThatLookLikeOthersAreRefused) {
     EXPECT_THAT(p.sink->OfCase(ServerEvent::kJoined), IsEmpty()) << node;
   }
   // Ordinary ids of any script stay fine, inner spaces too.
-  for (const std::string& node : {"phone-1", "Mac de Lou", "телефон", "手机", "💻"}) {
+  for (const char* node : {"phone-1", "Mac de Lou", "телефон", "手机", "💻"}) {
     Peer p = Open();
     core_->Handle(p.id, RegisterEvent("lobby", node));
     EXPECT_EQ(p.sink->OfCase(ServerEvent::kJoined).size(), 1u) << node;
@@ -1905,6 +1905,25 @@ TEST_F(RelayCoreTest, AuthRecordBoundsAnswerWithoutClosing) {
   }
   EXPECT_THAT(codes, ElementsAre("rate_limited"));
   EXPECT_EQ(core_->auth_records(), 2u);
+  EXPECT_EQ(core_->limit_hits().Get(Limit::kAuthRecordsPerIp), 1u);
+  EXPECT_EQ(core_->limit_hits().Get(Limit::kAuthRecords), 0u);
+}
+
+TEST_F(RelayCoreTest, EveryLimitIsListedInStatsByItsName) {
+  CoreConfig config;
+  config.rate_limit_bytes_per_second = 10;
+  config.rate_limit_burst_bytes = 10;
+  Reset(config);
+  Peer a = Join("lobby", "a");
+  core_->Handle(a.id, PingEvent(), 10);
+  core_->Handle(a.id, PingEvent(), 10);
+  const relay::v1::Stats stats = core_->GetStats();
+  ASSERT_EQ(static_cast<std::size_t>(stats.limits_size()), kLimitCount);
+  for (std::size_t i = 0; i < kLimitCount; ++i) {
+    EXPECT_EQ(stats.limits(i).limit(), LimitName(static_cast<Limit>(i)));
+    EXPECT_EQ(stats.limits(i).count(), static_cast<Limit>(i) == Limit::kByteRate ? 1u : 0u)
+        << stats.limits(i).limit();
+  }
 }
 
 }  // namespace relay::core
