@@ -108,7 +108,7 @@ void DecodeSignedToken(absl::string_view raw, relay::v1::SignedJoinToken* token)
   token->set_present(true);
   Object t;
   json::ParseError error;
-  if (!json::ParseObject(raw, kMaxJsonDepth, &t, &error)) {
+  if (!json::ParseObject(raw, kMaxJsonDepth, kMaxJsonMembersPerObject, &t, &error)) {
     token->set_malformed("the token is not a JSON object");
     return;
   }
@@ -275,10 +275,13 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     if (obj.members.capacity() > kMembersKept) std::vector<Member>().swap(obj.members);
   };
   json::ParseError error;
-  if (!json::ParseObject(frame, kMaxJsonDepth, &obj, &error)) {
-    const ErrorCode code =
-        error.kind == json::ParseErrorKind::kNotObject ? ErrorCode::kBadMessage : ErrorCode::kBadJson;
-    return Fail(failure, code, std::move(error.message));
+  if (!json::ParseObject(frame, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error)) {
+    // JSON the relay will not read is bad_message; JSON no reader should
+    // agree on (a duplicate name included) is bad_json.
+    const bool readable_json = error.kind == json::ParseErrorKind::kNotObject ||
+                               error.kind == json::ParseErrorKind::kTooManyMembers;
+    return Fail(failure, readable_json ? ErrorCode::kBadMessage : ErrorCode::kBadJson,
+                std::move(error.message));
   }
 
   const Member* type_member = obj.Find("type");

@@ -24,6 +24,10 @@ struct DecodeFailure {
 
 // Nesting allowed in a client message (the message object is level 1).
 inline constexpr std::size_t kMaxJsonDepth = 64;
+// Members allowed in each JSON object of a message, at every nesting level:
+// every member costs the event loop work, so a 1 MB frame of 100,000 tiny
+// members must be refused early (bad_message), not read in full.
+inline constexpr std::size_t kMaxJsonMembersPerObject = 1024;
 
 // Decodes `frame`. `mesh_id` (from the URL) is put into register events.
 // Returns false and fills `failure` when the frame cannot be relayed.

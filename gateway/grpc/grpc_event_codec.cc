@@ -42,7 +42,8 @@ bool CheckOneValue(absl::string_view raw, absl::string_view field, DecodeFailure
   json::Object obj;
   json::ParseError error;
   const std::string wrapped = absl::StrCat("{\"v\":", raw, "}");
-  if (!json::ParseObject(wrapped, kMaxJsonDepth, &obj, &error) || obj.members.size() != 1) {
+  if (!json::ParseObject(wrapped, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error) ||
+      obj.members.size() != 1) {
     return Fail(failure, ErrorCode::kBadJson, absl::StrCat(field, " must hold one JSON value"));
   }
   return true;
@@ -57,7 +58,7 @@ bool CheckMembers(absl::string_view members, std::initializer_list<absl::string_
   json::Object obj;
   json::ParseError error;
   const std::string wrapped = absl::StrCat("{", members, "}");
-  if (!json::ParseObject(wrapped, kMaxJsonDepth, &obj, &error)) {
+  if (!json::ParseObject(wrapped, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error)) {
     return Fail(failure, ErrorCode::kBadJson,
                 "members must be JSON object members (\"key\":value, comma separated, no braces)");
   }

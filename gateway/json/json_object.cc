@@ -1,7 +1,12 @@
 #include "gateway/json/json_object.h"
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
 
+#include "absl/base/attributes.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/json/swar.h"
 
@@ -67,10 +72,123 @@ std::size_t Utf8SequenceLength(absl::string_view s, std::size_t i) {
   return 0;
 }
 
+// A set of member names for an object too large to compare linearly:
+// open addressing over a power-of-two array kept at most half full. Reset()
+// empties it in O(1) (a new generation marks every slot free), so a frame
+// of many large objects fills one table again and again. Names are hashed
+// with absl::Hash, seeded per process, so a stranger cannot choose names
+// that all land in one slot. The views must outlive their generation.
+class NameTable {
+ public:
+  void Reset() {
+    ++generation_;
+    size_ = 0;
+  }
+
+  // Adds `name`; false when the current generation already has it.
+  bool Insert(absl::string_view name) {
+    if (2 * (size_ + 1) > slots_.size()) Grow();
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = absl::Hash<absl::string_view>{}(name)&mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.generation != generation_) {
+        slot = Slot{name, generation_};
+        ++size_;
+        return true;
+      }
+      if (slot.name == name) return false;
+    }
+  }
+
+ private:
+  struct Slot {
+    absl::string_view name;
+    std::uint32_t generation = 0;  // free unless it is the table's
+  };
+
+  void Grow() {
+    constexpr std::size_t kFirstSize = 64;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? kFirstSize : 2 * old.size(), Slot{});
+    size_ = 0;
+    for (const Slot& slot : old) {
+      if (slot.generation == generation_) Insert(slot.name);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::uint32_t generation_ = 0;
+  std::size_t size_ = 0;
+};
+
+// The NameTables of one parse: one per large object open at the same time
+// (nested in one another), each reused by the next large object at its
+// level. Acquired and released in stack order.
+class NameTablePool {
+ public:
+  NameTable* Acquire() {
+    if (open_ == tables_.size()) tables_.push_back(std::make_unique<NameTable>());
+    NameTable* table = tables_[open_++].get();
+    table->Reset();
+    return table;
+  }
+  void Release() { --open_; }
+
+ private:
+  std::vector<std::unique_ptr<NameTable>> tables_;
+  std::size_t open_ = 0;
+};
+
+// The decoded names of one object's members so far, to refuse a duplicate.
+// The first few are compared linearly, which costs no allocation for the
+// frames clients really send; past them a NameTable takes over, so a large
+// object (at most max_members_per_object names) stays linear in its size.
+// The views must outlive the set.
+class NameSet {
+ public:
+  explicit NameSet(NameTablePool* pool) : pool_(pool) {}
+  ~NameSet() {
+    if (table_ != nullptr) pool_->Release();
+  }
+  NameSet(const NameSet&) = delete;
+  NameSet& operator=(const NameSet&) = delete;
+
+  // Adds `name`; false when the object already had it.
+  bool Insert(absl::string_view name) {
+    if (table_ == nullptr) {
+      for (std::size_t i = 0; i < few_count_; ++i) {
+        // Lengths first: names of one object mostly differ in length.
+        if (few_size_[i] == name.size() &&
+            (name.empty() || std::memcmp(few_data_[i], name.data(), name.size()) == 0)) {
+          return false;
+        }
+      }
+      if (few_count_ < kFew) {
+        few_data_[few_count_] = name.data();
+        few_size_[few_count_] = name.size();
+        ++few_count_;
+        return true;
+      }
+      table_ = pool_->Acquire();
+      for (std::size_t i = 0; i < kFew; ++i) table_->Insert({few_data_[i], few_size_[i]});
+    }
+    return table_->Insert(name);
+  }
+
+ private:
+  static constexpr std::size_t kFew = 16;
+  NameTablePool* const pool_;
+  NameTable* table_ = nullptr;
+  std::size_t few_count_ = 0;
+  // Left uninitialized: only the first few_count_ are read.
+  const char* few_data_[kFew];
+  std::size_t few_size_[kFew];
+};
+
 class Parser {
  public:
-  Parser(absl::string_view text, std::size_t max_depth, ParseError* error)
-      : s_(text), max_depth_(max_depth), error_(error) {}
+  Parser(absl::string_view text, std::size_t max_depth, std::size_t max_members, ParseError* error)
+      : s_(text), max_depth_(max_depth), max_members_(max_members), error_(error) {}
 
   bool ParseTop(Object* out) {
     SkipWs();
@@ -102,6 +220,42 @@ class Parser {
     error_->message = absl::StrCat("JSON nested deeper than ", max_depth_, " levels");
     return false;
   }
+  bool TooManyMembers() {
+    error_->kind = ParseErrorKind::kTooManyMembers;
+    error_->message =
+        absl::StrCat("a JSON object has more than ", max_members_, " members (at byte ", pos_, ")");
+    return false;
+  }
+  bool Duplicate(std::size_t at, absl::string_view name) {
+    // The name is echoed only when short: error messages stay small.
+    constexpr std::size_t kMaxEchoedBytes = 64;
+    error_->kind = ParseErrorKind::kDuplicateName;
+    error_->message = absl::StrCat("invalid JSON at byte ", at, ": duplicate member name");
+    if (name.size() <= kMaxEchoedBytes) absl::StrAppend(&error_->message, " \"", name, "\"");
+    return false;
+  }
+
+  // A member name at pos_ ('"'), added to `names` (false on a duplicate).
+  // `*name` is its decoded form, valid for the whole parse: the raw contents
+  // when it has no escape (then they are the decoded form), else a copy in
+  // decoded_names_.
+  bool ParseName(NameSet* names, absl::string_view* name) {
+    const std::size_t start = pos_;
+    bool escaped = false;
+    if (!ScanString(&escaped)) return false;
+    *name = absl::string_view(s_.data() + start + 1, pos_ - start - 2);  // between the quotes
+    if (escaped) {
+      // No escape decodes longer than it is written, so the names still
+      // ahead fit in what is left of the text: reserved once, the buffer
+      // never moves and the views into it stay valid.
+      if (decoded_names_.empty()) decoded_names_.reserve(s_.size() - start);
+      const std::size_t at = decoded_names_.size();
+      DecodeStringContents(*name, &decoded_names_);
+      *name = absl::string_view(decoded_names_).substr(at);
+    }
+    if (!names->Insert(*name)) return Duplicate(start, *name);
+    return true;
+  }
 
   void SkipWs() {
     while (pos_ < s_.size()) {
@@ -124,14 +278,18 @@ class Parser {
     ++pos_;
     SkipWs();
     if (Consume('}')) return true;
+    NameSet names(&name_tables_);
     while (true) {
       SkipWs();
       if (pos_ >= s_.size() || s_[pos_] != '"') return Fail("expected a member name");
+      if (out->members.size() == max_members_) return TooManyMembers();
       // Filled in place (a Member is costly to move); on failure the
       // caller discards the whole object.
       Member& member = out->members.emplace_back();
       const std::size_t key_start = pos_;
-      if (!ParseString(&member.key)) return false;
+      absl::string_view name;
+      if (!ParseName(&names, &name)) return false;
+      member.key.assign(name.data(), name.size());
       member.raw_key = s_.substr(key_start, pos_ - key_start);
       SkipWs();
       if (!Consume(':')) return Fail("expected ':'");
@@ -181,11 +339,15 @@ class Parser {
     SkipWs();
     if (strings_into != nullptr) strings_into->all_strings = true;
     if (Consume(close)) return true;
+    NameSet names(&name_tables_);  // of an object's members; unused for an array
+    std::size_t count = 0;
     while (true) {
       SkipWs();
       if (object) {
         if (pos_ >= s_.size() || s_[pos_] != '"') return Fail("expected a member name");
-        if (!ParseString(nullptr)) return false;
+        if (count++ == max_members_) return TooManyMembers();
+        absl::string_view name;
+        if (!ParseName(&names, &name)) return false;
         SkipWs();
         if (!Consume(':')) return Fail("expected ':'");
         SkipWs();
@@ -243,9 +405,26 @@ class Parser {
 
   // A string literal at pos_ ('"'). Decodes into `out` when set.
   bool ParseString(std::string* out) {
-    ++pos_;
-    const std::size_t start = pos_;
+    const std::size_t start = pos_ + 1;
     bool escaped = false;
+    if (!ScanString(&escaped)) return false;
+    if (out != nullptr) {
+      const absl::string_view contents = s_.substr(start, pos_ - 1 - start);
+      if (escaped) {
+        out->clear();
+        DecodeStringContents(contents, out);
+      } else {
+        out->assign(contents.data(), contents.size());
+      }
+    }
+    return true;
+  }
+
+  // Validates the string literal at pos_ ('"') and moves past its closing
+  // quote. `*escaped` tells whether it holds a backslash. Inlined into its
+  // two callers: each string of every frame passes here (bench/instructions).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ScanString(bool* escaped) {
+    ++pos_;
     while (true) {
       // Plain ASCII runs, eight bytes at a time, up to the first byte that
       // needs a look (swar.h).
@@ -263,7 +442,7 @@ class Parser {
       if (c == '"') break;
       if (c < 0x20) return Fail("control character in string");
       if (c == '\\') {
-        escaped = true;
+        *escaped = true;
         if (pos_ + 1 >= s_.size()) return Fail("unterminated string");
         const char e = s_[pos_ + 1];
         if (e == 'u') {
@@ -284,37 +463,33 @@ class Parser {
         ++pos_;
       }
     }
-    const absl::string_view contents = s_.substr(start, pos_ - start);
     ++pos_;  // closing quote
-    if (out != nullptr) {
-      if (escaped) {
-        out->clear();
-        DecodeStringContents(contents, out);
-      } else {
-        out->assign(contents.data(), contents.size());
-      }
-    }
     return true;
   }
 
   absl::string_view s_;
   std::size_t pos_ = 0;
   const std::size_t max_depth_;
+  const std::size_t max_members_;
   ParseError* error_;
+  // Decoded copies of the member names that hold an escape (ParseName).
+  std::string decoded_names_;
+  NameTablePool name_tables_;
 };
 
 }  // namespace
 
 const Member* Object::Find(absl::string_view key) const {
-  for (auto it = members.rbegin(); it != members.rend(); ++it) {
-    if (it->key == key) return &*it;
+  for (const Member& m : members) {
+    if (m.key == key) return &m;
   }
   return nullptr;
 }
 
-bool ParseObject(absl::string_view text, std::size_t max_depth, Object* out, ParseError* error) {
+bool ParseObject(absl::string_view text, std::size_t max_depth, std::size_t max_members_per_object,
+                 Object* out, ParseError* error) {
   out->members.clear();
-  Parser parser(text, max_depth, error);
+  Parser parser(text, max_depth, max_members_per_object, error);
   return parser.ParseTop(out);
 }
 

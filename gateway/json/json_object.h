@@ -34,17 +34,19 @@ struct Member {
 };
 
 struct Object {
-  std::vector<Member> members;  // in the order sent; duplicates kept
+  std::vector<Member> members;  // in the order sent; names are unique
 
-  // The last member named `key` (as JSON parsers commonly resolve
-  // duplicates), or null.
+  // The member named `key` (compared decoded), or null. ParseObject refuses
+  // duplicate names, so there is at most one.
   const Member* Find(absl::string_view key) const;
 };
 
 enum class ParseErrorKind {
-  kSyntax,     // not JSON
-  kTooDeep,    // nested deeper than the limit
-  kNotObject,  // valid JSON, but not an object
+  kSyntax,          // not JSON
+  kTooDeep,         // nested deeper than the limit
+  kNotObject,       // valid JSON, but not an object
+  kTooManyMembers,  // an object (at any level) has more members than the limit
+  kDuplicateName,   // an object (at any level) names a member twice
 };
 
 struct ParseError {
@@ -53,10 +55,16 @@ struct ParseError {
 };
 
 // Parses `text` as one JSON value that must be an object, with at most
-// `max_depth` levels of nesting (the top-level object is level 1). Strings
-// must be valid UTF-8. Returns false and fills `error` on failure (`out`
-// then holds a partial parse, to be discarded).
-bool ParseObject(absl::string_view text, std::size_t max_depth, Object* out, ParseError* error);
+// `max_depth` levels of nesting (the top-level object is level 1) and at most
+// `max_members_per_object` members in every object, nested ones included.
+// Strings must be valid UTF-8. Member names must be unique within their
+// object, compared decoded ("a" and "\u0061" are the same name): RFC 8259
+// leaves duplicates to each reader, and readers disagree on which copy wins,
+// so the relay and its clients could read two different messages. Returns
+// false and fills `error` on failure (`out` then holds a partial parse, to be
+// discarded).
+bool ParseObject(absl::string_view text, std::size_t max_depth, std::size_t max_members_per_object,
+                 Object* out, ParseError* error);
 
 // Decodes a JSON string literal's contents (between the quotes, escapes
 // included). Lone surrogate escapes become U+FFFD. For tests and internal use.

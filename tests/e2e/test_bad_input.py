@@ -14,7 +14,7 @@ import time
 import pytest
 
 import rawws
-from relayclient import Client, assert_error, connect_registered, mesh_of, unique_mesh
+from relayclient import Client, assert_error, connect_registered, marker_barrier, mesh_of, unique_mesh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -491,4 +491,144 @@ async def test_every_error_has_string_code_and_message(relay):
         err = await client.recv()
         assert list(err.keys())[:3] == ["type", "code", "message"], err
         assert_error(err, code)
+    await w.round_trip()
+
+
+# ---------------------------------------------------------------------------
+# Duplicate member names and members per object (issue 10: a stranger's frames)
+# ---------------------------------------------------------------------------
+
+async def test_duplicate_prompt_is_bad_json_and_never_reaches_the_llm_peer(relay):
+    """The attack: two "prompt"s, so the relay and an LLM peer whose parser keeps the first read
+    different requests. Refused whole: the LLM peer gets nothing, the requester bad_json."""
+    w = await Witness(relay).start()
+    mesh = unique_mesh("dup")
+    llm, asker = await mesh_of(relay, mesh, [("llm", ["llm"]), ("asker", [])])
+    for frame in [
+        '{"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"}',
+        '{"type":"llm_request","request_id":"2","prompt":"A","\\u0070rompt":"B"}',
+        '{"type":"chat_request","request_id":"3","messages":[{"role":"user","content":"A","content":"B"}]}',
+        '{"type":"direct","target":"llm","payload":{"cmd":"safe","cmd":"rm"}}',
+        '{"type":"broadcast","payload":{"n":1},"payload":{"n":2}}',
+    ]:
+        await asker.send_raw(frame)
+        msg = await asker.expect_error("bad_json")
+        assert "duplicate member name" in msg["message"], msg
+    # Nothing was forwarded: the LLM peer's next message is this marker.
+    await marker_barrier(asker, [llm])
+    # The requester's connection keeps working, and a clean request still goes through.
+    await asker.send({"type": "llm_request", "request_id": "4", "prompt": "A"})
+    req = await llm.expect("llm_request")
+    assert req["request_id"] == "4" and req["prompt"] == "A", req
+    await w.round_trip()
+
+
+def _cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat (fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _is_sanitized(pid):
+    """The sanitizer build (scripts/test-sanitize.sh) runs the same relay several times slower."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return "libasan" in maps or "libubsan" in maps or "libtsan" in maps
+
+
+def _tiny_members_frame(nested, size=1000 * 1000):
+    """~1 MB of "<n>":0 members, at the top level or in the payload."""
+    parts, total, i = [], 0, 0
+    while total < size:
+        part = '"%d":0' % i
+        parts.append(part)
+        total += len(part) + 1
+        i += 1
+    members = ",".join(parts)
+    if nested:
+        return '{"type":"broadcast","payload":{' + members + '}}'
+    return '{"type":"broadcast",' + members + '}'
+
+
+def _stream_frames(r, frames, n_frames, batch=10):
+    """Sends n_frames of the pre-encoded `frames` (in turn), `batch` at a time back to back as a
+    fast client would, and returns every answer."""
+    answers = []
+    for start in range(0, n_frames, batch):
+        count = min(batch, n_frames - start)
+        r.sock.sendall(b"".join(frames[i % len(frames)] for i in range(start, start + count)))
+        for _ in range(count):
+            answers.append(r.recv_json(timeout=60))
+    return answers
+
+
+async def test_megabyte_frames_of_tiny_members_are_bad_message_and_cheap(relay):
+    """The attack: one client streams 1 MB frames holding ~100,000 tiny members. Each used to
+    cost the event loop ~7 ms of CPU (a core at 100% for a fast client); past 1,024 members
+    per object the frame is refused with bad_message as soon as the bound is crossed, the
+    connection stays usable, and a bystander in another mesh is answered promptly meanwhile.
+
+    The relay's CPU is read from /proc/PID/stat. What any 1 MB frame costs to receive
+    (unmasking, UTF-8 check: no JSON work) is measured first, with a frame of one long string,
+    and the attack may cost little more than that."""
+    w = await Witness(relay).start()
+    mesh = unique_mesh("members")
+    peer = await connect_registered(relay, mesh, "peer")
+    r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
+    try:
+        r.register("bad")
+        await peer.expect("peer_joined")
+        floor = [rawws.encode_frame(rawws.OP_TEXT, '{"type":"nope","x":"' + "a" * (1000 * 1000) + '"}')]
+        attack = [rawws.encode_frame(rawws.OP_TEXT, _tiny_members_frame(nested)) for nested in (False, True)]
+        assert all(990 * 1000 < len(f) < 1024 * 1024 for f in floor + attack)
+
+        pid = relay.proc.pid
+        sanitized = _is_sanitized(pid)
+        slowdown = 10 if sanitized else 1
+        n_floor, n_attack = 30, 60
+
+        cpu = _cpu_seconds(pid)
+        answers = await asyncio.to_thread(_stream_frames, r, floor, n_floor)
+        floor_per_frame = (_cpu_seconds(pid) - cpu) / n_floor
+        assert {a.get("code") for a in answers} == {"unknown_type"}, answers[:3]
+
+        latencies = []
+        done = threading.Event()
+
+        async def bystander():
+            while not done.is_set():
+                t = time.monotonic()
+                await w.round_trip()
+                latencies.append(time.monotonic() - t)
+                await asyncio.sleep(0.01)
+
+        def attack_then_done():
+            try:
+                return _stream_frames(r, attack, n_attack)
+            finally:
+                done.set()
+
+        cpu = _cpu_seconds(pid)
+        wall = time.monotonic()
+        answers, _ = await asyncio.gather(asyncio.to_thread(attack_then_done), bystander())
+        wall = time.monotonic() - wall
+        attack_per_frame = (_cpu_seconds(pid) - cpu) / n_attack
+        print("\nrelay CPU per 1 MB frame: %.2f ms attacking, %.2f ms for one long string "
+              "(sanitized: %s); %d attacking frames in %.2f s; bystander: %d round trips, slowest %.1f ms"
+              % (attack_per_frame * 1e3, floor_per_frame * 1e3, sanitized, n_attack, wall, len(latencies),
+                 max(latencies) * 1e3))
+        for a in answers:
+            assert_error(a, "bad_message")
+            assert "more than 1024 members" in a["message"], a
+        # A full read of such a frame was ~7 ms on top of receiving it.
+        assert attack_per_frame < 0.007 * slowdown, attack_per_frame
+        assert attack_per_frame < 1.5 * floor_per_frame + 0.001 * slowdown, (attack_per_frame, floor_per_frame)
+        assert latencies and max(latencies) < 0.25 * slowdown, latencies
+
+        # The connection stays usable.
+        r.send_json({"type": "direct", "target": "peer", "payload": "ok"})
+        assert await peer.recv() == {"type": "message", "from": "bad", "payload": "ok"}
+    finally:
+        r.close()
     await w.round_trip()

@@ -538,7 +538,8 @@ PAYLOAD_TEXTS = [
     '"\\ud83d\\ude00 escaped surrogate pair and \\"quotes\\" \\/ \\\\"',
     '12345678901234567890123456789012345678901234567890',
     '[true,false,null,0,-1,3.14159265358979323846264338327950288]',
-    '{"dup":1,"dup":2}',
+    # Not '{"dup":1,"dup":2}': duplicate names are refused as bad_json (test_bad_input.py).
+    '{"same":1,"names":{"same":2}}',
 ]
 
 

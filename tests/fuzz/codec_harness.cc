@@ -28,6 +28,7 @@ namespace relay::fuzz {
 namespace {
 
 using gateway::kMaxJsonDepth;
+using gateway::kMaxJsonMembersPerObject;
 using gateway::json::Kind;
 using gateway::json::Member;
 using gateway::json::Object;
@@ -56,7 +57,8 @@ std::string Show(absl::string_view s) {
 
 bool Parse(absl::string_view text, Object* obj, ParseError* error = nullptr) {
   ParseError unused;
-  return gateway::json::ParseObject(text, kMaxJsonDepth, obj, error != nullptr ? error : &unused);
+  return gateway::json::ParseObject(text, kMaxJsonDepth, kMaxJsonMembersPerObject, obj,
+                                    error != nullptr ? error : &unused);
 }
 
 // Parses `{"k":<raw_value>}`. When that is one member, points `*member` at
@@ -169,7 +171,7 @@ std::string ParserProblem(absl::string_view input, bool* parsed) {
   ParseError error;
   *parsed = Parse(input, &obj, &error);
 
-  const JsonVerdict reference = ReferenceJsonVerdict(input);
+  const JsonVerdict reference = ReferenceJsonVerdict(input, kMaxJsonMembersPerObject);
   if (error.kind != ParseErrorKind::kTooDeep || *parsed) {
     const bool ours_valid = *parsed || error.kind == ParseErrorKind::kNotObject;
     if (reference == JsonVerdict::kValid && !ours_valid) {
@@ -560,6 +562,10 @@ std::string DecoderProblem(absl::string_view input, bool parsed) {
     } else if (error.kind == ParseErrorKind::kNotObject) {
       if (failure.code != core::ErrorCode::kBadMessage) {
         return "a JSON non-object not answered bad_message";
+      }
+    } else if (error.kind == ParseErrorKind::kTooManyMembers) {
+      if (failure.code != core::ErrorCode::kBadMessage) {
+        return "an object with too many members not answered bad_message";
       }
     } else if (failure.code != core::ErrorCode::kBadJson) {
       return "a frame that is not JSON not answered bad_json";

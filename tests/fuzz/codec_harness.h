@@ -19,16 +19,18 @@ namespace relay::fuzz {
 //
 // Invariants:
 //   - ParseObject accepts exactly what RapidJSON (strict, UTF-8 validating)
-//     accepts as an object, except the documented differences: deeper than
-//     kMaxJsonDepth, lone surrogate escapes (ours: U+FFFD), numbers too big for
-//     a double (ours: forwarded as written);
+//     accepts as an object with unique member names (compared decoded) and at
+//     most kMaxJsonMembersPerObject members in every object, except the
+//     documented differences: deeper than kMaxJsonDepth, lone surrogate
+//     escapes (ours: U+FFFD), numbers too big for a double (ours: forwarded
+//     as written);
 //   - each member's raw key and raw value re-parse, inside an object, to the
 //     same key, kind, decoded strings; decoded strings are valid UTF-8 and
 //     survive json::AppendString + ParseObject unchanged; the members' raw
 //     spans joined back into an object parse to the same members;
-//   - DecodeClientFrame fails exactly when ParseObject does (bad_json /
-//     bad_message), its error messages are short valid UTF-8, and a
-//     request_id it read is a JSON string or number;
+//   - DecodeClientFrame fails exactly when ParseObject does (bad_json, or
+//     bad_message for a non-object or too many members), its error messages are short valid UTF-8,
+//     and a request_id it read is a JSON string or number;
 //   - a signed join token is either marked malformed or carries canonical
 //     bytes that are ASCII JSON (Infinity aside, as Python writes it) with
 //     the seven keys sorted and the token's decoded fields;

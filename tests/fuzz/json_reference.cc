@@ -4,7 +4,9 @@
 // its first allocation, an upstream bug in a header we only test with.
 #include "tests/fuzz/json_reference.h"
 
+#include <set>
 #include <string>
+#include <vector>
 
 #ifdef RELAY_FUZZ_HAVE_RAPIDJSON
 #include "rapidjson/error/error.h"
@@ -16,11 +18,43 @@ namespace relay::fuzz {
 
 #ifndef RELAY_FUZZ_HAVE_RAPIDJSON
 
-JsonVerdict ReferenceJsonVerdict(absl::string_view) { return JsonVerdict::kNoOpinion; }
+JsonVerdict ReferenceJsonVerdict(absl::string_view, std::size_t) { return JsonVerdict::kNoOpinion; }
 
 #else
 
-JsonVerdict ReferenceJsonVerdict(absl::string_view text) {
+namespace {
+
+// Accepts every value, and refuses (ends the parse) an object's duplicate
+// member name or its member past the limit. RapidJSON hands Key() the
+// decoded name, so "a" and "\u0061" meet in the same set. Plain std::set:
+// the reference should be obviously right, not fast.
+class UniqueBoundedMembers
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, UniqueBoundedMembers> {
+ public:
+  explicit UniqueBoundedMembers(std::size_t max_members) : max_members_(max_members) {}
+
+  bool StartObject() {
+    objects_.emplace_back();
+    return true;
+  }
+  bool Key(const char* name, rapidjson::SizeType length, bool) {
+    std::set<std::string>& names = objects_.back();
+    if (names.size() == max_members_) return false;
+    return names.emplace(name, length).second;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    objects_.pop_back();
+    return true;
+  }
+
+ private:
+  const std::size_t max_members_;
+  std::vector<std::set<std::string> > objects_;  // the names of each open object
+};
+
+}  // namespace
+
+JsonVerdict ReferenceJsonVerdict(absl::string_view text, std::size_t max_members_per_object) {
   // StringStream stops at NUL, which JSON never allows outside strings
   // (escaped) anyway: no opinion rather than a wrong one.
   if (text.find('\0') != absl::string_view::npos) return JsonVerdict::kNoOpinion;
@@ -30,13 +64,13 @@ JsonVerdict ReferenceJsonVerdict(absl::string_view text) {
   std::string copy(text);
   copy.append(4, '\0');
   rapidjson::StringStream stream(copy.c_str());
-  rapidjson::BaseReaderHandler<> accept_all;
+  UniqueBoundedMembers handler(max_members_per_object);
   rapidjson::Reader reader;
   // Iterative: no recursion, whatever the nesting.
   constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
                               rapidjson::kParseIterativeFlag |
                               rapidjson::kParseNumbersAsStringsFlag;
-  const rapidjson::ParseResult result = reader.Parse<kFlags>(stream, accept_all);
+  const rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
   if (!result.IsError()) return JsonVerdict::kValid;
   switch (result.Code()) {
     // Documented differences (docs/adr/0002-json-codec.md, json_object.h):

@@ -4,6 +4,8 @@
 #ifndef RELAY_TESTS_FUZZ_JSON_REFERENCE_H_
 #define RELAY_TESTS_FUZZ_JSON_REFERENCE_H_
 
+#include <cstddef>
+
 #include "absl/strings/string_view.h"
 
 namespace relay::fuzz {
@@ -14,7 +16,10 @@ enum class JsonVerdict {
   kNoOpinion,  // where the relay differs by design, or RapidJSON cannot tell
 };
 
-JsonVerdict ReferenceJsonVerdict(absl::string_view text);
+// Valid also means what the relay adds to RFC 8259 (json_object.h): every
+// object has unique member names and at most `max_members_per_object` of
+// them. RapidJSON accepts both; its handler here refuses them.
+JsonVerdict ReferenceJsonVerdict(absl::string_view text, std::size_t max_members_per_object);
 
 }  // namespace relay::fuzz
 

@@ -17,6 +17,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEEP_OK = b'{"type":"broadcast","payload":' + b"[" * 63 + b"]" * 63 + b"}"  # 64 levels: the limit
 DEEP_BAD = b'{"type":"broadcast","payload":' + b"[" * 64 + b"]" * 64 + b"}"  # 65 levels: bad_json
 
+def members(n, name=b'"m%d"'):
+    """n tiny members "m0":0,... (names from `name`, a %d pattern)."""
+    return b",".join(name % i + b":0" for i in range(n))
+
+
+MEMBERS_AT_LIMIT = b'{"type":"broadcast",' + members(1023) + b"}"  # 1,024 members: the limit
+MEMBERS_OVER_LIMIT_NESTED = b'{"type":"broadcast","payload":[1,{' + members(1025) + b"}]}"  # bad_message
+# A large object (past the linear scan of the first 16 names) whose last name repeats one, escaped.
+DUPLICATE_IN_LARGE_OBJECT = b'{"type":"broadcast","payload":{' + members(900) + b',"\\u006d7":1}}'
+
 JSON_SEEDS = {
     "register_seed_walkthrough": b'{"type":"register","node_id":"mac-1","capabilities":["llm"]}',
     "join_token_node_name": b'{"type":"join","node_id":"android-1","node_name":"Pixel 8",'
@@ -38,6 +48,13 @@ JSON_SEEDS = {
                    b'"response":1e400}',
     "duplicate_keys": b'{"type":"ping","type":"llm_request","request_id":"a","request_id":"b",'
                       b'"prompt":"x","prompt":1,"messages":null}',
+    "duplicate_prompt": b'{"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"}',
+    "duplicate_escaped_nested": b'{"type":"direct","target":"x","payload":[{"k":{"a":1,"\\u0061":2}}]}',
+    "near_duplicates": b'{"type":"broadcast","payload":{"a":1,"ab":2,"\\u0062":3,"A":4,"a\\u0000":5,"\\/":6},'
+                       b'"x":[{"k":1},{"k":2}],"k":{"k":{"k":0}}}',
+    "members_at_limit": MEMBERS_AT_LIMIT,
+    "members_over_limit_nested": MEMBERS_OVER_LIMIT_NESTED,
+    "duplicate_in_large_object": DUPLICATE_IN_LARGE_OBJECT,
     "deep_at_limit": DEEP_OK,
     "deep_over_limit": DEEP_BAD,
     "not_an_object": b'[1,"two",{"three":3}]',

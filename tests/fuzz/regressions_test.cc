@@ -21,6 +21,7 @@
 #include "server/core/relay_core.h"
 #include "tests/fuzz/codec_harness.h"
 #include "tests/fuzz/core_harness.h"
+#include "tests/fuzz/json_reference.h"
 
 namespace relay::core {
 // gtest prints close reasons by name.
@@ -152,6 +153,44 @@ TEST(CoreRegressionTest, FuzzScriptFarFutureSignedTokenIsValid) {
   std::string huge = year_318857;
   huge[huge.size() - 3] = 3;  // expiring 1e300
   EXPECT_EQ(CoreEventsProblem(huge), "");
+}
+
+// json_codec_fuzz: RapidJSON, the reference, accepts duplicate names and any
+// number of members; once the relay refused both (issue 10) the differential
+// check needed the reference to refuse them too. Both sides must agree on
+// each rule, nested and escaped, and on what is still fine.
+TEST(CodecRegressionTest, ReferenceAndParserAgreeOnDuplicatesAndMembersPerObject) {
+  constexpr std::size_t kLimit = 1024;
+  const auto members = [](std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) out += ",";
+      out += "\"m" + std::to_string(i) + "\":0";
+    }
+    return out;
+  };
+  const std::vector<std::string> refused = {
+      R"({"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"})",
+      R"({"type":"broadcast","payload":{"a":1,"\u0061":2}})",
+      R"([{"k":1,"k":2}])",
+      "{\"type\":\"broadcast\",\"payload\":{" + members(900) + ",\"\\u006d899\":1}}",
+      "{\"type\":\"broadcast\"," + members(kLimit) + "}",
+      "{\"type\":\"broadcast\",\"payload\":[{" + members(kLimit + 1) + "}]}",
+  };
+  const std::vector<std::string> accepted = {
+      R"({"type":"broadcast","payload":{"a":1,"ab":2,"\u0062":3,"A":4,"a\u0000":5}})",
+      R"({"type":"ping","k":{"k":{"k":1}},"x":[{"k":1},{"k":2}]})",
+      "{\"type\":\"broadcast\"," + members(kLimit - 1) + "}",
+      "{\"type\":\"broadcast\",\"payload\":[{" + members(kLimit) + "}]}",
+  };
+  for (const std::string& text : refused) {
+    EXPECT_NE(ReferenceJsonVerdict(text, kLimit), JsonVerdict::kValid) << text.substr(0, 80);
+    EXPECT_EQ(CodecProblem(text), "") << text.substr(0, 80);
+  }
+  for (const std::string& text : accepted) {
+    EXPECT_NE(ReferenceJsonVerdict(text, kLimit), JsonVerdict::kInvalid) << text.substr(0, 80);
+    EXPECT_EQ(CodecProblem(text), "") << text.substr(0, 80);
+  }
 }
 
 std::vector<std::filesystem::path> Seeds(const std::string& target) {

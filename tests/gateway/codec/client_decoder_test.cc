@@ -14,6 +14,7 @@ namespace {
 using core::ErrorCode;
 using ::relay::v1::ClientEvent;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 ClientEvent MustDecode(const std::string& frame, const std::string& mesh_id = "lobby") {
@@ -38,7 +39,9 @@ DecodeFailure MustFail(const std::string& frame) {
 // their own (nothing of one frame shows in the next).
 TEST(ClientDecoderTest, FramesDecodeIndependentlyWhateverCameBefore) {
   std::string huge = R"({"type":"broadcast","payload":1)";
-  for (int i = 0; i < 20000; ++i) huge += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  for (std::size_t i = 2; i < kMaxJsonMembersPerObject; ++i) {
+    huge += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  }
   huge += "}";
   EXPECT_EQ(MustDecode(huge).broadcast().payload(), "1");
 
@@ -462,8 +465,78 @@ TEST(ClientDecoderTest, UnknownTypeIsUnknownType) {
   }
 }
 
-TEST(ClientDecoderTest, DuplicateTypeUsesTheLast) {
-  EXPECT_TRUE(MustDecode(R"({"type":"broadcast","type":"ping"})").has_ping());
+// --- duplicate names, members per object ----------------------------------
+
+// An object of `n` tiny members, "m0":0,...
+std::string Members(std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) out += ",";
+    out += "\"m" + std::to_string(i) + "\":0";
+  }
+  return out;
+}
+
+TEST(ClientDecoderTest, DuplicateTypeIsBadJson) {
+  const DecodeFailure failure = MustFail(R"({"type":"broadcast","type":"ping"})");
+  EXPECT_EQ(failure.code, ErrorCode::kBadJson);
+  EXPECT_THAT(failure.message, HasSubstr("duplicate member name \"type\""));
+}
+
+// The attack: the relay built `messages` from one prompt and forwarded both,
+// so a peer that reads the first copy saw another request.
+TEST(ClientDecoderTest, DuplicatePromptIsBadJsonNotForwarded) {
+  const DecodeFailure failure =
+      MustFail(R"({"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"})");
+  EXPECT_EQ(failure.code, ErrorCode::kBadJson);
+  EXPECT_THAT(failure.message, HasSubstr("prompt"));
+  EXPECT_EQ(
+      MustFail(R"({"type":"llm_request","request_id":"1","prompt":"A","\u0070rompt":"B"})").code,
+      ErrorCode::kBadJson);
+}
+
+TEST(ClientDecoderTest, DuplicateNameAnywhereInTheFrameIsBadJson) {
+  for (const char* frame : {
+           R"({"type":"broadcast","payload":{"a":1,"a":2}})",
+           R"({"type":"direct","target":"b","payload":[{"x":{"k":1,"\u006b":2}}]})",
+           R"({"type":"llm_response","target":"a","response":{"text":"x","text":"y"}})",
+           R"({"type":"register","node_id":"n","token":{"mesh_id":"m","mesh_id":"x"}})",
+           R"({"type":"ping","request_id":"1","request_id":"2"})",
+       }) {
+    EXPECT_EQ(MustFail(frame).code, ErrorCode::kBadJson) << frame;
+  }
+}
+
+TEST(ClientDecoderTest, SameNameInDifferentObjectsIsFine) {
+  const ClientEvent event =
+      MustDecode(R"({"type":"broadcast","payload":{"type":"x","payload":{"type":"y"}}})");
+  EXPECT_EQ(event.broadcast().payload(), R"({"type":"x","payload":{"type":"y"}})");
+}
+
+TEST(ClientDecoderTest, MaxMembersPerObjectAreAcceptedAtEveryLevel) {
+  // type + payload + 1,022 more at the top; 1,024 in the payload.
+  const std::string frame = R"({"type":"broadcast","payload":{)" +
+                            Members(kMaxJsonMembersPerObject) + "}," +
+                            Members(kMaxJsonMembersPerObject - 2) + "}";
+  EXPECT_TRUE(MustDecode(frame).has_broadcast());
+  const ClientEvent llm = MustDecode(R"({"type":"llm_request","request_id":"r",)" +
+                                     Members(kMaxJsonMembersPerObject - 2) + "}");
+  EXPECT_TRUE(llm.has_llm_request());
+}
+
+TEST(ClientDecoderTest, OneMemberPastTheLimitIsBadMessageAtEveryLevel) {
+  for (const std::string& frame : {
+           R"({"type":"broadcast",)" + Members(kMaxJsonMembersPerObject) + "}",
+           R"({"type":"broadcast","payload":{)" + Members(kMaxJsonMembersPerObject + 1) + "}}",
+           R"({"type":"direct","target":"b","payload":[1,{)" +
+               Members(kMaxJsonMembersPerObject + 1) + "}]}",
+           R"({"type":"llm_response","target":"a","response":{"x":{)" +
+               Members(kMaxJsonMembersPerObject + 1) + "}}}",
+       }) {
+    const DecodeFailure failure = MustFail(frame);
+    EXPECT_EQ(failure.code, ErrorCode::kBadMessage) << frame.substr(0, 60);
+    EXPECT_THAT(failure.message, HasSubstr("more than 1024 members"));
+  }
 }
 
 TEST(ClientDecoderTest, FailuresCarryAMessage) {

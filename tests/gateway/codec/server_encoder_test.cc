@@ -20,7 +20,7 @@ using ::relay::v1::ServerEvent;
 void ExpectStrictJson(const std::string& text) {
   json::Object obj;
   json::ParseError error;
-  EXPECT_TRUE(json::ParseObject(text, 64, &obj, &error)) << text << ": " << error.message;
+  EXPECT_TRUE(json::ParseObject(text, 64, 1024, &obj, &error)) << text << ": " << error.message;
 }
 
 std::string Encode(const ServerEvent& event) {
@@ -277,7 +277,7 @@ TEST(ServerEncoderTest, EveryKindParsesBackWithTheStrictReader) {
     const std::string text = EncodeServerEvent(e);
     json::Object obj;
     json::ParseError error;
-    ASSERT_TRUE(json::ParseObject(text, 64, &obj, &error)) << text << ": " << error.message;
+    ASSERT_TRUE(json::ParseObject(text, 64, 1024, &obj, &error)) << text << ": " << error.message;
     ASSERT_FALSE(obj.members.empty()) << text;
     EXPECT_EQ(obj.members[0].key, "type") << text;
     EXPECT_EQ(obj.members[0].kind, json::Kind::kString) << text;

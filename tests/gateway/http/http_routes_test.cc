@@ -33,7 +33,7 @@ class NullSink final : public core::PeerSink {
 json::Object Parse(const std::string& body) {
   json::Object obj;
   json::ParseError error;
-  EXPECT_TRUE(json::ParseObject(body, 64, &obj, &error)) << body << ": " << error.message;
+  EXPECT_TRUE(json::ParseObject(body, 64, 1024, &obj, &error)) << body << ": " << error.message;
   return obj;
 }
 

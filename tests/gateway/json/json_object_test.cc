@@ -19,12 +19,14 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr std::size_t kDepth = 64;
+constexpr std::size_t kMembers = 1024;
 
 // Parses `text` and expects success. The object's spans point into `text`.
 Object MustParse(const std::string& text, std::size_t max_depth = kDepth) {
   Object obj;
   ParseError error;
-  EXPECT_TRUE(ParseObject(text, max_depth, &obj, &error)) << text << ": " << error.message;
+  EXPECT_TRUE(ParseObject(text, max_depth, kMembers, &obj, &error))
+      << text << ": " << error.message;
   return obj;
 }
 
@@ -40,7 +42,7 @@ Object MustParse(std::string&& text, std::size_t max_depth = kDepth) {
 ParseError MustFail(const std::string& text, std::size_t max_depth = kDepth) {
   Object obj;
   ParseError error;
-  EXPECT_FALSE(ParseObject(text, max_depth, &obj, &error)) << "accepted: " << text;
+  EXPECT_FALSE(ParseObject(text, max_depth, kMembers, &obj, &error)) << "accepted: " << text;
   return error;
 }
 
@@ -195,13 +197,14 @@ TEST(JsonObjectTest, DecodeStringContentsDecodesAndRejectsBadEscapes) {
 
 // --- duplicates, Find, arrays of strings -----------------------------------
 
-TEST(JsonObjectTest, DuplicatesAreKeptAndFindReturnsTheLast) {
-  const Object obj = MustParse(R"({"a":1,"b":2,"a":3})");
+TEST(JsonObjectTest, FindReturnsTheNamedMemberOrNull) {
+  const Object obj = MustParse(R"({"a":1,"b":2,"ab":3})");
 
   ASSERT_EQ(obj.members.size(), 3u);
   const Member* a = obj.Find("a");
   ASSERT_NE(a, nullptr);
-  EXPECT_EQ(a->raw_value, "3");
+  EXPECT_EQ(a->raw_value, "1");
+  EXPECT_EQ(obj.Find("ab")->raw_value, "3");
   EXPECT_EQ(obj.Find("missing"), nullptr);
 }
 
@@ -303,10 +306,12 @@ TEST(JsonObjectTest, EverySpecialByteIsSeenAtEveryOffsetOfALongString) {
 
     Object obj;
     ParseError error;
-    EXPECT_FALSE(ParseObject(doc(head + std::string(1, '\x01') + tail), kDepth, &obj, &error)) << at;
-    EXPECT_FALSE(ParseObject(doc(head + "\xff" + tail), kDepth, &obj, &error)) << at;
-    EXPECT_FALSE(ParseObject(doc(head + "\xc3" + tail), kDepth, &obj, &error)) << at;
-    EXPECT_FALSE(ParseObject("{\"k\":\"" + head, kDepth, &obj, &error)) << at;
+    EXPECT_FALSE(
+        ParseObject(doc(head + std::string(1, '\x01') + tail), kDepth, kMembers, &obj, &error))
+        << at;
+    EXPECT_FALSE(ParseObject(doc(head + "\xff" + tail), kDepth, kMembers, &obj, &error)) << at;
+    EXPECT_FALSE(ParseObject(doc(head + "\xc3" + tail), kDepth, kMembers, &obj, &error)) << at;
+    EXPECT_FALSE(ParseObject("{\"k\":\"" + head, kDepth, kMembers, &obj, &error)) << at;
   }
 }
 
@@ -446,6 +451,149 @@ TEST(JsonObjectTest, HugeNestingIsTooDeepAndFast) {
 
 TEST(JsonObjectTest, TooDeepMessageNamesTheLimit) {
   EXPECT_THAT(MustFail("{\"a\":" + Nested(kDepth) + "}").message, HasSubstr("64"));
+}
+
+// --- members per object -------------------------------------------------
+
+// An object of `n` members "m0":0, "m1":0, ...
+std::string ObjectOf(std::size_t n) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) out += ",";
+    out += "\"m" + std::to_string(i) + "\":0";
+  }
+  return out + "}";
+}
+
+TEST(JsonObjectTest, ExactlyMaxMembersAtTopLevelAreAccepted) {
+  EXPECT_EQ(MustParse(ObjectOf(kMembers)).members.size(), kMembers);
+}
+
+TEST(JsonObjectTest, OneMemberPastMaxAtTopLevelIsTooManyMembers) {
+  const ParseError error = MustFail(ObjectOf(kMembers + 1));
+  EXPECT_EQ(error.kind, ParseErrorKind::kTooManyMembers);
+  EXPECT_THAT(error.message, HasSubstr("1024"));
+}
+
+TEST(JsonObjectTest, MemberLimitHoldsInNestedObjectsAndObjectsInArrays) {
+  MustParse("{\"payload\":" + ObjectOf(kMembers) + "}");
+  MustParse("{\"a\":[1," + ObjectOf(kMembers) + "]}");
+  MustParse("{\"a\":{\"b\":[" + ObjectOf(kMembers) + "]}}");
+
+  EXPECT_EQ(FailAsMember(ObjectOf(kMembers + 1)), ParseErrorKind::kTooManyMembers);
+  EXPECT_EQ(FailAsMember("[1," + ObjectOf(kMembers + 1) + "]"), ParseErrorKind::kTooManyMembers);
+  EXPECT_EQ(FailAsMember("{\"b\":[" + ObjectOf(kMembers + 1) + "]}"),
+            ParseErrorKind::kTooManyMembers);
+  // A top-level array is no way around it.
+  EXPECT_EQ(MustFail("[" + ObjectOf(kMembers + 1) + "]").kind, ParseErrorKind::kTooManyMembers);
+}
+
+TEST(JsonObjectTest, MemberLimitCountsEachObjectOnItsOwn) {
+  // Siblings at their limit each, and a parent at its limit holding them.
+  std::string parent = "{";
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    if (i > 0) parent += ",";
+    parent += "\"p" + std::to_string(i) + "\":" + (i < 3 ? ObjectOf(kMembers) : "0");
+  }
+  parent += "}";
+  MustParse("{\"payload\":" + parent + "}");
+  // Array elements are not members: a long array is no object.
+  std::string ones = "1";
+  for (std::size_t i = 1; i < 2 * kMembers; ++i) ones += ",1";
+  MustParse("{\"a\":[" + ones + "]}");
+}
+
+TEST(JsonObjectTest, ALimitOfOneAllowsOneMemberPerObject) {
+  Object obj;
+  ParseError error;
+  EXPECT_TRUE(ParseObject(R"({"a":{"b":[{"c":1}]}})", kDepth, 1, &obj, &error)) << error.message;
+  EXPECT_FALSE(ParseObject(R"({"a":1,"b":2})", kDepth, 1, &obj, &error));
+  EXPECT_EQ(error.kind, ParseErrorKind::kTooManyMembers);
+  EXPECT_FALSE(ParseObject(R"({"a":{"b":1,"c":2}})", kDepth, 1, &obj, &error));
+  EXPECT_EQ(error.kind, ParseErrorKind::kTooManyMembers);
+}
+
+TEST(JsonObjectTest, HugeObjectIsRefusedFast) {
+  // The attack: a megabyte of tiny members, at the top or nested.
+  std::string members;
+  for (int i = 0; members.size() < (1u << 20); ++i) members += "\"" + std::to_string(i) + "\":0,";
+  members += "\"end\":0}";
+  const auto start = std::chrono::steady_clock::now();
+
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(MustFail("{" + members).kind, ParseErrorKind::kTooManyMembers);
+    EXPECT_EQ(MustFail("{\"payload\":{" + members + "}").kind, ParseErrorKind::kTooManyMembers);
+  }
+
+  // Twenty frames: about 10 ms in all when each stops at member 1,025 (a
+  // full read of each was ~7 ms); generous for sanitizer builds.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+// --- duplicate names ----------------------------------------------------------
+
+TEST(JsonObjectTest, DuplicateNameAtTopLevelIsRefused) {
+  const ParseError error =
+      MustFail(R"({"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"})");
+  EXPECT_EQ(error.kind, ParseErrorKind::kDuplicateName);
+  EXPECT_THAT(error.message, HasSubstr("duplicate member name \"prompt\""));
+  EXPECT_THAT(error.message, HasSubstr("byte 52"));
+  EXPECT_EQ(MustFail(R"({"a":1,"a":1})").kind, ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(MustFail(R"({"":1,"":2})").kind, ParseErrorKind::kDuplicateName);
+}
+
+TEST(JsonObjectTest, DuplicateNameInNestedObjectsIsRefused) {
+  EXPECT_EQ(FailAsMember(R"({"a":1,"b":2,"a":3})"), ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(FailAsMember(R"([1,{"x":{"y":[{"k":1,"k":2}]}}])"), ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(MustFail(R"([{"k":1,"k":2}])").kind, ParseErrorKind::kDuplicateName);
+}
+
+TEST(JsonObjectTest, DuplicateNamesAreComparedDecoded) {
+  EXPECT_EQ(MustFail(R"({"a":1,"\u0061":2})").kind, ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(MustFail(R"({"\u0061":1,"a":2})").kind, ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(MustFail(R"({"\u0061":1,"\u0061":2})").kind, ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(FailAsMember(R"({"\/":1,"/":2})"), ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(FailAsMember("{\"\\u00e9\":1,\"\xc3\xa9\":2}"), ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(FailAsMember("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}"),
+            ParseErrorKind::kDuplicateName);
+  EXPECT_EQ(MustFail(R"({"ty\u0070e":"ping","\u0074ype":"ping"})").kind,
+            ParseErrorKind::kDuplicateName);
+  // Lone surrogates all read as U+FFFD: the same name, to the relay.
+  EXPECT_EQ(FailAsMember(R"({"\ud800":1,"\udc00":2})"), ParseErrorKind::kDuplicateName);
+}
+
+TEST(JsonObjectTest, NearDuplicateNamesAreAccepted) {
+  EXPECT_EQ(MustParse(R"({"a":1,"ab":2,"abc":3,"b":4,"A":5,"a ":6," a":7})").members.size(), 7u);
+  EXPECT_EQ(MustParse(R"({"\u0061":1,"\u0062":2,"\u0061b":3,"a\n":4,"a\t":5})").members.size(), 5u);
+  MustParse("{\"v\":{\"\\u00e9\":1,\"e\":2,\"\xc3\xa8\":3},\"w\":[{\"k\":1},{\"k\":2}]}");
+  // The same name in different objects is no duplicate.
+  MustParse(R"({"k":{"k":{"k":1}},"j":[{"k":1,"j":2},{"k":1}]})");
+  const Object obj = MustParse(R"({"a\u0000":1,"a":2,"\u0000a":3})");
+  EXPECT_EQ(obj.members.size(), 3u);
+}
+
+TEST(JsonObjectTest, DuplicatesAreFoundPastTheLinearScan) {
+  // Large objects keep their names in a hash set: a duplicate anywhere in a
+  // full object is still found, and a full object of distinct names passes.
+  for (std::size_t at : {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17},
+                         std::size_t{500}, kMembers - 1}) {
+    std::string obj = ObjectOf(kMembers - 1);
+    obj.insert(obj.size() - 1, ",\"m" + std::to_string(at - 1) + "\":1");
+    EXPECT_EQ(MustFail(obj).kind, ParseErrorKind::kDuplicateName) << at;
+    EXPECT_EQ(FailAsMember(obj), ParseErrorKind::kDuplicateName) << at;
+    std::string escaped = ObjectOf(kMembers - 1);
+    escaped.insert(escaped.size() - 1, ",\"\u006d" + std::to_string(at - 1) + "\":1");
+    EXPECT_EQ(MustFail(escaped).kind, ParseErrorKind::kDuplicateName) << at;
+  }
+  // Escaped names, many of them, each decoded once and kept apart.
+  std::string escaped = "{";
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    if (i > 0) escaped += ",";
+    escaped += "\"\u0065" + std::to_string(i) + "\":0";
+  }
+  escaped += "}";
+  EXPECT_EQ(MustParse(escaped).members.size(), kMembers);
+  EXPECT_EQ(MustParse("{\"v\":" + escaped + "}").members.size(), 1u);
 }
 
 // --- IsValidUtf8 ------------------------------------------------------------

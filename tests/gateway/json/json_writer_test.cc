@@ -36,7 +36,7 @@ TEST(AppendStringTest, EveryEscapeIsFoundAtEveryOffset) {
       text += "}";
       Object obj;
       ParseError error;
-      ASSERT_TRUE(ParseObject(text, 8, &obj, &error)) << text << ": " << error.message;
+      ASSERT_TRUE(ParseObject(text, 8, 1024, &obj, &error)) << text << ": " << error.message;
       EXPECT_EQ(obj.Find("k")->string_value, s) << at << " " << static_cast<int>(special);
     }
   }
