@@ -353,6 +353,14 @@ class Parser {
         SkipWs();
       }
       Kind kind;
+      // The relay reads short arrays of strings (capabilities); decoding and
+      // keeping every element of a long one would cost a copy per element,
+      // so past max_members_ elements it is no longer read as strings.
+      if (strings_into != nullptr && strings_into->strings.size() >= max_members_) {
+        strings_into->all_strings = false;
+        strings_into->strings.clear();
+        strings_into = nullptr;
+      }
       if (strings_into != nullptr && pos_ < s_.size() && s_[pos_] == '"') {
         std::string element;
         if (!ParseString(&element)) return false;

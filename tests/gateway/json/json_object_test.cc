@@ -240,6 +240,27 @@ TEST(JsonObjectTest, MixedArraysAreNotArraysOfStrings) {
   }
 }
 
+// A long array of strings is validated but not decoded element by element:
+// 200,000 one-letter strings would cost a copy each (a stranger's cheap CPU
+// attack); the relay reads only short ones (capabilities).
+TEST(JsonObjectTest, ArraysOfStringsPastTheMemberBoundAreNotDecoded) {
+  auto array_of = [](std::size_t n) {
+    std::string out = "{\"caps\":[";
+    for (std::size_t i = 0; i < n; ++i) out += i == 0 ? "\"a\"" : ",\"a\"";
+    return out + "]}";
+  };
+  const Object at = MustParse(array_of(kMembers));
+  EXPECT_TRUE(at.members[0].all_strings);
+  EXPECT_EQ(at.members[0].strings.size(), kMembers);
+  const Object past = MustParse(array_of(kMembers + 1));
+  EXPECT_EQ(past.members[0].kind, Kind::kArray);
+  EXPECT_FALSE(past.members[0].all_strings);
+  EXPECT_THAT(past.members[0].strings, IsEmpty());
+  const Object huge = MustParse(array_of(200000));
+  EXPECT_FALSE(huge.members[0].all_strings);
+  EXPECT_THAT(huge.members[0].strings, IsEmpty());
+}
+
 TEST(JsonObjectTest, NonArrayMembersAreNotArraysOfStrings) {
   const Object obj = MustParse(R"({"s":"x","o":{"a":"b"}})");
 
