@@ -160,6 +160,22 @@ async def test_node_ownership_across_transports(relay, peers):
     assert (code, details) == (grpc.StatusCode.ABORTED, "replaced")
 
 
+async def test_open_mesh_grpc_holder_keeps_its_id_against_a_stranger(relay, peers):
+    # An open mesh: equal (absent) credentials prove nothing, so the relay checks that the holder
+    # is gone first. A gRPC stream its keepalive has not broken is alive: the stranger is refused.
+    mesh = unique_mesh("own-open")
+    holder = peers(relay)
+    await asyncio.to_thread(holder.register, mesh, "n1")
+    stranger = await Client.connect(relay, mesh)
+    await stranger.send({"type": "register", "node_id": "n1"})
+    await stranger.expect_error("node_id_in_use")
+    mac = await connect_registered(relay, mesh, "mac")
+    await asyncio.to_thread(holder.expect, "peer_joined")
+    await mac.send({"type": "direct", "target": "n1", "payload": "still yours"})
+    msg = await asyncio.to_thread(holder.expect, "message")
+    assert json.loads(msg.payload) == "still yours", msg
+
+
 async def test_grpc_peer_that_vanishes_is_reported_peer_left(relay, peers):
     mesh = unique_mesh("vanish")
     phone = await connect_registered(relay, mesh, "phone")
