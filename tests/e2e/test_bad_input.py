@@ -14,7 +14,7 @@ import time
 import pytest
 
 import rawws
-from relayclient import Client, assert_error, connect_registered, marker_barrier, mesh_of, unique_mesh
+from relayclient import Client, assert_error, connect_registered, is_sanitized, marker_barrier, mesh_of, unique_mesh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -530,13 +530,6 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _is_sanitized(pid):
-    """The sanitizer build (scripts/test-sanitize.sh) runs the same relay several times slower."""
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read()
-    return "libasan" in maps or "libubsan" in maps or "libtsan" in maps
-
-
 def _tiny_members_frame(nested, size=1000 * 1000):
     """~1 MB of "<n>":0 members, at the top level or in the payload."""
     parts, total, i = [], 0, 0
@@ -587,7 +580,7 @@ async def test_megabyte_frames_of_tiny_members_are_bad_message_and_cheap(relay_f
         assert all(990 * 1000 < len(f) < 1024 * 1024 for f in floor + attack)
 
         pid = relay.proc.pid
-        sanitized = _is_sanitized(pid)
+        sanitized = is_sanitized(pid)
         slowdown = 10 if sanitized else 1
         n_floor, n_attack = 30, 60
 

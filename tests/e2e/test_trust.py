@@ -14,7 +14,7 @@ import time
 import rawws
 import signing
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
-                         mesh_of, unique_mesh)
+                         is_sanitized, mesh_of, unique_mesh)
 from signing import Key, found, make_token, register_mesh_msg
 
 MIB = 1 << 20
@@ -158,7 +158,9 @@ async def test_megabyte_request_ids_are_refused_and_pin_nothing(relay_factory):
             assert_error(msg, "bad_message")
             assert "request_id" in msg["message"] and "request_id" not in msg, msg
     grown = rss_bytes(relay.proc.pid) - before
-    assert grown < 48 * MIB, "RSS grew by %d MiB" % (grown // MIB)
+    # (ASan keeps freed frames in its quarantine: a property of the release build only.)
+    if not is_sanitized(relay.proc.pid):
+        assert grown < 48 * MIB, "RSS grew by %d MiB" % (grown // MIB)
     # The model never saw one of them, and a 256-byte id is an id like any other.
     await asker_a.send({"type": "llm_request", "request_id": "r" * 254, "prompt": "ok"})
     req = await model.expect("peer_joined")
@@ -216,7 +218,8 @@ async def test_join_tokens_with_huge_nonces_or_far_expiry_are_refused_and_not_st
         assert "longer than" in err["message"], err
     db_after = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
     assert db_after - db_before < 256 * 1024, (db_before, db_after)
-    assert rss_bytes(relay.proc.pid) - rss_before < 32 * MIB
+    if not is_sanitized(relay.proc.pid):
+        assert rss_bytes(relay.proc.pid) - rss_before < 32 * MIB
     # A well-formed token still works.
     c = await Client.connect(relay, mesh)
     await c.register("phone", [], type="join", token=make_token(key, mesh, node_id="phone"))
