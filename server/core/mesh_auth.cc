@@ -1,5 +1,6 @@
 #include "server/core/mesh_auth.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -57,7 +58,12 @@ absl::Status MeshAuth::Load(absl::Time now) {
     std::string id = m.mesh_id;
     signed_[id] = std::move(m);
   }
-  for (store::UsedNonce& n : snapshot->nonces) AddNonce(std::move(n));
+  for (store::UsedNonce& n : snapshot->nonces) {
+    // Written before token lifetimes were bounded: a token valid past the
+    // bound is refused now whatever its nonce, so its nonce need not outlive it.
+    n.expires_at = std::min(n.expires_at, now + config_.max_join_token_lifetime);
+    AddNonce(std::move(n));
+  }
   return absl::OkStatus();
 }
 

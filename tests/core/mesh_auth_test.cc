@@ -423,6 +423,32 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
                   .ok());
 }
 
+// A relay.db from before the lifetime bound may hold nonces kept until 2096:
+// loaded, they are kept no longer than a token may now live.
+TEST_F(MeshAuthBoundsTest, LoadedNoncesOfOverlongTokensExpireWithinTheLifetimeBound) {
+  CoreConfig config;
+  config.max_join_token_lifetime = absl::Hours(24 * 30);
+  class OneNonceStore final : public store::AuthStore {
+   public:
+    absl::StatusOr<store::AuthSnapshot> Load() override {
+      store::AuthSnapshot snapshot;
+      snapshot.nonces.push_back({"s", "old", "p", absl::FromUnixSeconds(3999999999)});
+      return snapshot;
+    }
+    absl::Status PutBinding(const store::TokenBinding&) override { return absl::OkStatus(); }
+    absl::Status DeleteBinding(absl::string_view) override { return absl::OkStatus(); }
+    absl::Status PutSignedMesh(const store::SignedMesh&) override { return absl::OkStatus(); }
+    absl::Status DeleteSignedMesh(absl::string_view) override { return absl::OkStatus(); }
+    absl::Status PutNonce(const store::UsedNonce&) override { return absl::OkStatus(); }
+    absl::Status DeleteNoncesExpiredBy(absl::Time) override { return absl::OkStatus(); }
+  } old_store;
+  MeshAuth auth(&old_store, config);
+  ASSERT_TRUE(auth.Load(kNow).ok());
+  EXPECT_EQ(auth.nonces(), 1u);
+  auth.Expire(kNow + absl::Hours(24 * 30) + absl::Seconds(1), kNoneLive);
+  EXPECT_EQ(auth.nonces(), 0u);
+}
+
 TEST_F(MeshAuthBoundsTest, ExpiryCostsWhatItRemovesNotWhatItKeeps) {
   CoreConfig config;
   config.auth_records_per_ip_per_minute = 100000;
