@@ -48,6 +48,9 @@ void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats, Pro
   out->Sample({}, stats.active_meshes());
   out->Family("relay_draining", MetricType::kGauge, "1 while the relay drains for a shutdown.");
   out->Sample({}, core.draining() ? 1 : 0);
+  out->Family("relay_auth_records", MetricType::kGauge,
+              "Token bindings, signed meshes and used nonces kept (MAX_AUTH_RECORDS bounds them).");
+  out->Sample({}, stats.auth_records());
 }
 
 void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts& refused,
@@ -102,6 +105,9 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   out->Family("relay_rate_limited_total", MetricType::kCounter,
               "Messages refused over the per-connection rate limit.");
   out->Sample({}, ErrorCount(stats, "rate_limited"));
+  out->Family("relay_limit_hits_total", MetricType::kCounter,
+              "Things refused by a per-client bound, by bound (docs/protocol.md).");
+  for (const auto& l : stats.limits()) out->Sample({{"limit", l.limit()}}, l.count());
   out->Family("relay_llm_requests_total", MetricType::kCounter, "llm requests by outcome.");
   for (std::size_t i = 0; i < core::kLlmOutcomeCount; ++i) {
     out->Sample({{"outcome", core::LlmOutcomeName(static_cast<core::LlmOutcome>(i))}},

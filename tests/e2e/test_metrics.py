@@ -29,7 +29,8 @@ def value(families, family, sample=None, **labels):
 
 EXPECTED_TYPES = {
     "relay_build_info": "gauge", "relay_connections_open": "gauge", "relay_peers_registered": "gauge",
-    "relay_meshes_active": "gauge", "relay_draining": "gauge",
+    "relay_meshes_active": "gauge", "relay_draining": "gauge", "relay_auth_records": "gauge",
+    "relay_limit_hits": "counter",
     "relay_connections": "counter", "relay_disconnections": "counter", "relay_upgrades_refused": "counter",
     "relay_slow_consumer_closes": "counter", "relay_messages_received": "counter",
     "relay_messages_relayed": "counter", "relay_relayed_payload_bytes": "counter",
@@ -53,6 +54,20 @@ def test_every_family_parses_with_its_type(relay):
         assert value(families, "relay_disconnections", reason=reason) == 0
     for outcome in ("answered", "no_llm_peer", "peer_left"):
         assert value(families, "relay_llm_requests", outcome=outcome) == 0
+    for limit in ("message_rate", "byte_rate", "request_id_bytes", "pending_llm_bytes", "nonce_bytes",
+                  "token_lifetime", "auth_records", "auth_records_per_ip"):
+        assert value(families, "relay_limit_hits", limit=limit) == 0
+    assert value(families, "relay_auth_records") == 0
+
+
+async def test_limit_hits_and_auth_records_move_when_a_bound_refuses(relay):
+    mesh = unique_mesh("bound")
+    owner = await connect_registered(relay, mesh, "owner", token="secret")
+    await owner.send({"type": "llm_request", "request_id": "x" * 300, "prompt": "hi"})
+    await owner.expect_error("bad_message")
+    families = scrape(relay)
+    assert value(families, "relay_limit_hits", limit="request_id_bytes") == 1
+    assert value(families, "relay_auth_records") == 1  # the mesh's token binding
 
 
 async def test_counters_move_as_messages_flow(relay):
