@@ -65,18 +65,9 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
     AppendString(&out, RefusalName(refusal));
     absl::StrAppend(&out, ":", refused.Get(refusal));
   }
-  out.append("},\"meshes\":[");
-  const relay::v1::ListMeshesResponse meshes = core.ListMeshes();
-  for (int i = 0; i < meshes.meshes_size(); ++i) {
-    const relay::v1::MeshSummary& mesh = meshes.meshes(i);
-    if (i > 0) out.push_back(',');
-    out.append("{\"mesh_id\":");
-    AppendString(&out, mesh.mesh_id());
-    absl::StrAppend(&out, ",\"peer_count\":", mesh.peer_count(), ",\"created_at\":");
-    AppendSeconds(&out, mesh.created_at());
-    absl::StrAppend(&out, ",\"messages_relayed\":", mesh.messages_relayed(), "}");
-  }
-  out.append("]}");
+  // No mesh id and no per-mesh figure: /stats is public, and an open mesh is
+  // as private as its id (docs/security.md). The Admin API lists meshes.
+  out.append("}}");
   return out;
 }
 

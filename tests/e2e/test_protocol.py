@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import grpcpeer
 import rawws
 from relayclient import (ERROR_CODES, Client, assert_error, connect_registered, marker_barrier, mesh_of, poll,
                          unique_mesh)
@@ -808,7 +809,8 @@ async def test_empty_mesh_is_removed(relay):
     assert relay.get_json("/health") == {"status": "ok", "meshes": 0, "connections": 0}
     a, b = await mesh_of(relay, mesh, [("a", []), ("b", [])])
     assert relay.get_json("/health") == {"status": "ok", "meshes": 1, "connections": 2}
-    assert [m["mesh_id"] for m in relay.get_json("/stats")["meshes"]] == [mesh]
+    assert grpcpeer.admin_meshes(relay) == [(mesh, 2)]
+    assert "meshes" not in relay.get_json("/stats")
     await a.close()
     await b.expect("peer_left")
     assert relay.get_json("/health") == {"status": "ok", "meshes": 1, "connections": 1}
