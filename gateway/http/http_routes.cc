@@ -82,9 +82,11 @@ std::string HttpErrorBody(absl::string_view code, absl::string_view message) {
   return out;
 }
 
-HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core, const RefusalCounts& refused,
-                       const RelayMetrics* metrics) {
+namespace {
+
+HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
+                      const core::RelayCore& core, const RefusalCounts& refused,
+                      const RelayMetrics* metrics) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
   const bool known = path == "/" || path == "/health" || path == "/ready" || path == "/stats" ||
                      (path == "/metrics" && metrics != nullptr);
@@ -110,6 +112,16 @@ HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
     return {200, "{\"status\":\"ready\"}"};
   }
   return {200, StatsBody(core, refused)};
+}
+
+}  // namespace
+
+HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
+                       const core::RelayCore& core, const RefusalCounts& refused,
+                       const RelayMetrics* metrics) {
+  HttpResponse response = RouteGet(method, resource, core, refused, metrics);
+  response.send_body = method != "HEAD";
+  return response;
 }
 
 }  // namespace relay::gateway

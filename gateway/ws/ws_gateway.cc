@@ -3,8 +3,10 @@
 // picks one. Start reading at OnMessage().
 #include "gateway/ws/ws_gateway.h"
 
+#include <cerrno>
 #include <chrono>
 #include <string>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "gateway/http/relay_path.h"
 #include "gateway/net/client_ip.h"
 #include "gateway/ws/frame_cache.h"
+#include "gateway/ws/handshake_limiter.h"
 #include "gateway/ws/lingering_closer.h"
 #include "gateway/ws/tls_context.h"
 #include "gateway/ws/ws_close_codes.h"
@@ -175,6 +178,7 @@ class BasicWsGateway final : public WsGateway {
  public:
   using Server = websocketpp::server<Config>;
   using ConnectionPtr = typename Server::connection_ptr;
+  using TransportConnection = typename Config::transport_type::transport_con_type;
   static constexpr bool kTls = std::is_same_v<Config, WsTlsConfig>;
 
   // `tls_context` is null for the plain config.
@@ -198,6 +202,15 @@ class BasicWsGateway final : public WsGateway {
   void OnClose(connection_hdl hdl);
   void OnFail(connection_hdl hdl);
   void OnPong(connection_hdl hdl, std::string payload);
+
+  // The accept loop, driven here rather than by websocketpp's start_accept:
+  // that one retries a failed accept at once, which at the fd limit (EMFILE)
+  // spins a core and starves every other handler.
+  void StartAccept();
+  void OnAccept(const ConnectionPtr& con, const websocketpp::lib::error_code& ec);
+  // Counts an accepted socket among the handshakes in progress, or closes it
+  // (too_many_handshakes) and returns false.
+  bool AdmitHandshake(const ConnectionPtr& con);
 
   // Connection limits: a slot per accepted upgrade, freed when it ends.
   // Refuses (503 too_many_connections) and returns false when none is free.
@@ -225,8 +238,14 @@ class BasicWsGateway final : public WsGateway {
   // Slots taken (see TakeSlot), in total and by client IP (no zero entries).
   std::size_t slots_taken_ = 0;
   absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
+  HandshakeLimiter handshakes_;
   RefusalCounts refused_;
   RelayMetrics metrics_;
+  // Accept back-off at the fd limit: one "episode" from the first failed
+  // accept to the next accepted socket, logged once at each end.
+  asio::steady_timer accept_backoff_timer_;
+  bool accept_backing_off_ = false;
+  std::uint64_t accept_backoffs_in_episode_ = 0;
   asio::steady_timer housekeeping_timer_;
   asio::steady_timer keepalive_timer_;
 };
@@ -240,6 +259,8 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
       config_(std::move(config)),
       lingering_closer_(ToChrono(config_.linger_timeout), config_.max_lingering_sockets),
       tls_context_(std::move(tls_context)),
+      handshakes_(config_.max_pending_handshakes, config_.max_pending_handshakes_per_ip),
+      accept_backoff_timer_(*io),
       housekeeping_timer_(*io),
       keepalive_timer_(*io) {
   server_.clear_access_channels(websocketpp::log::alevel::all);
@@ -289,8 +310,7 @@ absl::Status BasicWsGateway<Config>::Listen() {
         absl::StrCat("cannot listen on ", config_.host, ":", config_.port, ": ", ec.message()));
   }
   bound_port_ = server_.get_local_endpoint(ec).port();
-  server_.start_accept(ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot accept: ", ec.message()));
+  StartAccept();
   ScheduleHousekeeping();
   ScheduleKeepalive();
   return absl::OkStatus();
@@ -302,6 +322,7 @@ void BasicWsGateway<Config>::Shutdown() {
   shutting_down_ = true;
   websocketpp::lib::error_code ec;
   server_.stop_listening(ec);
+  accept_backoff_timer_.cancel();
   housekeeping_timer_.cancel();
   keepalive_timer_.cancel();
   core_->CloseAll(core::CloseReason::kServerShutdown);
@@ -322,11 +343,111 @@ absl::Status BasicWsGateway<Config>::ReloadTls() {
 }
 
 template <typename Config>
+void BasicWsGateway<Config>::StartAccept() {
+  if (shutting_down_ || !server_.is_listening()) return;
+  ConnectionPtr con = server_.get_connection();
+  if (!con) {
+    log::Error("cannot create a connection");
+    return;
+  }
+  websocketpp::lib::error_code ec;
+  server_.async_accept(
+      std::static_pointer_cast<TransportConnection>(con),
+      [this, con](const websocketpp::lib::error_code& accept_ec) { OnAccept(con, accept_ec); }, ec);
+  if (ec) log::Error("cannot accept: ", ec.message());
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con,
+                                      const websocketpp::lib::error_code& ec) {
+  // A socket that was never started holds nothing but its (unopened or
+  // closed) socket: dropping `con` is its whole cleanup.
+  if (ec) {
+    if (shutting_down_ || !server_.is_listening() ||
+        ec == websocketpp::error::make_error_code(websocketpp::error::operation_canceled)) {
+      return;
+    }
+    // Asio reports errno values in its own category ("asio.system").
+    const bool is_errno = ec.category() == asio::system_category() ||
+                          ec.category() == std::system_category() ||
+                          ec.category() == std::generic_category();
+    const int error = is_errno ? ec.value() : 0;
+    // Out of fds or memory: the pending connection stays in the kernel's
+    // backlog; trying again at once would fail again, as fast as the loop
+    // can spin. Wait for a connection to end and free one.
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+      if (!accept_backing_off_) {
+        accept_backing_off_ = true;
+        accept_backoffs_in_episode_ = 0;
+        log::Event(log::Level::kWarn, "accept_backoff")
+            .Str("error", ec.message())
+            .Uint("pending_handshakes", handshakes_.pending())
+            .Uint("connections", slots_taken_)
+            .Uint("backoff_ms",
+                  static_cast<std::uint64_t>(absl::ToInt64Milliseconds(config_.accept_backoff)));
+      }
+      ++accept_backoffs_in_episode_;
+      accept_backoff_timer_.expires_after(ToChrono(config_.accept_backoff));
+      accept_backoff_timer_.async_wait([this](const asio::error_code& timer_ec) {
+        if (!timer_ec) StartAccept();
+      });
+      return;
+    }
+    // Anything else (the client reset before accept, ...) concerns that one
+    // connection only.
+    log::Debug("accept failed: ", ec.message());
+    StartAccept();
+    return;
+  }
+  if (accept_backing_off_) {
+    accept_backing_off_ = false;
+    log::Event(log::Level::kInfo, "accept_resumed").Uint("backoffs", accept_backoffs_in_episode_);
+  }
+  if (AdmitHandshake(con)) con->start();
+  StartAccept();
+}
+
+template <typename Config>
+bool BasicWsGateway<Config>::AdmitHandshake(const ConnectionPtr& con) {
+  const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con);
+  if (!peer.has_value()) return false;  // already reset by the client
+  const std::string ip = peer->address().to_string();
+  // A trusted proxy carries many clients; which one is only known from the
+  // X-Forwarded-For of a request not read yet.
+  const bool exempt = !config_.trusted_proxies.empty() &&
+                      config_.trusted_proxies.Contains(ToIpAddress(peer->address()));
+  const HandshakeLimiter::Verdict verdict = handshakes_.Admit(ip, exempt, &con->handshake);
+  if (verdict == HandshakeLimiter::Verdict::kAdmitted) return true;
+  refused_.Add(Refusal::kTooManyHandshakes);
+  // The first refusal and every 1000th: a flood of them must not flood the log.
+  if (const std::uint64_t n = refused_.Get(Refusal::kTooManyHandshakes); n % 1000 == 1) {
+    log::Event(log::Level::kWarn, "handshake_limit")
+        .Str("client_ip", ip)
+        .Str("why", verdict == HandshakeLimiter::Verdict::kTotalFull
+                        ? "max_pending_handshakes reached"
+                        : "max_pending_handshakes_per_ip reached")
+        .Uint("pending_handshakes", handshakes_.pending())
+        .Uint("refused_total", n);
+  }
+  // Nothing was read: there is no request to answer. Closing now frees the
+  // fd at once (a reset if the client already sent bytes).
+  asio::error_code ignored;
+  con->get_raw_socket().close(ignored);
+  return false;
+}
+
+template <typename Config>
 bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
-  if (con->get_request_header("Sec-WebSocket-Version") != "13") {
+  // Missing or another version (http_messages.h): RFC 6455 4.4 asks for
+  // 426 naming the version the relay speaks.
+  if (con->get_request().websocket_version_unsupported()) {
     con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
+    con->replace_header("Content-Type", "application/json");
+    con->set_body(HttpErrorBody("unsupported_websocket_version",
+                                "this relay speaks WebSocket version 13 (RFC 6455): send "
+                                "Sec-WebSocket-Version: 13"));
     return false;
   }
   absl::StatusOr<std::string> mesh_id =
@@ -407,17 +528,26 @@ void BasicWsGateway<Config>::ReleaseSlot(const ConnectionPtr& con) {
 template <typename Config>
 void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  con->handshake.Release();  // answered: no longer idle in the handshake
   const HttpResponse response =
       RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_, &metrics_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
-  con->set_body(response.body);
+  if (response.send_body) {
+    con->set_body(response.body);
+  } else {
+    // HEAD: the headers GET would send, Content-Length included, no body
+    // (websocketpp writes whatever body is set).
+    con->set_body(std::string());
+    con->replace_header("Content-Length", std::to_string(response.body.size()));
+  }
 }
 
 template <typename Config>
 void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  con->handshake.Release();  // from now on it holds a connection slot
   ReleaseHandshake(con);
   // Behind a trusted proxy the TCP peer is the proxy: report the client.
   std::string remote =
@@ -490,6 +620,7 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
+  con->handshake.Release();
   ReleaseSlot(con);
   ReleaseSocket(con);
 }

@@ -149,7 +149,7 @@ TEST_F(HttpRoutesTest, StatsNamesNoMeshAndNoPeer) {
   EXPECT_EQ(Raw(obj, "active_meshes"), "2");
   EXPECT_EQ(Raw(obj, "active_connections"), "3");
   for (const char* secret : {"family-secret-mesh", "other-mesh", "phone-1", "mac-1", "alice",
-                             "peer_count", "created_at", "messages_relayed"}) {
+                             "peer_count", "created_at", "mesh_id"}) {
     EXPECT_THAT(response.body, ::testing::Not(HasSubstr(secret))) << secret;
   }
 }
@@ -193,6 +193,26 @@ TEST_F(HttpRoutesTest, RelayPathWithoutUpgradeIsUpgradeRequired) {
   const json::Object obj = Parse(response.body);
   EXPECT_NE(obj.Find("error"), nullptr);
   EXPECT_NE(obj.Find("message"), nullptr);
+}
+
+// HEAD is GET without the body, on every route and every error: the body is
+// computed (its length is the Content-Length) but not sent.
+TEST_F(HttpRoutesTest, HeadIsGetWithoutTheBodyOnEveryRoute) {
+  RelayMetrics metrics;
+  for (const char* path :
+       {"/", "/health", "/ready", "/stats", "/metrics", "/nope", "/relay/x", "/health?x=1"}) {
+    const HttpResponse get = RouteHttp("GET", path, core_, {}, &metrics);
+    const HttpResponse head = RouteHttp("HEAD", path, core_, {}, &metrics);
+    EXPECT_TRUE(get.send_body) << path;
+    EXPECT_FALSE(head.send_body) << path;
+    EXPECT_EQ(head.status, get.status) << path;
+    EXPECT_EQ(head.content_type, get.content_type) << path;
+    if (std::string(path) != "/stats" && std::string(path) != "/metrics") {  // uptime moves
+      EXPECT_EQ(head.body.size(), get.body.size()) << path;
+    }
+  }
+  EXPECT_TRUE(RouteHttp("POST", "/health", core_).send_body);
+  EXPECT_EQ(RouteHttp("POST", "/health", core_).status, 405);
 }
 
 TEST_F(HttpRoutesTest, HttpErrorBodyEscapesItsStrings) {
