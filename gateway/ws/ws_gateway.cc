@@ -208,6 +208,8 @@ class BasicWsGateway final : public WsGateway {
   // spins a core and starves every other handler.
   void StartAccept();
   void OnAccept(const ConnectionPtr& con, const websocketpp::lib::error_code& ec);
+  // StartAccept after config_.accept_backoff.
+  void RetryAcceptLater();
   // Counts an accepted socket among the handshakes in progress, or closes it
   // (too_many_handshakes) and returns false.
   bool AdmitHandshake(const ConnectionPtr& con);
@@ -346,8 +348,9 @@ template <typename Config>
 void BasicWsGateway<Config>::StartAccept() {
   if (shutting_down_ || !server_.is_listening()) return;
   ConnectionPtr con = server_.get_connection();
-  if (!con) {
-    log::Error("cannot create a connection");
+  if (!con) {  // e.g. no memory for a TLS session: not worth a spin either
+    log::Error("cannot create a connection; accepting again in a moment");
+    RetryAcceptLater();
     return;
   }
   websocketpp::lib::error_code ec;
@@ -387,10 +390,7 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con,
                   static_cast<std::uint64_t>(absl::ToInt64Milliseconds(config_.accept_backoff)));
       }
       ++accept_backoffs_in_episode_;
-      accept_backoff_timer_.expires_after(ToChrono(config_.accept_backoff));
-      accept_backoff_timer_.async_wait([this](const asio::error_code& timer_ec) {
-        if (!timer_ec) StartAccept();
-      });
+      RetryAcceptLater();
       return;
     }
     // Anything else (the client reset before accept, ...) concerns that one
@@ -405,6 +405,14 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con,
   }
   if (AdmitHandshake(con)) con->start();
   StartAccept();
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::RetryAcceptLater() {
+  accept_backoff_timer_.expires_after(ToChrono(config_.accept_backoff));
+  accept_backoff_timer_.async_wait([this](const asio::error_code& timer_ec) {
+    if (!timer_ec) StartAccept();
+  });
 }
 
 template <typename Config>
