@@ -203,6 +203,10 @@ async def test_idle_sockets_from_one_ip_past_its_bound_are_closed_at_once(relay_
         assert len(still_open) == bound, (len(closed), len(still_open))
         assert fds <= baseline + bound + 4, (baseline, fds)
         assert refused(relay) == 4 * bound
+        _, _, metrics = await asyncio.to_thread(
+            raw_http, relay, b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n", source="127.0.0.250")
+        assert ('relay_upgrades_refused_total{reason="too_many_handshakes"} %d' % (4 * bound)).encode() \
+            in metrics.splitlines(), metrics
         # Another address is not affected by this one's bound.
         status, _, _ = await asyncio.to_thread(
             raw_http, relay, b"GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", source="127.0.0.2")
