@@ -3,10 +3,15 @@
 // picks one. Start reading at OnMessage().
 #include "gateway/ws/ws_gateway.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <string>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -178,13 +183,12 @@ class BasicWsGateway final : public WsGateway {
  public:
   using Server = websocketpp::server<Config>;
   using ConnectionPtr = typename Server::connection_ptr;
-  using TransportConnection = typename Config::transport_type::transport_con_type;
   static constexpr bool kTls = std::is_same_v<Config, WsTlsConfig>;
 
   // `tls_context` is null for the plain config.
   BasicWsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig config,
                  std::shared_ptr<asio::ssl::context> tls_context);
-  ~BasicWsGateway() override = default;
+  ~BasicWsGateway() override { ReleaseReserveFds(); }
 
   absl::Status Listen() override;
   std::uint16_t port() const override { return bound_port_; }
@@ -203,13 +207,19 @@ class BasicWsGateway final : public WsGateway {
   void OnFail(connection_hdl hdl);
   void OnPong(connection_hdl hdl, std::string payload);
 
-  // The accept loop, driven here rather than by websocketpp's start_accept:
-  // that one retries a failed accept at once, which at the fd limit (EMFILE)
-  // spins a core and starves every other handler.
+  // The accept loop, on the gateway's own acceptor rather than websocketpp's
+  // listen() + start_accept(): that one retries a failed accept at once,
+  // which at the fd limit (EMFILE) spins a core and starves every other
+  // handler; and it formats each accept error through the error category (a
+  // virtual call the sanitizer build cannot check without an fd).
   void StartAccept();
-  void OnAccept(const ConnectionPtr& con, const websocketpp::lib::error_code& ec);
+  void OnAccept(const ConnectionPtr& con, const asio::error_code& ec);
   // StartAccept after config_.accept_backoff.
   void RetryAcceptLater();
+  // The reserve fds (reserve_fds_): opened while the relay accepts, closed
+  // while it is out of fds.
+  void HoldReserveFds();
+  void ReleaseReserveFds();
   // Counts an accepted socket among the handshakes in progress, or closes it
   // (too_many_handshakes) and returns false.
   bool AdmitHandshake(const ConnectionPtr& con);
@@ -240,6 +250,8 @@ class BasicWsGateway final : public WsGateway {
   // Slots taken (see TakeSlot), in total and by client IP (no zero entries).
   std::size_t slots_taken_ = 0;
   absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
+  // Listening socket (Listen); closed by Shutdown.
+  std::optional<asio::ip::tcp::acceptor> acceptor_;
   HandshakeLimiter handshakes_;
   RefusalCounts refused_;
   RelayMetrics metrics_;
@@ -248,6 +260,11 @@ class BasicWsGateway final : public WsGateway {
   asio::steady_timer accept_backoff_timer_;
   bool accept_backing_off_ = false;
   std::uint64_t accept_backoffs_in_episode_ = 0;
+  // Two fds (/dev/null) held while accepting and given back when accept()
+  // runs out (EMFILE): during the pause the process still has fds for what
+  // is not a new connection (a log or database file, the sanitizer build's
+  // own checks, which need a pipe). -1: not held.
+  std::array<int, 2> reserve_fds_{-1, -1};
   asio::steady_timer housekeeping_timer_;
   asio::steady_timer keepalive_timer_;
 };
@@ -268,8 +285,6 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
   server_.clear_access_channels(websocketpp::log::alevel::all);
   server_.clear_error_channels(websocketpp::log::elevel::all);
   server_.init_asio(io_);
-  server_.set_reuse_addr(true);
-  server_.set_listen_backlog(1024);
   server_.set_max_message_size(config_.max_message_bytes);
   server_.set_open_handshake_timeout(absl::ToInt64Milliseconds(config_.handshake_timeout));
   server_.set_close_handshake_timeout(absl::ToInt64Milliseconds(config_.close_handshake_timeout));
@@ -306,12 +321,20 @@ absl::Status BasicWsGateway<Config>::Listen() {
     return absl::InvalidArgumentError(
         absl::StrCat("host must be an IP address, not \"", config_.host, "\""));
   }
-  server_.listen(asio::ip::tcp::endpoint(address, config_.port), ec);
+  // Our own acceptor, not websocketpp's listen(): see StartAccept.
+  const asio::ip::tcp::endpoint endpoint(address, config_.port);
+  acceptor_.emplace(*io_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(1024, ec);
   if (ec) {
+    acceptor_.reset();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config_.host, ":", config_.port, ": ", ec.message()));
   }
-  bound_port_ = server_.get_local_endpoint(ec).port();
+  bound_port_ = acceptor_->local_endpoint(ec).port();
+  HoldReserveFds();
   StartAccept();
   ScheduleHousekeeping();
   ScheduleKeepalive();
@@ -322,8 +345,8 @@ template <typename Config>
 void BasicWsGateway<Config>::Shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
-  websocketpp::lib::error_code ec;
-  server_.stop_listening(ec);
+  asio::error_code ec;
+  if (acceptor_) acceptor_->close(ec);
   accept_backoff_timer_.cancel();
   housekeeping_timer_.cancel();
   keepalive_timer_.cancel();
@@ -346,44 +369,37 @@ absl::Status BasicWsGateway<Config>::ReloadTls() {
 
 template <typename Config>
 void BasicWsGateway<Config>::StartAccept() {
-  if (shutting_down_ || !server_.is_listening()) return;
+  if (shutting_down_ || !acceptor_ || !acceptor_->is_open()) return;
   ConnectionPtr con = server_.get_connection();
   if (!con) {  // e.g. no memory for a TLS session: not worth a spin either
     log::Error("cannot create a connection; accepting again in a moment");
     RetryAcceptLater();
     return;
   }
-  websocketpp::lib::error_code ec;
-  server_.async_accept(
-      std::static_pointer_cast<TransportConnection>(con),
-      [this, con](const websocketpp::lib::error_code& accept_ec) { OnAccept(con, accept_ec); }, ec);
-  if (ec) log::Error("cannot accept: ", ec.message());
+  acceptor_->async_accept(con->get_raw_socket(),
+                          [this, con](const asio::error_code& ec) { OnAccept(con, ec); });
 }
 
 template <typename Config>
-void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con,
-                                      const websocketpp::lib::error_code& ec) {
+void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con, const asio::error_code& ec) {
   // A socket that was never started holds nothing but its (unopened or
   // closed) socket: dropping `con` is its whole cleanup.
   if (ec) {
-    if (shutting_down_ || !server_.is_listening() ||
-        ec == websocketpp::error::make_error_code(websocketpp::error::operation_canceled)) {
-      return;
-    }
-    // Asio reports errno values in its own category ("asio.system").
-    const bool is_errno = ec.category() == asio::system_category() ||
-                          ec.category() == std::system_category() ||
-                          ec.category() == std::generic_category();
-    const int error = is_errno ? ec.value() : 0;
+    if (shutting_down_ || !acceptor_->is_open()) return;  // closed: operation_aborted
+    // Asio reports errno values in its own category ("asio.system"). Only
+    // addresses and values here, no call on the category: at EMFILE the
+    // sanitizers' own checks of such a call need an fd (a pipe) and fail.
+    const int error = &ec.category() == &asio::system_category() ? ec.value() : 0;
     // Out of fds or memory: the pending connection stays in the kernel's
     // backlog; trying again at once would fail again, as fast as the loop
     // can spin. Wait for a connection to end and free one.
     if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+      ReleaseReserveFds();  // first: what follows may itself need an fd
       if (!accept_backing_off_) {
         accept_backing_off_ = true;
         accept_backoffs_in_episode_ = 0;
         log::Event(log::Level::kWarn, "accept_backoff")
-            .Str("error", ec.message())
+            .Str("error", std::strerror(error))
             .Uint("pending_handshakes", handshakes_.pending())
             .Uint("connections", slots_taken_)
             .Uint("backoff_ms",
@@ -395,7 +411,7 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con,
     }
     // Anything else (the client reset before accept, ...) concerns that one
     // connection only.
-    log::Debug("accept failed: ", ec.message());
+    log::Debug("accept failed: ", ec.value());
     StartAccept();
     return;
   }
@@ -411,8 +427,25 @@ template <typename Config>
 void BasicWsGateway<Config>::RetryAcceptLater() {
   accept_backoff_timer_.expires_after(ToChrono(config_.accept_backoff));
   accept_backoff_timer_.async_wait([this](const asio::error_code& timer_ec) {
-    if (!timer_ec) StartAccept();
+    if (timer_ec) return;
+    HoldReserveFds();
+    StartAccept();
   });
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::HoldReserveFds() {
+  for (int& fd : reserve_fds_) {
+    if (fd < 0) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // may fail: tried again later
+  }
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::ReleaseReserveFds() {
+  for (int& fd : reserve_fds_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
 }
 
 template <typename Config>
