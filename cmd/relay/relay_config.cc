@@ -127,6 +127,17 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, RelayConfig* c) {
          return SetCount(v, 100000000, &c->gateway.max_connections_per_ip);
        }},
+      {"max-pending-handshakes", "MAX_PENDING_HANDSHAKES",
+       "TCP connections still in their handshake (no HTTP request answered yet); more are "
+       "closed at once; 0: no limit [4096]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->gateway.max_pending_handshakes);
+       }},
+      {"max-pending-handshakes-per-ip", "MAX_PENDING_HANDSHAKES_PER_IP",
+       "the same per TCP peer address (TRUSTED_PROXIES exempt); 0: no limit [256]",
+       [](const std::string& v, RelayConfig* c) {
+         return SetCount(v, 100000000, &c->gateway.max_pending_handshakes_per_ip);
+       }},
       {"trusted-proxies", "TRUSTED_PROXIES",
        "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For names the client [none]",
        [](const std::string& v, RelayConfig* c) {
@@ -307,6 +318,8 @@ std::string RelayConfig::Describe() const {
                       " max_queued_bytes_per_connection=", gateway.max_queued_bytes_per_connection,
                       " max_connections=", gateway.max_connections,
                       " max_connections_per_ip=", gateway.max_connections_per_ip,
+                      " max_pending_handshakes=", gateway.max_pending_handshakes,
+                      " max_pending_handshakes_per_ip=", gateway.max_pending_handshakes_per_ip,
                       " trusted_proxies=",
                       gateway.trusted_proxies.empty() ? "none" : gateway.trusted_proxies.ToString(),
                       " tls=", gateway.tls_enabled() ? gateway.tls_cert_file : "off",

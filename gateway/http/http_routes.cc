@@ -65,18 +65,9 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
     AppendString(&out, RefusalName(refusal));
     absl::StrAppend(&out, ":", refused.Get(refusal));
   }
-  out.append("},\"meshes\":[");
-  const relay::v1::ListMeshesResponse meshes = core.ListMeshes();
-  for (int i = 0; i < meshes.meshes_size(); ++i) {
-    const relay::v1::MeshSummary& mesh = meshes.meshes(i);
-    if (i > 0) out.push_back(',');
-    out.append("{\"mesh_id\":");
-    AppendString(&out, mesh.mesh_id());
-    absl::StrAppend(&out, ",\"peer_count\":", mesh.peer_count(), ",\"created_at\":");
-    AppendSeconds(&out, mesh.created_at());
-    absl::StrAppend(&out, ",\"messages_relayed\":", mesh.messages_relayed(), "}");
-  }
-  out.append("]}");
+  // No mesh id and no per-mesh figure: /stats is public, and an open mesh is
+  // as private as its id (docs/security.md). The Admin API lists meshes.
+  out.append("}}");
   return out;
 }
 
@@ -91,9 +82,11 @@ std::string HttpErrorBody(absl::string_view code, absl::string_view message) {
   return out;
 }
 
-HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
-                       const core::RelayCore& core, const RefusalCounts& refused,
-                       const RelayMetrics* metrics) {
+namespace {
+
+HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
+                      const core::RelayCore& core, const RefusalCounts& refused,
+                      const RelayMetrics* metrics) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
   const bool known = path == "/" || path == "/health" || path == "/ready" || path == "/stats" ||
                      (path == "/metrics" && metrics != nullptr);
@@ -119,6 +112,16 @@ HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
     return {200, "{\"status\":\"ready\"}"};
   }
   return {200, StatsBody(core, refused)};
+}
+
+}  // namespace
+
+HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
+                       const core::RelayCore& core, const RefusalCounts& refused,
+                       const RelayMetrics* metrics) {
+  HttpResponse response = RouteGet(method, resource, core, refused, metrics);
+  response.send_body = method != "HEAD";
+  return response;
 }
 
 }  // namespace relay::gateway

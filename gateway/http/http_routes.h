@@ -18,12 +18,17 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  // False for HEAD: the transport sends the headers GET would (with the
+  // body's Content-Length) and no body.
+  bool send_body = true;
 };
 
 // `refused` is the gateway's own count of upgrades it turned away (the core
 // never sees those); /stats lists it as "refused".
 // `metrics` serves GET /metrics (Prometheus text); without it that route is
 // not found.
+// HEAD is answered as GET would be, every route and error included, with
+// send_body false.
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
                        const core::RelayCore& core, const RefusalCounts& refused = {},
                        const RelayMetrics* metrics = nullptr);

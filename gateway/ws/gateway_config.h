@@ -49,6 +49,23 @@ struct GatewayConfig {
   // limit (e.g. behind a proxy that sends no X-Forwarded-For).
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_ip = 100;
+  // TCP connections still in their handshake (accepted, no HTTP request
+  // answered and no WebSocket open yet: idle sockets hold no connection slot),
+  // in total and per TCP peer address; a socket past either is closed as
+  // soon as it is accepted (refused too_many_handshakes). 0: no bound.
+  // Total 4096: a reconnect storm of 4096 clients at once is served, and with
+  // MAX_CONNECTIONS 10000 and 1024 lingering sockets the relay stays under
+  // the ~20,000 fds a process has. Per IP 256: a handshake lasts a round trip
+  // or three, so even a carrier-grade NAT address with thousands of phones
+  // has far fewer in flight (and at most MAX_CONNECTIONS_PER_IP 100 of them
+  // can open), while one address cannot hold more than 256 idle sockets.
+  // TRUSTED_PROXIES are exempt from the per-IP bound (they carry many
+  // clients; X-Forwarded-For is not read before the request is).
+  std::size_t max_pending_handshakes = 4096;
+  std::size_t max_pending_handshakes_per_ip = 256;
+  // After accept() fails for want of fds (EMFILE, ENFILE) or memory, the
+  // acceptor waits this long before it tries again instead of spinning.
+  absl::Duration accept_backoff = absl::Milliseconds(100);
   // Proxies whose X-Forwarded-For names the client (see ResolveClientIp).
   net::TrustedProxies trusted_proxies;
 

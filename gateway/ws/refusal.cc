@@ -8,6 +8,8 @@ absl::string_view RefusalName(Refusal refusal) {
       return "too_many_connections";
     case Refusal::kDraining:
       return "draining";
+    case Refusal::kTooManyHandshakes:
+      return "too_many_handshakes";
   }
   return "unknown";
 }

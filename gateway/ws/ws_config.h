@@ -17,6 +17,8 @@
 
 #include "asio/steady_timer.hpp"
 #include "gateway/ws/half_close_socket.h"
+#include "gateway/ws/handshake_limiter.h"
+#include "gateway/ws/http_messages.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
 #include "websocketpp/concurrency/none.hpp"
@@ -41,6 +43,10 @@ struct WsConnectionState {
   // Holds a slot of the connection limits, from the accepted upgrade until
   // the connection ends (close or failed handshake).
   bool holds_slot = false;
+  // Counts this socket among the handshakes in progress (HandshakeLimiter),
+  // from accept until it opens, is answered over HTTP or fails; released in
+  // its destructor at the latest.
+  HandshakeToken handshake;
   // Keepalive: a ping was sent and no pong came back yet.
   bool awaiting_pong = false;
   // Wire bytes of whole messages received from and handed to this client.
@@ -62,8 +68,9 @@ struct BasicWsConfig : public Base {
   typedef Base base;
 
   typedef websocketpp::concurrency::none concurrency_type;
-  typedef typename base::request_type request_type;
-  typedef typename base::response_type response_type;
+  // websocketpp's parser and writer with the relay's edges (http_messages.h).
+  typedef RelayHttpRequest request_type;
+  typedef RelayHttpResponse response_type;
   typedef typename base::message_type message_type;
   typedef typename base::con_msg_manager_type con_msg_manager_type;
   typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;

@@ -3,7 +3,14 @@
 // picks one. Start reading at OnMessage().
 #include "gateway/ws/ws_gateway.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -16,6 +23,7 @@
 #include "gateway/http/relay_path.h"
 #include "gateway/net/client_ip.h"
 #include "gateway/ws/frame_cache.h"
+#include "gateway/ws/handshake_limiter.h"
 #include "gateway/ws/lingering_closer.h"
 #include "gateway/ws/tls_context.h"
 #include "gateway/ws/ws_close_codes.h"
@@ -206,7 +214,7 @@ class BasicWsGateway final : public WsGateway {
   // `tls_context` is null for the plain config.
   BasicWsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig config,
                  std::shared_ptr<asio::ssl::context> tls_context);
-  ~BasicWsGateway() override = default;
+  ~BasicWsGateway() override { ReleaseReserveFds(); }
 
   absl::Status Listen() override;
   std::uint16_t port() const override { return bound_port_; }
@@ -224,6 +232,23 @@ class BasicWsGateway final : public WsGateway {
   void OnClose(connection_hdl hdl);
   void OnFail(connection_hdl hdl);
   void OnPong(connection_hdl hdl, std::string payload);
+
+  // The accept loop, on the gateway's own acceptor rather than websocketpp's
+  // listen() + start_accept(): that one retries a failed accept at once,
+  // which at the fd limit (EMFILE) spins a core and starves every other
+  // handler; and it formats each accept error through the error category (a
+  // virtual call the sanitizer build cannot check without an fd).
+  void StartAccept();
+  void OnAccept(const ConnectionPtr& con, const asio::error_code& ec);
+  // StartAccept after config_.accept_backoff.
+  void RetryAcceptLater();
+  // The reserve fds (reserve_fds_): opened while the relay accepts, closed
+  // while it is out of fds.
+  void HoldReserveFds();
+  void ReleaseReserveFds();
+  // Counts an accepted socket among the handshakes in progress, or closes it
+  // (too_many_handshakes) and returns false.
+  bool AdmitHandshake(const ConnectionPtr& con);
 
   // Connection limits: a slot per accepted upgrade, freed when it ends.
   // Refuses (503 too_many_connections) and returns false when none is free.
@@ -251,8 +276,21 @@ class BasicWsGateway final : public WsGateway {
   // Slots taken (see TakeSlot), in total and by client IP (no zero entries).
   std::size_t slots_taken_ = 0;
   absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
+  // Listening socket (Listen); closed by Shutdown.
+  std::optional<asio::ip::tcp::acceptor> acceptor_;
+  HandshakeLimiter handshakes_;
   RefusalCounts refused_;
   RelayMetrics metrics_;
+  // Accept back-off at the fd limit: one "episode" from the first failed
+  // accept to the next accepted socket, logged once at each end.
+  asio::steady_timer accept_backoff_timer_;
+  bool accept_backing_off_ = false;
+  std::uint64_t accept_backoffs_in_episode_ = 0;
+  // Two fds (/dev/null) held while accepting and given back when accept()
+  // runs out (EMFILE): during the pause the process still has fds for what
+  // is not a new connection (a log or database file, the sanitizer build's
+  // own checks, which need a pipe). -1: not held.
+  std::array<int, 2> reserve_fds_{-1, -1};
   asio::steady_timer housekeeping_timer_;
   asio::steady_timer keepalive_timer_;
 };
@@ -266,13 +304,13 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
       config_(std::move(config)),
       lingering_closer_(ToChrono(config_.linger_timeout), config_.max_lingering_sockets),
       tls_context_(std::move(tls_context)),
+      handshakes_(config_.max_pending_handshakes, config_.max_pending_handshakes_per_ip),
+      accept_backoff_timer_(*io),
       housekeeping_timer_(*io),
       keepalive_timer_(*io) {
   server_.clear_access_channels(websocketpp::log::alevel::all);
   server_.clear_error_channels(websocketpp::log::elevel::all);
   server_.init_asio(io_);
-  server_.set_reuse_addr(true);
-  server_.set_listen_backlog(1024);
   server_.set_max_message_size(config_.max_message_bytes);
   server_.set_open_handshake_timeout(absl::ToInt64Milliseconds(config_.handshake_timeout));
   server_.set_close_handshake_timeout(absl::ToInt64Milliseconds(config_.close_handshake_timeout));
@@ -309,14 +347,21 @@ absl::Status BasicWsGateway<Config>::Listen() {
     return absl::InvalidArgumentError(
         absl::StrCat("host must be an IP address, not \"", config_.host, "\""));
   }
-  server_.listen(asio::ip::tcp::endpoint(address, config_.port), ec);
+  // Our own acceptor, not websocketpp's listen(): see StartAccept.
+  const asio::ip::tcp::endpoint endpoint(address, config_.port);
+  acceptor_.emplace(*io_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(1024, ec);
   if (ec) {
+    acceptor_.reset();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config_.host, ":", config_.port, ": ", ec.message()));
   }
-  bound_port_ = server_.get_local_endpoint(ec).port();
-  server_.start_accept(ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot accept: ", ec.message()));
+  bound_port_ = acceptor_->local_endpoint(ec).port();
+  HoldReserveFds();
+  StartAccept();
   ScheduleHousekeeping();
   ScheduleKeepalive();
   return absl::OkStatus();
@@ -326,8 +371,9 @@ template <typename Config>
 void BasicWsGateway<Config>::Shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
-  websocketpp::lib::error_code ec;
-  server_.stop_listening(ec);
+  asio::error_code ec;
+  if (acceptor_) acceptor_->close(ec);
+  accept_backoff_timer_.cancel();
   housekeeping_timer_.cancel();
   keepalive_timer_.cancel();
   core_->CloseAll(core::CloseReason::kServerShutdown);
@@ -348,11 +394,127 @@ absl::Status BasicWsGateway<Config>::ReloadTls() {
 }
 
 template <typename Config>
+void BasicWsGateway<Config>::StartAccept() {
+  if (shutting_down_ || !acceptor_ || !acceptor_->is_open()) return;
+  ConnectionPtr con = server_.get_connection();
+  if (!con) {  // e.g. no memory for a TLS session: not worth a spin either
+    log::Error("cannot create a connection; accepting again in a moment");
+    RetryAcceptLater();
+    return;
+  }
+  acceptor_->async_accept(con->get_raw_socket(),
+                          [this, con](const asio::error_code& ec) { OnAccept(con, ec); });
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con, const asio::error_code& ec) {
+  // A socket that was never started holds nothing but its (unopened or
+  // closed) socket: dropping `con` is its whole cleanup.
+  if (ec) {
+    if (shutting_down_ || !acceptor_->is_open()) return;  // closed: operation_aborted
+    // Asio reports errno values in its own category ("asio.system"). Only
+    // addresses and values here, no call on the category: at EMFILE the
+    // sanitizers' own checks of such a call need an fd (a pipe) and fail.
+    const int error = &ec.category() == &asio::system_category() ? ec.value() : 0;
+    // Out of fds or memory: the pending connection stays in the kernel's
+    // backlog; trying again at once would fail again, as fast as the loop
+    // can spin. Wait for a connection to end and free one.
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+      ReleaseReserveFds();  // first: what follows may itself need an fd
+      if (!accept_backing_off_) {
+        accept_backing_off_ = true;
+        accept_backoffs_in_episode_ = 0;
+        log::Event(log::Level::kWarn, "accept_backoff")
+            .Str("error", std::strerror(error))
+            .Uint("pending_handshakes", handshakes_.pending())
+            .Uint("connections", slots_taken_)
+            .Uint("backoff_ms",
+                  static_cast<std::uint64_t>(absl::ToInt64Milliseconds(config_.accept_backoff)));
+      }
+      ++accept_backoffs_in_episode_;
+      RetryAcceptLater();
+      return;
+    }
+    // Anything else (the client reset before accept, ...) concerns that one
+    // connection only.
+    log::Debug("accept failed: ", ec.value());
+    StartAccept();
+    return;
+  }
+  if (accept_backing_off_) {
+    accept_backing_off_ = false;
+    log::Event(log::Level::kInfo, "accept_resumed").Uint("backoffs", accept_backoffs_in_episode_);
+  }
+  if (AdmitHandshake(con)) con->start();
+  StartAccept();
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::RetryAcceptLater() {
+  accept_backoff_timer_.expires_after(ToChrono(config_.accept_backoff));
+  accept_backoff_timer_.async_wait([this](const asio::error_code& timer_ec) {
+    if (timer_ec) return;
+    HoldReserveFds();
+    StartAccept();
+  });
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::HoldReserveFds() {
+  for (int& fd : reserve_fds_) {
+    if (fd < 0) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // may fail: tried again later
+  }
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::ReleaseReserveFds() {
+  for (int& fd : reserve_fds_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+}
+
+template <typename Config>
+bool BasicWsGateway<Config>::AdmitHandshake(const ConnectionPtr& con) {
+  const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con);
+  if (!peer.has_value()) return false;  // already reset by the client
+  const std::string ip = peer->address().to_string();
+  // A trusted proxy carries many clients; which one is only known from the
+  // X-Forwarded-For of a request not read yet.
+  const bool exempt = !config_.trusted_proxies.empty() &&
+                      config_.trusted_proxies.Contains(ToIpAddress(peer->address()));
+  const HandshakeLimiter::Verdict verdict = handshakes_.Admit(ip, exempt, &con->handshake);
+  if (verdict == HandshakeLimiter::Verdict::kAdmitted) return true;
+  refused_.Add(Refusal::kTooManyHandshakes);
+  // The first refusal and every 1000th: a flood of them must not flood the log.
+  if (const std::uint64_t n = refused_.Get(Refusal::kTooManyHandshakes); n % 1000 == 1) {
+    log::Event(log::Level::kWarn, "handshake_limit")
+        .Str("client_ip", ip)
+        .Str("why", verdict == HandshakeLimiter::Verdict::kTotalFull
+                        ? "max_pending_handshakes reached"
+                        : "max_pending_handshakes_per_ip reached")
+        .Uint("pending_handshakes", handshakes_.pending())
+        .Uint("refused_total", n);
+  }
+  // Nothing was read: there is no request to answer. Closing now frees the
+  // fd at once (a reset if the client already sent bytes).
+  asio::error_code ignored;
+  con->get_raw_socket().close(ignored);
+  return false;
+}
+
+template <typename Config>
 bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
-  if (con->get_request_header("Sec-WebSocket-Version") != "13") {
+  // Missing or another version (http_messages.h): RFC 6455 4.4 asks for
+  // 426 naming the version the relay speaks.
+  if (con->get_request().websocket_version_unsupported()) {
     con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
+    con->replace_header("Content-Type", "application/json");
+    con->set_body(HttpErrorBody("unsupported_websocket_version",
+                                "this relay speaks WebSocket version 13 (RFC 6455): send "
+                                "Sec-WebSocket-Version: 13"));
     return false;
   }
   absl::StatusOr<std::string> mesh_id =
@@ -433,17 +595,26 @@ void BasicWsGateway<Config>::ReleaseSlot(const ConnectionPtr& con) {
 template <typename Config>
 void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  con->handshake.Release();  // answered: no longer idle in the handshake
   const HttpResponse response =
       RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_, &metrics_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
-  con->set_body(response.body);
+  if (response.send_body) {
+    con->set_body(response.body);
+  } else {
+    // HEAD: the headers GET would send, Content-Length included, no body
+    // (websocketpp writes whatever body is set).
+    con->set_body(std::string());
+    con->replace_header("Content-Length", std::to_string(response.body.size()));
+  }
 }
 
 template <typename Config>
 void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
+  con->handshake.Release();  // from now on it holds a connection slot
   ReleaseHandshake(con);
   // Behind a trusted proxy the TCP peer is the proxy: report the client.
   std::string remote =
@@ -520,6 +691,7 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
+  con->handshake.Release();
   ReleaseSlot(con);
   ReleaseSocket(con);
 }

@@ -3,8 +3,9 @@
 // on the same port. It turns connections into RelayCore connections, frames
 // into ClientEvents (via the JSON codec), ServerEvents back into frames, and
 // serves GET /, /health and /stats. It knows no routing rule, but it owns
-// the transport limits: connections in total and per client IP, the
-// per-connection send buffer, the handshake timeout.
+// the transport limits: connections in total and per client IP, sockets
+// still in their handshake (handshake_limiter.h), the per-connection send
+// buffer, the handshake timeout, and the accept back-off at the fd limit.
 //
 // Threading: everything runs on the io_context's one thread, which is also
 // the core's thread (docs/threading.md). The implementation is one class

@@ -108,6 +108,8 @@ TEST(RelayConfigTest, HardeningDefaultsMatchTheSpec) {
   EXPECT_EQ(config.gateway.max_queued_bytes_per_connection, std::size_t{8} << 20);
   EXPECT_EQ(config.gateway.max_connections, 10000u);
   EXPECT_EQ(config.gateway.max_connections_per_ip, 100u);
+  EXPECT_EQ(config.gateway.max_pending_handshakes, 4096u);
+  EXPECT_EQ(config.gateway.max_pending_handshakes_per_ip, 256u);
   EXPECT_FALSE(config.gateway.tls_enabled());
 }
 
@@ -139,6 +141,10 @@ std::vector<HardeningCase> HardeningCases() {
        [](const RelayConfig& c) { return c.gateway.max_connections == 5; }},
       {"--max-connections-per-ip", "MAX_CONNECTIONS_PER_IP", "0",
        [](const RelayConfig& c) { return c.gateway.max_connections_per_ip == 0; }},
+      {"--max-pending-handshakes", "MAX_PENDING_HANDSHAKES", "8",
+       [](const RelayConfig& c) { return c.gateway.max_pending_handshakes == 8; }},
+      {"--max-pending-handshakes-per-ip", "MAX_PENDING_HANDSHAKES_PER_IP", "0",
+       [](const RelayConfig& c) { return c.gateway.max_pending_handshakes_per_ip == 0; }},
       {"--trusted-proxies", "TRUSTED_PROXIES", "10.0.0.0/8,::1",
        [](const RelayConfig& c) {
          return c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("10.1.2.3")) &&
@@ -164,6 +170,8 @@ TEST(RelayConfigTest, BadHardeningValuesAreRefusedNamingTheSetting) {
       {{"--mesh-binding-grace-seconds", "-5"}, "mesh-binding-grace-seconds"},
       {{"--handshake-timeout-seconds", "0"}, "handshake-timeout-seconds"},
       {{"--max-connections", "0"}, "max-connections"},
+      {{"--max-pending-handshakes", "-1"}, "max-pending-handshakes"},
+      {{"--max-pending-handshakes-per-ip", "many"}, "max-pending-handshakes-per-ip"},
       {{"--max-queued-bytes-per-connection", "1000"}, "max-queued-bytes-per-connection"},
       {{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
       {{"--tls-cert-file", "cert.pem"}, "tls-key-file"},

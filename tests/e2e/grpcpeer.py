@@ -157,3 +157,14 @@ def reflected_services(relay, timeout=5.0):
                                      request_serializer=lambda b: b, response_deserializer=lambda b: b)
         responses = info(iter([request]), timeout=timeout)
         return b"".join(responses)
+
+
+def admin_meshes(relay, timeout=5.0):
+    """Admin/ListMeshes over the relay's (private) gRPC port: [(mesh_id, peer_count), ...]. The
+    per-mesh list lives only there: the public GET /stats names no mesh."""
+    with grpc.insecure_channel("%s:%d" % (relay.grpc_host, relay.grpc_port)) as channel:
+        list_meshes = channel.unary_unary("/relay.v1.Admin/ListMeshes",
+                                          request_serializer=pb.ListMeshesRequest.SerializeToString,
+                                          response_deserializer=pb.ListMeshesResponse.FromString)
+        response = list_meshes(pb.ListMeshesRequest(), timeout=timeout)
+    return [(m.mesh_id, m.peer_count) for m in response.meshes]

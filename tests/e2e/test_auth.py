@@ -16,8 +16,8 @@ import rawws
 import signing
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
                          marker_barrier, mesh_of, unique_mesh)
-from signing import (ABSENT, FAR_FUTURE, NOW, SOON, Key, b64, found, join, make_token, refused, reg, register_mesh_msg, stats,
-                     wait_auth_counts, wait_mesh_gone)
+from signing import (ABSENT, FAR_FUTURE, NOW, SOON, Key, b64, found, join, make_token, refused, reg, register_mesh_msg,
+                     stats, mesh_ids, wait_auth_counts, wait_mesh_gone)
 
 # ---------------------------------------------------------------------------
 # The test's own signer (no relay): pinned to the spec's bytes and to RFC 8032
@@ -260,8 +260,7 @@ async def test_register_mesh_then_member_joins(relay):
     await marker_barrier(m, [f])
     await m.send({"type": "llm_request", "request_id": 7, "prompt": "hi"})
     assert (await f.expect("llm_request"))["from"] == "nœud-ü"
-    mesh_ids = [x["mesh_id"] for x in stats(relay)["meshes"]]
-    assert mesh in mesh_ids
+    assert mesh in mesh_ids(relay)
     # a signed mesh refuses plain registrants
     await refused(relay, mesh, reg("plain"))
     await f.ping_barrier()

@@ -11,6 +11,7 @@ import time
 import pytest
 import websockets
 
+import grpcpeer
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, marker_barrier, mesh_of,
                          poll, unique_mesh)
 
@@ -250,7 +251,7 @@ async def test_mesh_full_refuses_third_peer_and_keeps_it_open(relay_factory):
     assert relay.get_json("/health")["connections"] == 2
     s = stats(relay)
     assert s["errors"]["mesh_full"] == 2
-    assert [m["peer_count"] for m in s["meshes"] if m["mesh_id"] == mesh] == [2]
+    assert [n for m, n in grpcpeer.admin_meshes(relay) if m == mesh] == [2]
     # another mesh has its own limit
     x, y = await mesh_of(relay, unique_mesh("other"), [("x", []), ("y", [])])
     await marker_barrier(x, [y])

@@ -8,6 +8,7 @@ plain blocking RFC 6455 client (rawws), as wscat would.
 import json
 import time
 
+import grpcpeer
 import rawws
 from relayclient import Client
 
@@ -44,7 +45,10 @@ async def test_wscat_walkthrough_asyncio_client(relay):
     # Check Stats
     stats = relay.get_json("/stats")
     assert stats["total_llm_requests"] == 1
-    assert [(m["mesh_id"], m["peer_count"]) for m in stats["meshes"]] == [("test-mesh", 2)]
+    assert stats["active_meshes"] == 1 and stats["active_connections"] == 2
+    # The per-mesh list is the operator's (Admin API), not the public's.
+    assert "meshes" not in stats
+    assert grpcpeer.admin_meshes(relay) == [("test-mesh", 2)]
 
 
 def test_wscat_walkthrough_blocking_client(relay):
