@@ -65,9 +65,16 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
     AppendString(&out, RefusalName(refusal));
     absl::StrAppend(&out, ":", refused.Get(refusal));
   }
+  out.append("},\"limits\":{");
+  for (int i = 0; i < stats.limits_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(&out, stats.limits(i).limit());
+    absl::StrAppend(&out, ":", stats.limits(i).count());
+  }
+  absl::StrAppend(&out, "},\"auth_records\":", stats.auth_records());
   // No mesh id and no per-mesh figure: /stats is public, and an open mesh is
   // as private as its id (docs/security.md). The Admin API lists meshes.
-  out.append("}}");
+  out.push_back('}');
   return out;
 }
 

@@ -110,7 +110,7 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
   for (const char* key :
        {"uptime_seconds", "version", "active_meshes", "active_connections", "open_sockets",
         "total_connections", "total_messages_received", "total_messages_relayed",
-        "total_llm_requests", "errors", "closes", "refused"}) {
+        "total_llm_requests", "errors", "closes", "refused", "limits", "auth_records"}) {
     auto it = std::find(keys.begin() + next, keys.end(), key);
     ASSERT_NE(it, keys.end()) << key << " missing or out of order in " << response.body;
     next = static_cast<std::size_t>(it - keys.begin()) + 1;
@@ -124,6 +124,14 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
   EXPECT_EQ(Raw(obj, "total_messages_received"), "4");
   EXPECT_EQ(Raw(obj, "total_messages_relayed"), "1");
   EXPECT_EQ(Raw(obj, "total_llm_requests"), "0");
+  // Every per-client bound by its name, also at 0.
+  const json::Object limits = Parse(Raw(obj, "limits"));
+  ASSERT_EQ(limits.members.size(), core::kLimitCount);
+  for (std::size_t i = 0; i < core::kLimitCount; ++i) {
+    EXPECT_EQ(limits.members[i].key, core::kLimitNames[i]);
+    EXPECT_EQ(limits.members[i].raw_value, "0");
+  }
+  EXPECT_EQ(Raw(obj, "auth_records"), "0");
   const std::string errors_text = Raw(obj, "errors");
   const json::Object errors = Parse(errors_text);
   EXPECT_EQ(Raw(errors, "bad_json"), "1");
