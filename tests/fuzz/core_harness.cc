@@ -483,6 +483,7 @@ class Harness {
     ByteReader in(input);
     for (std::size_t step = 0; step < kMaxSteps && !in.done(); ++step) {
       seen_.clear();
+      llm_seen_ = 0;
       std::string op = Step(in);
       if (Tracing()) {
         std::fprintf(stderr, "step %zu: %s\n", step, op.c_str());
@@ -848,6 +849,8 @@ class Harness {
     clock_.Advance(by);
     core_.ExpireUnregistered();
     const absl::Time now = clock_.Now();
+    // A binding in its grace holds through its expires_at, as a join token
+    // is valid through its expiry (and as the core did before fa59e75).
     for (auto it = bindings_.begin(); it != bindings_.end();) {
       it = it->second.expires_at && *it->second.expires_at < now ? bindings_.erase(it) : ++it;
     }
@@ -1502,10 +1505,14 @@ class Harness {
       return;
     }
     // Which candidate the core picked: it must hold the fewest requests.
+    // One step may dispatch several (a claimant's held requests): each
+    // takes the next llm_request the sinks saw.
     int chosen = -1;
-    for (const Seen& s : seen_) {
-      if (!s.close && s.event->has_llm_request()) {
+    for (; llm_seen_ < seen_.size(); ++llm_seen_) {
+      const Seen& s = seen_[llm_seen_];
+      if (s.event != nullptr && s.event->has_llm_request()) {
         chosen = s.conn;
+        ++llm_seen_;
         break;
       }
     }
@@ -1848,6 +1855,7 @@ class Harness {
   std::deque<Probe> model_probes_;
 
   std::vector<Seen> seen_;      // what the sinks saw this step
+  std::size_t llm_seen_ = 0;    // seen_[llm_seen_...]: llm_requests not yet matched
   std::vector<Seen> expected_;  // what the model says they should have
   bool closes_in_any_order_ = false;
   std::string problem_;

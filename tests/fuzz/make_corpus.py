@@ -308,12 +308,14 @@ CORE_SEEDS = {
         ping(2), broadcast(2), register(3, M1, ALPHA), probe_answered(), broadcast(0),
         register(2, M1, GAMMA)),
     # The holder stays silent: the claimant takes the id over (holder closed replaced, no
-    # peer_left, its llm requests failed) and its held events follow, in order.
+    # peer_left, its llm requests failed) and its held events follow, in order: two llm
+    # requests dispatched in one step, each to the least loaded peer.
     "takeover_probe_timed_out": script(
-        connect(), connect(), connect(),
-        register(0, M3, ALPHA, caps=LLM), register(1, M3, BETA), llm_request(1, RID_A),
-        register(2, M3, ALPHA, caps=CHAT), broadcast(2), direct(2, BETA), llm_request(2),
-        probe_timed_out(), broadcast(1)),
+        connect(), connect(), connect(), connect(),
+        register(0, M3, ALPHA, caps=LLM), register(1, M3, BETA, caps=LLM),
+        register(3, M3, GAMMA, caps=LLM), llm_request(1, RID_A), llm_request(1, RID_B),
+        register(2, M3, ALPHA, caps=CHAT), broadcast(2), llm_request(2), llm_request(2, RID_42),
+        direct(2, BETA), probe_timed_out(), broadcast(1)),
     # The holder disconnects before answering: the claim goes on and the id is free; a token
     # then binds the re-created mesh; the late answer changes nothing.
     "takeover_holder_disconnects_first": script(

@@ -260,6 +260,26 @@ TEST(CoreRegressionTest, FarFutureSignedTokenIsRefusedForItsLifetime) {
   }
 }
 
+// core_events_fuzz (a harness bug, found once the model held a claimant's
+// events): when a takeover probe ends, the claimant's held llm requests are
+// all dispatched in that one step, but the model matched every request to
+// the first llm_request the sinks saw, so it blamed the core for sending the
+// second (same request_id, now the least loaded peer's) elsewhere. Script:
+// connect x4; alpha, beta and gamma join m1 with llm; conn 3 claims beta
+// (probe); conn 3 sends llm_request "b" twice (held); beta disconnects.
+TEST(CoreRegressionTest, FuzzScriptHeldLlmRequestsEachGoToTheLeastLoaded) {
+  const std::string script{
+      0, 0, 0, 0,              // connect x4
+      2, 0, 0, 0, 0, 1, 0,     // register(0, m1, alpha, caps llm)
+      2, 1, 0, 1, 0, 1, 0,     // register(1, m1, beta, caps llm)
+      2, 2, 0, 2, 0, 1, 0,     // register(2, m1, gamma, caps llm)
+      2, 3, 0, 1, 0, 0, 0,     // register(3, m1, beta): probes conn 1
+      5, 3, 2, 0, 5, 3, 2, 0,  // llm_request(3, "b") twice: held
+      1, 1, 0,                 // disconnect(1): conn 3 joins, then both requests go out
+  };
+  EXPECT_EQ(CoreEventsProblem(script), "");
+}
+
 std::vector<std::filesystem::path> Seeds(const std::string& target) {
   std::vector<std::filesystem::path> out;
   for (const auto& entry :
