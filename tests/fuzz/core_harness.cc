@@ -233,6 +233,10 @@ enum RegisterVariant : std::uint8_t {
   kOddName,
   kOddCap,
   kEmptyCap,  // one more capability, ""
+  // A length byte (mod 13), then that many script bytes as the node_id or
+  // the name: the text rules on any bytes, the model's against the core's.
+  kRawNode,
+  kRawName,
   kRegisterVariantCount,
 };
 
@@ -979,6 +983,12 @@ class Harness {
       case kEmptyCap:
         reg->add_capabilities("");
         break;
+      case kRawNode:
+        reg->set_node_id(RawText(in));
+        break;
+      case kRawName:
+        reg->set_name(RawText(in));
+        break;
       default:
         break;
     }
@@ -986,6 +996,12 @@ class Harness {
     return absl::StrCat(name, " as ", Show(reg->node_id()), " in ",
                         Show(reg->mesh_id().substr(0, 16)), " token ", Show(token), " variant ",
                         variant);
+  }
+
+  static std::string RawText(ByteReader& in) {
+    std::string raw(in.Next() % 13, '\0');
+    for (char& ch : raw) ch = static_cast<char>(in.Next());
+    return raw;
   }
 
   // A signed join token as the gateway's decoder fills it in; `canonical`

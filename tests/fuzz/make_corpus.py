@@ -75,7 +75,7 @@ LLM, CHAT, XY = 1, 2, 4  # capability bits
 # Register variants.
 NAME_ABSENT, NAME_SET, VIA_JOIN, NAME_UNICODE, NAME_QUOTED, EMPTY_NODE, LONG_NODE, LONG_NAME, \
     TOO_MANY_CAPS, LONG_CAP, EMPTY_MESH, LONG_MESH, SIGNED_TOKEN, SIGNED_MALFORMED, ODD_NODE, \
-    ODD_NAME, ODD_CAP, EMPTY_CAP = range(18)
+    ODD_NAME, ODD_CAP, EMPTY_CAP, RAW_NODE, RAW_NAME = range(20)
 # kOddTexts (ODD_NODE, ODD_NAME, ODD_CAP).
 RLO, ZWSP, NUL, TAB, SPACE, TRAILING_SPACE, LEADING_NBSP, INNER_SPACE, C1, LRI, BOM, ALM, \
     LEADING_IDEOGRAPHIC_SPACE, ZWJ_EMOJI, ACCENTED, NOT_UTF8, LRM, DEL, MVS, LEADING_LINE_SEPARATOR, \
@@ -164,6 +164,11 @@ def empty(c):
 def register_odd(c, mesh, node, text, variant=ODD_NODE, token=NO_TOKEN, caps=0):
     """register with a kOddTexts entry as node_id (ODD_NODE), name or one more capability."""
     return register(c, mesh, node, token, caps, variant) + [text]
+
+
+def register_raw(c, mesh, raw, variant=RAW_NODE, node=ALPHA):
+    """register with `raw` bytes (at most 12) as node_id (RAW_NODE) or name (RAW_NAME)."""
+    return register(c, mesh, node, NO_TOKEN, 0, variant) + [len(raw)] + list(raw)
 
 
 def connect_unprobed():
@@ -382,7 +387,11 @@ CORE_SEEDS = {
         connect(), *[register_odd(0, M1, ALPHA, t) for t in (RLO, ZWSP, NUL, TAB, SPACE, LEADING_NBSP)],
         register_odd(0, M1, ALPHA, ZWJ_EMOJI, ODD_CAP), register_odd(0, M1, ALPHA, LRI, ODD_NAME),
         register(0, M1, ALPHA, variant=EMPTY_CAP), register_odd(0, M1, ALPHA, INNER_SPACE), connect(),
-        register_odd(1, M1, ALPHA, ZWJ_EMOJI, ODD_NAME, caps=LLM), direct(1, ALPHA)),
+        register_odd(1, M1, ALPHA, ZWJ_EMOJI, ODD_NAME, caps=LLM), direct(1, ALPHA),
+        connect(), register_raw(2, M2, "\u2067x".encode()), register_raw(2, M2, b"\xed\xa0\x80"),
+        register_raw(2, M2, b"\xe0\x80\x80"), register_raw(2, M2, "x\u2029".encode()),
+        register_raw(2, M2, b"\tname", RAW_NAME), register_raw(2, M2, "\U0001f600 ok".encode()),
+        connect(), register_raw(3, M2, "\u00a0\u200d".encode(), RAW_NAME)),
     # The byte bucket: 2000 bytes of burst, 200 bytes a second; a message over the burst waits
     # for a full bucket; messages of 0 wire bytes count only against the message bucket.
     "byte_rate_limited": script(
