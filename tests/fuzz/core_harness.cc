@@ -12,6 +12,11 @@
 // Mesh authentication is modelled for string tokens (open and token-bound
 // meshes) and for signed meshes with two fixed Ed25519 keys: the mesh key K,
 // which signs proofs and join tokens, and another key K2.
+//
+// Sinks made by kConnect can probe: the core's Probe() callback waits in
+// open_probes_ until the script answers it (kProbeAnswered, kProbeTimedOut);
+// kConnectUnprobed's sinks keep PeerSink's default (cannot check). Every
+// bound of CoreConfig is set small (see Config()) so that scripts reach it.
 #include "tests/fuzz/core_harness.h"
 
 #include <algorithm>
@@ -19,6 +24,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -36,6 +44,7 @@
 #include "server/core/close_reason.h"
 #include "server/core/core_config.h"
 #include "server/core/error_code.h"
+#include "server/core/llm_dispatch.h"
 #include "server/core/peer_sink.h"
 #include "server/core/relay_core.h"
 #include "tests/fuzz/codec_harness.h"
@@ -52,14 +61,13 @@ using relay::v1::ServerEvent;
 
 // ---------------------------------------------------------------------------
 // The vocabulary scripts choose from: small, so that collisions (same node
-// id, same request id) are frequent; with quotes, control characters and
+// id, same request id) are frequent; with quotes, backslashes and
 // multi-byte UTF-8, so that the encoder's escaping is exercised.
 // ---------------------------------------------------------------------------
 
 const char* const kMeshes[] = {"m1", "m2", "mesh \xc3\xbc/3"};
 const char* const kNodes[] = {"alpha", "beta", "gamma-node-long",
-                              "\xce\xb4\xce\xad\xce\xbb\xcf\x84\xce\xb1-\xc3\xbc-nine",
-                              "q\"\\\x01"};
+                              "\xce\xb4\xce\xad\xce\xbb\xcf\x84\xce\xb1-\xc3\xbc-nine", "q\"\\/x"};
 const char* const kTokens[] = {"", "secret", "other"};
 const char* const kCaps[] = {"llm", "chat", "x\"y"};
 const char* const kPayloads[] = {"null",     "{\"a\":1}", "[1,2,3]",
@@ -70,14 +78,75 @@ const CloseReason kReasons[] = {CloseReason::kClientClosed, CloseReason::kServer
 const ErrorCode kUndecodable[] = {ErrorCode::kBadJson, ErrorCode::kBadMessage,
                                   ErrorCode::kUnknownType};
 
-// Signed join tokens: expiry relative to now, or absolute (extremes).
+// Strings that may not read as what they are (docs: node_id and capability
+// text rules), and a few that may, for node_id, name and capability.
+const std::string kOddTexts[] = {
+    "\xe2\x80\xae"
+    "evil",  // U+202E right-to-left override
+    "a\xe2\x80\x8b"
+    "b",                                             // U+200B zero-width space
+    std::string("a\0b", 3),                          // NUL
+    "\t",                                            // a tab: control (and space)
+    " ",                                             // only space
+    "phone ",                                        // trailing space
+    "\xc2\xa0phone",                                 // leading U+00A0 no-break space
+    "a b",                                           // inner space: fine everywhere
+    "x\xc2\x85y",                                    // U+0085, a C1 control
+    "\xe2\x81\xa6x",                                 // U+2066 left-to-right isolate
+    "\xef\xbb\xbfx",                                 // U+FEFF byte order mark
+    "\xd8\x9cx",                                     // U+061C Arabic letter mark
+    "\xe3\x80\x80x",                                 // leading U+3000 ideographic space
+    "\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9",  // man ZWJ woman: a name, not an id
+    "\xc3\xa9t\xc3\xa9",                             // fine everywhere
+    "\xff",                                          // not UTF-8
+    "x\xe2\x80\x8e",                                 // U+200E left-to-right mark
+    "\x7f",                                          // DEL
+    "x\xe1\xa0\x8e",                                 // U+180E Mongolian vowel separator
+    "\xe2\x80\xa8x",  // leading U+2028 line separator: space, not a control
+    "\xe2\x80\x8fx",  // U+200F right-to-left mark
+    "x\xe2\x81\xa2",  // U+2062 invisible times
+};
+
+// The wire size of a connection's messages (kWireBytes), against the byte
+// bucket (kRateBurstBytes) and the bytes a waiting registration may hold.
+const std::size_t kWireSizes[] = {0, 1, 100, 700, 1000, 1001, 2000, 5000};
+// request_id lengths in bytes (a JSON string of that many bytes): the limit,
+// one over, within it, far over.
+const std::size_t kLongIdBytes[] = {256, 257, 200, 4096};
+
+constexpr double kThirtyDays = 30 * 86400.0;
+
+// Signed join tokens: expiry relative to now, or absolute (extremes), and
+// an issued_at (relative or absolute) when `issued` is set.
 struct Expiry {
   double seconds;
   bool relative;
+  bool issued = false;
+  double issued_seconds = 0;
+  bool issued_relative = false;
 };
 const Expiry kExpiries[] = {
-    {3600, true}, {-10, true}, {1e13, false}, {1e300, false}, {-1e300, false}};
-const char* const kNonces[] = {"n1", "n2"};
+    {3600, true},
+    {-10, true},
+    {1e13, false},  // year 318857: valid for longer than the lifetime bound
+    {1e300, false},
+    {-1e300, false},
+    {kThirtyDays, true},                           // exactly the bound: valid
+    {kThirtyDays + 1, true},                       // a second over it, from now
+    {3600, true, true, 3600 - kThirtyDays, true},  // exactly the bound from issue
+    {3600, true, true, 3599 - kThirtyDays, true},  // a second over it, from issue
+    {3600, true, true, 0, false},                  // issued in 1970
+    {3600, true, true, 7200, true},                // issued after it expires
+    {3600, true, true, -1e300, false},             // issued before time
+    {1e300, false, true, 1e300, false},            // no lifetime from issue, ages from now
+    {60, true, true, 0, true},                     // a minute: its nonce expires soon
+};
+const std::string kNonces[] = {"n1", "n2", std::string(128, 'N'), std::string(129, 'N'),
+                               "n3", "n4"};
+
+// kAdvanceLong.
+const absl::Duration kLongAdvances[] = {absl::Minutes(10), absl::Hours(1), absl::Hours(24),
+                                        absl::Hours(24 * 30), absl::Hours(24 * 90)};
 
 constexpr std::size_t kMaxConnections = 12;
 constexpr std::size_t kMaxSteps = 400;
@@ -88,6 +157,22 @@ constexpr std::size_t kMaxPeersPerMesh = 4;
 constexpr absl::Duration kBindingGrace = absl::Seconds(100);
 constexpr double kRatePerSecond = 2;
 constexpr std::size_t kRateBurst = 12;
+constexpr double kRateBytesPerSecond = 200;
+constexpr std::size_t kRateBurstBytes = 2000;
+constexpr absl::Duration kProbeTimeout = absl::Seconds(2);
+constexpr std::size_t kMaxHeldEvents = 3;         // max_events_while_registering
+constexpr std::size_t kMaxHeldBytes = 1500;       // max_bytes_while_registering
+constexpr std::size_t kMaxPendingLlmBytes = 500;  // two 200-byte ids do not fit
+constexpr std::size_t kMaxFoundersPerMesh = 2;
+constexpr std::size_t kMaxNoncesPerMesh = 3;
+constexpr std::size_t kMaxAuthRecords = 5;
+constexpr std::size_t kAuthRecordsPerIpPerMinute = 2;
+// Defaults, restated: the documented bounds.
+constexpr std::size_t kMaxIdBytes = 256;
+constexpr std::size_t kMaxNonceBytes = 128;
+constexpr absl::Duration kMaxTokenLifetime = absl::Hours(24 * 30);
+constexpr absl::Duration kSignedMeshTtl = absl::Hours(24 * 90);
+constexpr absl::Duration kCreationWindow = absl::Minutes(1);
 
 template <typename T, std::size_t N>
 const T& Pick(const T (&items)[N], std::uint8_t b) {
@@ -97,7 +182,7 @@ const T& Pick(const T (&items)[N], std::uint8_t b) {
 // The operations, one per value of the operation byte (mod kOpCount).
 // Arguments follow as bytes, in the order listed.
 enum Op : std::uint8_t {
-  kConnect = 0,         // -
+  kConnect = 0,         // - (its sink can probe; see kProbeAnswered)
   kDisconnect,          // conn, reason
   kRegister,            // conn, mesh, node, token, caps bits, variant
   kBroadcast,           // conn, payload
@@ -111,11 +196,19 @@ enum Op : std::uint8_t {
   kRejectUndecodable,   // conn, code, request id (one more value: none)
   kEmptyEvent,          // conn
   kRegisterMesh,        // conn, mesh, node, caps bits, variant (see RegisterMeshVariant)
+  kConnectUnprobed,     // -: a sink that cannot probe (PeerSink's default Probe)
+  kProbeAnswered,       // -: the oldest open takeover probe: its holder answered
+  kProbeTimedOut,       // -: the oldest open takeover probe: no answer in time
+  kWireBytes,           // conn, size (kWireSizes): the wire bytes of its later messages
+  kLlmRequestLongId,    // conn, length (kLongIdBytes), letter (2), kind (odd: chat)
+  kLlmResponseLongId,   // conn, target node, length (kLongIdBytes)
+  kRejectLongId,        // conn, code, length (kLongIdBytes)
+  kAdvanceLong,         // duration (kLongAdvances), then ExpireUnregistered
   kOpCount,
 };
 
 // Register variants: 0-4 valid (name absent, set, join, unicode name, name
-// with quote); the rest break one limit each.
+// with quote); the rest break one limit each, or vary the text rules.
 enum RegisterVariant : std::uint8_t {
   kNameAbsent = 0,
   kNameSet,
@@ -130,10 +223,20 @@ enum RegisterVariant : std::uint8_t {
   kEmptyMesh,
   kLongMesh,
   // A signed join token instead of the string token; five more bytes: the
-  // token's mesh, node (0: none, 1: the registrant's, 2: another), expiry,
-  // nonce, signature (0: by K, 1: garbage, 2: by K2).
+  // token's mesh, node (0: none, 1: the registrant's, 2: another), expiry
+  // (kExpiries), nonce (kNonces), signature (0: by K, 1: garbage, 2: by K2).
   kSignedToken,
   kSignedTokenMalformed,
+  // One more byte each: a kOddTexts entry as the node_id, the name, or one
+  // more capability.
+  kOddNode,
+  kOddName,
+  kOddCap,
+  kEmptyCap,  // one more capability, ""
+  // A length byte (mod 13), then that many script bytes as the node_id or
+  // the name: the text rules on any bytes, the model's against the core's.
+  kRawNode,
+  kRawName,
   kRegisterVariantCount,
 };
 
@@ -207,26 +310,113 @@ class FakeClock final : public core::Clock {
   absl::Time now_ = absl::FromUnixMillis(1'700'000'000'250);
 };
 
-// One thing a sink saw.
+// One thing a sink saw: an event, a Close(), or a Probe() (of a sink that
+// can probe: an open probe the script answers later).
 struct Seen {
   int conn = -1;
   bool close = false;
-  ServerEventPtr event;  // when !close
+  bool probe = false;
+  ServerEventPtr event;  // when !close && !probe
   CloseReason reason = CloseReason::kClientClosed;
 };
 
 class Harness;
 
-class FuzzSink final : public core::PeerSink {
+// A connection's sink. `can_probe`: Probe() keeps `done` for the script to
+// call (kProbeAnswered, kProbeTimedOut) and returns true; otherwise the
+// sink keeps PeerSink's default Probe (cannot check: presumed alive).
+class FuzzSink : public core::PeerSink {
  public:
   FuzzSink(Harness* harness, int conn) : harness_(harness), conn_(conn) {}
   void Send(const ServerEventPtr& event) override;
   void Close(CloseReason reason) override;
 
- private:
+ protected:
   Harness* const harness_;
   const int conn_;
 };
+
+class ProbingFuzzSink final : public FuzzSink {
+ public:
+  using FuzzSink::FuzzSink;
+  bool Probe(absl::Duration timeout, std::function<void(bool)> done) override;
+};
+
+// --- the text rules, restated (node_id and capabilities: no controls, no
+// bidi controls or marks, no zero-width or invisible characters, no white
+// space at either end; names: no controls, no bidi controls) ---------------
+
+// Code points of well-formed UTF-8, or nullopt.
+std::optional<std::vector<std::uint32_t>> CodePoints(absl::string_view s) {
+  std::vector<std::uint32_t> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    int extra = b < 0x80                ? 0
+                : b >= 0xC2 && b < 0xE0 ? 1
+                : b >= 0xE0 && b < 0xF0 ? 2
+                : b >= 0xF0 && b < 0xF5 ? 3
+                                        : -1;
+    if (extra < 0) return std::nullopt;
+    std::uint32_t cp = extra == 0 ? b : b & (0x3F >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      if (i + k >= s.size()) return std::nullopt;
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return std::nullopt;
+      cp = cp << 6 | (next & 0x3F);
+    }
+    const std::uint32_t shortest[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < shortest[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return std::nullopt;
+    }
+    out.push_back(cp);
+    i += extra + 1;
+  }
+  return out;
+}
+
+bool In(std::uint32_t c, std::initializer_list<std::pair<std::uint32_t, std::uint32_t>> ranges) {
+  for (const auto& [lo, hi] : ranges) {
+    if (c >= lo && c <= hi) return true;
+  }
+  return false;
+}
+bool ControlChar(std::uint32_t c) { return In(c, {{0x00, 0x1F}, {0x7F, 0x9F}}); }
+bool BidiChar(std::uint32_t c) {
+  return In(c, {{0x061C, 0x061C}, {0x200E, 0x200F}, {0x202A, 0x202E}, {0x2066, 0x2069}});
+}
+bool InvisibleChar(std::uint32_t c) {
+  return In(c, {{0x180E, 0x180E}, {0x200B, 0x200D}, {0x2060, 0x2064}, {0xFEFF, 0xFEFF}});
+}
+bool SpaceChar(std::uint32_t c) {
+  return In(c, {{0x09, 0x0D},
+                {0x20, 0x20},
+                {0x85, 0x85},
+                {0xA0, 0xA0},
+                {0x1680, 0x1680},
+                {0x2000, 0x200A},
+                {0x2028, 0x2029},
+                {0x202F, 0x202F},
+                {0x205F, 0x205F},
+                {0x3000, 0x3000}});
+}
+
+bool IdentifierTextOk(absl::string_view id) {
+  const std::optional<std::vector<std::uint32_t>> cps = CodePoints(id);
+  if (!cps) return false;
+  for (std::uint32_t c : *cps) {
+    if (ControlChar(c) || BidiChar(c) || InvisibleChar(c)) return false;
+  }
+  return cps->empty() || (!SpaceChar(cps->front()) && !SpaceChar(cps->back()));
+}
+
+bool NameTextOk(absl::string_view name) {
+  const std::optional<std::vector<std::uint32_t>> cps = CodePoints(name);
+  if (!cps) return false;
+  for (std::uint32_t c : *cps) {
+    if (ControlChar(c) || BidiChar(c)) return false;
+  }
+  return true;
+}
 
 // The first `n` UTF-8 characters of `s`: the default name of a peer.
 std::string FirstChars(absl::string_view s, std::size_t n) {
@@ -270,6 +460,7 @@ std::string Show(absl::string_view s) { return absl::StrCat("\"", absl::CHexEsca
 std::string Describe(const Seen& s) {
   if (s.close)
     return absl::StrCat("conn ", s.conn, " Close(", core::CloseReasonName(s.reason), ")");
+  if (s.probe) return absl::StrCat("conn ", s.conn, " Probe()");
   return absl::StrCat("conn ", s.conn, " Send(", s.event->ShortDebugString(), ")");
 }
 
@@ -283,6 +474,11 @@ bool Tracing() {
   return tracing;
 }
 
+// A request_id that is a JSON string of exactly `bytes` bytes.
+std::string LongRequestId(std::size_t bytes, char letter) {
+  return absl::StrCat("\"", std::string(bytes - 2, letter), "\"");
+}
+
 class Harness {
  public:
   Harness() : core_(Config(), &clock_), started_at_(clock_.Now()) {}
@@ -291,6 +487,7 @@ class Harness {
     ByteReader in(input);
     for (std::size_t step = 0; step < kMaxSteps && !in.done(); ++step) {
       seen_.clear();
+      llm_seen_ = 0;
       std::string op = Step(in);
       if (Tracing()) {
         std::fprintf(stderr, "step %zu: %s\n", step, op.c_str());
@@ -312,21 +509,47 @@ class Harness {
                         event->ShortDebugString()));
     }
     if (std::string p = ServerFrameProblem(*event); !p.empty()) Fail(p);
-    seen_.push_back(Seen{conn, false, event, CloseReason::kClientClosed});
+    seen_.push_back(Seen{conn, false, false, event, CloseReason::kClientClosed});
   }
   void OnClose(int conn, CloseReason reason) {
     Conn& c = conns_[conn];
     if (c.sink_closed) Fail(absl::StrCat("conn ", conn, " asked to Close twice"));
     if (c.sink_disconnected) Fail(absl::StrCat("conn ", conn, " asked to Close after Disconnect"));
     c.sink_closed = true;
-    seen_.push_back(Seen{conn, true, nullptr, reason});
+    seen_.push_back(Seen{conn, true, false, nullptr, reason});
+  }
+  // The core asks whether `conn`'s peer is alive: the probe stays open
+  // until the script answers it.
+  void OnProbe(int conn, absl::Duration timeout, std::function<void(bool)> done) {
+    const Conn& c = conns_[conn];
+    if (c.sink_closed || c.sink_disconnected) {
+      Fail(absl::StrCat("conn ", conn, " probed after ",
+                        c.sink_disconnected ? "Disconnect" : "Close"));
+    }
+    if (timeout != kProbeTimeout) {
+      Fail(absl::StrCat("conn ", conn, " probed with timeout ", absl::FormatDuration(timeout),
+                        ", configured ", absl::FormatDuration(kProbeTimeout)));
+    }
+    if (!done) Fail(absl::StrCat("conn ", conn, " probed without a callback"));
+    seen_.push_back(Seen{conn, false, true, nullptr, CloseReason::kClientClosed});
+    open_probes_.push_back(std::move(done));
   }
 
  private:
+  // What a claimant sent while its registration waited for a probe.
+  struct Held {
+    ClientEvent event;
+    std::size_t wire_bytes = 0;
+    std::optional<ErrorCode> undecodable;  // RejectUndecodable: the code to answer
+    std::string request_id;
+  };
+
   // Model of one connection.
   struct Conn {
     ConnectionId id = 0;
     std::shared_ptr<FuzzSink> sink;
+    bool can_probe = true;
+    std::string client_ip;
     std::string remote;
     absl::Time opened_at;
     bool open = true;      // not Disconnect()ed
@@ -334,19 +557,34 @@ class Harness {
     // What the sink saw, independent of the model.
     bool sink_closed = false;
     bool sink_disconnected = false;
+    std::size_t wire_bytes = 0;  // of each message it sends (kWireBytes)
 
     std::string mesh;  // empty: not registered
     std::string node, name;
-    std::string credential;  // who may take the node_id over: same credential
+    std::string credential;    // who may take the node_id over: same credential
+    bool proves_node = false;  // false in an open mesh: a takeover probes first
     std::vector<std::string> caps;
     absl::Time joined_at;
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
 
-    // Rate limit: a token bucket, full at the start.
+    // Rate limits: token buckets on messages and on wire bytes, full at the
+    // start.
     double rate_tokens = kRateBurst;
+    double byte_tokens = kRateBurstBytes;
     absl::Time rate_refilled_at;
     std::size_t refusals_in_row = 0;
+
+    // Open-mesh takeover: this connection's registration waits for the
+    // probe of `awaiting_holder`, holding what it sends; a holder being
+    // probed names its `claimant`; `probed_holder` may be taken over
+    // unprobed by the re-run registration.
+    int awaiting_holder = -1;
+    relay::v1::Register pending_register;
+    std::deque<Held> held;
+    std::size_t held_bytes = 0;
+    int claimant = -1;
+    int probed_holder = -1;
 
     bool registered() const { return !mesh.empty(); }
     bool HasLlm() const { return std::find(caps.begin(), caps.end(), "llm") != caps.end(); }
@@ -367,10 +605,33 @@ class Harness {
     std::string token;
     std::optional<absl::Time> expires_at;
   };
+  struct SignedMesh {
+    int key = 0;  // 0: K, 1: K2
+    std::vector<std::string> founders;
+    absl::Time last_used;  // registered, proved again, joined, emptied
+  };
   struct UsedNonce {
     std::string node;
     absl::Time expires_at;
   };
+  // Authentication records one client IP created in the minute that began
+  // with the first of them.
+  struct CreationWindow {
+    absl::Time started;
+    std::size_t created = 0;
+  };
+  // The model's side of an open probe (open_probes_ holds the core's).
+  struct Probe {
+    int holder;
+    int claimant;
+  };
+  // How an admission ends.
+  struct Admission {
+    enum Kind { kAdmitted, kAuthFailed, kAuthUnavailable, kRateLimited } kind = kAdmitted;
+    std::string credential;
+    bool proves_node = true;
+  };
+  static Admission Refused(Admission::Kind kind) { return Admission{kind, "", false}; }
 
   static core::CoreConfig Config() {
     core::CoreConfig config;
@@ -380,6 +641,20 @@ class Harness {
     config.mesh_binding_grace = kBindingGrace;
     config.rate_limit_per_second = kRatePerSecond;
     config.rate_limit_burst = kRateBurst;
+    config.rate_limit_bytes_per_second = kRateBytesPerSecond;
+    config.rate_limit_burst_bytes = kRateBurstBytes;
+    config.takeover_probe_timeout = kProbeTimeout;
+    config.max_events_while_registering = kMaxHeldEvents;
+    config.max_bytes_while_registering = kMaxHeldBytes;
+    config.max_pending_llm_bytes_per_peer = kMaxPendingLlmBytes;
+    config.max_founders_per_mesh = kMaxFoundersPerMesh;
+    config.max_nonces_per_mesh = kMaxNoncesPerMesh;
+    config.max_auth_records = kMaxAuthRecords;
+    config.auth_records_per_ip_per_minute = kAuthRecordsPerIpPerMinute;
+    config.max_id_bytes = kMaxIdBytes;
+    config.max_nonce_bytes = kMaxNonceBytes;
+    config.max_join_token_lifetime = kMaxTokenLifetime;
+    config.signed_mesh_ttl = kSignedMeshTtl;
     return config;
   }
 
@@ -392,9 +667,13 @@ class Harness {
   // Performs one operation on the core and on the model; returns its name.
   std::string Step(ByteReader& in) {
     const Op op = static_cast<Op>(in.Next() % kOpCount);
-    if (op == kConnect) return Connect();
-    if (op == kAdvanceAndExpire) return AdvanceAndExpire(in.Next() % 64);
+    if (op == kConnect) return Connect(/*can_probe=*/true);
+    if (op == kConnectUnprobed) return Connect(/*can_probe=*/false);
+    if (op == kAdvanceAndExpire) return AdvanceAndExpire(absl::Seconds(in.Next() % 64));
+    if (op == kAdvanceLong) return AdvanceAndExpire(Pick(kLongAdvances, in.Next()));
     if (op == kCloseAll) return CloseAll(Pick(kReasons, in.Next()));
+    if (op == kProbeAnswered) return AnswerProbe(/*answered=*/true);
+    if (op == kProbeTimedOut) return AnswerProbe(/*answered=*/false);
     if (conns_.empty()) return "no connection yet";
     const int c = in.Next() % static_cast<int>(conns_.size());
     switch (op) {
@@ -426,24 +705,23 @@ class Harness {
         return Handle(c, event);
       }
       case kLlmRequest: {
-        ClientEvent event;
-        auto* req = event.mutable_llm_request();
-        req->set_request_id(Pick(kRequestIds, in.Next()));
-        req->set_kind(in.Next() % 2 == 1 ? relay::v1::LLM_REQUEST_KIND_CHAT
-                                         : relay::v1::LLM_REQUEST_KIND_LLM);
-        req->set_members("\"prompt\":\"hi\"");
-        req->set_add_messages(true);
-        req->set_prompt_for_messages("hi");
-        return Handle(c, event);
+        const std::string request_id = Pick(kRequestIds, in.Next());
+        return LlmRequest(c, request_id, in.Next());
+      }
+      case kLlmRequestLongId: {
+        const std::size_t bytes = Pick(kLongIdBytes, in.Next());
+        const std::string request_id = LongRequestId(bytes, in.Next() % 2 == 0 ? 'r' : 's');
+        return LlmRequest(c, request_id, in.Next());
       }
       case kLlmResponse: {
-        ClientEvent event;
-        auto* resp = event.mutable_llm_response();
-        resp->set_target(Pick(kNodes, in.Next()));
+        const std::string target = Pick(kNodes, in.Next());
         const std::uint8_t r = in.Next() % (std::size(kRequestIds) + 1);
-        if (r < std::size(kRequestIds)) resp->set_request_id(kRequestIds[r]);
-        resp->set_members("\"response\":\"ok\"");
-        return Handle(c, event);
+        return LlmResponse(c, target, r < std::size(kRequestIds) ? kRequestIds[r] : nullptr);
+      }
+      case kLlmResponseLongId: {
+        const std::string target = Pick(kNodes, in.Next());
+        const std::string request_id = LongRequestId(Pick(kLongIdBytes, in.Next()), 'r');
+        return LlmResponse(c, target, request_id.c_str());
       }
       case kPing: {
         ClientEvent event;
@@ -475,29 +753,62 @@ class Harness {
         const std::string request_id = r < std::size(kRequestIds) ? kRequestIds[r] : "";
         return RejectUndecodable(c, code, request_id);
       }
+      case kRejectLongId: {
+        const ErrorCode code = Pick(kUndecodable, in.Next());
+        return RejectUndecodable(c, code, LongRequestId(Pick(kLongIdBytes, in.Next()), 'r'));
+      }
       case kEmptyEvent:
         return Handle(c, ClientEvent());
+      case kWireBytes:
+        conns_[c].wire_bytes = Pick(kWireSizes, in.Next());
+        return absl::StrCat("conn ", c, " messages are ", conns_[c].wire_bytes, " wire bytes");
       default:
         return "unreachable";
     }
   }
 
-  std::string Connect() {
+  std::string LlmRequest(int c, const std::string& request_id, std::uint8_t kind) {
+    ClientEvent event;
+    auto* req = event.mutable_llm_request();
+    req->set_request_id(request_id);
+    req->set_kind(kind % 2 == 1 ? relay::v1::LLM_REQUEST_KIND_CHAT
+                                : relay::v1::LLM_REQUEST_KIND_LLM);
+    req->set_members("\"prompt\":\"hi\"");
+    req->set_add_messages(true);
+    req->set_prompt_for_messages("hi");
+    return Handle(c, event);
+  }
+
+  std::string LlmResponse(int c, const std::string& target, const char* request_id) {
+    ClientEvent event;
+    auto* resp = event.mutable_llm_response();
+    resp->set_target(target);
+    if (request_id != nullptr) resp->set_request_id(request_id);
+    resp->set_members("\"response\":\"ok\"");
+    return Handle(c, event);
+  }
+
+  std::string Connect(bool can_probe) {
     if (conns_.size() >= kMaxConnections) return "connect (at the limit: none)";
     const int index = static_cast<int>(conns_.size());
     Conn c;
-    c.sink = std::make_shared<FuzzSink>(this, index);
-    c.remote = absl::StrCat("10.0.0.", index, ":", 40000 + index);
+    c.can_probe = can_probe;
+    c.sink = can_probe ? std::make_shared<ProbingFuzzSink>(this, index)
+                       : std::make_shared<FuzzSink>(this, index);
+    // Three client IPs, so that connections share per-IP budgets.
+    c.client_ip = absl::StrCat("10.0.0.", index % 3 + 1);
+    c.remote = absl::StrCat(c.client_ip, ":", 40000 + index);
     c.opened_at = clock_.Now();
     c.rate_refilled_at = c.opened_at;
     conns_.push_back(c);
-    const ConnectionId id = core_.Connect(core::ConnectionInfo{c.remote, "ws"}, c.sink);
+    const ConnectionId id =
+        core_.Connect(core::ConnectionInfo{c.remote, "ws", c.client_ip}, c.sink);
     conns_[index].id = id;
     for (int i = 0; i < index; ++i) {
       if (conns_[i].id == id) Fail(absl::StrCat("connection id ", id, " reused"));
     }
     ++total_connections_;
-    return absl::StrCat("connect -> conn ", index);
+    return absl::StrCat("connect -> conn ", index, can_probe ? "" : " (cannot probe)");
   }
 
   std::string Disconnect(int c, CloseReason reason) {
@@ -510,16 +821,54 @@ class Harness {
       conn.closing = true;
       ++closes_[static_cast<std::size_t>(reason)];
       if (conn.registered()) LeaveMesh(c, /*announce=*/true);
+      // A claim it waited on ends with it; a claim on it goes on, as if
+      // its probe went unanswered.
+      if (conn.awaiting_holder >= 0 && conns_[conn.awaiting_holder].claimant == c) {
+        conns_[conn.awaiting_holder].claimant = -1;
+      }
+      conn.awaiting_holder = -1;
+      conn.held.clear();
+      conn.held_bytes = 0;
+      const int claimant = conn.claimant;
+      conn.claimant = -1;
+      if (claimant >= 0) ModelProbeAnswered(c, claimant, /*answered=*/false);
     }
     return absl::StrCat("disconnect conn ", c, was_open ? "" : " (again)");
   }
 
-  std::string AdvanceAndExpire(int seconds) {
-    clock_.Advance(absl::Seconds(seconds));
+  // The script answers the oldest open probe, on the core and on the model.
+  std::string AnswerProbe(bool answered) {
+    if (open_probes_.empty()) return "no open probe";
+    std::function<void(bool)> done = std::move(open_probes_.front());
+    open_probes_.pop_front();
+    const Probe probe = model_probes_.front();
+    model_probes_.pop_front();
+    done(answered);
+    ModelProbeAnswered(probe.holder, probe.claimant, answered);
+    return absl::StrCat("probe of conn ", probe.holder, " for conn ", probe.claimant, ": ",
+                        answered ? "answered" : "no answer");
+  }
+
+  std::string AdvanceAndExpire(absl::Duration by) {
+    clock_.Advance(by);
     core_.ExpireUnregistered();
     const absl::Time now = clock_.Now();
+    // A binding in its grace holds through its expires_at, as a join token
+    // is valid through its expiry (and as the core did before fa59e75).
     for (auto it = bindings_.begin(); it != bindings_.end();) {
       it = it->second.expires_at && *it->second.expires_at < now ? bindings_.erase(it) : ++it;
+    }
+    // A signed mesh nobody used for the TTL is forgotten with its nonces
+    // (a live mesh is in use).
+    for (auto it = signed_.begin(); it != signed_.end();) {
+      if (meshes_.count(it->first) == 0 && now - it->second.last_used >= kSignedMeshTtl) {
+        for (auto n = nonces_.begin(); n != nonces_.end();) {
+          n = n->first.first == it->first ? nonces_.erase(n) : ++n;
+        }
+        it = signed_.erase(it);
+      } else {
+        ++it;
+      }
     }
     for (auto it = nonces_.begin(); it != nonces_.end();) {
       it = it->second.expires_at < now ? nonces_.erase(it) : ++it;
@@ -533,7 +882,7 @@ class Harness {
       }
     }
     closes_in_any_order_ = true;  // the core walks a hash map
-    return absl::StrCat("advance ", seconds, "s + ExpireUnregistered");
+    return absl::StrCat("advance ", absl::FormatDuration(by), " + ExpireUnregistered");
   }
 
   std::string CloseAll(CloseReason reason) {
@@ -550,14 +899,24 @@ class Harness {
   }
 
   std::string RejectUndecodable(int c, ErrorCode code, const std::string& request_id) {
-    core_.RejectUndecodable(conns_[c].id, code, "undecodable", request_id);
     Conn& conn = conns_[c];
-    if (conn.open && !conn.closing) {
-      ++messages_received_;
-      ++conn.messages_in;
-      if (AdmitByRate(c)) SendError(c, code, request_id);
+    core_.RejectUndecodable(conn.id, code, "undecodable", request_id, conn.wire_bytes);
+    const std::string name = absl::StrCat("reject conn ", c, " ", core::ErrorCodeName(code),
+                                          " request_id of ", request_id.size(), " bytes");
+    if (!conn.open || conn.closing) return name;
+    ++messages_received_;
+    ++conn.messages_in;
+    if (!AdmitByRate(c)) return name;
+    if (conn.awaiting_holder >= 0) {
+      Held held;
+      held.wire_bytes = conn.wire_bytes;
+      held.undecodable = code;
+      held.request_id = request_id;
+      Hold(c, std::move(held));
+      return absl::StrCat(name, " (waits for a probe)");
     }
-    return absl::StrCat("reject conn ", c, " ", core::ErrorCodeName(code));
+    SendError(c, code, request_id);
+    return name;
   }
 
   std::string Register(int c, const std::string& mesh_id, const std::string& node,
@@ -582,7 +941,7 @@ class Harness {
         reg->set_name("\xe5\x90\x8d\xe5\x89\x8d");
         break;
       case kNameQuoted:
-        reg->set_name("say \"hi\"\n");
+        reg->set_name("say \"hi\" \\o/");
         break;
       case kEmptyNode:
         reg->set_node_id("");
@@ -612,6 +971,24 @@ class Harness {
         reg->mutable_signed_token()->set_present(true);
         reg->mutable_signed_token()->set_malformed("the token is not a JSON object");
         break;
+      case kOddNode:
+        reg->set_node_id(Pick(kOddTexts, in.Next()));
+        break;
+      case kOddName:
+        reg->set_name(Pick(kOddTexts, in.Next()));
+        break;
+      case kOddCap:
+        reg->add_capabilities(Pick(kOddTexts, in.Next()));
+        break;
+      case kEmptyCap:
+        reg->add_capabilities("");
+        break;
+      case kRawNode:
+        reg->set_node_id(RawText(in));
+        break;
+      case kRawName:
+        reg->set_name(RawText(in));
+        break;
       default:
         break;
     }
@@ -619,6 +996,12 @@ class Harness {
     return absl::StrCat(name, " as ", Show(reg->node_id()), " in ",
                         Show(reg->mesh_id().substr(0, 16)), " token ", Show(token), " variant ",
                         variant);
+  }
+
+  static std::string RawText(ByteReader& in) {
+    std::string raw(in.Next() % 13, '\0');
+    for (char& ch : raw) ch = static_cast<char>(in.Next());
+    return raw;
   }
 
   // A signed join token as the gateway's decoder fills it in; `canonical`
@@ -638,12 +1021,18 @@ class Harness {
         break;  // unbound
     }
     const Expiry& expiry = Pick(kExpiries, in.Next());
-    token->set_expires_at(expiry.relative ? Epoch(clock_.Now()) + expiry.seconds : expiry.seconds);
+    const double now = Epoch(clock_.Now());
+    token->set_expires_at(expiry.relative ? now + expiry.seconds : expiry.seconds);
+    if (expiry.issued) {
+      token->set_issued_at(expiry.issued_relative ? now + expiry.issued_seconds
+                                                  : expiry.issued_seconds);
+    }
     token->set_issuer_id("issuer");
     token->set_nonce(Pick(kNonces, in.Next()));
-    token->set_canonical(
-        absl::StrCat("{\"mesh_id\":", token->mesh_id(), ",\"node_id\":", token->node_id(),
-                     ",\"nonce\":", token->nonce(), ",\"expires_at\":", token->expires_at(), "}"));
+    token->set_canonical(absl::StrCat(
+        "{\"mesh_id\":", token->mesh_id(), ",\"node_id\":", token->node_id(),
+        ",\"nonce\":", token->nonce(), ",\"expires_at\":", token->expires_at(),
+        token->has_issued_at() ? absl::StrCat(",\"issued_at\":", token->issued_at()) : "", "}"));
     switch (in.Next() % 3) {
       case 0:
         token->set_signature_b64(absl::Base64Escape(Sign(0, token->canonical())));
@@ -679,27 +1068,34 @@ class Harness {
 
   // Any ClientEvent: the core, then the model.
   std::string Handle(int c, const ClientEvent& event) {
-    core_.Handle(conns_[c].id, event);
+    core_.Handle(conns_[c].id, event, conns_[c].wire_bytes);
     std::string name = absl::StrCat("conn ", c, " sends ", ClientEventName(event));
     Conn& conn = conns_[c];
     if (!conn.open || conn.closing) return absl::StrCat(name, " (ignored: closing)");
     ++messages_received_;
     ++conn.messages_in;
     if (!AdmitByRate(c)) return absl::StrCat(name, " (over the rate)");
-    if (event.has_register_()) {
-      ModelRegister(c, event.register_());
-      return name;
+    if (conn.awaiting_holder >= 0) {
+      Held held;
+      held.event = event;
+      held.wire_bytes = conn.wire_bytes;
+      Hold(c, std::move(held));
+      return absl::StrCat(name, " (waits for a probe)");
     }
-    if (event.has_register_mesh()) {
-      ModelRegisterMesh(c, event.register_mesh());
-      return name;
-    }
+    Dispatch(c, event);
+    return name;
+  }
+
+  // An admitted event (rate, not waiting for a probe) on the model.
+  void Dispatch(int c, const ClientEvent& event) {
+    Conn& conn = conns_[c];
+    if (event.has_register_()) return ModelRegister(c, event.register_());
+    if (event.has_register_mesh()) return ModelRegisterMesh(c, event.register_mesh());
     if (!conn.registered()) {
       std::string request_id;
       if (event.has_llm_request()) request_id = event.llm_request().request_id();
       if (event.has_llm_response()) request_id = event.llm_response().request_id();
-      SendError(c, ErrorCode::kNotRegistered, request_id);
-      return name;
+      return SendError(c, ErrorCode::kNotRegistered, request_id);
     }
     switch (event.event_case()) {
       case ClientEvent::kBroadcast: {
@@ -751,7 +1147,61 @@ class Harness {
         SendError(c, ErrorCode::kBadMessage, "");
         break;
     }
-    return name;
+  }
+
+  // A claimant's message while its registration waits: kept, in order, up
+  // to kMaxHeldEvents and kMaxHeldBytes (the first always fits), else
+  // refused not_registered (no request_id: it was not read).
+  void Hold(int c, Held held) {
+    Conn& conn = conns_[c];
+    const bool fits = conn.held.empty() || (conn.held.size() < kMaxHeldEvents &&
+                                            conn.held_bytes + held.wire_bytes <= kMaxHeldBytes);
+    if (!fits) return SendError(c, ErrorCode::kNotRegistered, "");
+    conn.held_bytes += held.wire_bytes;
+    conn.held.push_back(std::move(held));
+  }
+
+  // After its probe: what the claimant held, in order, until it waits again
+  // or is closing.
+  void ReplayHeld(int c) {
+    Conn& conn = conns_[c];
+    while (conn.awaiting_holder < 0 && !conn.closing && !conn.held.empty()) {
+      Held held = std::move(conn.held.front());
+      conn.held.pop_front();
+      conn.held_bytes -= held.wire_bytes;
+      if (held.undecodable) {
+        SendError(c, *held.undecodable, held.request_id);
+      } else {
+        Dispatch(c, held.event);
+      }
+    }
+    if (conn.closing) {
+      conn.held.clear();
+      conn.held_bytes = 0;
+    }
+  }
+
+  // The probe of `holder` for `claimant` ended (answered, not answered, or
+  // the holder disconnected). An answer from a holder still registered and
+  // not closing refuses the claim; otherwise the claimant's registration
+  // runs again from scratch and may take the id over.
+  void ModelProbeAnswered(int holder, int claimant, bool answered) {
+    Conn& h = conns_[holder];
+    if (h.open && h.claimant == claimant) h.claimant = -1;
+    Conn& conn = conns_[claimant];
+    if (!conn.open || conn.awaiting_holder != holder) return;  // settled already
+    conn.awaiting_holder = -1;
+    const relay::v1::Register reg = conn.pending_register;
+    conn.pending_register.Clear();
+    if (conn.closing) return;
+    if (answered && h.open && h.registered() && !h.closing) {
+      SendError(claimant, ErrorCode::kNodeIdInUse, "");
+    } else {
+      conn.probed_holder = holder;
+      ModelRegister(claimant, reg);
+      conns_[claimant].probed_holder = -1;
+    }
+    ReplayHeld(claimant);
   }
 
   // --- the model's rules ----------------------------------------------------
@@ -759,14 +1209,16 @@ class Harness {
   static bool CapsValid(const google::protobuf::RepeatedPtrField<std::string>& caps) {
     if (caps.size() > 64) return false;
     for (const std::string& cap : caps) {
-      if (cap.size() > 128) return false;
+      if (cap.empty() || cap.size() > 128 || !IdentifierTextOk(cap)) return false;
     }
     return true;
   }
 
   static bool RegisterValid(const relay::v1::Register& reg) {
-    return !reg.mesh_id().empty() && reg.mesh_id().size() <= 256 && !reg.node_id().empty() &&
-           reg.node_id().size() <= 256 && reg.name().size() <= 256 && CapsValid(reg.capabilities());
+    return !reg.mesh_id().empty() && reg.mesh_id().size() <= kMaxIdBytes &&
+           !reg.node_id().empty() && reg.node_id().size() <= kMaxIdBytes &&
+           IdentifierTextOk(reg.node_id()) && reg.name().size() <= 256 && NameTextOk(reg.name()) &&
+           CapsValid(reg.capabilities());
   }
 
   void ModelRegister(int c, const relay::v1::Register& reg) {
@@ -778,9 +1230,9 @@ class Harness {
       SendError(c, ErrorCode::kBadMessage, "");
       return;
     }
-    std::optional<std::string> credential = AdmitRegister(reg);
-    if (!credential) return RefuseAuth(c);
-    Join(c, reg, *credential);
+    const Admission admission = AdmitRegister(c, reg);
+    if (admission.kind != Admission::kAdmitted) return Refuse(c, admission.kind);
+    Join(c, reg, admission);
   }
 
   void ModelRegisterMesh(int c, const relay::v1::RegisterMesh& request) {
@@ -803,87 +1255,178 @@ class Harness {
                         absl::Base64Unescape(request.founder_proof_b64(), &proof) &&
                         Verifies(key, mesh_id, proof);
     auto signed_mesh = signed_.find(mesh_id);
-    if (request.mesh_id() != mesh_id || bindings_.count(mesh_id) > 0 || !proven ||
-        (signed_mesh != signed_.end() && signed_mesh->second != key)) {
-      return RefuseAuth(c);
+    // A live mesh that is not signed (open, or bound to a token) stays so.
+    const bool live_unsigned = signed_mesh == signed_.end() && meshes_.count(mesh_id) > 0;
+    if (request.mesh_id() != mesh_id || bindings_.count(mesh_id) > 0 || live_unsigned || !proven ||
+        (signed_mesh != signed_.end() && signed_mesh->second.key != key)) {
+      return Refuse(c, Admission::kAuthFailed);
     }
-    signed_[mesh_id] = key;
+    if (signed_mesh == signed_.end()) {
+      if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
+        return Refuse(c, room);
+      }
+      ChargeRecord(c);
+      signed_mesh = signed_.emplace(mesh_id, SignedMesh{key, {}, clock_.Now()}).first;
+    }
+    std::vector<std::string>& founders = signed_mesh->second.founders;
+    if (std::find(founders.begin(), founders.end(), reg.node_id()) == founders.end()) {
+      if (founders.size() >= kMaxFoundersPerMesh) return Refuse(c, Admission::kAuthFailed);
+      founders.push_back(reg.node_id());
+    }
+    signed_mesh->second.last_used = clock_.Now();
     ServerEvent registered;
     registered.mutable_mesh_registered()->set_mesh_id(mesh_id);
     Deliver(c, registered);
-    Join(c, reg, absl::StrCat("node:", reg.node_id()));
+    Join(c, reg, Admission{Admission::kAdmitted, absl::StrCat("node:", reg.node_id()), true});
   }
 
-  // docs/security.md, "Mesh authentication levels": the credential that
-  // admits `reg`, or nullopt for auth_failed.
-  std::optional<std::string> AdmitRegister(const relay::v1::Register& reg) {
+  std::size_t AuthRecords() const { return bindings_.size() + signed_.size() + nonces_.size(); }
+
+  // May `c` create one more authentication record now? kAuthUnavailable
+  // when the relay holds kMaxAuthRecords, kRateLimited when its IP created
+  // kAuthRecordsPerIpPerMinute in the current minute.
+  Admission::Kind RoomForRecord(int c) const {
+    if (AuthRecords() >= kMaxAuthRecords) return Admission::kAuthUnavailable;
+    auto window = creations_.find(conns_[c].client_ip);
+    if (window != creations_.end() && clock_.Now() - window->second.started < kCreationWindow &&
+        window->second.created >= kAuthRecordsPerIpPerMinute) {
+      return Admission::kRateLimited;
+    }
+    return Admission::kAdmitted;
+  }
+
+  void ChargeRecord(int c) {
+    CreationWindow& window = creations_[conns_[c].client_ip];
+    if (window.created == 0 || clock_.Now() - window.started >= kCreationWindow) {
+      window = CreationWindow{clock_.Now(), 0};
+    }
+    ++window.created;
+  }
+
+  // docs/security.md, "Mesh authentication levels": what admits `reg`.
+  Admission AdmitRegister(int c, const relay::v1::Register& reg) {
     const std::string& mesh_id = reg.mesh_id();
-    if (reg.signed_token().present()) return AdmitSignedJoin(reg);
-    if (signed_.count(mesh_id) > 0) return std::nullopt;
+    if (reg.signed_token().present()) return AdmitSignedJoin(c, reg);
+    if (signed_.count(mesh_id) > 0) return Refused(Admission::kAuthFailed);
     if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
-      if (reg.token().empty() || reg.token() != binding->second.token) return std::nullopt;
-      return "token";
+      if (reg.token().empty() || reg.token() != binding->second.token) {
+        return Refused(Admission::kAuthFailed);
+      }
+      binding->second.expires_at.reset();  // admitted: the mesh lives (again)
+      return Admission{Admission::kAdmitted, "token", true};
     }
     if (meshes_.count(mesh_id) > 0 || reg.token().empty()) {
-      return absl::StrCat("open:", reg.token());  // an open mesh stays open while it lives
+      // An open mesh stays open while it lives; its tokens prove nothing.
+      return Admission{Admission::kAdmitted, absl::StrCat("open:", reg.token()), false};
     }
+    if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
+      return Refused(room);
+    }
+    ChargeRecord(c);
     bindings_[mesh_id] = Binding{reg.token(), std::nullopt};
-    return "token";
+    return Admission{Admission::kAdmitted, "token", true};
   }
 
-  std::optional<std::string> AdmitSignedJoin(const relay::v1::Register& reg) {
+  Admission AdmitSignedJoin(int c, const relay::v1::Register& reg) {
     const relay::v1::SignedJoinToken& token = reg.signed_token();
     auto signed_mesh = signed_.find(reg.mesh_id());
     if (!token.malformed().empty() || signed_mesh == signed_.end() ||
-        token.mesh_id() != reg.mesh_id()) {
-      return std::nullopt;
+        token.mesh_id() != reg.mesh_id() || token.nonce().size() > kMaxNonceBytes) {
+      return Refused(Admission::kAuthFailed);
     }
-    // Any expiry is a time: a far-future token is valid, not undefined
-    // behaviour (absl::Seconds saturates).
+    // Any expiry is a time (absl::Seconds saturates): far-future is not
+    // undefined behaviour, it is too long.
+    const absl::Time now = clock_.Now();
     const absl::Time expires_at = absl::UnixEpoch() + absl::Seconds(token.expires_at());
-    if (expires_at < clock_.Now()) return std::nullopt;
-    if (!token.node_id().empty() && token.node_id() != reg.node_id()) return std::nullopt;
+    if (expires_at < now) return Refused(Admission::kAuthFailed);
+    const double lifetime = absl::ToDoubleSeconds(kMaxTokenLifetime);
+    if ((token.has_issued_at() && token.expires_at() - token.issued_at() > lifetime) ||
+        expires_at - now > kMaxTokenLifetime) {
+      return Refused(Admission::kAuthFailed);
+    }
+    if (!token.node_id().empty() && token.node_id() != reg.node_id()) {
+      return Refused(Admission::kAuthFailed);
+    }
     std::string signature;
     if (!absl::Base64Unescape(token.signature_b64(), &signature) ||
-        !Verifies(signed_mesh->second, token.canonical(), signature)) {
-      return std::nullopt;
+        !Verifies(signed_mesh->second.key, token.canonical(), signature)) {
+      return Refused(Admission::kAuthFailed);
     }
     const auto key = std::make_pair(reg.mesh_id(), token.nonce());
     auto used = nonces_.find(key);
-    if (used != nonces_.end() && used->second.node != reg.node_id()) return std::nullopt;
-    if (used == nonces_.end()) nonces_[key] = UsedNonce{reg.node_id(), expires_at};
+    if (used != nonces_.end() && used->second.node != reg.node_id()) {
+      return Refused(Admission::kAuthFailed);
+    }
+    if (used == nonces_.end()) {
+      std::size_t in_mesh = 0;
+      for (const auto& [k, nonce] : nonces_) in_mesh += k.first == reg.mesh_id() ? 1 : 0;
+      if (in_mesh >= kMaxNoncesPerMesh) return Refused(Admission::kAuthFailed);
+      if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
+        return Refused(room);
+      }
+      ChargeRecord(c);
+      nonces_[key] = UsedNonce{reg.node_id(), expires_at};
+    }
+    signed_mesh->second.last_used = now;
     // A node-bound token proves the node; an unbound one only membership, so
     // it never takes a node_id over.
-    if (token.node_id().empty()) return absl::StrCat("unbound:", ++unbound_joins_);
-    return absl::StrCat("node:", reg.node_id());
+    if (token.node_id().empty()) {
+      return Admission{Admission::kAdmitted, absl::StrCat("unbound:", ++unbound_joins_), true};
+    }
+    return Admission{Admission::kAdmitted, absl::StrCat("node:", reg.node_id()), true};
   }
 
-  void RefuseAuth(int c) {
-    SendError(c, ErrorCode::kAuthFailed, "");
-    conns_[c].closing = true;
-    ExpectClose(c, CloseReason::kAuthFailed);
+  // auth_failed closes; the relay's own bounds (auth_unavailable, per-IP
+  // rate_limited) leave the connection open to retry.
+  void Refuse(int c, Admission::Kind kind) {
+    switch (kind) {
+      case Admission::kAuthUnavailable:
+        return SendError(c, ErrorCode::kAuthUnavailable, "");
+      case Admission::kRateLimited:
+        return SendError(c, ErrorCode::kRateLimited, "");
+      default:
+        SendError(c, ErrorCode::kAuthFailed, "");
+        conns_[c].closing = true;
+        ExpectClose(c, CloseReason::kAuthFailed);
+    }
   }
 
   // An admitted registrant joins: takes its node_id over from a holder with
-  // the same credential, or is refused node_id_in_use / mesh_full.
-  void Join(int c, const relay::v1::Register& reg, const std::string& credential) {
-    Conn& conn = conns_[c];
+  // the same credential (after a probe when the credential proves nothing),
+  // or is refused node_id_in_use / mesh_full.
+  void Join(int c, const relay::v1::Register& reg, const Admission& admission) {
     if (meshes_.count(reg.mesh_id()) > 0) {
       const int holder = FindNode(reg.mesh_id(), reg.node_id());
       if (holder >= 0) {
-        if (conns_[holder].credential != credential) {
+        Conn& h = conns_[holder];
+        if (h.credential != admission.credential) {
           SendError(c, ErrorCode::kNodeIdInUse, "");
           return;
         }
-        // Same credentials: the newcomer takes the name over, silently.
+        // Equal credentials that prove nothing: the id moves only once its
+        // holder is found gone (closing already, or silent to a probe).
+        if (!admission.proves_node && !h.closing && holder != conns_[c].probed_holder) {
+          if (h.claimant >= 0 || !h.can_probe) {
+            SendError(c, ErrorCode::kNodeIdInUse, "");
+            return;
+          }
+          ExpectProbe(holder);
+          h.claimant = c;
+          conns_[c].awaiting_holder = holder;
+          conns_[c].pending_register = reg;
+          model_probes_.push_back(Probe{holder, c});
+          return;
+        }
+        // The newcomer takes the name over, silently.
         LeaveMesh(holder, /*announce=*/false);
-        if (!conns_[holder].closing) ExpectClose(holder, CloseReason::kReplaced);
-        conns_[holder].closing = true;
+        if (!h.closing) ExpectClose(holder, CloseReason::kReplaced);
+        h.closing = true;
       } else if (meshes_[reg.mesh_id()].peers.size() >= kMaxPeersPerMesh) {
         SendError(c, ErrorCode::kMeshFull, "");
         return;
       }
     }
+    Conn& conn = conns_[c];
     auto [it, created] = meshes_.try_emplace(reg.mesh_id());
     Mesh& mesh = it->second;
     if (created) mesh.created_at = clock_.Now();
@@ -895,7 +1438,8 @@ class Harness {
     conn.node = reg.node_id();
     conn.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
     conn.caps.assign(reg.capabilities().begin(), reg.capabilities().end());
-    conn.credential = credential;
+    conn.credential = admission.credential;
+    conn.proves_node = admission.proves_node;
     conn.joined_at = clock_.Now();
     mesh.peers.push_back(c);
 
@@ -914,17 +1458,23 @@ class Harness {
     Fanout(conn.mesh, c, announce);
   }
 
-  // The per-connection token bucket: false when the message is refused
-  // (rate_limited, or a close after kRateBurst refusals in a row).
+  // The per-connection token buckets: one message, and its wire bytes (0
+  // counts nothing; a message larger than the burst needs a full bucket).
+  // False when the message is refused (rate_limited, or a close after
+  // kRateBurst refusals in a row).
   bool AdmitByRate(int c) {
     Conn& conn = conns_[c];
     const absl::Time now = clock_.Now();
-    conn.rate_tokens = std::min(
-        static_cast<double>(kRateBurst),
-        conn.rate_tokens + absl::ToDoubleSeconds(now - conn.rate_refilled_at) * kRatePerSecond);
+    const double elapsed = absl::ToDoubleSeconds(now - conn.rate_refilled_at);
     conn.rate_refilled_at = now;
-    if (conn.rate_tokens >= 1) {
+    conn.rate_tokens =
+        std::min(static_cast<double>(kRateBurst), conn.rate_tokens + elapsed * kRatePerSecond);
+    conn.byte_tokens = std::min(static_cast<double>(kRateBurstBytes),
+                                conn.byte_tokens + elapsed * kRateBytesPerSecond);
+    const double bytes = static_cast<double>(std::min(conn.wire_bytes, kRateBurstBytes));
+    if (conn.rate_tokens >= 1 && (conn.wire_bytes == 0 || conn.byte_tokens >= bytes)) {
       conn.rate_tokens -= 1;
+      if (conn.wire_bytes > 0) conn.byte_tokens -= bytes;
       conn.refusals_in_row = 0;
       return true;
     }
@@ -937,12 +1487,28 @@ class Harness {
     return false;
   }
 
+  // Bytes of `c`'s waiting llm requests: each its request_id and the
+  // dispatcher's bookkeeping.
+  std::size_t PendingLlmBytes(int c) const {
+    std::size_t bytes = 0;
+    for (const Pending& p : pending_) {
+      if (p.requester == c) bytes += p.request_id.size() + core::LlmDispatch::kPendingOverheadBytes;
+    }
+    return bytes;
+  }
+
   void ModelLlmRequest(int c, const relay::v1::LlmRequest& req) {
     ++llm_requests_;
     Conn& conn = conns_[c];
+    if (req.request_id().size() > kMaxIdBytes) {
+      SendError(c, ErrorCode::kBadMessage, "");
+      return;
+    }
     std::size_t outstanding = 0;
     for (const Pending& p : pending_) outstanding += p.requester == c ? 1 : 0;
-    if (outstanding >= kLlmLimit) {
+    if (outstanding >= kLlmLimit ||
+        PendingLlmBytes(c) + req.request_id().size() + core::LlmDispatch::kPendingOverheadBytes >
+            kMaxPendingLlmBytes) {
       SendError(c, ErrorCode::kTooManyRequests, req.request_id());
       return;
     }
@@ -955,10 +1521,14 @@ class Harness {
       return;
     }
     // Which candidate the core picked: it must hold the fewest requests.
+    // One step may dispatch several (a claimant's held requests): each
+    // takes the next llm_request the sinks saw.
     int chosen = -1;
-    for (const Seen& s : seen_) {
-      if (!s.close && s.event->has_llm_request()) {
+    for (; llm_seen_ < seen_.size(); ++llm_seen_) {
+      const Seen& s = seen_[llm_seen_];
+      if (s.event != nullptr && s.event->has_llm_request()) {
         chosen = s.conn;
+        ++llm_seen_;
         break;
       }
     }
@@ -990,6 +1560,10 @@ class Harness {
 
   void ModelLlmResponse(int c, const relay::v1::LlmResponse& resp) {
     Conn& conn = conns_[c];
+    if (resp.request_id().size() > kMaxIdBytes) {
+      SendError(c, ErrorCode::kBadMessage, "");
+      return;
+    }
     const int target = FindNode(conn.mesh, resp.target());
     if (target < 0) {
       SendError(c, ErrorCode::kUnknownTarget, resp.request_id());
@@ -1043,6 +1617,9 @@ class Harness {
       if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
         binding->second.expires_at = clock_.Now() + kBindingGrace;
       }
+      if (auto signed_mesh = signed_.find(mesh_id); signed_mesh != signed_.end()) {
+        signed_mesh->second.last_used = clock_.Now();
+      }
       meshes_.erase(mesh_id);
     }
   }
@@ -1094,7 +1671,8 @@ class Harness {
     ++errors_[static_cast<std::size_t>(code)];
     ServerEvent event;
     event.mutable_error()->set_code(std::string(core::ErrorCodeName(code)));
-    event.mutable_error()->set_request_id(request_id);
+    // An over-long request_id is not echoed: it was refused for its size.
+    if (request_id.size() <= kMaxIdBytes) event.mutable_error()->set_request_id(request_id);
     Deliver(c, event);
   }
 
@@ -1113,11 +1691,19 @@ class Harness {
     expected_.push_back(std::move(s));
   }
 
+  void ExpectProbe(int c) {
+    Seen s;
+    s.conn = c;
+    s.probe = true;
+    expected_.push_back(std::move(s));
+  }
+
   // --- checks ---------------------------------------------------------------
 
   static bool Same(const Seen& want, const Seen& got) {
-    if (want.conn != got.conn || want.close != got.close) return false;
+    if (want.conn != got.conn || want.close != got.close || want.probe != got.probe) return false;
     if (want.close) return want.reason == got.reason;
+    if (want.probe) return true;
     if (want.event->has_error() && got.event->has_error()) {
       const relay::v1::Error& e = got.event->error();
       return e.code() == want.event->error().code() &&
@@ -1160,6 +1746,11 @@ class Harness {
     }
     if (core_.OpenConnections() != open) {
       return Fail(absl::StrCat("OpenConnections() ", core_.OpenConnections(), ", model ", open));
+    }
+    if (core_.auth_records() != AuthRecords()) {
+      return Fail(absl::StrCat("auth_records() ", core_.auth_records(), ", model ", AuthRecords(),
+                               " (", bindings_.size(), " bindings, ", signed_.size(),
+                               " signed meshes, ", nonces_.size(), " nonces)"));
     }
 
     const relay::v1::ListMeshesResponse list = core_.ListMeshes();
@@ -1269,11 +1860,18 @@ class Harness {
 
   // Mesh authentication.
   std::map<std::string, Binding> bindings_;
-  std::map<std::string, int> signed_;  // mesh -> its key (0: K, 1: K2)
+  std::map<std::string, SignedMesh> signed_;
   std::map<std::pair<std::string, std::string>, UsedNonce> nonces_;  // (mesh, nonce)
+  std::map<std::string, CreationWindow> creations_;                  // by client IP
   std::uint64_t unbound_joins_ = 0;
 
+  // Takeover probes, oldest first: the core's callbacks and the model's
+  // (holder, claimant) of each, in the same order.
+  std::deque<std::function<void(bool)>> open_probes_;
+  std::deque<Probe> model_probes_;
+
   std::vector<Seen> seen_;      // what the sinks saw this step
+  std::size_t llm_seen_ = 0;    // seen_[llm_seen_...]: llm_requests not yet matched
   std::vector<Seen> expected_;  // what the model says they should have
   bool closes_in_any_order_ = false;
   std::string problem_;
@@ -1281,6 +1879,10 @@ class Harness {
 
 void FuzzSink::Send(const ServerEventPtr& event) { harness_->OnSend(conn_, event); }
 void FuzzSink::Close(CloseReason reason) { harness_->OnClose(conn_, reason); }
+bool ProbingFuzzSink::Probe(absl::Duration timeout, std::function<void(bool)> done) {
+  harness_->OnProbe(conn_, timeout, std::move(done));
+  return true;
+}
 
 }  // namespace
 

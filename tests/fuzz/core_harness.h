@@ -17,7 +17,8 @@ namespace relay::fuzz {
 // Runs the script in `input` against a RelayCore and against a small model
 // of the rules of docs/protocol.md and docs/security.md (who is registered
 // where, who holds which llm request, which meshes are token-bound or signed,
-// which nonces are used, each connection's rate budget). Returns "" when,
+// which nonces are used, who waits for a takeover probe, each connection's
+// rate budgets). Returns "" when,
 // after every step, the core did what the model says, else the first
 // difference, with the step that showed it.
 //
@@ -29,11 +30,20 @@ namespace relay::fuzz {
 //     sink is asked to Close() twice;
 //   - an llm_request goes to a capable peer holding the fewest requests;
 //   - admission: auth_failed (then a close) exactly where the mesh's level
-//     says so, a token binding holding while the mesh has peers and for the
-//     grace after, node_id takeovers only with the same credential,
-//     mesh_full, rate_limited (then a close);
+//     says so (register_mesh on a live unsigned mesh, nonce and token
+//     lifetime bounds, nonces and founders per mesh), auth_unavailable and
+//     per-IP rate_limited (no close) at the record bounds, a token binding
+//     holding while the mesh has peers and for the grace after, a signed
+//     mesh forgotten after its TTL unused, node_id takeovers only with the
+//     same credential, mesh_full, rate_limited by messages or wire bytes
+//     (then a close), node_id/capability/name text rules;
+//   - open-mesh takeover: the holder's sink is probed (exactly when the
+//     model says), the claimant's events are held (bounded) and replayed,
+//     and the probe's answer (or the holder's disconnect) decides;
+//   - request_id bounds (bad_message, not echoed) and pending llm bytes;
 //   - Health(), OpenConnections(), ListMeshes() (every mesh has
-//     peer_count > 0), GetMesh() and every GetStats() counter match the model.
+//     peer_count > 0), GetMesh(), auth_records() and every GetStats() counter
+//     match the model.
 //
 // With RELAY_FUZZ_TRACE=1 in the environment it prints each step and what
 // the sinks saw to stderr.

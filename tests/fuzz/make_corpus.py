@@ -80,7 +80,9 @@ JSON_SEEDS = {
 
 # Op enum of core_harness.cc.
 CONNECT, DISCONNECT, REGISTER, BROADCAST, DIRECT, LLM_REQUEST, LLM_RESPONSE, PING, CAPS_UPDATE, \
-    ADVANCE, CLOSE_ALL, REJECT, EMPTY, REGISTER_MESH = range(14)
+    ADVANCE, CLOSE_ALL, REJECT, EMPTY, REGISTER_MESH, CONNECT_UNPROBED, PROBE_ANSWERED, \
+    PROBE_TIMED_OUT, WIRE_BYTES, LLM_REQUEST_LONG, LLM_RESPONSE_LONG, REJECT_LONG, \
+    ADVANCE_LONG = range(22)
 # Vocabulary indices.
 M1, M2, M3 = range(3)
 ALPHA, BETA, GAMMA, DELTA, QUOTE = range(5)
@@ -89,17 +91,27 @@ NO_TOKEN, SECRET, OTHER = range(3)
 LLM, CHAT, XY = 1, 2, 4  # capability bits
 # Register variants.
 NAME_ABSENT, NAME_SET, VIA_JOIN, NAME_UNICODE, NAME_QUOTED, EMPTY_NODE, LONG_NODE, LONG_NAME, \
-    TOO_MANY_CAPS, LONG_CAP, EMPTY_MESH, LONG_MESH, SIGNED_TOKEN, SIGNED_MALFORMED = range(14)
-# Signed join tokens: node binding, expiry, nonce and signature choices.
+    TOO_MANY_CAPS, LONG_CAP, EMPTY_MESH, LONG_MESH, SIGNED_TOKEN, SIGNED_MALFORMED, ODD_NODE, \
+    ODD_NAME, ODD_CAP, EMPTY_CAP, RAW_NODE, RAW_NAME = range(20)
+# kOddTexts (ODD_NODE, ODD_NAME, ODD_CAP).
+RLO, ZWSP, NUL, TAB, SPACE, TRAILING_SPACE, LEADING_NBSP, INNER_SPACE, C1, LRI, BOM, ALM, \
+    LEADING_IDEOGRAPHIC_SPACE, ZWJ_EMOJI, ACCENTED, NOT_UTF8, LRM, DEL, MVS, LEADING_LINE_SEPARATOR, \
+    RLM, INVISIBLE_TIMES = range(22)
+# Signed join tokens: node binding, expiry (kExpiries), nonce and signature choices.
 UNBOUND, OWN_NODE, OTHER_NODE = range(3)
-IN_AN_HOUR, EXPIRED, YEAR_318857, FAR_FUTURE, FAR_PAST = range(5)
-N1, N2 = range(2)
+IN_AN_HOUR, EXPIRED, YEAR_318857, FAR_FUTURE, FAR_PAST, THIRTY_DAYS, THIRTY_DAYS_AND_A_SECOND, \
+    LIFETIME_AT_BOUND, LIFETIME_OVER_BOUND, ISSUED_1970, ISSUED_AFTER_EXPIRY, ISSUED_BEFORE_TIME, \
+    FOREVER_FROM_NOW, A_MINUTE = range(14)
+N1, N2, NONCE_128_BYTES, NONCE_129_BYTES, N3, N4 = range(6)
 BY_K, GARBAGE, BY_K2 = range(3)
 # register_mesh variants.
 MESH_VALID, MESH_OTHER_ID, MESH_BAD_KEY, MESH_OTHER_KEY, MESH_BAD_PROOF = range(5)
 CLIENT_CLOSED, SHUTDOWN, KEEPALIVE, TRANSPORT = range(4)
 NULL, OBJ, ARR, STR, BIG, SURROGATE = range(6)  # payloads
 RID_1, RID_A, RID_B, RID_42, RID_NONE = range(5)
+ID_256, ID_257, ID_200, ID_4096 = range(4)  # kLongIdBytes
+W0, W1, W100, W700, W1000, W1001, W2000, W5000 = range(8)  # kWireSizes
+ADV_10_MIN, ADV_1_H, ADV_1_DAY, ADV_30_DAYS, ADV_90_DAYS = range(5)  # kLongAdvances
 
 
 def connect():
@@ -164,6 +176,48 @@ def reject(c, code=0, rid=RID_NONE):
 
 def empty(c):
     return [EMPTY, c]
+
+
+def register_odd(c, mesh, node, text, variant=ODD_NODE, token=NO_TOKEN, caps=0):
+    """register with a kOddTexts entry as node_id (ODD_NODE), name or one more capability."""
+    return register(c, mesh, node, token, caps, variant) + [text]
+
+
+def register_raw(c, mesh, raw, variant=RAW_NODE, node=ALPHA):
+    """register with `raw` bytes (at most 12) as node_id (RAW_NODE) or name (RAW_NAME)."""
+    return register(c, mesh, node, NO_TOKEN, 0, variant) + [len(raw)] + list(raw)
+
+
+def connect_unprobed():
+    return [CONNECT_UNPROBED]
+
+
+def probe_answered():
+    return [PROBE_ANSWERED]
+
+
+def probe_timed_out():
+    return [PROBE_TIMED_OUT]
+
+
+def wire_bytes(c, size):
+    return [WIRE_BYTES, c, size]
+
+
+def llm_request_long(c, length, letter=0, chat=False):
+    return [LLM_REQUEST_LONG, c, length, letter, 1 if chat else 0]
+
+
+def llm_response_long(c, target, length):
+    return [LLM_RESPONSE_LONG, c, target, length]
+
+
+def reject_long(c, code, length):
+    return [REJECT_LONG, c, code, length]
+
+
+def advance_long(which):
+    return [ADVANCE_LONG, which]
 
 
 def script(*steps):
@@ -268,6 +322,99 @@ CORE_SEEDS = {
     "disconnect_twice": script(
         connect(), connect(), register(0, M2, ALPHA), register(1, M2, BETA), disconnect(1),
         disconnect(1), broadcast(1), direct(0, BETA), disconnect(0), register(0, M2, ALPHA)),
+    # Open-mesh takeover (issue 10): the holder answers its probe; what the claimant pipelined
+    # waits and is answered after node_id_in_use; a second claim meanwhile is refused at once.
+    "takeover_probe_answered": script(
+        connect(), connect(), connect(), connect(),
+        register(0, M1, ALPHA), register(1, M1, BETA), register(2, M1, ALPHA, variant=VIA_JOIN),
+        ping(2), broadcast(2), register(3, M1, ALPHA), probe_answered(), broadcast(0),
+        register(2, M1, GAMMA)),
+    # The holder stays silent: the claimant takes the id over (holder closed replaced, no
+    # peer_left, its llm requests failed) and its held events follow, in order: two llm
+    # requests dispatched in one step, each to the least loaded peer.
+    "takeover_probe_timed_out": script(
+        connect(), connect(), connect(), connect(),
+        register(0, M3, ALPHA, caps=LLM), register(1, M3, BETA, caps=LLM),
+        register(3, M3, GAMMA, caps=LLM), llm_request(1, RID_A), llm_request(1, RID_B),
+        register(2, M3, ALPHA, caps=CHAT), broadcast(2), llm_request(2), llm_request(2, RID_42),
+        direct(2, BETA), probe_timed_out(), broadcast(1)),
+    # The holder disconnects before answering: the claim goes on and the id is free; a token
+    # then binds the re-created mesh; the late answer changes nothing.
+    "takeover_holder_disconnects_first": script(
+        connect(), connect(), connect(), register(0, M2, BETA), register(1, M2, ALPHA, SECRET),
+        register(2, M2, ALPHA, OTHER), register(2, M2, ALPHA, SECRET), ping(2), disconnect(0, KEEPALIVE),
+        disconnect(1, KEEPALIVE), probe_answered(), connect(), register(3, M2, GAMMA)),
+    # A holder whose transport cannot probe is presumed alive.
+    "takeover_unprobed_holder": script(
+        connect_unprobed(), connect(), register(0, M1, BETA), register(1, M1, BETA),
+        register(1, M1, BETA, variant=NAME_SET), disconnect(0), register(1, M1, BETA)),
+    # What a waiting claimant may hold: three messages, 1500 wire bytes (the first always fits);
+    # undecodable frames wait too; the claimant times out while waiting, then the answer comes.
+    "takeover_held_bounds": script(
+        connect(), connect(), register(0, M1, GAMMA), wire_bytes(1, W700), register(1, M1, GAMMA),
+        ping(1), advance(5), ping(1), advance(5), ping(1), wire_bytes(1, W0), reject_long(1, 1, ID_257),
+        ping(1), probe_answered(), connect(), register(2, M1, GAMMA), advance(31), probe_timed_out(),
+        connect(), register(3, M1, GAMMA), disconnect(3), probe_timed_out(), broadcast(0)),
+    # request_id at most 256 bytes (bad_message, not echoed); waiting llm requests bounded in
+    # bytes per requester (two 200-byte ids do not fit in 500).
+    "long_request_ids": script(
+        connect(), connect(), llm_request_long(1, ID_4096), register(0, M2, ALPHA, caps=LLM),
+        register(1, M2, BETA), llm_request_long(1, ID_256), llm_request_long(1, ID_257),
+        llm_request_long(1, ID_200, 1), llm_response_long(0, BETA, ID_256), llm_request_long(1, ID_200),
+        llm_request_long(1, ID_200, 1, chat=True), llm_response_long(0, BETA, ID_257),
+        reject_long(1, 0, ID_257), reject_long(1, 2, ID_256)),
+    # Signed join tokens: nonce bytes, lifetime from now and from issued_at, nonces per mesh.
+    "signed_token_bounds": script(
+        connect(), connect(), connect(), connect(), connect(), connect(), connect(), connect(),
+        register_mesh(0, M1, ALPHA), signed_join(1, M1, BETA, nonce=NONCE_128_BYTES, expiry=THIRTY_DAYS),
+        signed_join(2, M1, GAMMA, nonce=NONCE_129_BYTES),
+        signed_join(3, M1, GAMMA, nonce=N2, expiry=THIRTY_DAYS_AND_A_SECOND),
+        signed_join(4, M1, GAMMA, nonce=N2, expiry=LIFETIME_AT_BOUND),
+        signed_join(5, M1, DELTA, nonce=N3, expiry=LIFETIME_OVER_BOUND),
+        signed_join(6, M1, DELTA, nonce=N3, expiry=ISSUED_AFTER_EXPIRY),
+        signed_join(7, M1, QUOTE, nonce=N4, expiry=ISSUED_1970), connect(),
+        signed_join(8, M1, QUOTE, nonce=N4, expiry=FOREVER_FROM_NOW), connect(),
+        signed_join(9, M1, QUOTE, nonce=N4)),
+    # Authentication records: per client IP per minute (rate_limited, not closed), in total
+    # (auth_unavailable, not closed); room again once a binding's grace ends.
+    "auth_record_bounds": script(
+        connect(), connect(), connect(), connect(), register(0, M1, ALPHA, SECRET),
+        register(3, M2, ALPHA, SECRET), connect(), connect(), connect(), register(6, M3, ALPHA, SECRET),
+        register_mesh(6, M3, ALPHA), ping(6), register_mesh(1, M3, BETA),
+        signed_join(2, M3, GAMMA, nonce=N1), signed_join(4, M3, DELTA, nonce=N2),
+        signed_join(5, M3, QUOTE, nonce=N3), ping(5), disconnect(0), advance(63), advance(40),
+        connect(), signed_join(7, M3, QUOTE, nonce=N3)),
+    # register_mesh on a live open mesh is auth_failed; once it is empty it may be signed;
+    # founders per mesh are bounded.
+    "register_mesh_live_open": script(
+        connect(), connect(), connect(), connect(), connect(), register(0, M2, BETA), register_mesh(1, M2, ALPHA),
+        disconnect(0), register_mesh(2, M2, ALPHA), register_mesh(3, M2, GAMMA, LLM),
+        register_mesh(4, M2, DELTA), connect(), register_mesh(5, M2, ALPHA)),
+    # A signed mesh unused for 90 days is forgotten (with its nonces); a minute's token
+    # lets its nonce expire first.
+    "signed_mesh_ttl": script(
+        connect(), connect(), register_mesh(0, M3, ALPHA), signed_join(1, M3, BETA, expiry=A_MINUTE),
+        disconnect(0), disconnect(1), advance(61), advance_long(ADV_30_DAYS), advance_long(ADV_30_DAYS),
+        connect(), signed_join(2, M3, BETA), disconnect(2), advance_long(ADV_30_DAYS), connect(),
+        register(3, M3, BETA), advance_long(ADV_30_DAYS), advance_long(ADV_30_DAYS), connect(),
+        register(4, M3, BETA), broadcast(4)),
+    # node_id and capabilities refuse controls, bidi controls, zero-width characters and edge
+    # white space; names refuse controls and bidi controls only.
+    "identifier_text_rules": script(
+        connect(), *[register_odd(0, M1, ALPHA, t) for t in (RLO, ZWSP, NUL, TAB, SPACE, LEADING_NBSP)],
+        register_odd(0, M1, ALPHA, ZWJ_EMOJI, ODD_CAP), register_odd(0, M1, ALPHA, LRI, ODD_NAME),
+        register(0, M1, ALPHA, variant=EMPTY_CAP), register_odd(0, M1, ALPHA, INNER_SPACE), connect(),
+        register_odd(1, M1, ALPHA, ZWJ_EMOJI, ODD_NAME, caps=LLM), direct(1, ALPHA),
+        connect(), register_raw(2, M2, "\u2067x".encode()), register_raw(2, M2, b"\xed\xa0\x80"),
+        register_raw(2, M2, b"\xe0\x80\x80"), register_raw(2, M2, "x\u2029".encode()),
+        register_raw(2, M2, b"\tname", RAW_NAME), register_raw(2, M2, "\U0001f600 ok".encode()),
+        connect(), register_raw(3, M2, "\u00a0\u200d".encode(), RAW_NAME)),
+    # The byte bucket: 2000 bytes of burst, 200 bytes a second; a message over the burst waits
+    # for a full bucket; messages of 0 wire bytes count only against the message bucket.
+    "byte_rate_limited": script(
+        connect(), register(0, M2, ALPHA), wire_bytes(0, W1000), ping(0), ping(0), ping(0),
+        advance(5), ping(0), wire_bytes(0, W5000), ping(0), advance(10), ping(0), wire_bytes(0, W0),
+        ping(0)),
 }
 
 
