@@ -34,10 +34,12 @@ class ExpiryQueue {
     when_.erase(it);
   }
 
-  // Removes and returns the keys due at `now` (expiry <= now), soonest first.
+  // Removes and returns the keys past their expiry at `now` (expiry < now:
+  // a record is still valid at its expiry instant, as join tokens are),
+  // soonest first.
   std::vector<Key> PopDue(absl::Time now) {
     std::vector<Key> due;
-    while (!by_time_.empty() && by_time_.begin()->first <= now) {
+    while (!by_time_.empty() && by_time_.begin()->first < now) {
       auto first = by_time_.begin();
       due.push_back(first->second);
       when_.erase(first->second);

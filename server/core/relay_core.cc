@@ -269,7 +269,8 @@ std::string RelayCore::ValidateCapabilities(
       return absl::StrCat("a capability is 1 to ", config_.max_capability_bytes, " bytes");
     }
     if (absl::string_view problem = IdentifierProblem(cap); !problem.empty()) {
-      return absl::StrCat("capability ", QuoteForMessage(cap), " ", problem);
+      // Not echoed, as for node_id: it may not be valid text at all.
+      return absl::StrCat("a capability ", problem);
     }
   }
   return "";

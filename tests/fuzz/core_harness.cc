@@ -858,10 +858,11 @@ class Harness {
     for (auto it = bindings_.begin(); it != bindings_.end();) {
       it = it->second.expires_at && *it->second.expires_at < now ? bindings_.erase(it) : ++it;
     }
-    // A signed mesh nobody used for the TTL is forgotten with its nonces
-    // (a live mesh is in use).
+    // A signed mesh nobody used for longer than the TTL is forgotten with its
+    // nonces (a live mesh is in use); like every record, it holds through
+    // its expiry instant.
     for (auto it = signed_.begin(); it != signed_.end();) {
-      if (meshes_.count(it->first) == 0 && now - it->second.last_used >= kSignedMeshTtl) {
+      if (meshes_.count(it->first) == 0 && now - it->second.last_used > kSignedMeshTtl) {
         for (auto n = nonces_.begin(); n != nonces_.end();) {
           n = n->first.first == it->first ? nonces_.erase(n) : ++n;
         }
