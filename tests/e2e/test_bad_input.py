@@ -14,6 +14,7 @@ import time
 import pytest
 
 import rawws
+from procstats import cpu_seconds
 from relayclient import Client, assert_error, connect_registered, is_sanitized, marker_barrier, mesh_of, unique_mesh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -523,13 +524,6 @@ async def test_duplicate_prompt_is_bad_json_and_never_reaches_the_llm_peer(relay
     await w.round_trip()
 
 
-def _cpu_seconds(pid):
-    """utime + stime of a process, from /proc/PID/stat (fields 14 and 15)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _tiny_members_frame(nested, size=1000 * 1000):
     """~1 MB of "<n>":0 members, at the top level or in the payload."""
     parts, total, i = [], 0, 0
@@ -584,9 +578,9 @@ async def test_megabyte_frames_of_tiny_members_are_bad_message_and_cheap(relay_f
         slowdown = 10 if sanitized else 1
         n_floor, n_attack = 30, 60
 
-        cpu = _cpu_seconds(pid)
+        cpu = cpu_seconds(pid)
         answers = await asyncio.to_thread(_stream_frames, r, floor, n_floor)
-        floor_per_frame = (_cpu_seconds(pid) - cpu) / n_floor
+        floor_per_frame = (cpu_seconds(pid) - cpu) / n_floor
         assert {a.get("code") for a in answers} == {"unknown_type"}, answers[:3]
 
         latencies = []
@@ -605,11 +599,11 @@ async def test_megabyte_frames_of_tiny_members_are_bad_message_and_cheap(relay_f
             finally:
                 done.set()
 
-        cpu = _cpu_seconds(pid)
+        cpu = cpu_seconds(pid)
         wall = time.monotonic()
         answers, _ = await asyncio.gather(asyncio.to_thread(attack_then_done), bystander())
         wall = time.monotonic() - wall
-        attack_per_frame = (_cpu_seconds(pid) - cpu) / n_attack
+        attack_per_frame = (cpu_seconds(pid) - cpu) / n_attack
         print("\nrelay CPU per 1 MB frame: %.2f ms attacking, %.2f ms for one long string "
               "(sanitized: %s); %d attacking frames in %.2f s; bystander: %d round trips, slowest %.1f ms"
               % (attack_per_frame * 1e3, floor_per_frame * 1e3, sanitized, n_attack, wall, len(latencies),

@@ -15,17 +15,10 @@ import time
 import pytest
 
 import rawws
+from procstats import rss_bytes
 from relayclient import Client, connect_registered, mesh_of, poll, unique_mesh
 
 MIB = 1 << 20
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 class RssSampler:

@@ -9,31 +9,17 @@ fds and CPU are read from /proc/PID; every socket the test opens is closed by th
 import asyncio
 import contextlib
 import json
-import os
 import resource
 import socket
 import time
 
 import rawws
+from procstats import cpu_seconds, open_fds
 from relayclient import mesh_of, poll, unique_mesh
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def cpu_seconds(pid):
-    """utime + stime of the process (all threads), in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
-
 
 def cpu_share(pid, seconds):
     """The fraction of one core the process used over `seconds` of wall time."""
@@ -189,7 +175,7 @@ async def test_idle_sockets_from_one_ip_past_its_bound_are_closed_at_once(relay_
                           "--handshake-timeout-seconds", "60")
     pid = relay.proc.pid
     x, y = await bystanders(relay)
-    baseline = fd_count(pid)
+    baseline = open_fds(pid)
     socks = []
     try:
         socks = await asyncio.to_thread(open_idle, relay, 5 * bound)
@@ -197,7 +183,7 @@ async def test_idle_sockets_from_one_ip_past_its_bound_are_closed_at_once(relay_
         await poll(lambda: refused(relay) == 4 * bound, timeout=10, what="4 * bound refusals")
         closed, still_open = await asyncio.to_thread(split_closed, socks)
         await direct(x, y, 1)  # served during the attack
-        fds = fd_count(pid)
+        fds = open_fds(pid)
         print("per-IP bound %d: %d idle sockets, %d closed by the relay, %d open; relay fds %d -> %d"
               % (bound, len(socks), len(closed), len(still_open), baseline, fds))
         assert len(still_open) == bound, (len(closed), len(still_open))
@@ -213,7 +199,7 @@ async def test_idle_sockets_from_one_ip_past_its_bound_are_closed_at_once(relay_
         assert status == 200
         # ... nor is 127.0.0.1 once a handshake ends (an answered request leaves the count).
         close_all(still_open)
-        await poll(lambda: fd_count(pid) <= baseline + 2, timeout=10, what="fds back to the baseline")
+        await poll(lambda: open_fds(pid) <= baseline + 2, timeout=10, what="fds back to the baseline")
     finally:
         close_all(socks)
     await direct(x, y, 2)
@@ -227,7 +213,7 @@ async def test_idle_sockets_from_many_ips_past_the_total_bound_are_closed_at_onc
                           "--handshake-timeout-seconds", "60")
     pid = relay.proc.pid
     x, y = await bystanders(relay)
-    baseline = fd_count(pid)
+    baseline = open_fds(pid)
     socks = []
     try:
         for i in range(2, 10):  # 127.0.0.2 .. 127.0.0.9, 5 each: no per-IP bound is reached
@@ -235,7 +221,7 @@ async def test_idle_sockets_from_many_ips_past_the_total_bound_are_closed_at_onc
         # No /stats now: while the total is full, that request would be refused too.
         closed, still_open = await asyncio.to_thread(wait_split, socks, 40 - total)
         await direct(x, y, 1)
-        fds = fd_count(pid)
+        fds = open_fds(pid)
         print("total bound %d: %d idle sockets, %d closed, %d open; relay fds %d -> %d"
               % (total, len(socks), len(closed), len(still_open), baseline, fds))
         assert len(still_open) == total, (len(closed), len(still_open))
@@ -243,7 +229,7 @@ async def test_idle_sockets_from_many_ips_past_the_total_bound_are_closed_at_onc
         # While the total is full, new handshakes from anyone are refused: the pre-registered
         # bystanders are what keeps working. Then the attack ends.
         close_all(socks)
-        await poll(lambda: fd_count(pid) <= baseline + 2, timeout=10, what="fds back to the baseline")
+        await poll(lambda: open_fds(pid) <= baseline + 2, timeout=10, what="fds back to the baseline")
     finally:
         close_all(socks)
     assert refused(relay) == 40 - total
@@ -276,7 +262,7 @@ async def test_idle_sockets_up_to_the_fd_limit_do_not_spin_the_relay(relay_facto
                           "--handshake-timeout-seconds", "60")
     pid = relay.proc.pid
     x, y = await bystanders(relay)
-    baseline = fd_count(pid)
+    baseline = open_fds(pid)
     limit = baseline + 48
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
     socks = []
@@ -284,17 +270,17 @@ async def test_idle_sockets_up_to_the_fd_limit_do_not_spin_the_relay(relay_facto
         # More than the relay can accept: the rest wait in its listen backlog.
         for i in range(2, 8):
             socks += await asyncio.to_thread(open_idle, relay, 15, "127.0.0.%d" % i)
-        await poll(lambda: fd_count(pid) >= limit - 2, timeout=10, what="relay at its fd limit")
+        await poll(lambda: open_fds(pid) >= limit - 2, timeout=10, what="relay at its fd limit")
         share = await asyncio.to_thread(cpu_share, pid, 2.0)
         print("at EMFILE (limit %d, %d idle sockets, relay fds %d): relay CPU %.1f%% of a core"
-              % (limit, len(socks), fd_count(pid), 100 * share))
+              % (limit, len(socks), open_fds(pid), 100 * share))
         assert share < 0.25, "relay spins at its fd limit: %.0f%% of a core" % (100 * share)
-        assert fd_count(pid) <= limit
+        assert open_fds(pid) <= limit
         await direct(x, y, 1)  # open connections are served at the fd limit
     finally:
         close_all(socks)
     # Once the idle sockets are gone (and with them the backlog), the relay accepts again.
-    await poll(lambda: fd_count(pid) <= baseline + 4, timeout=15, what="fds freed")
+    await poll(lambda: open_fds(pid) <= baseline + 4, timeout=15, what="fds freed")
 
     def health():
         status, _, body = raw_http(relay, b"GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")

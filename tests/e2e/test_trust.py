@@ -4,34 +4,18 @@ memory with long request_ids, huge nonces, decades-long tokens and endless token
 node ids, and megabyte streams. After each attack a bystander in another mesh must still be served, and
 the relay's memory stays bounded (VmRSS from /proc, sampled while the attack runs)."""
 
-import asyncio
 import json
 import os
-import socket
 import tempfile
 import time
 
 import rawws
-import signing
+from procstats import cpu_seconds, rss_bytes
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
                          is_sanitized, mesh_of, unique_mesh)
 from signing import Key, found, make_token, register_mesh_msg
 
 MIB = 1 << 20
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def no_message(client, within=0.3):
