@@ -125,7 +125,8 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
   EXPECT_EQ(Raw(obj, "total_messages_relayed"), "1");
   EXPECT_EQ(Raw(obj, "total_llm_requests"), "0");
   // Every per-client bound by its name, also at 0.
-  const json::Object limits = Parse(Raw(obj, "limits"));
+  const std::string limits_text = Raw(obj, "limits");  // the parsed spans point into it
+  const json::Object limits = Parse(limits_text);
   ASSERT_EQ(limits.members.size(), core::kLimitCount);
   for (std::size_t i = 0; i < core::kLimitCount; ++i) {
     EXPECT_EQ(limits.members[i].key, core::kLimitNames[i]);
