@@ -91,6 +91,18 @@ bool IsRelayedTraffic(const relay::v1::ClientEvent& event) {
   }
 }
 
+// Ends a takeover probe in flight on `con` (WsPeerSink::Probe): tells the
+// core whether the peer answered, once; nothing when none is in flight.
+template <typename ConnectionPtr>
+void SettleProbe(const ConnectionPtr& con, bool answered) {
+  if (!con->probe_done) return;
+  std::function<void(bool)> done = std::move(con->probe_done);
+  con->probe_done = nullptr;
+  if (con->probe_timer) con->probe_timer->cancel();
+  con->probe_timer.reset();
+  done(answered);
+}
+
 // Delivers core events to one WebSocket connection, within the
 // per-connection send buffer bound.
 template <typename Server>
@@ -157,11 +169,8 @@ class WsPeerSink final : public core::PeerSink {
       if (timer_ec) return;  // cancelled: the pong came
       websocketpp::lib::error_code ignored;
       typename Server::connection_ptr con = server->get_con_from_hdl(hdl, ignored);
-      if (ignored || !con->probe_done) return;  // gone: the core hears of it by Disconnect
-      std::function<void(bool)> done = std::move(con->probe_done);
-      con->probe_done = nullptr;
-      con->probe_timer.reset();
-      done(false);
+      if (ignored) return;  // gone: the core hears of it by Disconnect
+      SettleProbe(con, /*answered=*/false);
     });
     return true;
   }
@@ -718,13 +727,7 @@ void BasicWsGateway<Config>::OnPong(connection_hdl hdl, std::string /*payload*/)
   if (ec) return;
   con->awaiting_pong = false;
   con->missed_pongs = 0;
-  if (con->probe_done) {
-    std::function<void(bool)> done = std::move(con->probe_done);
-    con->probe_done = nullptr;
-    if (con->probe_timer) con->probe_timer->cancel();
-    con->probe_timer.reset();
-    done(true);
-  }
+  SettleProbe(con, /*answered=*/true);
 }
 
 template <typename Config>

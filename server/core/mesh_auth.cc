@@ -76,7 +76,10 @@ void MeshAuth::Persist(absl::Status status) {
 absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Time now) const {
   if (records() >= config_.max_auth_records) {
     Hit(Limit::kAuthRecords);
-    log::Event(log::Level::kWarn, "auth_records_full").Uint("limit", config_.max_auth_records);
+    // The first refusal and every 100th: a client retrying must not flood the log.
+    if (hits_ == nullptr || hits_->Get(Limit::kAuthRecords) % 100 == 1) {
+      log::Event(log::Level::kWarn, "auth_records_full").Uint("limit", config_.max_auth_records);
+    }
     return absl::UnavailableError(
         absl::StrCat("the relay holds its maximum of ", config_.max_auth_records,
                      " authentication records and cannot protect a new mesh or accept a new "

@@ -137,47 +137,46 @@ void RelayCore::HandleAdmitted(ConnectionId id, ClientEvent&& event, std::size_t
   Dispatch(*conn, std::move(event));
 }
 
-void RelayCore::Dispatch(Connection& connection, ClientEvent&& event) {
-  Connection* conn = &connection;
+void RelayCore::Dispatch(Connection& conn, ClientEvent&& event) {
   if (event.has_register_()) {
-    OnRegister(*conn, event.register_());
+    OnRegister(conn, event.register_());
     return;
   }
   if (event.has_register_mesh()) {
-    OnRegisterMesh(*conn, event.register_mesh());
+    OnRegisterMesh(conn, event.register_mesh());
     return;
   }
-  if (!conn->registered()) {
+  if (!conn.registered()) {
     absl::string_view request_id;
     if (event.has_llm_request()) request_id = event.llm_request().request_id();
     if (event.has_llm_response()) request_id = event.llm_response().request_id();
-    SendError(*conn, ErrorCode::kNotRegistered, "register (or join) before sending anything else",
+    SendError(conn, ErrorCode::kNotRegistered, "register (or join) before sending anything else",
               request_id);
     return;
   }
   switch (event.event_case()) {
     case ClientEvent::kBroadcast:
-      OnBroadcast(*conn, *event.mutable_broadcast());
+      OnBroadcast(conn, *event.mutable_broadcast());
       break;
     case ClientEvent::kDirect:
-      OnDirect(*conn, *event.mutable_direct());
+      OnDirect(conn, *event.mutable_direct());
       break;
     case ClientEvent::kLlmRequest:
-      OnLlmRequest(*conn, *event.mutable_llm_request());
+      OnLlmRequest(conn, *event.mutable_llm_request());
       break;
     case ClientEvent::kLlmResponse:
-      OnLlmResponse(*conn, *event.mutable_llm_response());
+      OnLlmResponse(conn, *event.mutable_llm_response());
       break;
     case ClientEvent::kPing:
-      OnPing(*conn);
+      OnPing(conn);
       break;
     case ClientEvent::kCapabilitiesUpdate:
-      OnCapabilitiesUpdate(*conn, event.capabilities_update());
+      OnCapabilitiesUpdate(conn, event.capabilities_update());
       break;
     case ClientEvent::kRegister:  // handled above
     case ClientEvent::kRegisterMesh:
     case ClientEvent::EVENT_NOT_SET:
-      SendError(*conn, ErrorCode::kBadMessage, "empty event");
+      SendError(conn, ErrorCode::kBadMessage, "empty event");
       break;
   }
 }
@@ -196,8 +195,7 @@ void RelayCore::RejectAdmitted(ConnectionId id, ErrorCode code, absl::string_vie
     held.wire_bytes = wire_bytes;
     held.undecodable = code;
     held.message = std::string(message);
-    held.request_id_json = std::string(request_id_json.substr(
-        0, request_id_json.size() <= config_.max_id_bytes ? request_id_json.size() : 0));
+    held.request_id_json = std::string(request_id_json);  // SendError bounds its echo
     Hold(*conn, std::move(held));
     return;
   }
@@ -549,15 +547,18 @@ void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
   Deliver(*it->second, std::move(event).Share());
 }
 
+bool RelayCore::RefuseLongRequestId(Connection& conn, absl::string_view request_id) {
+  if (request_id.size() <= config_.max_id_bytes) return false;
+  limit_hits_.Add(Limit::kRequestIdBytes);
+  SendError(conn, ErrorCode::kBadMessage,
+            absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
+  return true;
+}
+
 void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   ++llm_requests_;
   Mesh& mesh = *conn.mesh;
-  if (req.request_id().size() > config_.max_id_bytes) {
-    limit_hits_.Add(Limit::kRequestIdBytes);
-    SendError(conn, ErrorCode::kBadMessage,
-              absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
-    return;
-  }
+  if (RefuseLongRequestId(conn, req.request_id())) return;
   if (mesh.llm.RequestedBy(conn.id) >= config_.max_outstanding_llm_requests_per_peer) {
     limit_hits_.Add(Limit::kPendingLlmRequests);
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kTooManyRequests)];
@@ -603,12 +604,7 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
 }
 
 void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
-  if (resp.request_id().size() > config_.max_id_bytes) {
-    limit_hits_.Add(Limit::kRequestIdBytes);
-    SendError(conn, ErrorCode::kBadMessage,
-              absl::StrCat("request_id must be at most ", config_.max_id_bytes, " bytes"));
-    return;
-  }
+  if (RefuseLongRequestId(conn, resp.request_id())) return;
   auto it = conn.mesh->peers_by_node.find(resp.target());
   if (it == conn.mesh->peers_by_node.end()) {
     SendError(conn, ErrorCode::kUnknownTarget,

@@ -263,6 +263,9 @@ class RelayCore {
   void OnDirect(Connection& conn, relay::v1::Direct& msg);
   void OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req);
   void OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp);
+  // A request_id over max_id_bytes: bad_message (not echoed), counted; true
+  // when refused. The dispatcher would keep such an id until the answer.
+  bool RefuseLongRequestId(Connection& conn, absl::string_view request_id);
   void OnPing(Connection& conn);
   void OnCapabilitiesUpdate(Connection& conn, const relay::v1::CapabilitiesUpdate& update);
 
