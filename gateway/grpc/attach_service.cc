@@ -72,8 +72,7 @@ class AttachStream final : public grpc::ServerBidiReactor<ClientEvent, ServerEve
 // The core's handle on a stream.
 class AttachSink final : public core::PeerSink {
  public:
-  AttachSink(asio::io_context* io, std::shared_ptr<StreamState> state,
-             std::size_t max_queued_bytes)
+  AttachSink(asio::io_context* io, std::shared_ptr<StreamState> state, std::size_t max_queued_bytes)
       : io_(io), state_(std::move(state)), max_queued_bytes_(max_queued_bytes) {}
 
   void Send(const core::ServerEventPtr& event) override {

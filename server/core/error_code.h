@@ -33,12 +33,14 @@ enum class ErrorCode {
 inline constexpr std::size_t kErrorCodeCount = 16;
 
 inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
-    ErrorCode::kBadJson,       ErrorCode::kBadMessage,        ErrorCode::kUnknownType,
-    ErrorCode::kNotRegistered, ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
-    ErrorCode::kUnknownTarget, ErrorCode::kNoLlmPeer,         ErrorCode::kLlmPeerLeft,
-    ErrorCode::kTooManyRequests, ErrorCode::kAuthFailed,       ErrorCode::kRateLimited,
-    ErrorCode::kMeshFull,      ErrorCode::kKicked,            ErrorCode::kMeshClosed,
-    ErrorCode::kAuthUnavailable,
+    ErrorCode::kBadJson,           ErrorCode::kBadMessage,
+    ErrorCode::kUnknownType,       ErrorCode::kNotRegistered,
+    ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
+    ErrorCode::kUnknownTarget,     ErrorCode::kNoLlmPeer,
+    ErrorCode::kLlmPeerLeft,       ErrorCode::kTooManyRequests,
+    ErrorCode::kAuthFailed,        ErrorCode::kRateLimited,
+    ErrorCode::kMeshFull,          ErrorCode::kKicked,
+    ErrorCode::kMeshClosed,        ErrorCode::kAuthUnavailable,
 };
 
 // The stable protocol name, e.g. "unknown_target".

@@ -14,27 +14,27 @@
 namespace relay::core {
 
 enum class Limit {
-  kMessageRate,            // RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST
-  kByteRate,               // RATE_LIMIT_BYTES_PER_SECOND / RATE_LIMIT_BURST_BYTES
-  kRequestIdBytes,         // request_id over 256 bytes
-  kPendingLlmRequests,     // llm requests waiting per requester (count)
-  kPendingLlmBytes,        // MAX_PENDING_LLM_BYTES_PER_PEER
-  kEventsWhileRegistering, // what a claimant may pipeline during a takeover probe
-  kPeersPerMesh,           // MAX_PEERS_PER_MESH
-  kNonceBytes,             // MAX_NONCE_BYTES
-  kTokenLifetime,          // MAX_JOIN_TOKEN_LIFETIME_SECONDS
-  kNoncesPerMesh,          // MAX_NONCES_PER_MESH
-  kFoundersPerMesh,        // founders kept per signed mesh
-  kAuthRecords,            // MAX_AUTH_RECORDS
-  kAuthRecordsPerIp,       // AUTH_RECORDS_PER_IP_PER_MINUTE
+  kMessageRate,             // RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST
+  kByteRate,                // RATE_LIMIT_BYTES_PER_SECOND / RATE_LIMIT_BURST_BYTES
+  kRequestIdBytes,          // request_id over 256 bytes
+  kPendingLlmRequests,      // llm requests waiting per requester (count)
+  kPendingLlmBytes,         // MAX_PENDING_LLM_BYTES_PER_PEER
+  kEventsWhileRegistering,  // what a claimant may pipeline during a takeover probe
+  kPeersPerMesh,            // MAX_PEERS_PER_MESH
+  kNonceBytes,              // MAX_NONCE_BYTES
+  kTokenLifetime,           // MAX_JOIN_TOKEN_LIFETIME_SECONDS
+  kNoncesPerMesh,           // MAX_NONCES_PER_MESH
+  kFoundersPerMesh,         // founders kept per signed mesh
+  kAuthRecords,             // MAX_AUTH_RECORDS
+  kAuthRecordsPerIp,        // AUTH_RECORDS_PER_IP_PER_MINUTE
 };
 
 // One entry per Limit, in order: the compiler checks the table is whole.
 inline constexpr std::array<absl::string_view, 13> kLimitNames = {
-    "message_rate",       "byte_rate",        "request_id_bytes",
+    "message_rate",         "byte_rate",         "request_id_bytes",
     "pending_llm_requests", "pending_llm_bytes", "events_while_registering",
-    "peers_per_mesh",     "nonce_bytes",      "token_lifetime",
-    "nonces_per_mesh",    "founders_per_mesh", "auth_records",
+    "peers_per_mesh",       "nonce_bytes",       "token_lifetime",
+    "nonces_per_mesh",      "founders_per_mesh", "auth_records",
     "auth_records_per_ip",
 };
 inline constexpr std::size_t kLimitCount = kLimitNames.size();

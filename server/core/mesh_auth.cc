@@ -89,9 +89,9 @@ absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Tim
   if (it != created_by_ip_.end() && now - it->second.started < kCreationWindow &&
       it->second.created >= config_.auth_records_per_ip_per_minute) {
     Hit(Limit::kAuthRecordsPerIp);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this address created ", config_.auth_records_per_ip_per_minute,
-        " protected meshes or join-token uses in the last minute; retry in a minute"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this address created ", config_.auth_records_per_ip_per_minute,
+                     " protected meshes or join-token uses in the last minute; retry in a minute"));
   }
   return absl::OkStatus();
 }
@@ -162,8 +162,7 @@ absl::StatusOr<Admission> MeshAuth::AdmitRegister(const relay::v1::Register& reg
 }
 
 absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& reg,
-                                                    absl::string_view client_ip,
-                                                    absl::Time now) {
+                                                    absl::string_view client_ip, absl::Time now) {
   const relay::v1::SignedJoinToken& token = reg.signed_token();
   if (!token.malformed().empty()) return Denied(token.malformed());
   auto mesh = signed_.find(reg.mesh_id());
@@ -171,8 +170,8 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
   if (token.mesh_id() != reg.mesh_id()) return Denied("the token is for another mesh");
   if (token.nonce().size() > config_.max_nonce_bytes) {
     Hit(Limit::kNonceBytes);
-    return Denied(absl::StrCat("the token's nonce is longer than ", config_.max_nonce_bytes,
-                               " bytes"));
+    return Denied(
+        absl::StrCat("the token's nonce is longer than ", config_.max_nonce_bytes, " bytes"));
   }
   if (ExpiryOf(token) < now) {
     return Denied("the token has expired");
@@ -224,9 +223,8 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
 }
 
 absl::StatusOr<Admission> MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterMesh& request,
-                                                      absl::string_view url_mesh_id,
-                                                      bool mesh_live, absl::string_view client_ip,
-                                                      absl::Time now) {
+                                                      absl::string_view url_mesh_id, bool mesh_live,
+                                                      absl::string_view client_ip, absl::Time now) {
   if (request.mesh_id() != url_mesh_id) {
     return Denied("register_mesh names another mesh than the URL");
   }
@@ -284,8 +282,8 @@ absl::StatusOr<Admission> MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterM
   }
   if (!known && mesh.founders.size() >= config_.max_founders_per_mesh) {
     Hit(Limit::kFoundersPerMesh);
-    return Denied(absl::StrCat("this mesh has ", config_.max_founders_per_mesh,
-                               " founders, its maximum"));
+    return Denied(
+        absl::StrCat("this mesh has ", config_.max_founders_per_mesh, " founders, its maximum"));
   }
   mesh.mesh_id = mesh_id;
   mesh.mesh_key = *mesh_key;

@@ -214,9 +214,9 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
                                 conn.rate_tokens + elapsed * config_.rate_limit_per_second);
   }
   if (config_.rate_limit_bytes_per_second > 0) {
-    conn.rate_byte_tokens = std::min(static_cast<double>(config_.rate_limit_burst_bytes),
-                                     conn.rate_byte_tokens +
-                                         elapsed * config_.rate_limit_bytes_per_second);
+    conn.rate_byte_tokens =
+        std::min(static_cast<double>(config_.rate_limit_burst_bytes),
+                 conn.rate_byte_tokens + elapsed * config_.rate_limit_bytes_per_second);
   }
   // A message larger than the whole burst waits for a full bucket.
   const double bytes_needed = std::min(static_cast<double>(wire_bytes),
@@ -240,8 +240,8 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
         .Str("mesh", conn.registered() ? conn.mesh->id : "")
         .Str("node", conn.node_id)
         .Str("limit", count_ok ? "bytes" : "messages")
-        .Double("limit_per_second", count_ok ? config_.rate_limit_bytes_per_second
-                                             : config_.rate_limit_per_second);
+        .Double("limit_per_second",
+                count_ok ? config_.rate_limit_bytes_per_second : config_.rate_limit_per_second);
   }
   const std::size_t max_in_row =
       by_count ? std::min(config_.rate_limit_burst, kMaxRefusalsInRow) : kMaxRefusalsInRow;
@@ -309,8 +309,8 @@ bool RelayCore::CheckRegistration(Connection& conn, const relay::v1::Register& r
 
 void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<Admission> admission = auth_.AdmitRegister(
-      reg, meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now());
+  absl::StatusOr<Admission> admission = auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0,
+                                                            conn.info.client_ip, clock_->Now());
   if (!admission.ok()) {
     RefuseAdmission(conn, admission.status());
     return;
@@ -321,9 +321,8 @@ void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
 void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
   const relay::v1::Register& reg = request.peer();
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<Admission> admission =
-      auth_.AdmitRegisterMesh(request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0,
-                              conn.info.client_ip, clock_->Now());
+  absl::StatusOr<Admission> admission = auth_.AdmitRegisterMesh(
+      request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now());
   if (!admission.ok()) {
     RefuseAdmission(conn, admission.status());
     return;
@@ -447,15 +446,15 @@ void RelayCore::StartTakeoverProbe(Connection& claimant, Connection& holder,
                                    const relay::v1::Register& reg) {
   const ConnectionId holder_id = holder.id;
   const ConnectionId claimant_id = claimant.id;
-  const bool started = holder.sink->Probe(
-      config_.takeover_probe_timeout, [this, holder_id, claimant_id](bool answered) {
-        OnProbeAnswered(holder_id, claimant_id, answered);
-      });
+  const bool started = holder.sink->Probe(config_.takeover_probe_timeout,
+                                          [this, holder_id, claimant_id](bool answered) {
+                                            OnProbeAnswered(holder_id, claimant_id, answered);
+                                          });
   if (!started) {
     // The transport cannot tell: the holder is presumed alive.
-    SendError(claimant, ErrorCode::kNodeIdInUse,
-              absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
-                           " is held by a live connection"));
+    SendError(
+        claimant, ErrorCode::kNodeIdInUse,
+        absl::StrCat("node_id ", QuoteForMessage(reg.node_id()), " is held by a live connection"));
     return;
   }
   log::Event(log::Level::kInfo, "takeover_probe")
@@ -660,7 +659,8 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
   const ConnectionId claimant = conn.claimant;
   if (conn.awaiting_holder != 0) {
-    if (Connection* holder = Find(conn.awaiting_holder); holder != nullptr && holder->claimant == id) {
+    if (Connection* holder = Find(conn.awaiting_holder);
+        holder != nullptr && holder->claimant == id) {
       holder->claimant = 0;
     }
   }

@@ -47,15 +47,14 @@ bool IsBidiControl(char32_t c) {
 // Characters that render as nothing: two ids that differ only by them look
 // the same.
 bool IsInvisible(char32_t c) {
-  return c == 0x180E || (c >= 0x200B && c <= 0x200D) || (c >= 0x2060 && c <= 0x2064) ||
-         c == 0xFEFF;
+  return c == 0x180E || (c >= 0x200B && c <= 0x200D) || (c >= 0x2060 && c <= 0x2064) || c == 0xFEFF;
 }
 
 // Unicode White_Space.
 bool IsWhiteSpace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 constexpr absl::string_view kIllFormed = "is not well-formed UTF-8";

@@ -227,9 +227,9 @@ absl::Status SqliteAuthStore::PutSignedMesh(const SignedMesh& mesh) {
 absl::Status SqliteAuthStore::DeleteSignedMesh(absl::string_view mesh_id) {
   if (absl::Status st = Exec("BEGIN"); !st.ok()) return st;
   absl::Status status = absl::OkStatus();
-  for (const char* sql : {"DELETE FROM signed_meshes WHERE mesh_id = ?",
-                          "DELETE FROM founders WHERE mesh_id = ?",
-                          "DELETE FROM used_nonces WHERE mesh_id = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM signed_meshes WHERE mesh_id = ?", "DELETE FROM founders WHERE mesh_id = ?",
+        "DELETE FROM used_nonces WHERE mesh_id = ?"}) {
     if (!status.ok()) break;
     Statement s(db_, sql);
     s.Text(1, mesh_id);

@@ -253,10 +253,10 @@ TEST(RelayConfigTest, BadPerClientBoundsAreRefusedNamingTheSetting) {
     EXPECT_THAT(status.message(), HasSubstr(named)) << args[0];
   }
   // Without a byte limit the burst does not matter.
-  EXPECT_TRUE(LoadRelayConfig({"--rate-limit-bytes-per-second", "0", "--rate-limit-burst-bytes",
-                               "1000"},
-                              kNoEnv)
-                  .ok());
+  EXPECT_TRUE(
+      LoadRelayConfig({"--rate-limit-bytes-per-second", "0", "--rate-limit-burst-bytes", "1000"},
+                      kNoEnv)
+          .ok());
 }
 
 TEST(RelayConfigTest, FlagsWinOverEnvironment) {

@@ -92,57 +92,83 @@ class MeshAuthTest : public ::testing::Test {
 
 TEST_F(MeshAuthTest, FirstRegistrantWithoutTokenMakesAnOpenMesh) {
   EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(
+      auth_.AdmitRegister(Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
   EXPECT_EQ(auth_.bindings(), 0u);
 }
 
 TEST_F(MeshAuthTest, FirstTokenBindsTheMeshAndOtherTokensAreDenied) {
   ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "secret"), true, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c", "other"), true, "203.0.113.1", kNow).status()));
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegister(Reg("m", "c"), true, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      auth_.AdmitRegister(Reg("m", "c", "other"), true, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      auth_.AdmitRegister(Reg("m", "c"), true, "203.0.113.1", kNow).status()));
 }
 
 TEST_F(MeshAuthTest, BindingOutlivesTheMeshForTheGraceThenFreesIt) {
   ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
   auth_.Expire(kNow + absl::Hours(23), [](const std::string&) { return false; });
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(23)).ok());
+  EXPECT_FALSE(
+      auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(23))
+          .ok());
   auth_.Expire(kNow + absl::Hours(25), [](const std::string&) { return false; });
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(25)).ok());
+  EXPECT_TRUE(
+      auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(25))
+          .ok());
 }
 
 TEST_F(MeshAuthTest, SameTokenRevivesTheMeshAndStopsTheGraceClock) {
   ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow + absl::Hours(1)).ok());
-  auth_.Expire(kNow + absl::Hours(48), [](const std::string&) { return false; });  // live again: no expiry
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("m", "x", "squat"), true, "203.0.113.1", kNow + absl::Hours(48)).ok());
+  ASSERT_TRUE(
+      auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow + absl::Hours(1))
+          .ok());
+  auth_.Expire(kNow + absl::Hours(48),
+               [](const std::string&) { return false; });  // live again: no expiry
+  EXPECT_FALSE(
+      auth_.AdmitRegister(Reg("m", "x", "squat"), true, "203.0.113.1", kNow + absl::Hours(48))
+          .ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshVerifiesTheFounderProof) {
   Ed25519Key mesh_key, other;
   RegisterMesh good = Founding(mesh_key, "home", "mac");
-  absl::StatusOr<Admission> founder = auth_.AdmitRegisterMesh(good, "home", /*mesh_live=*/false, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> founder =
+      auth_.AdmitRegisterMesh(good, "home", /*mesh_live=*/false, "203.0.113.1", kNow);
   ASSERT_TRUE(founder.ok()) << founder.status();
   EXPECT_EQ(founder->credential, "node:mac");
   EXPECT_TRUE(founder->proves_node);
 
   RegisterMesh forged = Founding(mesh_key, "home2", "mac");
   forged.set_founder_proof_b64(other.SignB64("home2"));
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(forged, "home2", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(
+      auth_.AdmitRegisterMesh(forged, "home2", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshForAnotherMeshThanTheUrlIsDenied) {
   Ed25519Key mesh_key;
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "elsewhere", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "elsewhere",
+                                      /*mesh_live=*/false, "203.0.113.1", kNow)
+                   .ok());
 }
 
 TEST_F(MeshAuthTest, FounderRejoinsWithTheSameKeyButAnotherKeyIsDenied) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(other, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(auth_
+                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+                                     "203.0.113.1", kNow)
+                  .ok());
+  EXPECT_TRUE(auth_
+                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+                                     "203.0.113.1", kNow)
+                  .ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegisterMesh(Founding(other, "home", "mac"), "home", /*mesh_live=*/false,
+                                      "203.0.113.1", kNow)
+                   .ok());
 }
 
 TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
@@ -150,23 +176,37 @@ TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
   RegisterMesh request = Founding(mesh_key, "home", "mac");
   request.set_node_public_key_b64(node_key.PublicB64());
   request.set_founder_proof_b64(node_key.SignB64("home"));
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(request, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(
+      auth_.AdmitRegisterMesh(request, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(auth_
+                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+                                     "203.0.113.1", kNow)
+                  .ok());
   const absl::Time later = kNow + absl::Hours(1);
 
-  absl::StatusOr<Admission> ok =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> ok = auth_.AdmitRegister(
+      SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, "203.0.113.1", kNow);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->credential, "node:phone");
 
   // Expired, wrong node binding, wrong signer, wrong mesh.
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n2", kNow - absl::Seconds(1), "phone"), true, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"), true, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(other, "home", "phone", "n4", later, "phone"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n2",
+                                             kNow - absl::Seconds(1), "phone"),
+                                  true, "203.0.113.1", kNow)
+                   .ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"),
+                                  true, "203.0.113.1", kNow)
+                   .ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegister(SignedJoin(other, "home", "phone", "n4", later, "phone"), true,
+                                  "203.0.113.1", kNow)
+                   .ok());
   Register elsewhere = SignedJoin(mesh_key, "home", "phone", "n5", later, "phone");
   elsewhere.mutable_signed_token()->set_mesh_id("other-mesh");
   EXPECT_FALSE(auth_.AdmitRegister(elsewhere, true, "203.0.113.1", kNow).ok());
@@ -183,13 +223,25 @@ TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
 
 TEST_F(MeshAuthTest, NonceIsOneNodesUntilItsTokenExpires) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(auth_
+                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+                                     "203.0.113.1", kNow)
+                  .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  ASSERT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(auth_
+                  .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+                                 "203.0.113.1", kNow)
+                  .ok());
   // The same node reconnecting with the same token is fine.
-  EXPECT_TRUE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_
+                  .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+                                 "203.0.113.1", kNow)
+                  .ok());
   // Another node replaying it is not.
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true,
+                                  "203.0.113.1", kNow)
+                   .ok());
 }
 
 TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
@@ -197,23 +249,30 @@ TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
   RegisterMesh founding = Founding(mesh_key, "home", "mac");
   founding.set_node_public_key_b64(founder_key.PublicB64());
   founding.set_founder_proof_b64(founder_key.SignB64("home"));
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());  // the founder again
+  ASSERT_TRUE(
+      auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
+                  .ok());  // the founder again
 
   RegisterMesh stranger = Founding(mesh_key, "home", "mac");  // the public mesh key
   stranger.set_node_public_key_b64(stranger_key.PublicB64());
   stranger.set_founder_proof_b64(stranger_key.SignB64("home"));
-  EXPECT_TRUE(absl::IsPermissionDenied(auth_.AdmitRegisterMesh(stranger, "home", /*mesh_live=*/false, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      auth_.AdmitRegisterMesh(stranger, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
+          .status()));
 }
 
 TEST_F(MeshAuthTest, UnboundTokensNeverShareAnIdentity) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_.AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(auth_
+                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+                                     "203.0.113.1", kNow)
+                  .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  absl::StatusOr<Admission> first =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
-  absl::StatusOr<Admission> again =
-      auth_.AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> first = auth_.AdmitRegister(
+      SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> again = auth_.AdmitRegister(
+      SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_NE(first->credential, again->credential);
 }
@@ -229,13 +288,19 @@ TEST_F(MeshAuthTest, MalformedTokenIsDeniedWithItsReason) {
 
 TEST_F(MeshAuthTest, TokenObjectOnAnUnsignedMeshIsDenied) {
   Ed25519Key key;
-  EXPECT_FALSE(auth_.AdmitRegister(SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""), false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(auth_
+                   .AdmitRegister(SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""),
+                                  false, "203.0.113.1", kNow)
+                   .ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshOnATokenBoundMeshIsDenied) {
   Ed25519Key key;
   ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegisterMesh(Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(
+      auth_
+          .AdmitRegisterMesh(Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow)
+          .ok());
 }
 
 }  // namespace
@@ -258,16 +323,16 @@ TEST_F(MeshAuthBoundsTest, RegisterMeshOnALiveOpenMeshIsDenied) {
   MeshAuth& auth = Make(CoreConfig{});
   Ed25519Key stranger;
   ASSERT_TRUE(auth.AdmitRegister(Reg("family", "mac"), false, kIp, kNow).ok());
-  absl::StatusOr<Admission> taken =
-      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", /*mesh_live=*/true, kIp,
-                             kNow);
+  absl::StatusOr<Admission> taken = auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"),
+                                                           "family", /*mesh_live=*/true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(taken.status()));
   EXPECT_EQ(auth.signed_meshes(), 0u);
   // Still open: the family's plain registrations keep working.
   EXPECT_TRUE(auth.AdmitRegister(Reg("family", "phone"), true, kIp, kNow).ok());
   // An empty open mesh is free to be signed.
   EXPECT_TRUE(
-      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", false, kIp, kNow).ok());
+      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", false, kIp, kNow)
+          .ok());
 }
 
 TEST_F(MeshAuthBoundsTest, OpenCredentialsProveNothingOthersDo) {
@@ -284,12 +349,11 @@ TEST_F(MeshAuthBoundsTest, NonceOverItsBoundIsDeniedAndNotKept) {
   Ed25519Key key;
   ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  EXPECT_TRUE(
-      auth.AdmitRegister(SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""), true, kIp,
-                         kNow)
-          .ok());
-  absl::StatusOr<Admission> long_nonce =
-      auth.AdmitRegister(SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
+  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""),
+                                 true, kIp, kNow)
+                  .ok());
+  absl::StatusOr<Admission> long_nonce = auth.AdmitRegister(
+      SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(long_nonce.status()));
   EXPECT_THAT(std::string(long_nonce.status().message()), ::testing::HasSubstr("128 bytes"));
   EXPECT_EQ(auth.nonces(), 1u);
@@ -308,8 +372,8 @@ TEST_F(MeshAuthBoundsTest, TokenLifetimeIsBoundedFromIssueAndFromNow) {
   EXPECT_THAT(std::string(forever.status().message()), ::testing::HasSubstr("30 days"));
   // issued_at claimed in the future, 31 days before its expiry.
   Register forged = SignedJoin(key, "s", "p", "n2", kNow + absl::Hours(24 * 29), "");
-  forged.mutable_signed_token()->set_issued_at(
-      absl::ToDoubleSeconds(kNow + absl::Hours(24 * 29) - absl::Hours(24 * 31) - absl::UnixEpoch()));
+  forged.mutable_signed_token()->set_issued_at(absl::ToDoubleSeconds(
+      kNow + absl::Hours(24 * 29) - absl::Hours(24 * 31) - absl::UnixEpoch()));
   EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(forged, true, kIp, kNow).status()));
   // 30 days exactly is fine.
   Register month = SignedJoin(key, "s", "p", "n3", kNow + absl::Hours(24 * 30), "");
@@ -328,18 +392,20 @@ TEST_F(MeshAuthBoundsTest, NoncesPerMeshAreBounded) {
   const absl::Time expires = kNow + absl::Hours(1);
   for (int i = 0; i < 3; ++i) {
     const std::string node = absl::StrCat("p", i);
-    ASSERT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
+    ASSERT_TRUE(
+        auth.AdmitRegister(SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
   }
   absl::StatusOr<Admission> fourth =
       auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires, ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(fourth.status()));
   // A device reusing its own token is a reconnect, not a new nonce.
-  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p0", "p0", expires, ""), true, kIp, kNow).ok());
+  EXPECT_TRUE(
+      auth.AdmitRegister(SignedJoin(key, "s", "p0", "p0", expires, ""), true, kIp, kNow).ok());
   // Once the tokens expire their nonces go, and room comes back.
   auth.Expire(expires + absl::Seconds(1), kNoneLive);
   EXPECT_EQ(auth.nonces(), 0u);
-  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""), true,
-                                 kIp, expires + absl::Seconds(1))
+  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""),
+                                 true, kIp, expires + absl::Seconds(1))
                   .ok());
 }
 
@@ -353,7 +419,8 @@ TEST_F(MeshAuthBoundsTest, RecordsInTotalAreBoundedAndRefusedAsUnavailable) {
   ASSERT_TRUE(auth.AdmitRegister(Reg("b2", "a", "t"), false, kIp, kNow).ok());
   ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   EXPECT_EQ(auth.records(), 3u);
-  EXPECT_TRUE(absl::IsUnavailable(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow).status()));
+  EXPECT_TRUE(
+      absl::IsUnavailable(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow).status()));
   EXPECT_TRUE(absl::IsUnavailable(
       auth.AdmitRegisterMesh(Founding(key, "s2", "f"), "s2", false, kIp, kNow).status()));
   EXPECT_TRUE(absl::IsUnavailable(
@@ -405,7 +472,8 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
   Ed25519Key newcomer;
   ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(owner, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(24 * 20);
-  ASSERT_TRUE(auth.AdmitRegister(SignedJoin(owner, "s", "p", "n", expires, ""), true, kIp, kNow).ok());
+  ASSERT_TRUE(
+      auth.AdmitRegister(SignedJoin(owner, "s", "p", "n", expires, ""), true, kIp, kNow).ok());
   auth.MeshEmptied("s", kNow);
   // Live meshes are in use: kept however long.
   auth.Expire(kNow + absl::Hours(24 * 91), [](const std::string& id) { return id == "s"; });

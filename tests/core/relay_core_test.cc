@@ -1769,8 +1769,20 @@ TEST_F(RelayCoreTest, GetMeshShowsTheTransportsByteCountersPerPeer) {
 
 TEST_F(RelayCoreTest, NodeIdsThatLookLikeOthersAreRefused) {
   const std::vector<std::string> bad = {
-      "\u202e" "evil", std::string("a\0b", 3), "\t", " ", "phone ", " phone", "ph\u200bone",
-      "\xef\xbb\xbfphone", "ph\u2066one", "phone\u200f", "a\u0085", "a\x7f", "\xc2\xa0phone"};
+      "\u202e"
+      "evil",
+      std::string("a\0b", 3),
+      "\t",
+      " ",
+      "phone ",
+      " phone",
+      "ph\u200bone",
+      "\xef\xbb\xbfphone",
+      "ph\u2066one",
+      "phone\u200f",
+      "a\u0085",
+      "a\x7f",
+      "\xc2\xa0phone"};
   for (const std::string& node : bad) {
     Peer p = Open();
     core_->Handle(p.id, RegisterEvent("lobby", node));
@@ -1829,7 +1841,8 @@ TEST_F(RelayCoreTest, PendingLlmRequestsAreBoundedInBytesPerRequester) {
   Peer asker = Join("lobby", "asker");
   Peer other = Join("lobby", "other");
   for (int i = 0; i < 12; ++i) {
-    std::string id = absl::StrCat("\"", i, std::string(200 - 2 - absl::StrCat(i).size(), 'x'), "\"");
+    std::string id =
+        absl::StrCat("\"", i, std::string(200 - 2 - absl::StrCat(i).size(), 'x'), "\"");
     core_->Handle(asker.id, LlmRequestEvent(id));
   }
   EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 10u);
@@ -1837,7 +1850,8 @@ TEST_F(RelayCoreTest, PendingLlmRequestsAreBoundedInBytesPerRequester) {
   // Another requester has its own budget; an answer frees room.
   core_->Handle(other.id, LlmRequestEvent("\"o\""));
   EXPECT_EQ(model.sink->OfCase(ServerEvent::kLlmRequest).size(), 11u);
-  const std::string first = model.sink->OfCase(ServerEvent::kLlmRequest)[0]->llm_request().request().request_id();
+  const std::string first =
+      model.sink->OfCase(ServerEvent::kLlmRequest)[0]->llm_request().request().request_id();
   core_->Handle(model.id, LlmResponseEvent("asker", first));
   asker.sink->Clear();
   core_->Handle(asker.id, LlmRequestEvent("\"again\""));
@@ -1864,7 +1878,8 @@ TEST_F(RelayCoreTest, ByteRateLimitRefusesThenClosesAndRefills) {
   for (int i = 0; i < 10; ++i) core_->Handle(b.id, DirectEvent("a", "x"), 10);
   EXPECT_EQ(a.sink->OfCase(ServerEvent::kMessage).size(), 10u);
   // One who keeps streaming after being told is closed.
-  for (int i = 0; i < 200 && a.sink->closes.empty(); ++i) core_->Handle(a.id, DirectEvent("b", "x"), 1000);
+  for (int i = 0; i < 200 && a.sink->closes.empty(); ++i)
+    core_->Handle(a.id, DirectEvent("b", "x"), 1000);
   EXPECT_THAT(a.sink->closes, ElementsAre(CloseReason::kRateLimited));
 }
 

@@ -103,7 +103,8 @@ TEST_F(SqliteAuthStoreTest, TokenBindingSurvivesARestartOfMeshAuth) {
   ASSERT_TRUE(auth.Load(kNow).ok());
   relay::v1::Register squatter = owner;
   squatter.set_token("guess");
-  EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(squatter, false, "203.0.113.1", kNow).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(auth.AdmitRegister(squatter, false, "203.0.113.1", kNow).status()));
   EXPECT_TRUE(auth.AdmitRegister(owner, false, "203.0.113.1", kNow).ok());
 }
 
