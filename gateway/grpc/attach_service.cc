@@ -75,9 +75,11 @@ class AttachSink final : public core::PeerSink {
   AttachSink(asio::io_context* io, std::shared_ptr<StreamState> state, std::size_t max_queued_bytes)
       : io_(io), state_(std::move(state)), max_queued_bytes_(max_queued_bytes) {}
 
-  void Send(const core::ServerEventPtr& event) override {
+  core::SendResult Send(const core::ServerEventPtr& event) override {
+    using core::DropReason;
+    using core::SendResult;
     std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->closing || state_->finished) return;
+    if (state_->closing || state_->finished) return SendResult::Dropped(DropReason::kClosing);
     const std::size_t size = event->ByteSizeLong();
     if (!state_->queue.empty() && state_->queued_bytes + size > max_queued_bytes_) {
       log::Event(log::Level::kWarn, "slow_consumer")
@@ -87,11 +89,12 @@ class AttachSink final : public core::PeerSink {
       state_->close_reason = core::CloseReason::kSlowConsumer;
       state_->CloseLocked(AttachCloseStatus(core::CloseReason::kSlowConsumer),
                           /*drop_queue=*/true);
-      return;
+      return SendResult::Dropped(DropReason::kSlowConsumer);
     }
     state_->queue.push_back(event);
     state_->queued_bytes += size;
     if (!state_->writing) state_->StartWriteLocked();
+    return SendResult::Queued();
   }
 
   void Close(core::CloseReason reason) override {

@@ -116,12 +116,17 @@ class WsPeerSink final : public core::PeerSink {
         max_queued_bytes_(max_queued_bytes),
         bytes_(bytes) {}
 
-  void Send(const core::ServerEventPtr& event) override {
+  core::SendResult Send(const core::ServerEventPtr& event) override {
+    using core::DropReason;
+    using core::SendResult;
     websocketpp::lib::error_code ec;
     typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
-    if (ec) return;  // already gone; the close handler tells the core
+    // Already gone; the close handler tells the core.
+    if (ec) return SendResult::Dropped(DropReason::kClosing);
     // Closing (slow consumer, takeover...): nothing more is queued.
-    if (con->close_reason || con->get_state() != websocketpp::session::state::open) return;
+    if (con->close_reason || con->get_state() != websocketpp::session::state::open) {
+      return SendResult::Dropped(DropReason::kClosing);
+    }
     const WsMessagePtr& frame = cache_->Frame(event);
     // websocketpp never caps its queue: a peer that stops reading would grow
     // it without end. get_buffered_amount() is what it holds for this peer
@@ -134,15 +139,17 @@ class WsPeerSink final : public core::PeerSink {
           .Uint("queued_bytes", queued)
           .Uint("limit_bytes", max_queued_bytes_);
       Close(core::CloseReason::kSlowConsumer);
-      return;
+      return SendResult::Dropped(DropReason::kSlowConsumer);
     }
     ec = con->send(frame);
     if (ec) {
+      // The connection is failing; its close handler tells the core.
       log::Debug("send to ", con->core_id, " failed: ", ec.message());
-    } else {
-      con->bytes_out += frame->get_payload().size();
-      bytes_->sent.fetch_add(frame->get_payload().size(), std::memory_order_relaxed);
+      return SendResult::Dropped(DropReason::kClosing);
     }
+    con->bytes_out += frame->get_payload().size();
+    bytes_->sent.fetch_add(frame->get_payload().size(), std::memory_order_relaxed);
+    return SendResult::Queued();
   }
 
   Counters counters() const override {

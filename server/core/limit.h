@@ -19,7 +19,7 @@ enum class Limit {
   kRequestIdBytes,          // request_id over 256 bytes
   kPendingLlmRequests,      // llm requests waiting per requester (count)
   kPendingLlmBytes,         // MAX_PENDING_LLM_BYTES_PER_PEER
-  kEventsWhileRegistering,  // what a claimant may pipeline during a takeover probe
+  kEventsWhileRegistering,  // what a connection pipelines while its registration is decided
   kPeersPerMesh,            // MAX_PEERS_PER_MESH
   kNonceBytes,              // MAX_NONCE_BYTES
   kTokenLifetime,           // MAX_JOIN_TOKEN_LIFETIME_SECONDS

@@ -38,8 +38,9 @@ std::string DaysText(absl::Duration d) {
 
 }  // namespace
 
-MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits)
-    : store_(store), hits_(hits), config_(config) {}
+MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits,
+                   CoreExecutor* executor)
+    : store_(store), hits_(hits), executor_(executor), config_(config) {}
 
 absl::Status MeshAuth::Load(absl::Time now) {
   absl::StatusOr<store::AuthSnapshot> snapshot = store_->Load();
@@ -123,8 +124,19 @@ void MeshAuth::AddNonce(store::UsedNonce record) {
   nonce_expiry_.emplace(expires_at, &it->first);
 }
 
-absl::StatusOr<Admission> MeshAuth::AdmitRegister(const relay::v1::Register& reg, bool mesh_live,
-                                                  absl::string_view client_ip, absl::Time now) {
+void MeshAuth::AdmitRegister(const relay::v1::Register& reg, bool mesh_live,
+                             absl::string_view client_ip, absl::Time now, AdmissionDone done) {
+  done(DecideRegister(reg, mesh_live, client_ip, now));
+}
+
+void MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterMesh& request,
+                                 absl::string_view url_mesh_id, bool mesh_live,
+                                 absl::string_view client_ip, absl::Time now, AdmissionDone done) {
+  done(DecideRegisterMesh(request, url_mesh_id, mesh_live, client_ip, now));
+}
+
+absl::StatusOr<Admission> MeshAuth::DecideRegister(const relay::v1::Register& reg, bool mesh_live,
+                                                   absl::string_view client_ip, absl::Time now) {
   const std::string& mesh_id = reg.mesh_id();
   if (reg.signed_token().present()) return AdmitSignedJoin(reg, client_ip, now);
   if (signed_.contains(mesh_id)) {
@@ -222,9 +234,10 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
   return Admission{NodeIdentity(reg.node_id()), /*proves_node=*/true};
 }
 
-absl::StatusOr<Admission> MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterMesh& request,
-                                                      absl::string_view url_mesh_id, bool mesh_live,
-                                                      absl::string_view client_ip, absl::Time now) {
+absl::StatusOr<Admission> MeshAuth::DecideRegisterMesh(const relay::v1::RegisterMesh& request,
+                                                       absl::string_view url_mesh_id,
+                                                       bool mesh_live, absl::string_view client_ip,
+                                                       absl::Time now) {
   if (request.mesh_id() != url_mesh_id) {
     return Denied("register_mesh names another mesh than the URL");
   }

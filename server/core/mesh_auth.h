@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/core_config.h"
+#include "server/core/core_executor.h"
 #include "server/core/expiry_queue.h"
 #include "server/core/limit.h"
 #include "server/store/auth_store.h"
@@ -53,27 +54,35 @@ class MeshAuth {
   // `store` must outlive MeshAuth, and so must `hits` (where refusals by a
   // bound are counted) when given. Reads the grace period and every bound
   // from `config`.
-  MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits = nullptr);
+  // `executor` (optional) brings a store's answers back to the core thread.
+  MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits = nullptr,
+           CoreExecutor* executor = nullptr);
 
   // Loads persisted state; call once before use. Bindings of meshes that
   // were live when the relay stopped start their grace at `now`.
   absl::Status Load(absl::Time now);
 
+  // How an admission ends. Called exactly once, on the core thread: inline
+  // (from inside the Admit call) when memory decides, later (through the
+  // CoreExecutor) when the store must answer first; never after MeshAuth is
+  // destroyed.
+  using AdmissionDone = std::function<void(absl::StatusOr<Admission>)>;
+
   // May `reg` register into reg.mesh_id()? `mesh_live` tells whether the
-  // mesh has peers now; `client_ip` is charged for records it creates.
-  // Errors: PermissionDenied (auth_failed: refuse and close), Unavailable
-  // (no room for a new record: auth_unavailable), ResourceExhausted (this IP
-  // created too many records this minute: rate_limited); each with the
-  // reason to tell the client.
-  absl::StatusOr<Admission> AdmitRegister(const relay::v1::Register& reg, bool mesh_live,
-                                          absl::string_view client_ip, absl::Time now);
+  // mesh has members now (anywhere); `client_ip` is charged for records it
+  // creates. Errors: PermissionDenied (auth_failed: refuse and close),
+  // Unavailable (no room for a new record, or the store cannot answer:
+  // auth_unavailable), ResourceExhausted (this IP created too many records
+  // this minute: rate_limited); each with the reason to tell the client.
+  void AdmitRegister(const relay::v1::Register& reg, bool mesh_live, absl::string_view client_ip,
+                     absl::Time now, AdmissionDone done);
 
   // A founder's register_mesh for the mesh in the URL. A mesh that is live
   // and not signed (open, or bound to a token) cannot be signed. Errors as
   // AdmitRegister's.
-  absl::StatusOr<Admission> AdmitRegisterMesh(const relay::v1::RegisterMesh& request,
-                                              absl::string_view url_mesh_id, bool mesh_live,
-                                              absl::string_view client_ip, absl::Time now);
+  void AdmitRegisterMesh(const relay::v1::RegisterMesh& request, absl::string_view url_mesh_id,
+                         bool mesh_live, absl::string_view client_ip, absl::Time now,
+                         AdmissionDone done);
 
   // The mesh lost its last peer: a token binding starts its grace period and
   // a signed mesh its time-to-live.
@@ -92,6 +101,11 @@ class MeshAuth {
  private:
   using NonceKey = std::pair<std::string, std::string>;  // (mesh_id, nonce)
 
+  absl::StatusOr<Admission> DecideRegister(const relay::v1::Register& reg, bool mesh_live,
+                                           absl::string_view client_ip, absl::Time now);
+  absl::StatusOr<Admission> DecideRegisterMesh(const relay::v1::RegisterMesh& request,
+                                               absl::string_view url_mesh_id, bool mesh_live,
+                                               absl::string_view client_ip, absl::Time now);
   absl::StatusOr<Admission> AdmitSignedJoin(const relay::v1::Register& reg,
                                             absl::string_view client_ip, absl::Time now);
   // OK when `client_ip` may create one more record now.
@@ -107,6 +121,7 @@ class MeshAuth {
 
   store::AuthStore* const store_;
   LimitHits* const hits_;
+  CoreExecutor* const executor_;
   const CoreConfig config_;
   absl::flat_hash_map<std::string, store::TokenBinding> bindings_;
   absl::flat_hash_map<std::string, store::SignedMesh> signed_;

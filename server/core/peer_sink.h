@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/close_reason.h"
+#include "server/core/delivery.h"
 
 namespace relay::core {
 
@@ -23,8 +24,11 @@ using ServerEventPtr = std::shared_ptr<const relay::v1::ServerEvent>;
 class PeerSink {
  public:
   virtual ~PeerSink() = default;
-  // Queues `event` for the peer, in call order.
-  virtual void Send(const ServerEventPtr& event) = 0;
+  // Queues `event` for the peer, in call order, and says whether it did:
+  // a connection that is closing, or that is over its send buffer (it is
+  // then closed as a slow consumer), drops it. The core counts what was
+  // queued as delivered and every drop by its reason.
+  virtual SendResult Send(const ServerEventPtr& event) = 0;
   // Asks the transport to close the connection for `reason`, after what was
   // already queued. The transport then reports RelayCore::Disconnect.
   virtual void Close(CloseReason reason) = 0;

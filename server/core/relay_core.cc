@@ -82,11 +82,13 @@ bool RelayCore::Connection::CanServeLlm() const {
          capabilities.end();
 }
 
-RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store)
+RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store,
+                     CoreExecutor* executor)
     : config_(std::move(config)),
       clock_(clock),
       started_at_(clock->Now()),
-      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_) {}
+      auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_,
+            executor) {}
 
 absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }
 
@@ -127,7 +129,7 @@ bool RelayCore::AdmitFrame(ConnectionId id, std::size_t wire_bytes) {
 void RelayCore::HandleAdmitted(ConnectionId id, ClientEvent&& event, std::size_t wire_bytes) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
-  if (conn->awaiting_holder != 0) {
+  if (conn->waiting()) {
     HeldEvent held;
     held.event = std::move(event);
     held.wire_bytes = wire_bytes;
@@ -190,7 +192,7 @@ void RelayCore::RejectAdmitted(ConnectionId id, ErrorCode code, absl::string_vie
                                absl::string_view request_id_json, std::size_t wire_bytes) {
   Connection* conn = Find(id);
   if (conn == nullptr || conn->closing) return;
-  if (conn->awaiting_holder != 0) {
+  if (conn->waiting()) {
     HeldEvent held;
     held.wire_bytes = wire_bytes;
     held.undecodable = code;
@@ -309,28 +311,43 @@ bool RelayCore::CheckRegistration(Connection& conn, const relay::v1::Register& r
 
 void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<Admission> admission = auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0,
-                                                            conn.info.client_ip, clock_->Now());
-  if (!admission.ok()) {
-    RefuseAdmission(conn, admission.status());
-    return;
-  }
-  Join(conn, reg, *std::move(admission));
+  conn.admitting = true;
+  auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now(),
+                      [this, id = conn.id, reg](absl::StatusOr<Admission> admission) {
+                        OnAdmitted(id, reg, /*founding=*/false, std::move(admission));
+                      });
 }
 
 void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
   const relay::v1::Register& reg = request.peer();
   if (!CheckRegistration(conn, reg)) return;
-  absl::StatusOr<Admission> admission = auth_.AdmitRegisterMesh(
-      request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now());
-  if (!admission.ok()) {
-    RefuseAdmission(conn, admission.status());
-    return;
+  conn.admitting = true;
+  auth_.AdmitRegisterMesh(request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0,
+                          conn.info.client_ip, clock_->Now(),
+                          [this, id = conn.id, reg](absl::StatusOr<Admission> admission) {
+                            OnAdmitted(id, reg, /*founding=*/true, std::move(admission));
+                          });
+}
+
+void RelayCore::OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool founding,
+                           absl::StatusOr<Admission> admission) {
+  Connection* conn = Find(id);
+  if (conn == nullptr) return;  // gone while its admission was decided
+  conn->admitting = false;
+  if (!conn->closing) {
+    if (!admission.ok()) {
+      RefuseAdmission(*conn, admission.status());
+    } else {
+      if (founding) {
+        ServerEvent registered;
+        registered.mutable_mesh_registered()->set_mesh_id(reg.mesh_id());
+        Deliver(*conn, MakeEvent(std::move(registered)));
+      }
+      Join(*conn, reg, *std::move(admission));
+    }
   }
-  ServerEvent registered;
-  registered.mutable_mesh_registered()->set_mesh_id(reg.mesh_id());
-  Deliver(conn, MakeEvent(std::move(registered)));
-  Join(conn, reg, *std::move(admission));
+  conn->probed_holder = 0;  // a probe's answer serves one admission only
+  ReplayHeld(*conn);
 }
 
 void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
@@ -482,8 +499,10 @@ void RelayCore::OnProbeAnswered(ConnectionId holder_id, ConnectionId claimant_id
                            " is held by a live connection (it answered a liveness check)"));
   } else {
     // Admitted again from scratch: the mesh may have changed meanwhile.
+    // OnAdmitted forgets probed_holder and replays what was held.
     claimant->probed_holder = holder_id;
     OnRegister(*claimant, reg);
+    if (claimant->admitting) return;  // OnAdmitted goes on
     claimant->probed_holder = 0;
   }
   ReplayHeld(*claimant);
@@ -507,7 +526,7 @@ void RelayCore::Hold(Connection& conn, HeldEvent held) {
 }
 
 void RelayCore::ReplayHeld(Connection& conn) {
-  while (conn.awaiting_holder == 0 && !conn.closing && !conn.held.empty()) {
+  while (!conn.waiting() && !conn.closing && !conn.held.empty()) {
     HeldEvent held = std::move(conn.held.front());
     conn.held.pop_front();
     conn.held_bytes -= held.wire_bytes;
@@ -782,7 +801,15 @@ absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
 }
 
 void RelayCore::Deliver(Connection& to, const ServerEventPtr& event) {
-  if (to.closing) return;
+  if (to.closing) {
+    drops_.Add(DropReason::kClosing);
+    return;
+  }
+  const SendResult sent = to.sink->Send(event);
+  if (!sent.queued()) {
+    drops_.Add(sent.reason());
+    return;
+  }
   ++to.messages_out;
   // "Relayed" counts user traffic only, not the relay's own notices.
   std::optional<TrafficType> type;
@@ -811,7 +838,6 @@ void RelayCore::Deliver(Connection& to, const ServerEventPtr& event) {
     ++traffic_.deliveries[static_cast<std::size_t>(*type)];
     traffic_.payload_bytes[static_cast<std::size_t>(*type)] += payload_bytes;
   }
-  to.sink->Send(event);
 }
 
 void RelayCore::SendError(Connection& to, ErrorCode code, absl::string_view message,
@@ -874,6 +900,11 @@ relay::v1::Stats RelayCore::GetStats() const {
     auto* count = stats.add_limits();
     count->set_limit(std::string(kLimitNames[i]));
     count->set_count(limit_hits_.Get(static_cast<Limit>(i)));
+  }
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+    auto* count = stats.add_drops();
+    count->set_reason(std::string(kDropReasonNames[i]));
+    count->set_count(drops_.Get(static_cast<DropReason>(i)));
   }
   for (std::size_t i = 0; i < kCloseReasonCount; ++i) {
     auto* count = stats.add_closes();

@@ -32,7 +32,9 @@
 #include "server/core/clock.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
+#include "server/core/core_executor.h"
 #include "server/core/core_config.h"
+#include "server/core/delivery.h"
 #include "server/core/error_code.h"
 #include "server/core/limit.h"
 #include "server/core/llm_dispatch.h"
@@ -85,8 +87,11 @@ struct HealthCounts {
 class RelayCore {
  public:
   // `clock` must outlive the core, and so must `auth_store` when given
-  // (without one, authentication state lives in memory only).
-  RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store = nullptr);
+  // (without one, authentication state lives in memory only) and
+  // `executor`, through which work done on other threads (the auth store's)
+  // comes back to the core thread.
+  RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store = nullptr,
+            CoreExecutor* executor = nullptr);
   RelayCore(const RelayCore&) = delete;
   RelayCore& operator=(const RelayCore&) = delete;
   ~RelayCore();
@@ -167,6 +172,8 @@ class RelayCore {
   const TrafficCounters& traffic() const { return traffic_; }
   // Refusals by each per-client bound.
   const LimitHits& limit_hits() const { return limit_hits_; }
+  // Deliveries dropped (not handed to a connection), by reason.
+  const DropCounts& drops() const { return drops_; }
   // Authentication records kept (bindings, signed meshes, used nonces).
   std::size_t auth_records() const { return auth_.records(); }
   absl::StatusOr<relay::v1::GetMeshResponse> GetMesh(absl::string_view mesh_id) const;
@@ -218,11 +225,16 @@ class RelayCore {
     std::size_t held_bytes = 0;
     ConnectionId claimant = 0;
     ConnectionId probed_holder = 0;
+    // The auth store is deciding this connection's registration; what it
+    // pipelines meanwhile is held as for a claimant.
+    bool admitting = false;
 
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
 
     bool registered() const { return mesh != nullptr; }
+    // Its registration is not decided yet: events wait in `held`.
+    bool waiting() const { return admitting || awaiting_holder != 0; }
     bool CanServeLlm() const;
   };
 
@@ -240,6 +252,10 @@ class RelayCore {
   void Dispatch(Connection& conn, relay::v1::ClientEvent&& event);
   void OnRegister(Connection& conn, const relay::v1::Register& reg);
   void OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request);
+  // MeshAuth answered `id`'s registration (inline or later): joins it, or
+  // refuses, then handles what it pipelined meanwhile.
+  void OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool founding,
+                  absl::StatusOr<Admission> admission);
   // Adds an admitted registrant to its mesh (taking the node_id over when
   // the credentials match, after a probe when they prove nothing) and sends
   // joined/peers/peer_joined.
@@ -319,6 +335,7 @@ class RelayCore {
   std::array<std::uint64_t, kErrorCodeCount> errors_{};
   std::array<std::uint64_t, kCloseReasonCount> closes_{};
   TrafficCounters traffic_;
+  DropCounts drops_;
   std::function<void(absl::Duration)> llm_round_trip_observer_;
   bool draining_ = false;
   absl::BitGen jitter_;  // reconnect hints

@@ -34,7 +34,7 @@ class FixedClock final : public core::Clock {
 
 class DiscardSink final : public core::PeerSink {
  public:
-  void Send(const core::ServerEventPtr&) override {}
+  core::SendResult Send(const core::ServerEventPtr&) override { return core::SendResult::Queued(); }
   void Close(core::CloseReason) override {}
 };
 

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -84,6 +85,27 @@ Register SignedJoin(const Ed25519Key& signer, absl::string_view mesh, absl::stri
   return reg;
 }
 
+// The admission's answer, which these tests expect at once (a store that
+// answers inline, as MemoryAuthStore does).
+absl::StatusOr<Admission> AdmitRegisterNow(MeshAuth& auth, const Register& reg, bool mesh_live,
+                                           absl::string_view client_ip, absl::Time now) {
+  std::optional<absl::StatusOr<Admission>> result;
+  auth.AdmitRegister(reg, mesh_live, client_ip, now,
+                     [&result](absl::StatusOr<Admission> a) { result = std::move(a); });
+  EXPECT_TRUE(result.has_value()) << "the admission did not complete inline";
+  return result ? *std::move(result) : absl::InternalError("the admission did not complete");
+}
+
+absl::StatusOr<Admission> AdmitRegisterMeshNow(MeshAuth& auth, const RegisterMesh& request,
+                                               absl::string_view url_mesh_id, bool mesh_live,
+                                               absl::string_view client_ip, absl::Time now) {
+  std::optional<absl::StatusOr<Admission>> result;
+  auth.AdmitRegisterMesh(request, url_mesh_id, mesh_live, client_ip, now,
+                         [&result](absl::StatusOr<Admission> a) { result = std::move(a); });
+  EXPECT_TRUE(result.has_value()) << "the admission did not complete inline";
+  return result ? *std::move(result) : absl::InternalError("the admission did not complete");
+}
+
 class MeshAuthTest : public ::testing::Test {
  protected:
   store::MemoryAuthStore store_;
@@ -91,44 +113,44 @@ class MeshAuthTest : public ::testing::Test {
 };
 
 TEST_F(MeshAuthTest, FirstRegistrantWithoutTokenMakesAnOpenMesh) {
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
   EXPECT_TRUE(
-      auth_.AdmitRegister(Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
+      AdmitRegisterNow(auth_, Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
   EXPECT_EQ(auth_.bindings(), 0u);
 }
 
 TEST_F(MeshAuthTest, FirstTokenBindsTheMeshAndOtherTokensAreDenied) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegister(Reg("m", "b", "secret"), true, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth_, Reg("m", "b", "secret"), true, "203.0.113.1", kNow).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(
-      auth_.AdmitRegister(Reg("m", "c", "other"), true, "203.0.113.1", kNow).status()));
+      AdmitRegisterNow(auth_, Reg("m", "c", "other"), true, "203.0.113.1", kNow).status()));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      auth_.AdmitRegister(Reg("m", "c"), true, "203.0.113.1", kNow).status()));
+      AdmitRegisterNow(auth_, Reg("m", "c"), true, "203.0.113.1", kNow).status()));
 }
 
 TEST_F(MeshAuthTest, BindingOutlivesTheMeshForTheGraceThenFreesIt) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
   auth_.Expire(kNow + absl::Hours(23), [](const std::string&) { return false; });
   EXPECT_FALSE(
-      auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(23))
+      AdmitRegisterNow(auth_, Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(23))
           .ok());
   auth_.Expire(kNow + absl::Hours(25), [](const std::string&) { return false; });
   EXPECT_TRUE(
-      auth_.AdmitRegister(Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(25))
+      AdmitRegisterNow(auth_, Reg("m", "x", "squat"), false, "203.0.113.1", kNow + absl::Hours(25))
           .ok());
 }
 
 TEST_F(MeshAuthTest, SameTokenRevivesTheMeshAndStopsTheGraceClock) {
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   auth_.MeshEmptied("m", kNow);
   ASSERT_TRUE(
-      auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow + absl::Hours(1))
+      AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow + absl::Hours(1))
           .ok());
   auth_.Expire(kNow + absl::Hours(48),
                [](const std::string&) { return false; });  // live again: no expiry
   EXPECT_FALSE(
-      auth_.AdmitRegister(Reg("m", "x", "squat"), true, "203.0.113.1", kNow + absl::Hours(48))
+      AdmitRegisterNow(auth_, Reg("m", "x", "squat"), true, "203.0.113.1", kNow + absl::Hours(48))
           .ok());
 }
 
@@ -136,7 +158,7 @@ TEST_F(MeshAuthTest, RegisterMeshVerifiesTheFounderProof) {
   Ed25519Key mesh_key, other;
   RegisterMesh good = Founding(mesh_key, "home", "mac");
   absl::StatusOr<Admission> founder =
-      auth_.AdmitRegisterMesh(good, "home", /*mesh_live=*/false, "203.0.113.1", kNow);
+      AdmitRegisterMeshNow(auth_, good, "home", /*mesh_live=*/false, "203.0.113.1", kNow);
   ASSERT_TRUE(founder.ok()) << founder.status();
   EXPECT_EQ(founder->credential, "node:mac");
   EXPECT_TRUE(founder->proves_node);
@@ -144,29 +166,29 @@ TEST_F(MeshAuthTest, RegisterMeshVerifiesTheFounderProof) {
   RegisterMesh forged = Founding(mesh_key, "home2", "mac");
   forged.set_founder_proof_b64(other.SignB64("home2"));
   EXPECT_FALSE(
-      auth_.AdmitRegisterMesh(forged, "home2", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+      AdmitRegisterMeshNow(auth_, forged, "home2", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshForAnotherMeshThanTheUrlIsDenied) {
   Ed25519Key mesh_key;
-  EXPECT_FALSE(auth_
-                   .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "elsewhere",
+  EXPECT_FALSE(AdmitRegisterMeshNow(auth_,
+                   Founding(mesh_key, "home", "mac"), "elsewhere",
                                       /*mesh_live=*/false, "203.0.113.1", kNow)
                    .ok());
 }
 
 TEST_F(MeshAuthTest, FounderRejoinsWithTheSameKeyButAnotherKeyIsDenied) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_
-                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
+                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
                                      "203.0.113.1", kNow)
                   .ok());
-  EXPECT_TRUE(auth_
-                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth_,
+                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
                                      "203.0.113.1", kNow)
                   .ok());
-  EXPECT_FALSE(auth_
-                   .AdmitRegisterMesh(Founding(other, "home", "mac"), "home", /*mesh_live=*/false,
+  EXPECT_FALSE(AdmitRegisterMeshNow(auth_,
+                   Founding(other, "home", "mac"), "home", /*mesh_live=*/false,
                                       "203.0.113.1", kNow)
                    .ok());
 }
@@ -177,69 +199,69 @@ TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
   request.set_node_public_key_b64(node_key.PublicB64());
   request.set_founder_proof_b64(node_key.SignB64("home"));
   EXPECT_TRUE(
-      auth_.AdmitRegisterMesh(request, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+      AdmitRegisterMeshNow(auth_, request, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(auth_
-                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
+                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
                                      "203.0.113.1", kNow)
                   .ok());
   const absl::Time later = kNow + absl::Hours(1);
 
-  absl::StatusOr<Admission> ok = auth_.AdmitRegister(
+  absl::StatusOr<Admission> ok = AdmitRegisterNow(auth_, 
       SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, "203.0.113.1", kNow);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->credential, "node:phone");
 
   // Expired, wrong node binding, wrong signer, wrong mesh.
-  EXPECT_FALSE(auth_
-                   .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n2",
+  EXPECT_FALSE(AdmitRegisterNow(auth_,
+                   SignedJoin(mesh_key, "home", "phone", "n2",
                                              kNow - absl::Seconds(1), "phone"),
                                   true, "203.0.113.1", kNow)
                    .ok());
-  EXPECT_FALSE(auth_
-                   .AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"),
+  EXPECT_FALSE(AdmitRegisterNow(auth_,
+                   SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"),
                                   true, "203.0.113.1", kNow)
                    .ok());
-  EXPECT_FALSE(auth_
-                   .AdmitRegister(SignedJoin(other, "home", "phone", "n4", later, "phone"), true,
+  EXPECT_FALSE(AdmitRegisterNow(auth_,
+                   SignedJoin(other, "home", "phone", "n4", later, "phone"), true,
                                   "203.0.113.1", kNow)
                    .ok());
   Register elsewhere = SignedJoin(mesh_key, "home", "phone", "n5", later, "phone");
   elsewhere.mutable_signed_token()->set_mesh_id("other-mesh");
-  EXPECT_FALSE(auth_.AdmitRegister(elsewhere, true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(AdmitRegisterNow(auth_, elsewhere, true, "203.0.113.1", kNow).ok());
 
   // Tampered canonical bytes.
   Register tampered = SignedJoin(mesh_key, "home", "phone", "n6", later, "phone");
   tampered.mutable_signed_token()->set_canonical("something else");
-  EXPECT_FALSE(auth_.AdmitRegister(tampered, true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(AdmitRegisterNow(auth_, tampered, true, "203.0.113.1", kNow).ok());
 
   // No token, or a plain string token, on a signed mesh.
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone"), true, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(auth_.AdmitRegister(Reg("home", "phone", "secret"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(AdmitRegisterNow(auth_, Reg("home", "phone"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(AdmitRegisterNow(auth_, Reg("home", "phone", "secret"), true, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, NonceIsOneNodesUntilItsTokenExpires) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_
-                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
+                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
                                      "203.0.113.1", kNow)
                   .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  ASSERT_TRUE(auth_
-                  .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+  ASSERT_TRUE(AdmitRegisterNow(auth_,
+                  SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
                                  "203.0.113.1", kNow)
                   .ok());
   // The same node reconnecting with the same token is fine.
-  EXPECT_TRUE(auth_
-                  .AdmitRegister(SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+  EXPECT_TRUE(AdmitRegisterNow(auth_,
+                  SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
                                  "203.0.113.1", kNow)
                   .ok());
   // Another node replaying it is not.
-  EXPECT_FALSE(auth_
-                   .AdmitRegister(SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true,
+  EXPECT_FALSE(AdmitRegisterNow(auth_,
+                   SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true,
                                   "203.0.113.1", kNow)
                    .ok());
 }
@@ -250,28 +272,28 @@ TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
   founding.set_node_public_key_b64(founder_key.PublicB64());
   founding.set_founder_proof_b64(founder_key.SignB64("home"));
   ASSERT_TRUE(
-      auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(auth_.AdmitRegisterMesh(founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
+      AdmitRegisterMeshNow(auth_, founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth_, founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());  // the founder again
 
   RegisterMesh stranger = Founding(mesh_key, "home", "mac");  // the public mesh key
   stranger.set_node_public_key_b64(stranger_key.PublicB64());
   stranger.set_founder_proof_b64(stranger_key.SignB64("home"));
   EXPECT_TRUE(absl::IsPermissionDenied(
-      auth_.AdmitRegisterMesh(stranger, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
+      AdmitRegisterMeshNow(auth_, stranger, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
           .status()));
 }
 
 TEST_F(MeshAuthTest, UnboundTokensNeverShareAnIdentity) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(auth_
-                  .AdmitRegisterMesh(Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
+                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
                                      "203.0.113.1", kNow)
                   .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  absl::StatusOr<Admission> first = auth_.AdmitRegister(
+  absl::StatusOr<Admission> first = AdmitRegisterNow(auth_, 
       SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
-  absl::StatusOr<Admission> again = auth_.AdmitRegister(
+  absl::StatusOr<Admission> again = AdmitRegisterNow(auth_, 
       SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_NE(first->credential, again->credential);
@@ -281,25 +303,25 @@ TEST_F(MeshAuthTest, MalformedTokenIsDeniedWithItsReason) {
   Register reg = Reg("home", "phone");
   reg.mutable_signed_token()->set_present(true);
   reg.mutable_signed_token()->set_malformed("the token needs a numeric expires_at");
-  absl::StatusOr<Admission> result = auth_.AdmitRegister(reg, true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> result = AdmitRegisterNow(auth_, reg, true, "203.0.113.1", kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(result.status()));
   EXPECT_EQ(result.status().message(), "the token needs a numeric expires_at");
 }
 
 TEST_F(MeshAuthTest, TokenObjectOnAnUnsignedMeshIsDenied) {
   Ed25519Key key;
-  EXPECT_FALSE(auth_
-                   .AdmitRegister(SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""),
+  EXPECT_FALSE(AdmitRegisterNow(auth_,
+                   SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""),
                                   false, "203.0.113.1", kNow)
                    .ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshOnATokenBoundMeshIsDenied) {
   Ed25519Key key;
-  ASSERT_TRUE(auth_.AdmitRegister(Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
   EXPECT_FALSE(
-      auth_
-          .AdmitRegisterMesh(Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow)
+      AdmitRegisterMeshNow(auth_,
+          Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow)
           .ok());
 }
 
@@ -322,37 +344,37 @@ class MeshAuthBoundsTest : public ::testing::Test {
 TEST_F(MeshAuthBoundsTest, RegisterMeshOnALiveOpenMeshIsDenied) {
   MeshAuth& auth = Make(CoreConfig{});
   Ed25519Key stranger;
-  ASSERT_TRUE(auth.AdmitRegister(Reg("family", "mac"), false, kIp, kNow).ok());
-  absl::StatusOr<Admission> taken = auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"),
+  ASSERT_TRUE(AdmitRegisterNow(auth, Reg("family", "mac"), false, kIp, kNow).ok());
+  absl::StatusOr<Admission> taken = AdmitRegisterMeshNow(auth, Founding(stranger, "family", "evil"),
                                                            "family", /*mesh_live=*/true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(taken.status()));
   EXPECT_EQ(auth.signed_meshes(), 0u);
   // Still open: the family's plain registrations keep working.
-  EXPECT_TRUE(auth.AdmitRegister(Reg("family", "phone"), true, kIp, kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("family", "phone"), true, kIp, kNow).ok());
   // An empty open mesh is free to be signed.
   EXPECT_TRUE(
-      auth.AdmitRegisterMesh(Founding(stranger, "family", "evil"), "family", false, kIp, kNow)
+      AdmitRegisterMeshNow(auth, Founding(stranger, "family", "evil"), "family", false, kIp, kNow)
           .ok());
 }
 
 TEST_F(MeshAuthBoundsTest, OpenCredentialsProveNothingOthersDo) {
   MeshAuth& auth = Make(CoreConfig{});
   Ed25519Key key;
-  EXPECT_FALSE(auth.AdmitRegister(Reg("open", "a"), false, kIp, kNow)->proves_node);
-  EXPECT_FALSE(auth.AdmitRegister(Reg("open", "a", "tok"), true, kIp, kNow)->proves_node);
-  EXPECT_TRUE(auth.AdmitRegister(Reg("bound", "a", "tok"), false, kIp, kNow)->proves_node);
-  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow)->proves_node);
+  EXPECT_FALSE(AdmitRegisterNow(auth, Reg("open", "a"), false, kIp, kNow)->proves_node);
+  EXPECT_FALSE(AdmitRegisterNow(auth, Reg("open", "a", "tok"), true, kIp, kNow)->proves_node);
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("bound", "a", "tok"), false, kIp, kNow)->proves_node);
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow)->proves_node);
 }
 
 TEST_F(MeshAuthBoundsTest, NonceOverItsBoundIsDeniedAndNotKept) {
   MeshAuth& auth = Make(CoreConfig{});
   Ed25519Key key;
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""),
+  EXPECT_TRUE(AdmitRegisterNow(auth, SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""),
                                  true, kIp, kNow)
                   .ok());
-  absl::StatusOr<Admission> long_nonce = auth.AdmitRegister(
+  absl::StatusOr<Admission> long_nonce = AdmitRegisterNow(auth, 
       SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(long_nonce.status()));
   EXPECT_THAT(std::string(long_nonce.status().message()), ::testing::HasSubstr("128 bytes"));
@@ -364,9 +386,9 @@ TEST_F(MeshAuthBoundsTest, TokenLifetimeIsBoundedFromIssueAndFromNow) {
   config.max_join_token_lifetime = absl::Hours(24 * 30);
   MeshAuth& auth = Make(config);
   Ed25519Key key;
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   // Valid until 2096: refused, whatever it claims about its issue.
-  absl::StatusOr<Admission> forever = auth.AdmitRegister(
+  absl::StatusOr<Admission> forever = AdmitRegisterNow(auth, 
       SignedJoin(key, "s", "p", "n1", absl::FromUnixSeconds(3999999999), ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(forever.status()));
   EXPECT_THAT(std::string(forever.status().message()), ::testing::HasSubstr("30 days"));
@@ -374,11 +396,11 @@ TEST_F(MeshAuthBoundsTest, TokenLifetimeIsBoundedFromIssueAndFromNow) {
   Register forged = SignedJoin(key, "s", "p", "n2", kNow + absl::Hours(24 * 29), "");
   forged.mutable_signed_token()->set_issued_at(absl::ToDoubleSeconds(
       kNow + absl::Hours(24 * 29) - absl::Hours(24 * 31) - absl::UnixEpoch()));
-  EXPECT_TRUE(absl::IsPermissionDenied(auth.AdmitRegister(forged, true, kIp, kNow).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(AdmitRegisterNow(auth, forged, true, kIp, kNow).status()));
   // 30 days exactly is fine.
   Register month = SignedJoin(key, "s", "p", "n3", kNow + absl::Hours(24 * 30), "");
   month.mutable_signed_token()->set_issued_at(absl::ToDoubleSeconds(kNow - absl::UnixEpoch()));
-  EXPECT_TRUE(auth.AdmitRegister(month, true, kIp, kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, month, true, kIp, kNow).ok());
   EXPECT_EQ(auth.nonces(), 1u);
 }
 
@@ -388,23 +410,23 @@ TEST_F(MeshAuthBoundsTest, NoncesPerMeshAreBounded) {
   config.auth_records_per_ip_per_minute = 100;
   MeshAuth& auth = Make(config);
   Ed25519Key key;
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
   for (int i = 0; i < 3; ++i) {
     const std::string node = absl::StrCat("p", i);
     ASSERT_TRUE(
-        auth.AdmitRegister(SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
+        AdmitRegisterNow(auth, SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
   }
   absl::StatusOr<Admission> fourth =
-      auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires, ""), true, kIp, kNow);
+      AdmitRegisterNow(auth, SignedJoin(key, "s", "p3", "p3", expires, ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(fourth.status()));
   // A device reusing its own token is a reconnect, not a new nonce.
   EXPECT_TRUE(
-      auth.AdmitRegister(SignedJoin(key, "s", "p0", "p0", expires, ""), true, kIp, kNow).ok());
+      AdmitRegisterNow(auth, SignedJoin(key, "s", "p0", "p0", expires, ""), true, kIp, kNow).ok());
   // Once the tokens expire their nonces go, and room comes back.
   auth.Expire(expires + absl::Seconds(1), kNoneLive);
   EXPECT_EQ(auth.nonces(), 0u);
-  EXPECT_TRUE(auth.AdmitRegister(SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""),
+  EXPECT_TRUE(AdmitRegisterNow(auth, SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""),
                                  true, kIp, expires + absl::Seconds(1))
                   .ok());
 }
@@ -415,41 +437,41 @@ TEST_F(MeshAuthBoundsTest, RecordsInTotalAreBoundedAndRefusedAsUnavailable) {
   config.auth_records_per_ip_per_minute = 100;
   MeshAuth& auth = Make(config);
   Ed25519Key key;
-  ASSERT_TRUE(auth.AdmitRegister(Reg("b1", "a", "t"), false, kIp, kNow).ok());
-  ASSERT_TRUE(auth.AdmitRegister(Reg("b2", "a", "t"), false, kIp, kNow).ok());
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth, Reg("b1", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth, Reg("b2", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   EXPECT_EQ(auth.records(), 3u);
   EXPECT_TRUE(
-      absl::IsUnavailable(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow).status()));
+      absl::IsUnavailable(AdmitRegisterNow(auth, Reg("b3", "a", "t"), false, kIp, kNow).status()));
   EXPECT_TRUE(absl::IsUnavailable(
-      auth.AdmitRegisterMesh(Founding(key, "s2", "f"), "s2", false, kIp, kNow).status()));
+      AdmitRegisterMeshNow(auth, Founding(key, "s2", "f"), "s2", false, kIp, kNow).status()));
   EXPECT_TRUE(absl::IsUnavailable(
-      auth.AdmitRegister(SignedJoin(key, "s", "p", "n", kNow + absl::Hours(1), ""), true, kIp, kNow)
+      AdmitRegisterNow(auth, SignedJoin(key, "s", "p", "n", kNow + absl::Hours(1), ""), true, kIp, kNow)
           .status()));
   // What exists keeps working: the bound mesh's owners, the founder, open meshes.
-  EXPECT_TRUE(auth.AdmitRegister(Reg("b1", "c", "t"), true, kIp, kNow).ok());
-  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f"), "s", true, kIp, kNow).ok());
-  EXPECT_TRUE(auth.AdmitRegister(Reg("open", "a"), false, kIp, kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("b1", "c", "t"), true, kIp, kNow).ok());
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", true, kIp, kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("open", "a"), false, kIp, kNow).ok());
   EXPECT_EQ(auth.records(), 3u);
   // A binding past its grace frees a record.
   auth.MeshEmptied("b2", kNow);
   auth.Expire(kNow + absl::Hours(25), kNoneLive);
-  EXPECT_TRUE(auth.AdmitRegister(Reg("b3", "a", "t"), false, kIp, kNow + absl::Hours(25)).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("b3", "a", "t"), false, kIp, kNow + absl::Hours(25)).ok());
 }
 
 TEST_F(MeshAuthBoundsTest, CreationsPerIpPerMinuteAreBounded) {
   CoreConfig config;
   config.auth_records_per_ip_per_minute = 2;
   MeshAuth& auth = Make(config);
-  ASSERT_TRUE(auth.AdmitRegister(Reg("m1", "a", "t"), false, kIp, kNow).ok());
-  ASSERT_TRUE(auth.AdmitRegister(Reg("m2", "a", "t"), false, kIp, kNow).ok());
-  absl::StatusOr<Admission> third = auth.AdmitRegister(Reg("m3", "a", "t"), false, kIp, kNow);
+  ASSERT_TRUE(AdmitRegisterNow(auth, Reg("m1", "a", "t"), false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterNow(auth, Reg("m2", "a", "t"), false, kIp, kNow).ok());
+  absl::StatusOr<Admission> third = AdmitRegisterNow(auth, Reg("m3", "a", "t"), false, kIp, kNow);
   EXPECT_TRUE(absl::IsResourceExhausted(third.status()));
   EXPECT_EQ(auth.bindings(), 2u);
   // Another address is not charged for it; the same one may go on next minute.
-  EXPECT_TRUE(auth.AdmitRegister(Reg("m3", "a", "t"), false, "198.51.100.7", kNow).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("m3", "a", "t"), false, "198.51.100.7", kNow).ok());
   auth.Expire(kNow + absl::Seconds(61), kNoneLive);
-  EXPECT_TRUE(auth.AdmitRegister(Reg("m4", "a", "t"), false, kIp, kNow + absl::Seconds(61)).ok());
+  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("m4", "a", "t"), false, kIp, kNow + absl::Seconds(61)).ok());
 }
 
 TEST_F(MeshAuthBoundsTest, FoundersPerMeshAreBounded) {
@@ -457,11 +479,11 @@ TEST_F(MeshAuthBoundsTest, FoundersPerMeshAreBounded) {
   config.max_founders_per_mesh = 2;
   MeshAuth& auth = Make(config);
   Ed25519Key key;
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f1"), "s", false, kIp, kNow).ok());
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f2"), "s", true, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f1"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f2"), "s", true, kIp, kNow).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(
-      auth.AdmitRegisterMesh(Founding(key, "s", "f3"), "s", true, kIp, kNow).status()));
-  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(key, "s", "f1"), "s", true, kIp, kNow).ok());
+      AdmitRegisterMeshNow(auth, Founding(key, "s", "f3"), "s", true, kIp, kNow).status()));
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f1"), "s", true, kIp, kNow).ok());
 }
 
 TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
@@ -470,10 +492,10 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
   MeshAuth& auth = Make(config);
   Ed25519Key owner;
   Ed25519Key newcomer;
-  ASSERT_TRUE(auth.AdmitRegisterMesh(Founding(owner, "s", "f"), "s", false, kIp, kNow).ok());
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(owner, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(24 * 20);
   ASSERT_TRUE(
-      auth.AdmitRegister(SignedJoin(owner, "s", "p", "n", expires, ""), true, kIp, kNow).ok());
+      AdmitRegisterNow(auth, SignedJoin(owner, "s", "p", "n", expires, ""), true, kIp, kNow).ok());
   auth.MeshEmptied("s", kNow);
   // Live meshes are in use: kept however long.
   auth.Expire(kNow + absl::Hours(24 * 91), [](const std::string& id) { return id == "s"; });
@@ -486,7 +508,7 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
   auth.Expire(day91 + absl::Hours(24 * 90) + absl::Seconds(1), kNoneLive);
   EXPECT_EQ(auth.signed_meshes(), 0u);
   EXPECT_EQ(auth.nonces(), 0u);
-  EXPECT_TRUE(auth.AdmitRegisterMesh(Founding(newcomer, "s", "x"), "s", false, kIp,
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(newcomer, "s", "x"), "s", false, kIp,
                                      day91 + absl::Hours(24 * 91))
                   .ok());
 }
@@ -522,7 +544,7 @@ TEST_F(MeshAuthBoundsTest, ExpiryCostsWhatItRemovesNotWhatItKeeps) {
   config.auth_records_per_ip_per_minute = 100000;
   MeshAuth& auth = Make(config);
   for (int i = 0; i < 20000; ++i) {
-    ASSERT_TRUE(auth.AdmitRegister(Reg(absl::StrCat("m", i), "a", "t"), false, kIp, kNow).ok());
+    ASSERT_TRUE(AdmitRegisterNow(auth, Reg(absl::StrCat("m", i), "a", "t"), false, kIp, kNow).ok());
   }
   auth.MeshEmptied("m7", kNow);
   // Each call pops what is due; nothing else is visited. (Correctness here;

@@ -18,7 +18,10 @@ namespace relay::core::testing {
 
 class RecordingSink final : public PeerSink {
  public:
-  void Send(const ServerEventPtr& event) override { events.push_back(event); }
+  SendResult Send(const ServerEventPtr& event) override {
+    events.push_back(event);
+    return SendResult::Queued();
+  }
   void Close(CloseReason reason) override { closes.push_back(reason); }
   // Keeps the probe for the test to answer (AnswerProbe), as a transport
   // would after a ping.

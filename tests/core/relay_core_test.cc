@@ -114,7 +114,7 @@ std::uint64_t CloseCount(const relay::v1::Stats& stats, const std::string& reaso
 class CountingSink final : public PeerSink {
  public:
   explicit CountingSink(Counters counters) : counters_(counters) {}
-  void Send(const ServerEventPtr&) override {}
+  SendResult Send(const ServerEventPtr&) override { return SendResult::Queued(); }
   void Close(CloseReason) override {}
   Counters counters() const override { return counters_; }
 

@@ -328,7 +328,7 @@ class Harness;
 class FuzzSink : public core::PeerSink {
  public:
   FuzzSink(Harness* harness, int conn) : harness_(harness), conn_(conn) {}
-  void Send(const ServerEventPtr& event) override;
+  SendResult Send(const ServerEventPtr& event) override;
   void Close(CloseReason reason) override;
 
  protected:
@@ -1878,7 +1878,10 @@ class Harness {
   std::string problem_;
 };
 
-void FuzzSink::Send(const ServerEventPtr& event) { harness_->OnSend(conn_, event); }
+SendResult FuzzSink::Send(const ServerEventPtr& event) {
+  harness_->OnSend(conn_, event);
+  return SendResult::Queued();
+}
 void FuzzSink::Close(CloseReason reason) { harness_->OnClose(conn_, reason); }
 bool ProbingFuzzSink::Probe(absl::Duration timeout, std::function<void(bool)> done) {
   harness_->OnProbe(conn_, timeout, std::move(done));

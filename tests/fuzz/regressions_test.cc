@@ -47,7 +47,10 @@ class TestClock final : public core::Clock {
 // Keeps what the core asked of one connection.
 class Sink final : public core::PeerSink {
  public:
-  void Send(const core::ServerEventPtr& event) override { events.push_back(event); }
+  core::SendResult Send(const core::ServerEventPtr& event) override {
+    events.push_back(event);
+    return core::SendResult::Queued();
+  }
   void Close(core::CloseReason reason) override { closes.push_back(reason); }
   std::vector<core::ServerEventPtr> events;
   std::vector<core::CloseReason> closes;

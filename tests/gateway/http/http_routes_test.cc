@@ -26,7 +26,7 @@ class StepClock final : public core::Clock {
 
 class NullSink final : public core::PeerSink {
  public:
-  void Send(const core::ServerEventPtr&) override {}
+  core::SendResult Send(const core::ServerEventPtr&) override { return core::SendResult::Queued(); }
   void Close(core::CloseReason) override {}
 };
 
