@@ -4,27 +4,28 @@
 
 namespace relay::core {
 
-std::optional<ConnectionId> LlmDispatch::Pick(const std::vector<Candidate>& candidates) {
+std::optional<MemberId> LlmDispatch::Pick(const std::vector<Candidate>& candidates) {
   if (candidates.empty()) return std::nullopt;
-  std::size_t fewest = HeldBy(candidates.front().id);
-  for (const Candidate& c : candidates) fewest = std::min(fewest, HeldBy(c.id));
+  auto load = [this](const Candidate& c) { return HeldBy(c.id) + c.held_elsewhere; };
+  std::size_t fewest = load(candidates.front());
+  for (const Candidate& c : candidates) fewest = std::min(fewest, load(c));
 
   // Round robin among the least loaded: the first one after the last pick in
   // join order, wrapping to the first one.
   const Candidate* first_tied = nullptr;
   const Candidate* next_tied = nullptr;
   for (const Candidate& c : candidates) {
-    if (HeldBy(c.id) != fewest) continue;
+    if (load(c) != fewest) continue;
     if (first_tied == nullptr) first_tied = &c;
-    if (next_tied == nullptr && c.join_seq > last_pick_seq_) next_tied = &c;
+    if (next_tied == nullptr && last_pick_ < c.key) next_tied = &c;
   }
   const Candidate* chosen = next_tied != nullptr ? next_tied : first_tied;
-  last_pick_seq_ = chosen->join_seq;
+  last_pick_ = chosen->key;
   return chosen->id;
 }
 
 void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
-                        ConnectionId responder, absl::Time at) {
+                        MemberId responder, absl::Time at) {
   auto [it, inserted] = pending_.try_emplace(std::make_pair(requester, std::string(request_id)),
                                              Assignment{responder, next_order_++, at});
   if (!inserted) {
@@ -39,7 +40,7 @@ void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
 }
 
 bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
-                         ConnectionId responder, absl::Time* dispatched_at) {
+                         MemberId responder, absl::Time* dispatched_at) {
   auto it = pending_.find(std::make_pair(requester, std::string(request_id)));
   if (it == pending_.end() || it->second.responder != responder) return false;
   if (dispatched_at != nullptr) *dispatched_at = it->second.at;
@@ -48,7 +49,7 @@ bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
   return true;
 }
 
-std::vector<LlmDispatch::Pending> LlmDispatch::ResponderGone(ConnectionId responder) {
+std::vector<LlmDispatch::Pending> LlmDispatch::ResponderGone(MemberId responder) {
   std::vector<std::pair<std::uint64_t, Pending>> gone;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.responder == responder) {
@@ -81,7 +82,18 @@ void LlmDispatch::RequesterGone(ConnectionId requester) {
   requested_bytes_.erase(requester);
 }
 
-std::size_t LlmDispatch::HeldBy(ConnectionId responder) const {
+std::vector<MemberId> LlmDispatch::RespondersOf(ConnectionId requester) const {
+  std::vector<MemberId> out;
+  for (const auto& [key, assignment] : pending_) {
+    if (key.first == requester &&
+        std::find(out.begin(), out.end(), assignment.responder) == out.end()) {
+      out.push_back(assignment.responder);
+    }
+  }
+  return out;
+}
+
+std::size_t LlmDispatch::HeldBy(MemberId responder) const {
   auto it = held_.find(responder);
   return it == held_.end() ? 0 : it->second;
 }
@@ -97,7 +109,7 @@ std::size_t LlmDispatch::RequestedBytesBy(ConnectionId requester) const {
 }
 
 void LlmDispatch::Forget(ConnectionId requester, absl::string_view request_id,
-                         ConnectionId responder) {
+                         MemberId responder) {
   if (auto it = held_.find(responder); it != held_.end() && --it->second == 0) held_.erase(it);
   if (auto it = requested_bytes_.find(requester); it != requested_bytes_.end()) {
     it->second -= std::min(it->second, PendingBytes(request_id));

@@ -16,8 +16,6 @@ namespace {
 using relay::v1::ClientEvent;
 using relay::v1::ServerEvent;
 
-constexpr absl::string_view kLlmCapability = "llm";
-
 ServerEventPtr MakeEvent(ServerEvent event) {
   return std::make_shared<const ServerEvent>(std::move(event));
 }
@@ -40,6 +38,10 @@ std::string QuoteForMessage(absl::string_view s) {
   const bool cut = head.size() < s.size();
   return absl::StrCat("\"", head, cut ? "...\"" : "\"");
 }
+
+// Credentials are compared (and shared with other instances) as this
+// digest, never as the token they may contain.
+constexpr absl::string_view kCredentialDigestSalt = "atmosphere-relay credential v1";
 
 // Upper bound of the reconnect hint in server_draining: clients spread their
 // reconnects over this window instead of arriving all at once.
@@ -77,18 +79,16 @@ absl::string_view TrafficTypeName(TrafficType type) {
   return "unknown";
 }
 
-bool RelayCore::Connection::CanServeLlm() const {
-  return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) !=
-         capabilities.end();
-}
-
 RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store,
-                     CoreExecutor* executor)
+                     CoreExecutor* executor, Backplane* backplane)
     : config_(std::move(config)),
       clock_(clock),
+      backplane_(backplane != nullptr ? backplane : &null_backplane_),
       started_at_(clock->Now()),
       auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_,
-            executor) {}
+            executor) {
+  backplane_->SetListener(this);
+}
 
 absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }
 
@@ -311,22 +311,99 @@ bool RelayCore::CheckRegistration(Connection& conn, const relay::v1::Register& r
 
 void RelayCore::OnRegister(Connection& conn, const relay::v1::Register& reg) {
   if (!CheckRegistration(conn, reg)) return;
-  conn.admitting = true;
-  auth_.AdmitRegister(reg, meshes_.count(reg.mesh_id()) > 0, conn.info.client_ip, clock_->Now(),
-                      [this, id = conn.id, reg](absl::StatusOr<Admission> admission) {
-                        OnAdmitted(id, reg, /*founding=*/false, std::move(admission));
-                      });
+  BeginRegistration(conn, reg, nullptr);
 }
 
 void RelayCore::OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request) {
-  const relay::v1::Register& reg = request.peer();
-  if (!CheckRegistration(conn, reg)) return;
+  if (!CheckRegistration(conn, request.peer())) return;
+  BeginRegistration(conn, request.peer(), &request);
+}
+
+void RelayCore::BeginRegistration(Connection& conn, const relay::v1::Register& reg,
+                                  const relay::v1::RegisterMesh* founding) {
+  auto it = meshes_.find(reg.mesh_id());
+  if (it == meshes_.end()) {
+    auto mesh = std::make_unique<Mesh>();
+    mesh->id = reg.mesh_id();
+    mesh->created_at = clock_->Now();
+    mesh->serial = next_mesh_serial_++;
+    it = meshes_.emplace(reg.mesh_id(), std::move(mesh)).first;
+  }
+  Mesh& mesh = *it->second;
+  conn.joining = &mesh;
+  ++mesh.joining;
+  if (mesh.roster_ready) {
+    Admit(conn, reg, founding);
+    return;
+  }
+  // The members other instances hold must be known before any rule reads
+  // the roster (node_id taken? mesh full? live?).
+  conn.awaiting_roster = reg;
+  if (founding != nullptr) conn.awaiting_roster_founding = *founding;
+  mesh.awaiting_roster.push_back(conn.id);
+  if (mesh.awaiting_roster.size() == 1) {
+    backplane_->Subscribe(mesh.id, [this, mesh_id = mesh.id, serial = mesh.serial] {
+      OnRosterReady(mesh_id, serial);
+    });
+  }
+}
+
+void RelayCore::OnRosterReady(const std::string& mesh_id, std::uint64_t serial) {
+  auto it = meshes_.find(mesh_id);
+  // Forgotten meanwhile (everyone waiting left), perhaps followed again.
+  if (it == meshes_.end() || it->second->serial != serial) return;
+  Mesh& mesh = *it->second;
+  mesh.roster_ready = true;
+  std::vector<ConnectionId> waiting = std::move(mesh.awaiting_roster);
+  mesh.awaiting_roster.clear();
+  for (ConnectionId id : waiting) {
+    Connection* conn = Find(id);
+    if (conn == nullptr || !conn->awaiting_roster) continue;
+    relay::v1::Register reg = *std::move(conn->awaiting_roster);
+    std::optional<relay::v1::RegisterMesh> founding = std::move(conn->awaiting_roster_founding);
+    conn->awaiting_roster.reset();
+    conn->awaiting_roster_founding.reset();
+    if (conn->closing) {
+      EndJoining(*conn);
+      continue;
+    }
+    // May end the mesh here (a refused registration was its only reason).
+    Admit(*conn, reg, founding ? &*founding : nullptr);
+    if (!conn->waiting()) ReplayHeld(*conn);
+  }
+}
+
+void RelayCore::Admit(Connection& conn, const relay::v1::Register& reg,
+                      const relay::v1::RegisterMesh* founding) {
   conn.admitting = true;
-  auth_.AdmitRegisterMesh(request, reg.mesh_id(), meshes_.count(reg.mesh_id()) > 0,
-                          conn.info.client_ip, clock_->Now(),
-                          [this, id = conn.id, reg](absl::StatusOr<Admission> admission) {
-                            OnAdmitted(id, reg, /*founding=*/true, std::move(admission));
-                          });
+  const bool live = !conn.joining->roster.empty();
+  auto done = [this, id = conn.id, reg, is_founding = founding != nullptr](
+                  absl::StatusOr<Admission> admission) {
+    OnAdmitted(id, reg, is_founding, std::move(admission));
+  };
+  if (founding != nullptr) {
+    auth_.AdmitRegisterMesh(*founding, reg.mesh_id(), live, conn.info.client_ip, clock_->Now(),
+                            std::move(done));
+  } else {
+    auth_.AdmitRegister(reg, live, conn.info.client_ip, clock_->Now(), std::move(done));
+  }
+}
+
+void RelayCore::EndJoining(Connection& conn) {
+  Mesh* mesh = conn.joining;
+  if (mesh == nullptr) return;
+  conn.joining = nullptr;
+  --mesh->joining;
+  MaybeForgetMesh(*mesh);
+}
+
+void RelayCore::MaybeForgetMesh(Mesh& mesh) {
+  if (mesh.roster.local_members() > 0 || mesh.joining > 0) return;
+  // Remote members are forgotten with it: this instance no longer follows
+  // the mesh.
+  const std::string id = mesh.id;  // the key must outlive the erase
+  backplane_->Unsubscribe(id);
+  meshes_.erase(id);
 }
 
 void RelayCore::OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool founding,
@@ -347,6 +424,7 @@ void RelayCore::OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool
     }
   }
   conn->probed_holder = 0;  // a probe's answer serves one admission only
+  EndJoining(*conn);
   ReplayHeld(*conn);
 }
 
@@ -372,91 +450,100 @@ void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
 }
 
 void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission admission) {
-  std::string credential = std::move(admission.credential);
-  auto mesh_it = meshes_.find(reg.mesh_id());
-  if (mesh_it != meshes_.end()) {
-    auto holder_it = mesh_it->second->peers_by_node.find(reg.node_id());
-    if (holder_it != mesh_it->second->peers_by_node.end()) {
-      Connection& holder = *holder_it->second;
-      // Only the same credentials may take a node_id over (a phone that
-      // reconnects before the relay noticed its old socket died).
-      if (!auth::ConstantTimeEquals(holder.credential, credential)) {
-        SendError(conn, ErrorCode::kNodeIdInUse,
-                  absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
-                               " is held by another connection with other credentials"));
-        return;
-      }
+  Mesh& mesh = *conn.joining;  // kept while the connection joins it
+  std::string digest = auth::SaltedSha256(kCredentialDigestSalt, admission.credential);
+  if (Member* holder = mesh.roster.Find(reg.node_id()); holder != nullptr) {
+    // Only the same credentials may take a node_id over (a phone that
+    // reconnects before the relay noticed its old socket died).
+    if (!auth::ConstantTimeEquals(holder->credential_digest, digest)) {
+      SendError(conn, ErrorCode::kNodeIdInUse,
+                absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                             " is held by another connection with other credentials"));
+      return;
+    }
+    if (holder->local()) {
+      Connection& held_by = *Find(holder->connection);
       // Equal credentials that prove nothing (an open mesh) are anyone's:
       // the id moves only when its holder is gone. A holder already closing
       // is gone.
-      if (!admission.proves_node && !holder.closing && holder.id != conn.probed_holder) {
-        if (holder.claimant != 0) {
+      if (!admission.proves_node && !held_by.closing && held_by.id != conn.probed_holder) {
+        if (held_by.claimant != 0) {
           SendError(conn, ErrorCode::kNodeIdInUse,
                     absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
                                  " is held by a connection that is being checked for another "
                                  "claim; retry in a few seconds"));
           return;
         }
-        StartTakeoverProbe(conn, holder, reg);
+        StartTakeoverProbe(conn, held_by, reg);
         return;
       }
-      LeaveMesh(holder, /*announce=*/false);
+      LeaveMesh(held_by, /*announce=*/false);
       // A holder already closing (e.g. during shutdown) keeps its reason.
-      CloseConnection(holder, CloseReason::kReplaced);
-    } else if (mesh_it->second->peers_by_join.size() >= config_.max_peers_per_mesh) {
-      limit_hits_.Add(Limit::kPeersPerMesh);
-      log::Event(log::Level::kWarn, "mesh_full")
-          .Uint("conn", conn.id)
-          .Str("mesh", reg.mesh_id())
-          .Uint("max_peers", config_.max_peers_per_mesh);
-      SendError(conn, ErrorCode::kMeshFull,
-                absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
-      return;
+      CloseConnection(held_by, CloseReason::kReplaced);
+    } else {
+      // Another instance holds it: it cannot be asked whether its holder is
+      // alive from here, so an open mesh's id stays where it is.
+      if (!admission.proves_node) {
+        SendError(conn, ErrorCode::kNodeIdInUse,
+                  absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                               " is held by a live connection"));
+        return;
+      }
+      // Its instance closes it as replaced when it hears of this claim.
+      RemoveMember(mesh, reg.node_id(), /*announce=*/false);
     }
+  } else if (mesh.roster.size() >= config_.max_peers_per_mesh) {
+    limit_hits_.Add(Limit::kPeersPerMesh);
+    log::Event(log::Level::kWarn, "mesh_full")
+        .Uint("conn", conn.id)
+        .Str("mesh", reg.mesh_id())
+        .Uint("max_peers", config_.max_peers_per_mesh);
+    SendError(conn, ErrorCode::kMeshFull,
+              absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
+    return;
   }
-  if (mesh_it == meshes_.end()) {
-    auto mesh = std::make_unique<Mesh>();
-    mesh->id = reg.mesh_id();
-    mesh->created_at = clock_->Now();
-    mesh_it = meshes_.emplace(reg.mesh_id(), std::move(mesh)).first;
-  }
-  Mesh& mesh = *mesh_it->second;
 
+  Member record;
+  record.node_id = reg.node_id();
+  record.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
+  record.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
+  record.joined_at = clock_->Now();
+  record.credential_digest = std::move(digest);
+  record.proves_node = admission.proves_node;
+  record.key = JoinKey{++join_clock_, backplane_->instance_id()};
+  record.connection = conn.id;
+  record.id = next_member_id_++;
+  Member& member = mesh.roster.Add(std::move(record));
   conn.mesh = &mesh;
-  conn.join_seq = mesh.next_join_seq++;
+  conn.member = &member;
   conn.node_id = reg.node_id();
-  conn.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
-  conn.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
-  conn.credential = std::move(credential);
-  conn.joined_at = clock_->Now();
-  mesh.peers_by_join.emplace(conn.join_seq, &conn);
-  mesh.peers_by_node.emplace(conn.node_id, &conn);
   ++registered_peers_;
+  if (backplane_->clustered()) PublishMember(mesh, member, /*claimed=*/true);
 
   log::Event(log::Level::kInfo, "register")
       .Uint("conn", conn.id)
       .Str("mesh", mesh.id)
       .Str("node", conn.node_id)
       .Str("transport", conn.info.transport)
-      .Uint("peers", mesh.peers_by_join.size());
+      .Uint("peers", mesh.roster.size());
 
   // The newcomer first learns it joined (the shipped Android app waits for
   // it), then who else is here; the others learn about the newcomer.
   ServerEvent joined;
   joined.mutable_joined()->set_mesh_id(mesh.id);
-  joined.mutable_joined()->set_node_count(static_cast<std::uint32_t>(mesh.peers_by_join.size()));
+  joined.mutable_joined()->set_node_count(static_cast<std::uint32_t>(mesh.roster.size()));
   Deliver(conn, MakeEvent(std::move(joined)));
 
   ServerEvent peers;
   auto* list = peers.mutable_peers();
-  for (const auto& [seq, peer] : mesh.peers_by_join) {
-    if (peer != &conn) *list->add_peers() = ToPeerInfo(*peer);
+  for (const auto& [key, peer] : mesh.roster.in_join_order()) {
+    if (peer != &member) *list->add_peers() = ToPeerInfo(*peer);
   }
   Deliver(conn, MakeEvent(std::move(peers)));
 
   ServerEvent announce;
-  *announce.mutable_peer_joined()->mutable_peer() = ToPeerInfo(conn);
-  Fanout(mesh, &conn, MakeEvent(std::move(announce)));
+  *announce.mutable_peer_joined()->mutable_peer() = ToPeerInfo(member);
+  Fanout(mesh, &member, MakeEvent(std::move(announce)));
 }
 
 void RelayCore::StartTakeoverProbe(Connection& claimant, Connection& holder,
@@ -548,12 +635,21 @@ void RelayCore::OnBroadcast(Connection& conn, relay::v1::Broadcast& msg) {
   out->set_from(conn.node_id);
   out->set_payload(std::move(*msg.mutable_payload()));
   out->set_broadcast(true);
-  Fanout(*conn.mesh, &conn, std::move(event).Share());
+  ServerEventPtr shared = std::move(event).Share();
+  Fanout(*conn.mesh, conn.member, shared);
+  if (!conn.mesh->roster.remote_instances().empty()) {
+    // Once to each instance holding members, never once per member.
+    relay::v1::BackplaneEnvelope envelope = Envelope(*conn.mesh);
+    relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
+    delivery->set_except_node(conn.node_id);
+    *delivery->mutable_event() = *shared;
+    if (!backplane_->Publish(envelope)) drops_.Add(DropReason::kUnreachable);
+  }
 }
 
 void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
-  auto it = conn.mesh->peers_by_node.find(msg.target());
-  if (it == conn.mesh->peers_by_node.end()) {
+  Member* target = conn.mesh->roster.Find(msg.target());
+  if (target == nullptr) {
     SendError(conn, ErrorCode::kUnknownTarget,
               absl::StrCat("no peer ", QuoteForMessage(msg.target()), " in this mesh"));
     return;
@@ -562,7 +658,11 @@ void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
   auto* out = event->mutable_message();
   out->set_from(conn.node_id);
   out->set_payload(std::move(*msg.mutable_payload()));
-  Deliver(*it->second, std::move(event).Share());
+  if (target->local()) {
+    Deliver(*Find(target->connection), std::move(event).Share());
+  } else {
+    SendRemote(*conn.mesh, *target, std::move(event).Share());
+  }
 }
 
 bool RelayCore::RefuseLongRequestId(Connection& conn, absl::string_view request_id) {
@@ -598,12 +698,14 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
     return;
   }
   std::vector<LlmDispatch::Candidate> candidates;
-  for (const auto& [seq, peer] : mesh.peers_by_join) {
-    if (peer != &conn && !peer->closing && peer->CanServeLlm()) {
-      candidates.push_back({seq, peer->id});
-    }
+  std::vector<Member*> candidate_members;
+  for (const auto& [key, peer] : mesh.roster.in_join_order()) {
+    if (peer == conn.member || !peer->CanServeLlm()) continue;
+    if (peer->local() && Find(peer->connection)->closing) continue;
+    candidates.push_back({key, peer->id, peer->llm_held_elsewhere_total});
+    candidate_members.push_back(peer);
   }
-  std::optional<ConnectionId> chosen = mesh.llm.Pick(candidates);
+  std::optional<MemberId> chosen = mesh.llm.Pick(candidates);
   if (!chosen) {
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kNoLlmPeer)];
     SendError(conn, ErrorCode::kNoLlmPeer, "no other peer in this mesh has the llm capability",
@@ -611,6 +713,10 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
     return;
   }
   mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
+  Member* responder = nullptr;
+  for (Member* m : candidate_members) {
+    if (m->id == *chosen) responder = m;
+  }
 
   ArenaEvent event;
   auto* out = event->mutable_llm_request();
@@ -618,29 +724,44 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   // A copy: the request lives on the transport's arena (or the heap), the
   // event on its own, and protobuf only swaps within one arena.
   *out->mutable_request() = req;
-  Deliver(*Find(*chosen), std::move(event).Share());
+  if (responder->local()) {
+    Deliver(*Find(responder->connection), std::move(event).Share());
+  } else {
+    SendRemote(mesh, *responder, std::move(event).Share());
+  }
+  if (backplane_->clustered()) PublishLlmLoad(mesh, {*chosen});
 }
 
 void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
   if (RefuseLongRequestId(conn, resp.request_id())) return;
-  auto it = conn.mesh->peers_by_node.find(resp.target());
-  if (it == conn.mesh->peers_by_node.end()) {
+  Member* target = conn.mesh->roster.Find(resp.target());
+  if (target == nullptr) {
     SendError(conn, ErrorCode::kUnknownTarget,
-              absl::StrCat("no peer ", QuoteForMessage(resp.target()), " in this mesh"), resp.request_id());
+              absl::StrCat("no peer ", QuoteForMessage(resp.target()), " in this mesh"),
+              resp.request_id());
     return;
   }
-  Connection& target = *it->second;
-  absl::Time dispatched_at;
-  if (conn.mesh->llm.Settle(target.id, resp.request_id(), conn.id, &dispatched_at)) {
-    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kAnswered)];
-    if (llm_round_trip_observer_) llm_round_trip_observer_(clock_->Now() - dispatched_at);
-  }
-
   ArenaEvent event;
   auto* out = event->mutable_llm_response();
   out->set_from(conn.node_id);
   *out->mutable_response() = resp;  // a copy, as in OnLlmRequest
-  Deliver(target, std::move(event).Share());
+  if (target->local()) {
+    Connection& requester = *Find(target->connection);
+    SettleLlmRequest(*conn.mesh, requester, resp.request_id(), *conn.member);
+    Deliver(requester, std::move(event).Share());
+  } else {
+    // The requester's instance settles it (it dispatched the request).
+    SendRemote(*conn.mesh, *target, std::move(event).Share());
+  }
+}
+
+void RelayCore::SettleLlmRequest(Mesh& mesh, Connection& requester, absl::string_view request_id,
+                                 const Member& responder) {
+  absl::Time dispatched_at;
+  if (!mesh.llm.Settle(requester.id, request_id, responder.id, &dispatched_at)) return;
+  ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kAnswered)];
+  if (llm_round_trip_observer_) llm_round_trip_observer_(clock_->Now() - dispatched_at);
+  if (backplane_->clustered()) PublishLlmLoad(mesh, {responder.id});
 }
 
 void RelayCore::OnPing(Connection& conn) {
@@ -655,12 +776,13 @@ void RelayCore::OnCapabilitiesUpdate(Connection& conn,
     SendError(conn, ErrorCode::kBadMessage, invalid);
     return;
   }
-  conn.capabilities.assign(update.capabilities().begin(), update.capabilities().end());
+  conn.member->capabilities.assign(update.capabilities().begin(), update.capabilities().end());
   ServerEvent event;
   auto* out = event.mutable_peer_updated();
   out->set_node_id(conn.node_id);
   *out->mutable_capabilities() = update.capabilities();
-  Fanout(*conn.mesh, &conn, MakeEvent(std::move(event)));
+  Fanout(*conn.mesh, conn.member, MakeEvent(std::move(event)));
+  if (backplane_->clustered()) PublishMember(*conn.mesh, *conn.member, /*claimed=*/false);
 }
 
 void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
@@ -676,6 +798,7 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
       .Str("reason", CloseReasonName(reason))
       .Seconds("connected", clock_->Now() - conn.opened_at);
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
+  EndJoining(conn);
   const ConnectionId claimant = conn.claimant;
   if (conn.awaiting_holder != 0) {
     if (Connection* holder = Find(conn.awaiting_holder);
@@ -690,37 +813,57 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
 
 void RelayCore::LeaveMesh(Connection& conn, bool announce) {
   Mesh& mesh = *conn.mesh;
-  mesh.peers_by_join.erase(conn.join_seq);
-  mesh.peers_by_node.erase(conn.node_id);
+  const std::string node_id = conn.node_id;
   conn.mesh = nullptr;
+  conn.member = nullptr;
   --registered_peers_;
 
+  // What it asked for has no one to go to.
+  std::vector<MemberId> asked;
+  if (backplane_->clustered()) asked = mesh.llm.RespondersOf(conn.id);
   traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kRequesterLeft)] +=
       mesh.llm.RequestedBy(conn.id);
   mesh.llm.RequesterGone(conn.id);
-  for (LlmDispatch::Pending& pending : mesh.llm.ResponderGone(conn.id)) {
+  if (!asked.empty()) PublishLlmLoad(mesh, asked);
+  if (backplane_->clustered()) {
+    relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
+    envelope.mutable_member_released()->set_node_id(node_id);
+    envelope.mutable_member_released()->set_announce(announce);
+    // A takeover's successor claims the id on its own; no release for it.
+    if (announce) backplane_->Publish(envelope);
+  }
+  RemoveMember(mesh, node_id, announce);
+}
+
+void RelayCore::RemoveMember(Mesh& mesh, std::string node_id, bool announce) {
+  Member* member = mesh.roster.Find(node_id);
+  if (member == nullptr) return;
+  const MemberId id = member->id;
+  mesh.roster.Remove(node_id);
+  for (LlmDispatch::Pending& pending : mesh.llm.ResponderGone(id)) {
     ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kPeerLeft)];
     Connection* requester = Find(pending.requester);
     if (requester == nullptr) continue;
     SendError(*requester, ErrorCode::kLlmPeerLeft,
-              absl::StrCat("peer ", conn.node_id, " left before answering"), pending.request_id);
+              absl::StrCat("peer ", node_id, " left before answering"), pending.request_id);
   }
   if (announce) {
     ServerEvent event;
-    event.mutable_peer_left()->set_node_id(conn.node_id);
+    event.mutable_peer_left()->set_node_id(node_id);
     Fanout(mesh, nullptr, MakeEvent(std::move(event)));
   }
   // A takeover (announce == false) refills the mesh at once: it was never
   // empty for its members or its token binding.
-  if (announce && mesh.peers_by_join.empty()) {
-    auth_.MeshEmptied(mesh.id, clock_->Now());
-    meshes_.erase(mesh.id);
-  }
+  if (!announce) return;
+  if (mesh.roster.empty()) auth_.MeshEmptied(mesh.id, clock_->Now());
+  MaybeForgetMesh(mesh);
 }
 
 void RelayCore::ExpireUnregistered() {
-  auth_.Expire(clock_->Now(),
-               [this](const std::string& mesh_id) { return meshes_.count(mesh_id) > 0; });
+  auth_.Expire(clock_->Now(), [this](const std::string& mesh_id) {
+    auto it = meshes_.find(mesh_id);
+    return it != meshes_.end() && !it->second->roster.empty();
+  });
   const absl::Time deadline = clock_->Now() - config_.registration_timeout;
   for (auto& [id, conn] : connections_) {
     if (!conn->registered() && !conn->closing && conn->opened_at <= deadline) {
@@ -760,15 +903,20 @@ std::size_t RelayCore::Drain(absl::Duration grace) {
 absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_id,
                              absl::string_view reason) {
   auto mesh_it = meshes_.find(std::string(mesh_id));
-  if (mesh_it == meshes_.end()) {
+  if (mesh_it == meshes_.end() || mesh_it->second->roster.empty()) {
     return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
   }
-  auto peer_it = mesh_it->second->peers_by_node.find(node_id);
-  if (peer_it == mesh_it->second->peers_by_node.end()) {
+  const Member* member = mesh_it->second->roster.Find(node_id);
+  if (member == nullptr) {
     return absl::NotFoundError(absl::StrCat("no peer ", QuoteForMessage(node_id), " in mesh ",
                                             QuoteForMessage(mesh_id)));
   }
-  Connection& conn = *peer_it->second;
+  if (!member->local()) {
+    return absl::NotFoundError(absl::StrCat("peer ", QuoteForMessage(node_id),
+                                            " is connected to relay instance ",
+                                            QuoteForMessage(member->instance()), ", not this one"));
+  }
+  Connection& conn = *Find(member->connection);
   // Already on its way out (kicked, mesh closed, shutdown...): it keeps its
   // first reason and is not told twice.
   if (conn.closing) return absl::OkStatus();
@@ -782,7 +930,7 @@ absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_i
 absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
                                                  absl::string_view reason) {
   auto mesh_it = meshes_.find(std::string(mesh_id));
-  if (mesh_it == meshes_.end()) {
+  if (mesh_it == meshes_.end() || mesh_it->second->roster.empty()) {
     return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
   }
   const std::string message = reason.empty()
@@ -791,10 +939,12 @@ absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
   std::size_t closed = 0;
   // The mesh goes away once its last peer's Disconnect arrives, later; the
   // map is not changed here.
-  for (const auto& [seq, peer] : mesh_it->second->peers_by_join) {
-    if (peer->closing) continue;
-    SendError(*peer, ErrorCode::kMeshClosed, message);
-    CloseConnection(*peer, CloseReason::kMeshClosed);
+  for (const auto& [key, member] : mesh_it->second->roster.in_join_order()) {
+    if (!member->local()) continue;  // its own instance closes it
+    Connection& peer = *Find(member->connection);
+    if (peer.closing) continue;
+    SendError(peer, ErrorCode::kMeshClosed, message);
+    CloseConnection(peer, CloseReason::kMeshClosed);
     ++closed;
   }
   return closed;
@@ -854,9 +1004,9 @@ void RelayCore::SendError(Connection& to, ErrorCode code, absl::string_view mess
   Deliver(to, MakeEvent(std::move(event)));
 }
 
-void RelayCore::Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event) {
-  for (const auto& [seq, peer] : mesh.peers_by_join) {
-    if (peer != except) Deliver(*peer, event);
+void RelayCore::Fanout(Mesh& mesh, const Member* except, const ServerEventPtr& event) {
+  for (const auto& [key, member] : mesh.roster.in_join_order()) {
+    if (member != except && member->local()) Deliver(*Find(member->connection), event);
   }
 }
 
@@ -865,12 +1015,12 @@ RelayCore::Connection* RelayCore::Find(ConnectionId id) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-relay::v1::PeerInfo RelayCore::ToPeerInfo(const Connection& conn) const {
+relay::v1::PeerInfo RelayCore::ToPeerInfo(const Member& member) const {
   relay::v1::PeerInfo info;
-  info.set_node_id(conn.node_id);
-  info.set_name(conn.name);
-  for (const std::string& cap : conn.capabilities) info.add_capabilities(cap);
-  info.set_joined_at(EpochSeconds(conn.joined_at));
+  info.set_node_id(member.node_id);
+  info.set_name(member.name);
+  for (const std::string& cap : member.capabilities) info.add_capabilities(cap);
+  info.set_joined_at(EpochSeconds(member.joined_at));
   return info;
 }
 
@@ -878,12 +1028,18 @@ double RelayCore::EpochSeconds(absl::Time t) const {
   return absl::ToDoubleSeconds(t - absl::UnixEpoch());
 }
 
-HealthCounts RelayCore::Health() const { return HealthCounts{meshes_.size(), registered_peers_}; }
+std::size_t RelayCore::LiveMeshes() const {
+  std::size_t live = 0;
+  for (const auto& [id, mesh] : meshes_) live += mesh->roster.empty() ? 0 : 1;
+  return live;
+}
+
+HealthCounts RelayCore::Health() const { return HealthCounts{LiveMeshes(), registered_peers_}; }
 
 relay::v1::Stats RelayCore::GetStats() const {
   relay::v1::Stats stats;
   stats.set_uptime_seconds(absl::ToDoubleSeconds(clock_->Now() - started_at_));
-  stats.set_active_meshes(static_cast<std::uint32_t>(meshes_.size()));
+  stats.set_active_meshes(static_cast<std::uint32_t>(LiveMeshes()));
   stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
   stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));
   stats.set_auth_records(static_cast<std::uint32_t>(auth_.records()));
@@ -920,7 +1076,7 @@ relay::v1::Stats RelayCore::GetStats() const {
 relay::v1::MeshSummary RelayCore::Summarize(const Mesh& mesh) const {
   relay::v1::MeshSummary summary;
   summary.set_mesh_id(mesh.id);
-  summary.set_peer_count(static_cast<std::uint32_t>(mesh.peers_by_join.size()));
+  summary.set_peer_count(static_cast<std::uint32_t>(mesh.roster.size()));
   summary.set_created_at(EpochSeconds(mesh.created_at));
   summary.set_messages_relayed(mesh.messages_relayed);
   return summary;
@@ -934,11 +1090,13 @@ absl::StatusOr<relay::v1::ListMeshesResponse> RelayCore::ListMeshesPage(
   }
   std::vector<const Mesh*> order;
   order.reserve(meshes_.size());
-  for (const auto& [id, mesh] : meshes_) order.push_back(mesh.get());  // by mesh_id
+  for (const auto& [id, mesh] : meshes_) {
+    if (!mesh->roster.empty()) order.push_back(mesh.get());  // by mesh_id
+  }
   using Request = relay::v1::ListMeshesRequest;
   if (request.order() == Request::ORDER_PEERS) {
     std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
-      return a->peers_by_join.size() > b->peers_by_join.size();
+      return a->roster.size() > b->roster.size();
     });
   } else if (request.order() == Request::ORDER_TRAFFIC) {
     std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
@@ -959,17 +1117,20 @@ absl::StatusOr<relay::v1::ListMeshesResponse> RelayCore::ListMeshesPage(
 
 absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view mesh_id) const {
   auto it = meshes_.find(std::string(mesh_id));
-  if (it == meshes_.end()) {
+  if (it == meshes_.end() || it->second->roster.empty()) {
     return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
   }
   relay::v1::GetMeshResponse response;
   *response.mutable_mesh() = Summarize(*it->second);
-  for (const auto& [seq, peer] : it->second->peers_by_join) {
+  for (const auto& [key, member] : it->second->roster.in_join_order()) {
     auto* detail = response.add_peers();
-    detail->set_node_id(peer->node_id);
-    detail->set_name(peer->name);
-    for (const std::string& cap : peer->capabilities) detail->add_capabilities(cap);
-    detail->set_joined_at(EpochSeconds(peer->joined_at));
+    detail->set_node_id(member->node_id);
+    detail->set_name(member->name);
+    for (const std::string& cap : member->capabilities) detail->add_capabilities(cap);
+    detail->set_joined_at(EpochSeconds(member->joined_at));
+    detail->set_instance(member->instance());
+    if (!member->local()) continue;  // its own instance knows its connection
+    const Connection* peer = connections_.at(member->connection).get();
     detail->set_remote_address(peer->info.remote_address);
     detail->set_transport(peer->info.transport);
     detail->set_messages_in(peer->messages_in);

@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "relay/v1/relay.pb.h"
+#include "server/core/backplane.h"
 #include "server/core/clock.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
@@ -39,6 +40,7 @@
 #include "server/core/limit.h"
 #include "server/core/llm_dispatch.h"
 #include "server/core/mesh_auth.h"
+#include "server/core/mesh_roster.h"
 #include "server/core/peer_sink.h"
 #include "server/store/auth_store.h"
 
@@ -84,14 +86,16 @@ struct HealthCounts {
   std::size_t peers = 0;  // registered connections
 };
 
-class RelayCore {
+class RelayCore final : private BackplaneListener {
  public:
   // `clock` must outlive the core, and so must `auth_store` when given
   // (without one, authentication state lives in memory only) and
   // `executor`, through which work done on other threads (the auth store's)
   // comes back to the core thread.
+  // `backplane` (optional, outliving the core) joins it to the cores of
+  // other instances; without one it is a relay alone (NullBackplane).
   RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store = nullptr,
-            CoreExecutor* executor = nullptr);
+            CoreExecutor* executor = nullptr, Backplane* backplane = nullptr);
   RelayCore(const RelayCore&) = delete;
   RelayCore& operator=(const RelayCore&) = delete;
   ~RelayCore();
@@ -200,14 +204,16 @@ class RelayCore {
     absl::Time opened_at;
     bool closing = false;  // Close() asked; no more deliveries
 
-    // Set once registered.
+    // Set once registered: its mesh and its record in the mesh's roster.
     Mesh* mesh = nullptr;
-    std::uint64_t join_seq = 0;  // join order inside the mesh
+    Member* member = nullptr;
     std::string node_id;
-    std::string name;
-    std::vector<std::string> capabilities;
-    std::string credential;  // MeshAuth's identity, compared on takeover
-    absl::Time joined_at;
+
+    // Between register and the end of its join: the mesh it joins (its
+    // roster, when it must first be fetched, and its admission pending).
+    Mesh* joining = nullptr;
+    std::optional<relay::v1::Register> awaiting_roster;
+    std::optional<relay::v1::RegisterMesh> awaiting_roster_founding;
 
     // Rate limits (token buckets on messages and on bytes).
     double rate_tokens = 0;
@@ -234,16 +240,20 @@ class RelayCore {
 
     bool registered() const { return mesh != nullptr; }
     // Its registration is not decided yet: events wait in `held`.
-    bool waiting() const { return admitting || awaiting_holder != 0; }
-    bool CanServeLlm() const;
+    bool waiting() const { return admitting || awaiting_holder != 0 || awaiting_roster; }
   };
 
   struct Mesh {
     std::string id;
+    std::uint64_t serial = 0;  // tells a mesh apart from one followed again later
     absl::Time created_at;
-    std::map<std::uint64_t, Connection*> peers_by_join;  // join order
-    absl::flat_hash_map<std::string, Connection*> peers_by_node;
-    std::uint64_t next_join_seq = 1;
+    MeshRoster roster;
+    // False until the backplane knows the members other instances hold.
+    bool roster_ready = false;
+    std::vector<ConnectionId> awaiting_roster;
+    // Connections between register and the end of their join: the mesh is
+    // kept for them even while it has no member here.
+    std::size_t joining = 0;
     std::uint64_t messages_relayed = 0;
     LlmDispatch llm;
   };
@@ -252,6 +262,17 @@ class RelayCore {
   void Dispatch(Connection& conn, relay::v1::ClientEvent&& event);
   void OnRegister(Connection& conn, const relay::v1::Register& reg);
   void OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request);
+  // After the checks: waits for the mesh's roster when it is not known here
+  // yet, then asks MeshAuth.
+  void BeginRegistration(Connection& conn, const relay::v1::Register& reg,
+                         const relay::v1::RegisterMesh* founding);
+  void Admit(Connection& conn, const relay::v1::Register& reg,
+             const relay::v1::RegisterMesh* founding);
+  void OnRosterReady(const std::string& mesh_id, std::uint64_t serial);
+  // `conn` no longer joins its mesh (joined, refused or gone).
+  void EndJoining(Connection& conn);
+  // Forgets a mesh with no member here and no one joining it.
+  void MaybeForgetMesh(Mesh& mesh);
   // MeshAuth answered `id`'s registration (inline or later): joins it, or
   // refuses, then handles what it pipelined meanwhile.
   void OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool founding,
@@ -279,6 +300,9 @@ class RelayCore {
   void OnDirect(Connection& conn, relay::v1::Direct& msg);
   void OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req);
   void OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp);
+  // `responder` answered `requester`'s request: counts and forgets it.
+  void SettleLlmRequest(Mesh& mesh, Connection& requester, absl::string_view request_id,
+                        const Member& responder);
   // A request_id over max_id_bytes: bad_message (not echoed), counted; true
   // when refused. The dispatcher would keep such an id until the answer.
   bool RefuseLongRequestId(Connection& conn, absl::string_view request_id);
@@ -297,6 +321,24 @@ class RelayCore {
   // `announce` is false), llm_peer_left to requesters it held, mesh removed
   // when empty (except on takeover, `announce` false, which refills it).
   void LeaveMesh(Connection& conn, bool announce);
+  // Removes `node_id` (local or remote) from `mesh`'s roster with the same
+  // consequences; a local member's connection must have left first.
+  void RemoveMember(Mesh& mesh, std::string node_id, bool announce);
+
+  // The backplane (relay_core_remote.cc).
+  void OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) override;
+  void OnInstanceGone(const std::string& instance_id) override;
+  void OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed);
+  void OnRemoteDelivery(Mesh& mesh, const relay::v1::RemoteDelivery& delivery);
+  void OnRosterRequest(Mesh& mesh, const std::string& from_instance);
+  // Hands `event` to `member`'s instance.
+  void SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event);
+  // Announces a local member's claim or update to the mesh's other instances.
+  void PublishMember(Mesh& mesh, const Member& member, bool claimed);
+  // Tells other instances this instance's llm load at each of `responders`.
+  void PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responders);
+  relay::v1::RosterMember ToRosterMember(const Member& member) const;
+  relay::v1::BackplaneEnvelope Envelope(const Mesh& mesh) const;
 
   // Delivery: every outgoing event passes here (counting and closing checks).
   void Deliver(Connection& to, const ServerEventPtr& event);
@@ -307,22 +349,28 @@ class RelayCore {
   // transport is asked to close (a connection already closing keeps its
   // first reason).
   void CloseConnection(Connection& conn, CloseReason reason);
-  // Every registered peer of `mesh` but `except` (may be null).
-  void Fanout(Mesh& mesh, const Connection* except, const ServerEventPtr& event);
+  // Every member of `mesh` held here but `except` (may be null).
+  void Fanout(Mesh& mesh, const Member* except, const ServerEventPtr& event);
 
   Connection* Find(ConnectionId id);
-  relay::v1::PeerInfo ToPeerInfo(const Connection& conn) const;
+  relay::v1::PeerInfo ToPeerInfo(const Member& member) const;
+  std::size_t LiveMeshes() const;
   relay::v1::MeshSummary Summarize(const Mesh& mesh) const;
   double EpochSeconds(absl::Time t) const;
 
   const CoreConfig config_;
   const Clock* const clock_;
+  NullBackplane null_backplane_;
+  Backplane* const backplane_;
   const absl::Time started_at_;
   store::MemoryAuthStore memory_auth_store_;
   LimitHits limit_hits_;  // before auth_, which counts into it
   MeshAuth auth_;
 
   ConnectionId next_connection_id_ = 1;
+  MemberId next_member_id_ = 1;
+  std::uint64_t next_mesh_serial_ = 1;
+  std::uint64_t join_clock_ = 0;  // Lamport clock of joins (JoinKey)
   absl::flat_hash_map<ConnectionId, std::unique_ptr<Connection>> connections_;
   std::map<std::string, std::unique_ptr<Mesh>> meshes_;  // sorted for listing
   std::size_t registered_peers_ = 0;

@@ -20,7 +20,7 @@ using ::testing::Optional;
 std::vector<LlmDispatch::Candidate> Candidates(int n) {
   std::vector<LlmDispatch::Candidate> out;
   for (int i = 1; i <= n; ++i) {
-    out.push_back({static_cast<std::uint64_t>(i), static_cast<ConnectionId>(100 + i)});
+    out.push_back({JoinKey{static_cast<std::uint64_t>(i), "local"}, static_cast<MemberId>(100 + i)});
   }
   return out;
 }

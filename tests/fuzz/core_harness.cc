@@ -328,7 +328,7 @@ class Harness;
 class FuzzSink : public core::PeerSink {
  public:
   FuzzSink(Harness* harness, int conn) : harness_(harness), conn_(conn) {}
-  SendResult Send(const ServerEventPtr& event) override;
+  core::SendResult Send(const ServerEventPtr& event) override;
   void Close(CloseReason reason) override;
 
  protected:
@@ -1878,9 +1878,9 @@ class Harness {
   std::string problem_;
 };
 
-SendResult FuzzSink::Send(const ServerEventPtr& event) {
+core::SendResult FuzzSink::Send(const ServerEventPtr& event) {
   harness_->OnSend(conn_, event);
-  return SendResult::Queued();
+  return core::SendResult::Queued();
 }
 void FuzzSink::Close(CloseReason reason) { harness_->OnClose(conn_, reason); }
 bool ProbingFuzzSink::Probe(absl::Duration timeout, std::function<void(bool)> done) {

@@ -1,0 +1,224 @@
+// RelayCore's side of the backplane: what it tells other instances and what
+// it does with what they tell it (server/core/backplane.h). A relay alone
+// (NullBackplane) never reaches most of this file.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/relay_core.h"
+#include "server/util/log.h"
+
+namespace relay::core {
+namespace {
+
+double EpochSecondsOf(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+absl::Time TimeOf(double epoch_seconds) {
+  return absl::UnixEpoch() + absl::Seconds(epoch_seconds);
+}
+
+}  // namespace
+
+relay::v1::BackplaneEnvelope RelayCore::Envelope(const Mesh& mesh) const {
+  relay::v1::BackplaneEnvelope envelope;
+  envelope.set_mesh_id(mesh.id);
+  envelope.set_from_instance(backplane_->instance_id());
+  return envelope;
+}
+
+relay::v1::RosterMember RelayCore::ToRosterMember(const Member& member) const {
+  relay::v1::RosterMember out;
+  out.set_node_id(member.node_id);
+  out.set_name(member.name);
+  for (const std::string& cap : member.capabilities) out.add_capabilities(cap);
+  out.set_joined_at(EpochSecondsOf(member.joined_at));
+  out.set_credential_digest(member.credential_digest);
+  out.set_proves_node(member.proves_node);
+  out.set_join_seq(member.key.seq);
+  out.set_instance(member.instance());
+  return out;
+}
+
+void RelayCore::PublishMember(Mesh& mesh, const Member& member, bool claimed) {
+  relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
+  if (claimed) {
+    *envelope.mutable_member_claimed() = ToRosterMember(member);
+  } else {
+    *envelope.mutable_member_updated() = ToRosterMember(member);
+  }
+  if (!backplane_->Publish(envelope)) {
+    log::Event(log::Level::kWarn, "backplane_unreachable").Str("mesh", mesh.id);
+  }
+}
+
+void RelayCore::PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responders) {
+  if (mesh.roster.remote_instances().empty()) return;
+  for (const auto& [key, member] : mesh.roster.in_join_order()) {
+    if (std::find(responders.begin(), responders.end(), member->id) == responders.end()) continue;
+    relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
+    envelope.mutable_llm_load()->set_node_id(member->node_id);
+    envelope.mutable_llm_load()->set_held(static_cast<std::uint32_t>(mesh.llm.HeldBy(member->id)));
+    backplane_->Publish(envelope);
+  }
+}
+
+void RelayCore::SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event) {
+  relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
+  relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
+  delivery->set_target_node(member.node_id);
+  *delivery->mutable_event() = *event;
+  if (!backplane_->Send(member.instance(), envelope)) drops_.Add(DropReason::kUnreachable);
+}
+
+void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
+  auto it = meshes_.find(envelope.mesh_id());
+  // Not followed here (no member, no one joining): nothing to do with it.
+  if (it == meshes_.end()) return;
+  Mesh& mesh = *it->second;
+  using Kind = relay::v1::BackplaneEnvelope;
+  switch (envelope.kind_case()) {
+    case Kind::kMemberClaimed:
+      OnRemoteClaim(mesh, envelope.member_claimed());
+      break;
+    case Kind::kMemberReleased: {
+      const Member* member = mesh.roster.Find(envelope.member_released().node_id());
+      // Only its holder's release counts: a newer claim may have moved it.
+      if (member != nullptr && !member->local() && member->instance() == envelope.from_instance()) {
+        RemoveMember(mesh, member->node_id, envelope.member_released().announce());
+      }
+      break;
+    }
+    case Kind::kMemberUpdated: {
+      const relay::v1::RosterMember& updated = envelope.member_updated();
+      Member* member = mesh.roster.Find(updated.node_id());
+      if (member == nullptr || member->local() || member->instance() != updated.instance()) break;
+      member->capabilities.assign(updated.capabilities().begin(), updated.capabilities().end());
+      relay::v1::ServerEvent event;
+      event.mutable_peer_updated()->set_node_id(member->node_id);
+      *event.mutable_peer_updated()->mutable_capabilities() = updated.capabilities();
+      Fanout(mesh, member, std::make_shared<const relay::v1::ServerEvent>(std::move(event)));
+      break;
+    }
+    case Kind::kDelivery:
+      OnRemoteDelivery(mesh, envelope.delivery());
+      break;
+    case Kind::kLlmLoad:
+      if (Member* member = mesh.roster.Find(envelope.llm_load().node_id()); member != nullptr) {
+        mesh.roster.SetLlmHeldElsewhere(*member, envelope.from_instance(),
+                                        envelope.llm_load().held());
+      }
+      break;
+    case Kind::kRosterRequest:
+      OnRosterRequest(mesh, envelope.from_instance());
+      break;
+    case Kind::kRosterEnd:  // the backplane's own marker
+    case Kind::KIND_NOT_SET:
+      break;
+  }
+}
+
+void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed) {
+  join_clock_ = std::max(join_clock_, claimed.join_seq());
+  const JoinKey key{claimed.join_seq(), claimed.instance()};
+  if (Member* existing = mesh.roster.Find(claimed.node_id()); existing != nullptr) {
+    if (existing->key == key) return;  // known already (a roster reply)
+    if (!existing->local()) {
+      RemoveMember(mesh, existing->node_id, /*announce=*/false);
+    } else if (existing->credential_digest == claimed.credential_digest() &&
+               claimed.proves_node()) {
+      // Taken over from another instance: this connection was replaced.
+      Connection& held_by = *Find(existing->connection);
+      LeaveMesh(held_by, /*announce=*/false);
+      CloseConnection(held_by, CloseReason::kReplaced);
+    } else {
+      // Two instances admitted one node_id at once; the shared roster of a
+      // cluster (its compare-and-set) settles this, memory cannot.
+      log::Event(log::Level::kWarn, "node_claim_conflict")
+          .Str("mesh", mesh.id)
+          .Str("node", claimed.node_id())
+          .Str("instance", claimed.instance());
+      return;
+    }
+  } else if (mesh.roster.size() >= config_.max_peers_per_mesh) {
+    log::Event(log::Level::kWarn, "mesh_full_remote").Str("mesh", mesh.id);
+  }
+  Member record;
+  record.node_id = claimed.node_id();
+  record.name = claimed.name();
+  record.capabilities.assign(claimed.capabilities().begin(), claimed.capabilities().end());
+  record.joined_at = TimeOf(claimed.joined_at());
+  record.credential_digest = claimed.credential_digest();
+  record.proves_node = claimed.proves_node();
+  record.key = key;
+  record.id = next_member_id_++;
+  Member& member = mesh.roster.Add(std::move(record));
+  relay::v1::ServerEvent announce;
+  *announce.mutable_peer_joined()->mutable_peer() = ToPeerInfo(member);
+  Fanout(mesh, &member, std::make_shared<const relay::v1::ServerEvent>(std::move(announce)));
+  MaybeForgetMesh(mesh);  // a takeover may have moved the last member held here
+}
+
+void RelayCore::OnRemoteDelivery(Mesh& mesh, const relay::v1::RemoteDelivery& delivery) {
+  auto event = std::make_shared<const relay::v1::ServerEvent>(delivery.event());
+  if (delivery.target_node().empty()) {
+    const Member* except = mesh.roster.Find(delivery.except_node());
+    Fanout(mesh, except, event);
+    return;
+  }
+  const Member* target = mesh.roster.Find(delivery.target_node());
+  if (target == nullptr || !target->local()) {
+    drops_.Add(DropReason::kClosing);  // it left while the event crossed
+    return;
+  }
+  Connection& to = *Find(target->connection);
+  if (event->has_llm_response()) {
+    if (const Member* responder = mesh.roster.Find(event->llm_response().from());
+        responder != nullptr) {
+      SettleLlmRequest(mesh, to, event->llm_response().response().request_id(), *responder);
+    }
+  }
+  Deliver(to, event);
+}
+
+void RelayCore::OnRosterRequest(Mesh& mesh, const std::string& from_instance) {
+  for (const auto& [key, member] : mesh.roster.in_join_order()) {
+    if (!member->local()) continue;
+    relay::v1::BackplaneEnvelope claim = Envelope(mesh);
+    *claim.mutable_member_claimed() = ToRosterMember(*member);
+    backplane_->Send(from_instance, claim);
+    if (std::size_t held = mesh.llm.HeldBy(member->id); held > 0) {
+      relay::v1::BackplaneEnvelope load = Envelope(mesh);
+      load.mutable_llm_load()->set_node_id(member->node_id);
+      load.mutable_llm_load()->set_held(static_cast<std::uint32_t>(held));
+      backplane_->Send(from_instance, load);
+    }
+  }
+  relay::v1::BackplaneEnvelope end = Envelope(mesh);
+  end.mutable_roster_end();
+  backplane_->Send(from_instance, end);
+}
+
+void RelayCore::OnInstanceGone(const std::string& instance_id) {
+  log::Event(log::Level::kWarn, "instance_gone").Str("instance", instance_id);
+  std::vector<std::string> mesh_ids;
+  for (const auto& [id, mesh] : meshes_) {
+    if (mesh->roster.remote_instances().count(instance_id) > 0) mesh_ids.push_back(id);
+  }
+  for (const std::string& mesh_id : mesh_ids) {
+    auto it = meshes_.find(mesh_id);
+    if (it == meshes_.end()) continue;
+    Mesh& mesh = *it->second;
+    std::vector<std::string> gone;
+    for (const auto& [key, member] : mesh.roster.in_join_order()) {
+      if (!member->local() && member->instance() == instance_id) gone.push_back(member->node_id);
+      // What it had dispatched is no longer outstanding anywhere.
+      mesh.roster.SetLlmHeldElsewhere(*member, instance_id, 0);
+    }
+    for (const std::string& node_id : gone) {
+      if (meshes_.count(mesh_id) == 0) break;
+      RemoveMember(mesh, node_id, /*announce=*/true);
+    }
+  }
+}
+
+}  // namespace relay::core
