@@ -72,8 +72,11 @@ void RelayCore::SendRemote(Mesh& mesh, const Member& member, const ServerEventPt
 
 void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
   auto it = meshes_.find(envelope.mesh_id());
-  // Not followed here (no member, no one joining): nothing to do with it.
-  if (it == meshes_.end()) return;
+  if (it == meshes_.end()) {
+    // Not followed here any more: whoever it was for left meanwhile.
+    if (envelope.has_delivery()) drops_.Add(DropReason::kClosing);
+    return;
+  }
   Mesh& mesh = *it->second;
   using Kind = relay::v1::BackplaneEnvelope;
   switch (envelope.kind_case()) {
