@@ -64,7 +64,8 @@ class Backplane {
 // ever sent.
 class NullBackplane final : public Backplane {
  public:
-  explicit NullBackplane(std::string instance_id = "local") : instance_id_(std::move(instance_id)) {}
+  explicit NullBackplane(std::string instance_id = "local")
+      : instance_id_(std::move(instance_id)) {}
   const std::string& instance_id() const override { return instance_id_; }
   bool clustered() const override { return false; }
   void SetListener(BackplaneListener*) override {}

@@ -13,7 +13,7 @@
 namespace relay::core {
 
 enum class DropReason : std::uint8_t {
-  kClosing,       // the connection is closing (replaced, kicked, shut down, gone)
+  kClosing,       // the recipient is closing or gone (replaced, kicked, shut down, left)
   kSlowConsumer,  // over the per-connection send buffer: the connection is closed for it
   kUnreachable,   // the peer's instance could not be reached over the backplane
 };

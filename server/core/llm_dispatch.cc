@@ -24,8 +24,8 @@ std::optional<MemberId> LlmDispatch::Pick(const std::vector<Candidate>& candidat
   return chosen->id;
 }
 
-void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
-                        MemberId responder, absl::Time at) {
+void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id, MemberId responder,
+                        absl::Time at) {
   auto [it, inserted] = pending_.try_emplace(std::make_pair(requester, std::string(request_id)),
                                              Assignment{responder, next_order_++, at});
   if (!inserted) {
@@ -39,8 +39,8 @@ void LlmDispatch::Track(ConnectionId requester, absl::string_view request_id,
   ++held_[responder];
 }
 
-bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id,
-                         MemberId responder, absl::Time* dispatched_at) {
+bool LlmDispatch::Settle(ConnectionId requester, absl::string_view request_id, MemberId responder,
+                         absl::Time* dispatched_at) {
   auto it = pending_.find(std::make_pair(requester, std::string(request_id)));
   if (it == pending_.end() || it->second.responder != responder) return false;
   if (dispatched_at != nullptr) *dispatched_at = it->second.at;
@@ -108,8 +108,7 @@ std::size_t LlmDispatch::RequestedBytesBy(ConnectionId requester) const {
   return it == requested_bytes_.end() ? 0 : it->second;
 }
 
-void LlmDispatch::Forget(ConnectionId requester, absl::string_view request_id,
-                         MemberId responder) {
+void LlmDispatch::Forget(ConnectionId requester, absl::string_view request_id, MemberId responder) {
   if (auto it = held_.find(responder); it != held_.end() && --it->second == 0) held_.erase(it);
   if (auto it = requested_bytes_.find(requester); it != requested_bytes_.end()) {
     it->second -= std::min(it->second, PendingBytes(request_id));

@@ -12,8 +12,7 @@ constexpr absl::string_view kLlmCapability = "llm";
 }  // namespace
 
 bool Member::CanServeLlm() const {
-  return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) !=
-         capabilities.end();
+  return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) != capabilities.end();
 }
 
 Member* MeshRoster::Find(absl::string_view node_id) {

@@ -20,25 +20,6 @@ ServerEventPtr MakeEvent(ServerEvent event) {
   return std::make_shared<const ServerEvent>(std::move(event));
 }
 
-// The first `n` UTF-8 characters of `s` (the seed server's default name).
-std::string FirstChars(absl::string_view s, std::size_t n) {
-  std::size_t i = 0;
-  for (std::size_t chars = 0; i < s.size() && chars < n; ++chars) {
-    ++i;
-    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
-  }
-  return std::string(s.substr(0, i));
-}
-
-// `s` quoted for an error message, cut to a readable length (a client may
-// send a megabyte-long target; echoing it back helps no one).
-std::string QuoteForMessage(absl::string_view s) {
-  constexpr std::size_t kMaxChars = 64;
-  std::string head = FirstChars(s, kMaxChars);
-  const bool cut = head.size() < s.size();
-  return absl::StrCat("\"", head, cut ? "...\"" : "\"");
-}
-
 // Credentials are compared (and shared with other instances) as this
 // digest, never as the token they may contain.
 constexpr absl::string_view kCredentialDigestSalt = "atmosphere-relay credential v1";
@@ -82,6 +63,8 @@ absl::string_view TrafficTypeName(TrafficType type) {
 RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store,
                      CoreExecutor* executor, Backplane* backplane)
     : config_(std::move(config)),
+      rate_limits_{config_.rate_limit_per_second, config_.rate_limit_burst,
+                   config_.rate_limit_bytes_per_second, config_.rate_limit_burst_bytes},
       clock_(clock),
       backplane_(backplane != nullptr ? backplane : &null_backplane_),
       started_at_(clock->Now()),
@@ -100,9 +83,7 @@ ConnectionId RelayCore::Connect(ConnectionInfo info, std::shared_ptr<PeerSink> s
   conn->info = std::move(info);
   conn->sink = std::move(sink);
   conn->opened_at = clock_->Now();
-  conn->rate_tokens = static_cast<double>(config_.rate_limit_burst);
-  conn->rate_byte_tokens = static_cast<double>(config_.rate_limit_burst_bytes);
-  conn->rate_refilled_at = conn->opened_at;
+  conn->rate.emplace(rate_limits_, conn->opened_at);
   const ConnectionId id = conn->id;
   connections_.emplace(id, std::move(conn));
   ++total_connections_;
@@ -205,37 +186,15 @@ void RelayCore::RejectAdmitted(ConnectionId id, ErrorCode code, absl::string_vie
 }
 
 bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
+  const RateLimiter::Verdict verdict = conn.rate->Admit(rate_limits_, wire_bytes, clock_->Now());
+  if (verdict == RateLimiter::Verdict::kAdmitted) return true;
   const bool by_count = config_.rate_limit_per_second > 0;
-  const bool by_bytes = config_.rate_limit_bytes_per_second > 0 && wire_bytes > 0;
-  if (!by_count && !by_bytes) return true;
-  const absl::Time now = clock_->Now();
-  const double elapsed = absl::ToDoubleSeconds(now - conn.rate_refilled_at);
-  conn.rate_refilled_at = now;
-  if (config_.rate_limit_per_second > 0) {
-    conn.rate_tokens = std::min(static_cast<double>(config_.rate_limit_burst),
-                                conn.rate_tokens + elapsed * config_.rate_limit_per_second);
-  }
-  if (config_.rate_limit_bytes_per_second > 0) {
-    conn.rate_byte_tokens =
-        std::min(static_cast<double>(config_.rate_limit_burst_bytes),
-                 conn.rate_byte_tokens + elapsed * config_.rate_limit_bytes_per_second);
-  }
-  // A message larger than the whole burst waits for a full bucket.
-  const double bytes_needed = std::min(static_cast<double>(wire_bytes),
-                                       static_cast<double>(config_.rate_limit_burst_bytes));
-  const bool count_ok = !by_count || conn.rate_tokens >= 1;
-  const bool bytes_ok = !by_bytes || conn.rate_byte_tokens >= bytes_needed;
-  if (count_ok && bytes_ok) {
-    if (by_count) conn.rate_tokens -= 1;
-    if (by_bytes) conn.rate_byte_tokens -= bytes_needed;
-    conn.rate_refusals_in_row = 0;
-    return true;
-  }
+  const bool count_ok = verdict == RateLimiter::Verdict::kOverBytes;
   limit_hits_.Add(count_ok ? Limit::kByteRate : Limit::kMessageRate);
   // A client that keeps going after being told is closed: refusals cost us
   // an answer each.
   constexpr std::size_t kMaxRefusalsInRow = 100;
-  if (++conn.rate_refusals_in_row == 1) {
+  if (conn.rate->refusals_in_row() == 1) {
     // Once per streak: a flood must not flood the log too.
     log::Event(log::Level::kWarn, "rate_limited")
         .Uint("conn", conn.id)
@@ -247,7 +206,7 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
   }
   const std::size_t max_in_row =
       by_count ? std::min(config_.rate_limit_burst, kMaxRefusalsInRow) : kMaxRefusalsInRow;
-  if (conn.rate_refusals_in_row >= max_in_row) {
+  if (conn.rate->refusals_in_row() >= max_in_row) {
     CloseConnection(conn, CloseReason::kRateLimited);
     return false;
   }
@@ -377,8 +336,8 @@ void RelayCore::Admit(Connection& conn, const relay::v1::Register& reg,
                       const relay::v1::RegisterMesh* founding) {
   conn.admitting = true;
   const bool live = !conn.joining->roster.empty();
-  auto done = [this, id = conn.id, reg, is_founding = founding != nullptr](
-                  absl::StatusOr<Admission> admission) {
+  auto done = [this, id = conn.id, reg,
+               is_founding = founding != nullptr](absl::StatusOr<Admission> admission) {
     OnAdmitted(id, reg, is_founding, std::move(admission));
   };
   if (founding != nullptr) {
@@ -893,7 +852,8 @@ std::size_t RelayCore::Drain(absl::Duration grace) {
     ServerEvent event;
     auto* draining = event.mutable_server_draining();
     draining->set_grace_seconds(grace_seconds);
-    draining->set_reconnect_after_ms(absl::Uniform<std::uint32_t>(jitter_, 0, kMaxReconnectJitterMs));
+    draining->set_reconnect_after_ms(
+        absl::Uniform<std::uint32_t>(jitter_, 0, kMaxReconnectJitterMs));
     Deliver(*conn, MakeEvent(std::move(event)));
     ++told;
   }
@@ -908,8 +868,8 @@ absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_i
   }
   const Member* member = mesh_it->second->roster.Find(node_id);
   if (member == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no peer ", QuoteForMessage(node_id), " in mesh ",
-                                            QuoteForMessage(mesh_id)));
+    return absl::NotFoundError(
+        absl::StrCat("no peer ", QuoteForMessage(node_id), " in mesh ", QuoteForMessage(mesh_id)));
   }
   if (!member->local()) {
     return absl::NotFoundError(absl::StrCat("peer ", QuoteForMessage(node_id),
@@ -1026,121 +986,6 @@ relay::v1::PeerInfo RelayCore::ToPeerInfo(const Member& member) const {
 
 double RelayCore::EpochSeconds(absl::Time t) const {
   return absl::ToDoubleSeconds(t - absl::UnixEpoch());
-}
-
-std::size_t RelayCore::LiveMeshes() const {
-  std::size_t live = 0;
-  for (const auto& [id, mesh] : meshes_) live += mesh->roster.empty() ? 0 : 1;
-  return live;
-}
-
-HealthCounts RelayCore::Health() const { return HealthCounts{LiveMeshes(), registered_peers_}; }
-
-relay::v1::Stats RelayCore::GetStats() const {
-  relay::v1::Stats stats;
-  stats.set_uptime_seconds(absl::ToDoubleSeconds(clock_->Now() - started_at_));
-  stats.set_active_meshes(static_cast<std::uint32_t>(LiveMeshes()));
-  stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
-  stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));
-  stats.set_auth_records(static_cast<std::uint32_t>(auth_.records()));
-  stats.set_total_connections(total_connections_);
-  stats.set_messages_received(messages_received_);
-  stats.set_messages_relayed(messages_relayed_);
-  stats.set_llm_requests(llm_requests_);
-  for (ErrorCode code : kAllErrorCodes) {
-    auto* count = stats.add_errors();
-    count->set_code(std::string(ErrorCodeName(code)));
-    count->set_count(errors_[static_cast<std::size_t>(code)]);
-  }
-  for (std::size_t i = 0; i < kLimitCount; ++i) {
-    auto* count = stats.add_limits();
-    count->set_limit(std::string(kLimitNames[i]));
-    count->set_count(limit_hits_.Get(static_cast<Limit>(i)));
-  }
-  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
-    auto* count = stats.add_drops();
-    count->set_reason(std::string(kDropReasonNames[i]));
-    count->set_count(drops_.Get(static_cast<DropReason>(i)));
-  }
-  for (std::size_t i = 0; i < kCloseReasonCount; ++i) {
-    auto* count = stats.add_closes();
-    count->set_reason(std::string(CloseReasonName(static_cast<CloseReason>(i))));
-    count->set_count(closes_[i]);
-  }
-#ifdef RELAY_VERSION
-  stats.set_version(RELAY_VERSION);
-#endif
-  return stats;
-}
-
-relay::v1::MeshSummary RelayCore::Summarize(const Mesh& mesh) const {
-  relay::v1::MeshSummary summary;
-  summary.set_mesh_id(mesh.id);
-  summary.set_peer_count(static_cast<std::uint32_t>(mesh.roster.size()));
-  summary.set_created_at(EpochSeconds(mesh.created_at));
-  summary.set_messages_relayed(mesh.messages_relayed);
-  return summary;
-}
-
-absl::StatusOr<relay::v1::ListMeshesResponse> RelayCore::ListMeshesPage(
-    const relay::v1::ListMeshesRequest& request) const {
-  std::size_t offset = 0;
-  if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &offset)) {
-    return absl::InvalidArgumentError("page_token was not handed out by this relay");
-  }
-  std::vector<const Mesh*> order;
-  order.reserve(meshes_.size());
-  for (const auto& [id, mesh] : meshes_) {
-    if (!mesh->roster.empty()) order.push_back(mesh.get());  // by mesh_id
-  }
-  using Request = relay::v1::ListMeshesRequest;
-  if (request.order() == Request::ORDER_PEERS) {
-    std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
-      return a->roster.size() > b->roster.size();
-    });
-  } else if (request.order() == Request::ORDER_TRAFFIC) {
-    std::stable_sort(order.begin(), order.end(), [](const Mesh* a, const Mesh* b) {
-      return a->messages_relayed > b->messages_relayed;
-    });
-  }
-  relay::v1::ListMeshesResponse response;
-  response.set_total_meshes(static_cast<std::uint32_t>(order.size()));
-  offset = std::min(offset, order.size());  // a token past the end: an empty last page
-  const std::size_t end = request.page_size() == 0
-                              ? order.size()
-                              : offset + std::min<std::size_t>(request.page_size(),
-                                                               order.size() - offset);
-  for (std::size_t i = offset; i < end; ++i) *response.add_meshes() = Summarize(*order[i]);
-  if (end < order.size()) response.set_next_page_token(absl::StrCat(end));
-  return response;
-}
-
-absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view mesh_id) const {
-  auto it = meshes_.find(std::string(mesh_id));
-  if (it == meshes_.end() || it->second->roster.empty()) {
-    return absl::NotFoundError(absl::StrCat("no live mesh ", QuoteForMessage(mesh_id)));
-  }
-  relay::v1::GetMeshResponse response;
-  *response.mutable_mesh() = Summarize(*it->second);
-  for (const auto& [key, member] : it->second->roster.in_join_order()) {
-    auto* detail = response.add_peers();
-    detail->set_node_id(member->node_id);
-    detail->set_name(member->name);
-    for (const std::string& cap : member->capabilities) detail->add_capabilities(cap);
-    detail->set_joined_at(EpochSeconds(member->joined_at));
-    detail->set_instance(member->instance());
-    if (!member->local()) continue;  // its own instance knows its connection
-    const Connection* peer = connections_.at(member->connection).get();
-    detail->set_remote_address(peer->info.remote_address);
-    detail->set_transport(peer->info.transport);
-    detail->set_messages_in(peer->messages_in);
-    detail->set_messages_out(peer->messages_out);
-    const PeerSink::Counters counters = peer->sink->counters();
-    detail->set_bytes_in(counters.bytes_in);
-    detail->set_bytes_out(counters.bytes_out);
-    detail->set_queued_bytes(counters.queued_bytes);
-  }
-  return response;
 }
 
 }  // namespace relay::core

@@ -33,8 +33,8 @@
 #include "server/core/clock.h"
 #include "server/core/close_reason.h"
 #include "server/core/connection_id.h"
-#include "server/core/core_executor.h"
 #include "server/core/core_config.h"
+#include "server/core/core_executor.h"
 #include "server/core/delivery.h"
 #include "server/core/error_code.h"
 #include "server/core/limit.h"
@@ -42,6 +42,7 @@
 #include "server/core/mesh_auth.h"
 #include "server/core/mesh_roster.h"
 #include "server/core/peer_sink.h"
+#include "server/core/rate_limiter.h"
 #include "server/store/auth_store.h"
 
 namespace relay::core {
@@ -216,10 +217,7 @@ class RelayCore final : private BackplaneListener {
     std::optional<relay::v1::RegisterMesh> awaiting_roster_founding;
 
     // Rate limits (token buckets on messages and on bytes).
-    double rate_tokens = 0;
-    double rate_byte_tokens = 0;
-    absl::Time rate_refilled_at;
-    std::size_t rate_refusals_in_row = 0;
+    std::optional<RateLimiter> rate;
 
     // Open-mesh takeover. A claimant's registration waits for the probe of
     // `awaiting_holder` (pending_register and what it pipelines are kept);
@@ -315,7 +313,8 @@ class RelayCore final : private BackplaneListener {
   bool CheckRegistration(Connection& conn, const relay::v1::Register& reg);
   // Validates register fields; empty string when valid, else the reason.
   std::string ValidateRegister(const relay::v1::Register& reg) const;
-  std::string ValidateCapabilities(const google::protobuf::RepeatedPtrField<std::string>& caps) const;
+  std::string ValidateCapabilities(
+      const google::protobuf::RepeatedPtrField<std::string>& caps) const;
 
   // Removes `conn` from its mesh: peer_left to the others (unless
   // `announce` is false), llm_peer_left to requesters it held, mesh removed
@@ -359,6 +358,7 @@ class RelayCore final : private BackplaneListener {
   double EpochSeconds(absl::Time t) const;
 
   const CoreConfig config_;
+  const RateLimits rate_limits_;
   const Clock* const clock_;
   NullBackplane null_backplane_;
   Backplane* const backplane_;

@@ -13,9 +13,7 @@ namespace {
 
 double EpochSecondsOf(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
-absl::Time TimeOf(double epoch_seconds) {
-  return absl::UnixEpoch() + absl::Seconds(epoch_seconds);
-}
+absl::Time TimeOf(double epoch_seconds) { return absl::UnixEpoch() + absl::Seconds(epoch_seconds); }
 
 }  // namespace
 

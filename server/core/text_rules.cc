@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
+
 namespace relay::core {
 namespace {
 
@@ -92,6 +94,22 @@ absl::string_view NameProblem(absl::string_view name) {
     if (IsBidiControl(*c)) return kBidi;
   }
   return {};
+}
+
+std::string FirstChars(absl::string_view s, std::size_t n) {
+  std::size_t i = 0;
+  for (std::size_t chars = 0; i < s.size() && chars < n; ++chars) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+  }
+  return std::string(s.substr(0, i));
+}
+
+std::string QuoteForMessage(absl::string_view s) {
+  constexpr std::size_t kMaxChars = 64;
+  std::string head = FirstChars(s, kMaxChars);
+  const bool cut = head.size() < s.size();
+  return absl::StrCat("\"", head, cut ? "...\"" : "\"");
 }
 
 }  // namespace relay::core

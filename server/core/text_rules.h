@@ -7,6 +7,9 @@
 #ifndef RELAY_SERVER_CORE_TEXT_RULES_H_
 #define RELAY_SERVER_CORE_TEXT_RULES_H_
 
+#include <cstddef>
+#include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace relay::core {
@@ -21,6 +24,13 @@ absl::string_view IdentifierProblem(absl::string_view id);
 // The same for a display name: controls and bidirectional controls are
 // refused; white space and joiners (emoji sequences need U+200D) are not.
 absl::string_view NameProblem(absl::string_view name);
+
+// The first `n` UTF-8 characters of `s` (the seed server's default name).
+std::string FirstChars(absl::string_view s, std::size_t n);
+
+// `s` quoted for an error message, cut to a readable length (a client may
+// send a megabyte-long target; echoing it back helps no one).
+std::string QuoteForMessage(absl::string_view s);
 
 }  // namespace relay::core
 

@@ -38,7 +38,9 @@ class FakeBackplane {
     void Subscribe(const std::string& mesh_id, std::function<void()> ready) override {
       bus_->Subscribe(id_, mesh_id, std::move(ready));
     }
-    void Unsubscribe(const std::string& mesh_id) override { bus_->subscribers_[mesh_id].erase(id_); }
+    void Unsubscribe(const std::string& mesh_id) override {
+      bus_->subscribers_[mesh_id].erase(id_);
+    }
     bool Publish(const relay::v1::BackplaneEnvelope& envelope) override {
       if (!bus_->Alive(id_)) return false;
       for (const std::string& to : bus_->subscribers_[envelope.mesh_id()]) {
