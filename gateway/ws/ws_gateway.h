@@ -25,9 +25,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "asio/io_context.hpp"
+#include "gateway/admission/refusal.h"
 #include "gateway/http/relay_metrics.h"
 #include "gateway/ws/gateway_config.h"
-#include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
 
 namespace relay::gateway {
