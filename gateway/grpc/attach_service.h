@@ -9,7 +9,8 @@
 // next read starts once the core has handled the previous event: a peer
 // that floods waits, it does not fill the loop's queue). Deliveries are
 // queued per stream and written one at a time, within the same
-// per-connection send buffer bound as WebSocket (past it: slow consumer).
+// per-connection send buffer bound as WebSocket (past it: slow consumer;
+// attach_sink.h).
 #ifndef RELAY_GATEWAY_GRPC_ATTACH_SERVICE_H_
 #define RELAY_GATEWAY_GRPC_ATTACH_SERVICE_H_
 
@@ -23,6 +24,7 @@
 #include <cstddef>
 
 #include "asio/io_context.hpp"
+#include "gateway/grpc/attach_sink.h"
 #include "gateway/http/relay_metrics.h"
 #include "relay/v1/relay.grpc.pb.h"
 #include "server/core/relay_core.h"
@@ -58,9 +60,6 @@ class AttachService final : public relay::v1::RelayCore::CallbackService {
   const AttachOptions options_;
   std::atomic<bool> accepting_{true};
 };
-
-// The gRPC status a stream ends with when the relay closes it for `reason`.
-grpc::Status AttachCloseStatus(core::CloseReason reason);
 
 }  // namespace relay::gateway
 
