@@ -1,14 +1,17 @@
 #include "gateway/grpc/attach_service.h"
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 
-#include "absl/strings/match.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "asio/post.hpp"
 #include "gateway/grpc/grpc_event_codec.h"
+#include "gateway/grpc/grpc_peer_address.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -17,11 +20,23 @@ namespace {
 using relay::v1::ClientEvent;
 using relay::v1::ServerEvent;
 
+// Why a stream was turned away before the core heard of it.
+absl::Status DrainingStatus() {
+  return absl::UnavailableError("the relay is shutting down; reconnect in a few seconds");
+}
+
+// absl and gRPC number the canonical codes alike.
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
 class AttachStream final : public grpc::ServerBidiReactor<ClientEvent, ServerEvent>,
                            private AttachStreamCalls {
  public:
+  // `admitted` holds the stream's connection slot, or why it is refused: it
+  // then ends at once with that status.
   AttachStream(asio::io_context* io, core::RelayCore* core, const AttachOptions* options,
-               std::string remote_address, bool accepting);
+               GrpcPeerAddress peer, absl::StatusOr<ConnectionSlot> admitted);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override { state_->OnWriteDone(ok); }
@@ -52,56 +67,38 @@ bool IsRelayedTraffic(const ClientEvent& event) {
   }
 }
 
-// "127.0.0.1:5000" / "[::1]:5000" -> "127.0.0.1" / "::1"
-std::string ClientIpOf(absl::string_view remote) {
-  if (absl::StartsWith(remote, "[")) {
-    const std::size_t end = remote.find(']');
-    return std::string(remote.substr(1, end == absl::string_view::npos ? end : end - 1));
-  }
-  return std::string(remote.substr(0, remote.rfind(':')));
-}
-
-// "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" -> "127.0.0.1:5000" / "[::1]:5000"
-std::string RemoteAddress(const std::string& peer) {
-  for (absl::string_view prefix : {"ipv4:", "ipv6:"}) {
-    if (absl::StartsWith(peer, prefix)) return peer.substr(prefix.size());
-  }
-  return peer;
-}
-
 AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
-                           const AttachOptions* options, std::string remote_address, bool accepting)
+                           const AttachOptions* options, GrpcPeerAddress peer,
+                           absl::StatusOr<ConnectionSlot> admitted)
     : io_(io),
       core_(core),
       options_(options),
       state_(std::make_shared<AttachStreamState>(
           options->metrics != nullptr ? &options->metrics->grpc_bytes : nullptr)) {
   state_->stream = this;
-  if (!accepting) {
+  if (!admitted.ok()) {
     std::lock_guard<std::mutex> lock(state_->mu);
-    state_->FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                      "the relay is shutting down; reconnect in a few seconds"));
+    state_->FinishLocked(ToGrpcStatus(admitted.status()));
     return;
   }
+  state_->slot = *std::move(admitted);
   StartRead(&in_);
   asio::post(*io_, [io = io_, state = state_, core = core_, options = options_,
-                    remote = std::move(remote_address)]() mutable {
-    if (core->draining() || core->OpenConnections() >= options->max_connections) {
+                    peer = std::move(peer)]() mutable {
+    if (core->draining()) {
+      options->refused->Add(Refusal::kDraining);
+      state->slot.Release();
       std::lock_guard<std::mutex> lock(state->mu);
       state->closing = true;
-      state->FinishLocked(
-          core->draining() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                          "the relay is shutting down; reconnect in a few seconds")
-                           : grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                          "the relay has reached its connection limit"));
+      state->FinishLocked(ToGrpcStatus(DrainingStatus()));
       return;
     }
     state->core_id =
-        core->Connect(core::ConnectionInfo{remote, "grpc", ClientIpOf(remote)},
+        core->Connect(core::ConnectionInfo{peer.remote, "grpc", peer.client_ip},
                       std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
     log::Event(log::Level::kInfo, "connect")
         .Uint("conn", state->core_id)
-        .Str("remote", remote)
+        .Str("remote", peer.remote)
         .Str("transport", "grpc");
   });
 }
@@ -146,9 +143,13 @@ void AttachStream::OnReadDone(bool ok) {
 void AttachStream::OnDone() {
   const core::CloseReason reason = state_->Detach();
   asio::post(*io_, [state = state_, core = core_, reason] {
-    if (state->core_id == 0) return;
-    log::Debug("grpc peer ", state->core_id, " detached: ", core::CloseReasonName(reason));
-    core->Disconnect(state->core_id, reason);
+    if (state->core_id != 0) {
+      log::Debug("grpc peer ", state->core_id, " detached: ", core::CloseReasonName(reason));
+      core->Disconnect(state->core_id, reason);
+    }
+    // Only now: the slot counts until the core no longer holds the
+    // connection, as a WebSocket's does.
+    state->slot.Release();
   });
   delete this;
 }
@@ -160,7 +161,26 @@ AttachService::AttachService(asio::io_context* io, core::RelayCore* core, Attach
 
 grpc::ServerBidiReactor<ClientEvent, ServerEvent>* AttachService::Attach(
     grpc::CallbackServerContext* context) {
-  return new AttachStream(io_, core_, &options_, RemoteAddress(context->peer()), accepting_.load());
+  GrpcPeerAddress peer = ParseGrpcPeer(context->peer());
+  if (!accepting_.load()) {
+    options_.refused->Add(Refusal::kDraining);
+    return new AttachStream(io_, core_, &options_, std::move(peer), DrainingStatus());
+  }
+  // Taken here, on gRPC's thread, so that a burst of streams cannot all pass
+  // before the loop counts them.
+  absl::StatusOr<ConnectionSlot> slot = options_.slots->Acquire(peer.client_ip);
+  if (!slot.ok()) {
+    // The first refusal and every 100th (of both transports): a storm of
+    // them must not flood the log.
+    if (const std::uint64_t n = options_.refused->Add(Refusal::kTooManyConnections); n % 100 == 1) {
+      log::Event(log::Level::kWarn, "connection_limit")
+          .Str("client_ip", peer.client_ip)
+          .Str("transport", "grpc")
+          .Str("why", slot.status().message())
+          .Uint("refused_total", n);
+    }
+  }
+  return new AttachStream(io_, core_, &options_, std::move(peer), std::move(slot));
 }
 
 }  // namespace relay::gateway

@@ -29,6 +29,7 @@
 
 #include "absl/time/time.h"
 #include "asio/io_context.hpp"
+#include "gateway/admission/connection_slots.h"
 #include "gateway/http/relay_metrics.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/close_reason.h"
@@ -71,8 +72,11 @@ struct AttachStreamState {
 
   // Not under `mu`: set before the state is shared.
   TransportBytes* const bytes_metrics;
-  // Event loop only: the core's id, 0 until the core accepted the stream.
+  // Event loop only (set before the first post to it): the core's id, 0
+  // until the core accepted the stream, and the stream's connection slot,
+  // given back once the core has heard of its end.
   core::ConnectionId core_id = 0;
+  ConnectionSlot slot;
 
   void FinishLocked(grpc::Status status);
   void StartWriteLocked();
