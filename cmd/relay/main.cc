@@ -30,6 +30,8 @@
 #include "asio/steady_timer.hpp"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
+#include "gateway/admission/connection_slots.h"
+#include "gateway/admission/refusal.h"
 #include "gateway/grpc/attach_service.h"
 #include "cmd/relay/relay_config.h"
 #include "gateway/ws/ws_gateway.h"
@@ -111,8 +113,12 @@ int main(int argc, char** argv) {
     relay::log::Error("cannot load authentication state: ", status.message());
     return 1;
   }
+  // One admission policy for WebSocket and gRPC peers together.
+  relay::gateway::ConnectionSlots slots(config.gateway.max_connections,
+                                        config.gateway.max_connections_per_ip);
+  relay::gateway::RefusalCounts refused;
   absl::StatusOr<std::unique_ptr<relay::gateway::WsGateway>> created =
-      relay::gateway::WsGateway::Create(&io, &core, config.gateway);
+      relay::gateway::WsGateway::Create(&io, &core, config.gateway, &slots, &refused);
   if (!created.ok()) {
     relay::log::Error(created.status().message());
     return 1;
@@ -131,8 +137,7 @@ int main(int argc, char** argv) {
   relay::gateway::AttachService attach(
       &io, &core,
       relay::gateway::AttachOptions{config.gateway.max_queued_bytes_per_connection,
-                                    config.gateway.max_mesh_id_bytes,
-                                    config.gateway.max_connections, metrics});
+                                    config.gateway.max_mesh_id_bytes, metrics, &slots, &refused});
   std::unique_ptr<grpc::Server> grpc_server;
   std::promise<void> stop_requested;
   bool stop_signalled = false;

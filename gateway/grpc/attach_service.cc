@@ -1,16 +1,17 @@
 #include "gateway/grpc/attach_service.h"
 
 #include <chrono>
-#include <deque>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "asio/post.hpp"
 #include "gateway/grpc/grpc_event_codec.h"
+#include "gateway/grpc/grpc_peer_address.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -19,139 +20,40 @@ namespace {
 using relay::v1::ClientEvent;
 using relay::v1::ServerEvent;
 
-class AttachStream;
+// Why a stream was turned away before the core heard of it.
+absl::Status DrainingStatus() {
+  return absl::UnavailableError("the relay is shutting down; reconnect in a few seconds");
+}
 
-// What the gRPC callbacks, the loop-side sink and the loop's posted work
-// share. `stream` is null once gRPC is done with the stream (OnDone): from
-// then on nothing may touch it. Every reactor call made off gRPC's own
-// callbacks goes through here, under `mu`.
-struct StreamState {
-  std::mutex mu;
-  AttachStream* stream = nullptr;
-  bool finished = false;  // Finish() called
-  bool closing = false;   // the relay or the client ended it; finish once writes are done
-  grpc::Status finish_status;
-  std::deque<core::ServerEventPtr> queue;  // front() is being written when `writing`
-  bool writing = false;
-  std::size_t queued_bytes = 0;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t bytes_out = 0;
-  std::optional<core::CloseReason> close_reason;  // set when the relay closed it
-  bool cancelled = false;
+// absl and gRPC number the canonical codes alike.
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
 
-  // Loop thread only.
-  core::ConnectionId core_id = 0;
-
-  void FinishLocked(grpc::Status status);
-  void StartWriteLocked();
-  // Ends the stream with `status` after what is queued (or at once, dropping
-  // the queue, when `drop_queue`).
-  void CloseLocked(grpc::Status status, bool drop_queue);
-};
-
-class AttachStream final : public grpc::ServerBidiReactor<ClientEvent, ServerEvent> {
+class AttachStream final : public grpc::ServerBidiReactor<ClientEvent, ServerEvent>,
+                           private AttachStreamCalls {
  public:
+  // `admitted` holds the stream's connection slot, or why it is refused: it
+  // then ends at once with that status.
   AttachStream(asio::io_context* io, core::RelayCore* core, const AttachOptions* options,
-               std::string remote_address, bool accepting);
+               GrpcPeerAddress peer, absl::StatusOr<ConnectionSlot> admitted);
 
   void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnCancel() override;
+  void OnWriteDone(bool ok) override { state_->OnWriteDone(ok); }
+  void OnCancel() override { state_->OnCancel(); }
   void OnDone() override;
 
-  ClientEvent* read_buffer() { return &in_; }
-
  private:
+  void BeginWrite(const ServerEvent* event) override { StartWrite(event); }
+  void BeginRead() override { StartRead(&in_); }
+  void End(grpc::Status status) override { Finish(std::move(status)); }
+
   asio::io_context* const io_;
   core::RelayCore* const core_;
   const AttachOptions* const options_;
-  const std::shared_ptr<StreamState> state_ = std::make_shared<StreamState>();
+  const std::shared_ptr<AttachStreamState> state_;
   ClientEvent in_;
 };
-
-// The core's handle on a stream.
-class AttachSink final : public core::PeerSink {
- public:
-  AttachSink(asio::io_context* io, std::shared_ptr<StreamState> state, std::size_t max_queued_bytes)
-      : io_(io), state_(std::move(state)), max_queued_bytes_(max_queued_bytes) {}
-
-  core::SendResult Send(const core::ServerEventPtr& event) override {
-    using core::DropReason;
-    using core::SendResult;
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->closing || state_->finished) return SendResult::Dropped(DropReason::kClosing);
-    const std::size_t size = event->ByteSizeLong();
-    if (!state_->queue.empty() && state_->queued_bytes + size > max_queued_bytes_) {
-      log::Event(log::Level::kWarn, "slow_consumer")
-          .Uint("conn", state_->core_id)
-          .Uint("queued_bytes", state_->queued_bytes)
-          .Uint("limit_bytes", max_queued_bytes_);
-      state_->close_reason = core::CloseReason::kSlowConsumer;
-      state_->CloseLocked(AttachCloseStatus(core::CloseReason::kSlowConsumer),
-                          /*drop_queue=*/true);
-      return SendResult::Dropped(DropReason::kSlowConsumer);
-    }
-    state_->queue.push_back(event);
-    state_->queued_bytes += size;
-    if (!state_->writing) state_->StartWriteLocked();
-    return SendResult::Queued();
-  }
-
-  void Close(core::CloseReason reason) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->closing || state_->finished) return;
-    state_->close_reason = reason;
-    state_->CloseLocked(AttachCloseStatus(reason), /*drop_queue=*/false);
-  }
-
-  Counters counters() const override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    return {state_->bytes_in, state_->bytes_out, state_->queued_bytes};
-  }
-
-  // The application cannot ping one stream: HTTP/2 keepalive (the server's
-  // GRPC_ARG_KEEPALIVE_* settings) breaks the stream of a peer that
-  // vanished. A stream it has not broken is alive.
-  bool Probe(absl::Duration /*timeout*/, std::function<void(bool)> done) override {
-    bool alive;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      alive = !state_->closing && !state_->finished && !state_->cancelled;
-    }
-    asio::post(*io_, [done = std::move(done), alive] { done(alive); });
-    return true;
-  }
-
- private:
-  asio::io_context* const io_;
-  const std::shared_ptr<StreamState> state_;
-  const std::size_t max_queued_bytes_;
-};
-
-void StreamState::FinishLocked(grpc::Status status) {
-  if (finished || stream == nullptr) return;
-  finished = true;
-  stream->Finish(std::move(status));
-}
-
-void StreamState::StartWriteLocked() {
-  if (finished || stream == nullptr || queue.empty()) return;
-  writing = true;
-  stream->StartWrite(queue.front().get());
-}
-
-void StreamState::CloseLocked(grpc::Status status, bool drop_queue) {
-  closing = true;
-  finish_status = std::move(status);
-  if (drop_queue) {
-    // Keep only the event being written: its buffer is gRPC's until done.
-    while (queue.size() > (writing ? 1u : 0u)) {
-      queued_bytes -= queue.back()->ByteSizeLong();
-      queue.pop_back();
-    }
-  }
-  if (!writing) FinishLocked(finish_status);
-}
 
 bool IsRelayedTraffic(const ClientEvent& event) {
   switch (event.event_case()) {
@@ -165,63 +67,45 @@ bool IsRelayedTraffic(const ClientEvent& event) {
   }
 }
 
-// "127.0.0.1:5000" / "[::1]:5000" -> "127.0.0.1" / "::1"
-std::string ClientIpOf(absl::string_view remote) {
-  if (absl::StartsWith(remote, "[")) {
-    const std::size_t end = remote.find(']');
-    return std::string(remote.substr(1, end == absl::string_view::npos ? end : end - 1));
-  }
-  return std::string(remote.substr(0, remote.rfind(':')));
-}
-
-// "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" -> "127.0.0.1:5000" / "[::1]:5000"
-std::string RemoteAddress(const std::string& peer) {
-  for (absl::string_view prefix : {"ipv4:", "ipv6:"}) {
-    if (absl::StartsWith(peer, prefix)) return peer.substr(prefix.size());
-  }
-  return peer;
-}
-
 AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
-                           const AttachOptions* options, std::string remote_address,
-                           bool accepting)
-    : io_(io), core_(core), options_(options) {
+                           const AttachOptions* options, GrpcPeerAddress peer,
+                           absl::StatusOr<ConnectionSlot> admitted)
+    : io_(io),
+      core_(core),
+      options_(options),
+      state_(std::make_shared<AttachStreamState>(
+          options->metrics != nullptr ? &options->metrics->grpc_bytes : nullptr)) {
   state_->stream = this;
-  if (!accepting) {
+  if (!admitted.ok()) {
     std::lock_guard<std::mutex> lock(state_->mu);
-    state_->FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                      "the relay is shutting down; reconnect in a few seconds"));
+    state_->FinishLocked(ToGrpcStatus(admitted.status()));
     return;
   }
+  state_->slot = *std::move(admitted);
   StartRead(&in_);
   asio::post(*io_, [io = io_, state = state_, core = core_, options = options_,
-                    remote = std::move(remote_address)]() mutable {
-    if (core->draining() || core->OpenConnections() >= options->max_connections) {
+                    peer = std::move(peer)]() mutable {
+    if (core->draining()) {
+      options->refused->Add(Refusal::kDraining);
+      state->slot.Release();
       std::lock_guard<std::mutex> lock(state->mu);
       state->closing = true;
-      state->FinishLocked(core->draining()
-                              ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                             "the relay is shutting down; reconnect in a few seconds")
-                              : grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                             "the relay has reached its connection limit"));
+      state->FinishLocked(ToGrpcStatus(DrainingStatus()));
       return;
     }
     state->core_id =
-        core->Connect(core::ConnectionInfo{remote, "grpc", ClientIpOf(remote)},
+        core->Connect(core::ConnectionInfo{peer.remote, "grpc", peer.client_ip},
                       std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
     log::Event(log::Level::kInfo, "connect")
         .Uint("conn", state->core_id)
-        .Str("remote", remote)
+        .Str("remote", peer.remote)
         .Str("transport", "grpc");
   });
 }
 
 void AttachStream::OnReadDone(bool ok) {
   if (!ok) {
-    // The client half-closed (or the stream broke): like a WebSocket close,
-    // the connection ends once what is queued for it is written.
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (!state_->closing) state_->CloseLocked(grpc::Status::OK, /*drop_queue=*/false);
+    state_->OnReadFailed();
     return;
   }
   const auto received_at = std::chrono::steady_clock::now();
@@ -252,116 +136,51 @@ void AttachStream::OnReadDone(bool ok) {
                                 failure.request_id_json, size);
       }
     }
-    // The next read only now: one event in flight per stream.
-    std::lock_guard<std::mutex> lock(state->mu);
-    if (state->stream != nullptr && !state->finished && !state->closing) {
-      state->stream->StartRead(state->stream->read_buffer());
-    }
+    state->ReadNext();
   });
 }
 
-void AttachStream::OnWriteDone(bool ok) {
-  std::lock_guard<std::mutex> lock(state_->mu);
-  state_->writing = false;
-  if (!state_->queue.empty()) {
-    const std::size_t size = state_->queue.front()->ByteSizeLong();
-    state_->queued_bytes -= size;
-    if (ok) {
-      state_->bytes_out += size;
-      if (options_->metrics != nullptr) {
-        options_->metrics->grpc_bytes.sent.fetch_add(size, std::memory_order_relaxed);
-      }
-    }
-    state_->queue.pop_front();
-  }
-  if (!ok) {
-    // The client is gone; OnCancel (or the failed read) ends the stream.
-    state_->closing = true;
-    if (state_->finish_status.ok()) {
-      state_->finish_status = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
-    }
-    state_->queued_bytes = 0;
-    state_->queue.clear();
-    state_->FinishLocked(state_->finish_status);
-    return;
-  }
-  if (!state_->queue.empty() && !state_->finished) {
-    state_->StartWriteLocked();
-  } else if (state_->closing) {
-    state_->FinishLocked(state_->finish_status);
-  }
-}
-
-void AttachStream::OnCancel() {
-  std::lock_guard<std::mutex> lock(state_->mu);
-  state_->cancelled = true;
-  state_->closing = true;
-  if (!state_->writing) {
-    state_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-  } else {
-    state_->finish_status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-  }
-}
-
 void AttachStream::OnDone() {
-  core::CloseReason reason;
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stream = nullptr;
-    state_->queue.clear();
-    state_->queued_bytes = 0;
-    reason = state_->close_reason.value_or(state_->cancelled ? core::CloseReason::kTransportError
-                                                             : core::CloseReason::kClientClosed);
-  }
+  const core::CloseReason reason = state_->Detach();
   asio::post(*io_, [state = state_, core = core_, reason] {
-    if (state->core_id == 0) return;
-    log::Debug("grpc peer ", state->core_id, " detached: ", core::CloseReasonName(reason));
-    core->Disconnect(state->core_id, reason);
+    if (state->core_id != 0) {
+      log::Debug("grpc peer ", state->core_id, " detached: ", core::CloseReasonName(reason));
+      core->Disconnect(state->core_id, reason);
+    }
+    // Only now: the slot counts until the core no longer holds the
+    // connection, as a WebSocket's does.
+    state->slot.Release();
   });
   delete this;
 }
 
 }  // namespace
 
-grpc::Status AttachCloseStatus(core::CloseReason reason) {
-  using core::CloseReason;
-  switch (reason) {
-    case CloseReason::kReplaced:
-      return {grpc::StatusCode::ABORTED, "replaced"};
-    case CloseReason::kServerShutdown:
-      return {grpc::StatusCode::UNAVAILABLE, "server shutting down"};
-    case CloseReason::kRegistrationTimeout:
-      return {grpc::StatusCode::DEADLINE_EXCEEDED, "registration timeout"};
-    case CloseReason::kSlowConsumer:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "slow consumer"};
-    case CloseReason::kRateLimited:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "rate limited"};
-    case CloseReason::kAuthFailed:
-      return {grpc::StatusCode::UNAUTHENTICATED, "auth failed"};
-    case CloseReason::kKicked:
-      return {grpc::StatusCode::ABORTED, "kicked"};
-    case CloseReason::kMeshClosed:
-      return {grpc::StatusCode::ABORTED, "mesh closed"};
-    case CloseReason::kMessageTooBig:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "message too big"};
-    case CloseReason::kKeepaliveTimeout:
-      return {grpc::StatusCode::UNAVAILABLE, "keepalive timeout"};
-    case CloseReason::kClientClosed:
-      return grpc::Status::OK;
-    case CloseReason::kInvalidFrame:
-    case CloseReason::kTransportError:
-      break;
-  }
-  return {grpc::StatusCode::INTERNAL, "internal error"};
-}
-
 AttachService::AttachService(asio::io_context* io, core::RelayCore* core, AttachOptions options)
     : io_(io), core_(core), options_(options) {}
 
 grpc::ServerBidiReactor<ClientEvent, ServerEvent>* AttachService::Attach(
     grpc::CallbackServerContext* context) {
-  return new AttachStream(io_, core_, &options_, RemoteAddress(context->peer()),
-                          accepting_.load());
+  GrpcPeerAddress peer = ParseGrpcPeer(context->peer());
+  if (!accepting_.load()) {
+    options_.refused->Add(Refusal::kDraining);
+    return new AttachStream(io_, core_, &options_, std::move(peer), DrainingStatus());
+  }
+  // Taken here, on gRPC's thread, so that a burst of streams cannot all pass
+  // before the loop counts them.
+  absl::StatusOr<ConnectionSlot> slot = options_.slots->Acquire(peer.client_ip);
+  if (!slot.ok()) {
+    // The first refusal and every 100th (of both transports): a storm of
+    // them must not flood the log.
+    if (const std::uint64_t n = options_.refused->Add(Refusal::kTooManyConnections); n % 100 == 1) {
+      log::Event(log::Level::kWarn, "connection_limit")
+          .Str("client_ip", peer.client_ip)
+          .Str("transport", "grpc")
+          .Str("why", slot.status().message())
+          .Uint("refused_total", n);
+    }
+  }
+  return new AttachStream(io_, core_, &options_, std::move(peer), std::move(slot));
 }
 
 }  // namespace relay::gateway

@@ -71,6 +71,13 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
     AppendString(&out, stats.limits(i).limit());
     absl::StrAppend(&out, ":", stats.limits(i).count());
   }
+  // Every DropReason by name, also at 0 (the core lists them in order).
+  out.append("},\"drops\":{");
+  for (int i = 0; i < stats.drops_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(&out, stats.drops(i).reason());
+    absl::StrAppend(&out, ":", stats.drops(i).count());
+  }
   absl::StrAppend(&out, "},\"auth_records\":", stats.auth_records());
   // No mesh id and no per-mesh figure: /stats is public, and an open mesh is
   // as private as its id (docs/security.md). The Admin API lists meshes.

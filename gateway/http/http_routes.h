@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "gateway/admission/refusal.h"
 #include "gateway/http/relay_metrics.h"
-#include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
 
 namespace relay::gateway {

@@ -61,7 +61,8 @@ void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts&
               "Connections ended, by reason.");
   for (const auto& c : stats.closes()) out->Sample({{"reason", c.reason()}}, c.count());
   out->Family("relay_upgrades_refused_total", MetricType::kCounter,
-              "WebSocket upgrades refused before the handshake, by reason.");
+              "Connections refused before they opened (WebSocket upgrades and gRPC streams), "
+              "by reason.");
   for (std::size_t i = 0; i < kRefusalCount; ++i) {
     const auto refusal = static_cast<Refusal>(i);
     out->Sample({{"reason", RefusalName(refusal)}}, refused.Get(refusal));
@@ -82,6 +83,15 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   for (std::size_t i = 0; i < core::kTrafficTypeCount; ++i) {
     out->Sample({{"type", core::TrafficTypeName(static_cast<core::TrafficType>(i))}},
                 traffic.deliveries[i]);
+  }
+  out->Family("relay_deliveries_dropped_total", MetricType::kCounter,
+              "Deliveries not handed to a connection, by reason: closing (the connection was "
+              "ending), slow_consumer (over its send buffer; it is closed for it), unreachable "
+              "(its instance could not be reached).");
+  const core::DropCounts& drops = core.drops();
+  for (std::size_t i = 0; i < core::kDropReasonCount; ++i) {
+    const auto reason = static_cast<core::DropReason>(i);
+    out->Sample({{"reason", core::DropReasonName(reason)}}, drops.Get(reason));
   }
   out->Family("relay_relayed_payload_bytes_total", MetricType::kCounter,
               "Bytes of user data (payload, or request_id and members) delivered, by type.");

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "gateway/ws/refusal.h"
+#include "gateway/admission/refusal.h"
 #include "server/core/relay_core.h"
 #include "server/metrics/histogram.h"
 

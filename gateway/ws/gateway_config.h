@@ -43,10 +43,13 @@ struct GatewayConfig {
   // connection is closed with 1013 "slow consumer". A frame is always
   // accepted when nothing is queued, whatever its size.
   std::size_t max_queued_bytes_per_connection = std::size_t{8} << 20;
-  // WebSocket connections open at once, in total and per client IP; more
-  // upgrades are refused with HTTP 503 too_many_connections. Plain HTTP
-  // requests (/health, /stats) are never refused. Per IP 0 means no per-IP
-  // limit (e.g. behind a proxy that sends no X-Forwarded-For).
+  // Connections open at once, WebSocket and gRPC peers together, in total
+  // and per client IP; more upgrades are refused with HTTP 503
+  // too_many_connections, more gRPC streams with RESOURCE_EXHAUSTED. Plain
+  // HTTP requests (/health, /stats) are never refused. Per IP 0 means no
+  // per-IP limit (e.g. behind a proxy that sends no X-Forwarded-For).
+  // Enforced by the ConnectionSlots both transports share (built from these
+  // in cmd/relay/main.cc).
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_ip = 100;
   // TCP connections still in their handshake (accepted, no HTTP request

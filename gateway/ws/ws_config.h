@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "asio/steady_timer.hpp"
+#include "gateway/admission/connection_slots.h"
 #include "gateway/ws/half_close_socket.h"
 #include "gateway/ws/handshake_limiter.h"
 #include "gateway/ws/http_messages.h"
@@ -40,9 +41,10 @@ struct WsConnectionState {
   // "address:port" of the TCP peer, read once at the upgrade (a system call)
   // and handed to the core at open.
   std::string tcp_peer;
-  // Holds a slot of the connection limits, from the accepted upgrade until
-  // the connection ends (close or failed handshake).
-  bool holds_slot = false;
+  // Its place among the open connections (MAX_CONNECTIONS, per IP), from
+  // the accepted upgrade until the connection ends (close or failed
+  // handshake); given back in its destructor at the latest.
+  ConnectionSlot slot;
   // Counts this socket among the handshakes in progress (HandshakeLimiter),
   // from accept until it opens, is answered over HTTP or fails; released in
   // its destructor at the latest.

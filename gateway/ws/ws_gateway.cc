@@ -229,6 +229,7 @@ class BasicWsGateway final : public WsGateway {
 
   // `tls_context` is null for the plain config.
   BasicWsGateway(asio::io_context* io, core::RelayCore* core, GatewayConfig config,
+                 ConnectionSlots* slots, RefusalCounts* refused,
                  std::shared_ptr<asio::ssl::context> tls_context);
   ~BasicWsGateway() override { ReleaseReserveFds(); }
 
@@ -237,7 +238,7 @@ class BasicWsGateway final : public WsGateway {
   absl::string_view scheme() const override { return kTls ? "wss" : "ws"; }
   void Shutdown() override;
   absl::Status ReloadTls() override;
-  const RefusalCounts& refused() const override { return refused_; }
+  const RefusalCounts& refused() const override { return *refused_; }
   RelayMetrics* metrics() override { return &metrics_; }
 
  private:
@@ -266,10 +267,10 @@ class BasicWsGateway final : public WsGateway {
   // (too_many_handshakes) and returns false.
   bool AdmitHandshake(const ConnectionPtr& con);
 
-  // Connection limits: a slot per accepted upgrade, freed when it ends.
-  // Refuses (503 too_many_connections) and returns false when none is free.
+  // Connection limits: a slot (ConnectionSlots) per accepted upgrade,
+  // given back when it ends. Refuses (503 too_many_connections) and returns
+  // false when none is free.
   bool TakeSlot(const ConnectionPtr& con);
-  void ReleaseSlot(const ConnectionPtr& con);
   void ReleaseSocket(const ConnectionPtr& con);
 
   void ScheduleHousekeeping();
@@ -289,13 +290,12 @@ class BasicWsGateway final : public WsGateway {
   std::shared_ptr<asio::ssl::context> tls_context_;
   // Open WebSocket connections by core id, for keepalive.
   absl::flat_hash_map<core::ConnectionId, connection_hdl> open_;
-  // Slots taken (see TakeSlot), in total and by client IP (no zero entries).
-  std::size_t slots_taken_ = 0;
-  absl::flat_hash_map<std::string, std::size_t> slots_by_ip_;
+  // Shared with the gRPC transport: one admission policy for both.
+  ConnectionSlots* const slots_;
+  RefusalCounts* const refused_;
   // Listening socket (Listen); closed by Shutdown.
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   HandshakeLimiter handshakes_;
-  RefusalCounts refused_;
   RelayMetrics metrics_;
   // Accept back-off at the fd limit: one "episode" from the first failed
   // accept to the next accepted socket, logged once at each end.
@@ -313,13 +313,16 @@ class BasicWsGateway final : public WsGateway {
 
 template <typename Config>
 BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* core,
-                                       GatewayConfig config,
+                                       GatewayConfig config, ConnectionSlots* slots,
+                                       RefusalCounts* refused,
                                        std::shared_ptr<asio::ssl::context> tls_context)
     : io_(io),
       core_(core),
       config_(std::move(config)),
       lingering_closer_(ToChrono(config_.linger_timeout), config_.max_lingering_sockets),
       tls_context_(std::move(tls_context)),
+      slots_(slots),
+      refused_(refused),
       handshakes_(config_.max_pending_handshakes, config_.max_pending_handshakes_per_ip),
       accept_backoff_timer_(*io),
       housekeeping_timer_(*io),
@@ -443,7 +446,7 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con, const asio::erro
         log::Event(log::Level::kWarn, "accept_backoff")
             .Str("error", std::strerror(error))
             .Uint("pending_handshakes", handshakes_.pending())
-            .Uint("connections", slots_taken_)
+            .Uint("connections", slots_->open())
             .Uint("backoff_ms",
                   static_cast<std::uint64_t>(absl::ToInt64Milliseconds(config_.accept_backoff)));
       }
@@ -501,9 +504,8 @@ bool BasicWsGateway<Config>::AdmitHandshake(const ConnectionPtr& con) {
                       config_.trusted_proxies.Contains(ToIpAddress(peer->address()));
   const HandshakeLimiter::Verdict verdict = handshakes_.Admit(ip, exempt, &con->handshake);
   if (verdict == HandshakeLimiter::Verdict::kAdmitted) return true;
-  refused_.Add(Refusal::kTooManyHandshakes);
   // The first refusal and every 1000th: a flood of them must not flood the log.
-  if (const std::uint64_t n = refused_.Get(Refusal::kTooManyHandshakes); n % 1000 == 1) {
+  if (const std::uint64_t n = refused_->Add(Refusal::kTooManyHandshakes); n % 1000 == 1) {
     log::Event(log::Level::kWarn, "handshake_limit")
         .Str("client_ip", ip)
         .Str("why", verdict == HandshakeLimiter::Verdict::kTotalFull
@@ -545,7 +547,7 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
     return false;
   }
   if (shutting_down_ || core_->draining()) {
-    refused_.Add(Refusal::kDraining);
+    refused_->Add(Refusal::kDraining);
     con->set_status(websocketpp::http::status_code::service_unavailable);
     con->replace_header("Content-Type", "application/json");
     con->replace_header("Retry-After", "5");
@@ -572,40 +574,24 @@ bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
   } else {
     con->client_ip = "unknown";  // the socket already failed; it will end soon
   }
-  const auto found = slots_by_ip_.find(con->client_ip);
-  const std::size_t per_ip = found == slots_by_ip_.end() ? 0 : found->second;
-  absl::string_view message;
-  if (slots_taken_ >= config_.max_connections) {
-    message = "the relay has reached its connection limit; retry later";
-  } else if (config_.max_connections_per_ip > 0 && per_ip >= config_.max_connections_per_ip) {
-    message = "too many connections from this IP address; retry later";
-  } else {
-    ++slots_taken_;
-    ++slots_by_ip_[con->client_ip];
-    con->holds_slot = true;
+  absl::StatusOr<ConnectionSlot> slot = slots_->Acquire(con->client_ip);
+  if (slot.ok()) {
+    con->slot = *std::move(slot);
     return true;
   }
-  refused_.Add(Refusal::kTooManyConnections);
-  // The first refusal and every 100th: a storm of them must not flood the log.
-  if (const std::uint64_t n = refused_.Get(Refusal::kTooManyConnections); n % 100 == 1) {
+  // The first refusal and every 100th (of both transports): a storm of them
+  // must not flood the log.
+  if (const std::uint64_t n = refused_->Add(Refusal::kTooManyConnections); n % 100 == 1) {
     log::Event(log::Level::kWarn, "connection_limit")
         .Str("client_ip", con->client_ip)
-        .Str("why", message)
+        .Str("transport", scheme())
+        .Str("why", slot.status().message())
         .Uint("refused_total", n);
   }
   con->set_status(websocketpp::http::status_code::service_unavailable);
   con->replace_header("Content-Type", "application/json");
-  con->set_body(HttpErrorBody(RefusalName(Refusal::kTooManyConnections), message));
+  con->set_body(HttpErrorBody(RefusalName(Refusal::kTooManyConnections), slot.status().message()));
   return false;
-}
-
-template <typename Config>
-void BasicWsGateway<Config>::ReleaseSlot(const ConnectionPtr& con) {
-  if (!con->holds_slot) return;
-  con->holds_slot = false;
-  --slots_taken_;
-  auto it = slots_by_ip_.find(con->client_ip);
-  if (it != slots_by_ip_.end() && --it->second == 0) slots_by_ip_.erase(it);
 }
 
 template <typename Config>
@@ -613,7 +599,7 @@ void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->handshake.Release();  // answered: no longer idle in the handshake
   const HttpResponse response =
-      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, refused_, &metrics_);
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
@@ -691,7 +677,7 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
 template <typename Config>
 void BasicWsGateway<Config>::OnClose(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
-  ReleaseSlot(con);
+  con->slot.Release();
   ReleaseSocket(con);
   if (con->core_id == 0) return;
   const core::CloseReason reason = con->close_reason.value_or(ObservedCloseReason(con));
@@ -708,7 +694,7 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
   con->handshake.Release();
-  ReleaseSlot(con);
+  con->slot.Release();
   ReleaseSocket(con);
 }
 
@@ -786,17 +772,19 @@ void BasicWsGateway<Config>::KeepaliveTick() {
 
 absl::StatusOr<std::unique_ptr<WsGateway>> WsGateway::Create(asio::io_context* io,
                                                              core::RelayCore* core,
-                                                             GatewayConfig config) {
+                                                             GatewayConfig config,
+                                                             ConnectionSlots* slots,
+                                                             RefusalCounts* refused) {
   if (!config.tls_enabled()) {
     return std::unique_ptr<WsGateway>(
-        new BasicWsGateway<WsPlainConfig>(io, core, std::move(config), nullptr));
+        new BasicWsGateway<WsPlainConfig>(io, core, std::move(config), slots, refused, nullptr));
   }
   absl::StatusOr<std::shared_ptr<asio::ssl::context>> context =
       NewServerTlsContext(config.tls_cert_file, config.tls_key_file);
   if (!context.ok()) return context.status();
   log::Info("TLS certificate loaded: ", DescribeCertificate(**context));
-  return std::unique_ptr<WsGateway>(
-      new BasicWsGateway<WsTlsConfig>(io, core, std::move(config), *std::move(context)));
+  return std::unique_ptr<WsGateway>(new BasicWsGateway<WsTlsConfig>(
+      io, core, std::move(config), slots, refused, *std::move(context)));
 }
 
 }  // namespace relay::gateway

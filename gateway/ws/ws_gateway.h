@@ -3,9 +3,10 @@
 // on the same port. It turns connections into RelayCore connections, frames
 // into ClientEvents (via the JSON codec), ServerEvents back into frames, and
 // serves GET /, /health and /stats. It knows no routing rule, but it owns
-// the transport limits: connections in total and per client IP, sockets
-// still in their handshake (handshake_limiter.h), the per-connection send
-// buffer, the handshake timeout, and the accept back-off at the fd limit.
+// the transport limits: sockets still in their handshake
+// (handshake_limiter.h), the per-connection send buffer, the handshake
+// timeout, and the accept back-off at the fd limit. Connections in total and
+// per client IP are ConnectionSlots', shared with gRPC peers.
 //
 // Threading: everything runs on the io_context's one thread, which is also
 // the core's thread (docs/threading.md). The implementation is one class
@@ -25,9 +26,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "asio/io_context.hpp"
+#include "gateway/admission/connection_slots.h"
+#include "gateway/admission/refusal.h"
 #include "gateway/http/relay_metrics.h"
 #include "gateway/ws/gateway_config.h"
-#include "gateway/ws/refusal.h"
 #include "server/core/relay_core.h"
 
 namespace relay::gateway {
@@ -35,11 +37,16 @@ namespace relay::gateway {
 class WsGateway {
  public:
   // A plain gateway, or a TLS one when config.tls_enabled(); the latter fails
-  // (InvalidArgument) when the certificate or key cannot be loaded. `io` and
-  // `core` must outlive the gateway.
+  // (InvalidArgument) when the certificate or key cannot be loaded. Each
+  // upgrade takes its connection slot from `slots` (which enforces
+  // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP: config.max_connections* are
+  // not read here) and counts its refusals in `refused`; both are shared
+  // with the gRPC transport. All four must outlive the gateway.
   static absl::StatusOr<std::unique_ptr<WsGateway>> Create(asio::io_context* io,
                                                            core::RelayCore* core,
-                                                           GatewayConfig config);
+                                                           GatewayConfig config,
+                                                           ConnectionSlots* slots,
+                                                           RefusalCounts* refused);
   virtual ~WsGateway() = default;
 
   // Binds and starts accepting; port() is then the bound port.
@@ -57,7 +64,8 @@ class WsGateway {
   // FailedPrecondition without TLS. Call it on the event loop.
   virtual absl::Status ReloadTls() = 0;
 
-  // Upgrades turned away, by reason (GET /stats "refused").
+  // Connections turned away, by reason, of every transport (GET /stats
+  // "refused"): the `refused` it was created with.
   virtual const RefusalCounts& refused() const = 0;
 
   // The metrics GET /metrics shows beyond the core's counters; the gRPC

@@ -33,7 +33,8 @@ EXPECTED_TYPES = {
     "relay_limit_hits": "counter",
     "relay_connections": "counter", "relay_disconnections": "counter", "relay_upgrades_refused": "counter",
     "relay_slow_consumer_closes": "counter", "relay_messages_received": "counter",
-    "relay_messages_relayed": "counter", "relay_relayed_payload_bytes": "counter",
+    "relay_messages_relayed": "counter", "relay_deliveries_dropped": "counter",
+    "relay_relayed_payload_bytes": "counter",
     "relay_received_bytes": "counter", "relay_sent_bytes": "counter", "relay_errors": "counter",
     "relay_auth_failures": "counter", "relay_rate_limited": "counter", "relay_llm_requests": "counter",
     "relay_latency_seconds": "histogram", "relay_llm_round_trip_seconds": "histogram",
@@ -52,6 +53,8 @@ def test_every_family_parses_with_its_type(relay):
     assert value(families, "process_open_fds") > 3
     for reason in ("client_closed", "slow_consumer", "rate_limited", "auth_failed", "kicked"):
         assert value(families, "relay_disconnections", reason=reason) == 0
+    for reason in ("closing", "slow_consumer", "unreachable"):
+        assert value(families, "relay_deliveries_dropped", reason=reason) == 0
     for outcome in ("answered", "no_llm_peer", "peer_left"):
         assert value(families, "relay_llm_requests", outcome=outcome) == 0
     for limit in ("message_rate", "byte_rate", "request_id_bytes", "pending_llm_bytes", "nonce_bytes",

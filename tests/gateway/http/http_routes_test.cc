@@ -1,9 +1,11 @@
 // Tests for gateway/http/http_routes.cc over a real RelayCore: GET /,
-// /health, /ready and /stats bodies, and the 404 / 405 / 426 answers.
+// /health, /ready and /stats bodies, the /metrics families the gateway adds,
+// and the 404 / 405 / 426 answers.
 #include "gateway/http/http_routes.h"
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -30,6 +32,16 @@ class NullSink final : public core::PeerSink {
   void Close(core::CloseReason) override {}
 };
 
+// Queues, or drops for `drop` once it is set (after the peer registered).
+class DroppingSink final : public core::PeerSink {
+ public:
+  core::SendResult Send(const core::ServerEventPtr&) override {
+    return drop ? core::SendResult::Dropped(*drop) : core::SendResult::Queued();
+  }
+  void Close(core::CloseReason) override {}
+  std::optional<core::DropReason> drop;
+};
+
 json::Object Parse(const std::string& body) {
   json::Object obj;
   json::ParseError error;
@@ -44,9 +56,9 @@ std::string Raw(const json::Object& obj, const std::string& key) {
 
 class HttpRoutesTest : public ::testing::Test {
  protected:
-  core::ConnectionId Join(const std::string& mesh, const std::string& node) {
-    core::ConnectionId id =
-        core_.Connect(core::ConnectionInfo{"127.0.0.1:1", "ws"}, std::make_shared<NullSink>());
+  core::ConnectionId Join(const std::string& mesh, const std::string& node,
+                          std::shared_ptr<core::PeerSink> sink = std::make_shared<NullSink>()) {
+    core::ConnectionId id = core_.Connect(core::ConnectionInfo{"127.0.0.1:1", "ws"}, sink);
     relay::v1::ClientEvent event;
     event.mutable_register_()->set_mesh_id(mesh);
     event.mutable_register_()->set_node_id(node);
@@ -110,7 +122,7 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
   for (const char* key :
        {"uptime_seconds", "version", "active_meshes", "active_connections", "open_sockets",
         "total_connections", "total_messages_received", "total_messages_relayed",
-        "total_llm_requests", "errors", "closes", "refused", "limits", "auth_records"}) {
+        "total_llm_requests", "errors", "closes", "refused", "limits", "drops", "auth_records"}) {
     auto it = std::find(keys.begin() + next, keys.end(), key);
     ASSERT_NE(it, keys.end()) << key << " missing or out of order in " << response.body;
     next = static_cast<std::size_t>(it - keys.begin()) + 1;
@@ -133,6 +145,14 @@ TEST_F(HttpRoutesTest, StatsHasEveryFieldInOrder) {
     EXPECT_EQ(limits.members[i].raw_value, "0");
   }
   EXPECT_EQ(Raw(obj, "auth_records"), "0");
+  // Every drop reason by its name, also at 0.
+  const std::string drops_text = Raw(obj, "drops");
+  const json::Object drops = Parse(drops_text);
+  ASSERT_EQ(drops.members.size(), core::kDropReasonCount);
+  for (std::size_t i = 0; i < core::kDropReasonCount; ++i) {
+    EXPECT_EQ(drops.members[i].key, core::kDropReasonNames[i]);
+    EXPECT_EQ(drops.members[i].raw_value, "0");
+  }
   const std::string errors_text = Raw(obj, "errors");
   const json::Object errors = Parse(errors_text);
   EXPECT_EQ(Raw(errors, "bad_json"), "1");
@@ -161,6 +181,69 @@ TEST_F(HttpRoutesTest, StatsNamesNoMeshAndNoPeer) {
                              "peer_count", "created_at", "mesh_id"}) {
     EXPECT_THAT(response.body, ::testing::Not(HasSubstr(secret))) << secret;
   }
+}
+
+TEST_F(HttpRoutesTest, StatsCountsDroppedDeliveriesByReason) {
+  core::ConnectionId alice = Join("lobby", "alice");
+  auto slow = std::make_shared<DroppingSink>();
+  auto leaving = std::make_shared<DroppingSink>();
+  Join("lobby", "slow", slow);
+  Join("lobby", "leaving", leaving);
+  slow->drop = core::DropReason::kSlowConsumer;
+  leaving->drop = core::DropReason::kClosing;
+  relay::v1::ClientEvent broadcast;
+  broadcast.mutable_broadcast()->set_payload("1");
+
+  core_.Handle(alice, broadcast);
+  core_.Handle(alice, broadcast);
+
+  const HttpResponse response = RouteHttp("GET", "/stats", core_);
+  const json::Object obj = Parse(response.body);
+  const std::string drops_text = Raw(obj, "drops");
+  EXPECT_EQ(drops_text, R"({"closing":2,"slow_consumer":2,"unreachable":0})");
+  // Dropped deliveries are not relayed ones.
+  EXPECT_EQ(Raw(obj, "total_messages_relayed"), "0");
+}
+
+TEST_F(HttpRoutesTest, MetricsCountDroppedDeliveriesByReason) {
+  core::ConnectionId alice = Join("lobby", "alice");
+  auto slow = std::make_shared<DroppingSink>();
+  Join("lobby", "slow", slow);
+  slow->drop = core::DropReason::kSlowConsumer;
+  relay::v1::ClientEvent broadcast;
+  broadcast.mutable_broadcast()->set_payload("1");
+  core_.Handle(alice, broadcast);
+  RelayMetrics metrics;
+
+  const HttpResponse response = RouteHttp("GET", "/metrics", core_, {}, &metrics);
+
+  ASSERT_EQ(response.status, 200);
+  EXPECT_THAT(response.body, HasSubstr("# TYPE relay_deliveries_dropped_total counter\n"));
+  EXPECT_THAT(response.body, HasSubstr("# HELP relay_deliveries_dropped_total "));
+  EXPECT_THAT(response.body,
+              HasSubstr("relay_deliveries_dropped_total{reason=\"slow_consumer\"} 1\n"));
+  // Every reason is listed, also at 0, so that a rate() has a series to read.
+  EXPECT_THAT(response.body, HasSubstr("relay_deliveries_dropped_total{reason=\"closing\"} 0\n"));
+  EXPECT_THAT(response.body,
+              HasSubstr("relay_deliveries_dropped_total{reason=\"unreachable\"} 0\n"));
+}
+
+TEST_F(HttpRoutesTest, StatsAndMetricsShowTheRefusalsOfEveryTransport) {
+  RefusalCounts refused;
+  refused.Add(Refusal::kTooManyConnections);
+  refused.Add(Refusal::kTooManyConnections);
+  refused.Add(Refusal::kDraining);
+  RelayMetrics metrics;
+
+  const HttpResponse stats = RouteHttp("GET", "/stats", core_, refused);
+  const HttpResponse exposition = RouteHttp("GET", "/metrics", core_, refused, &metrics);
+
+  const json::Object obj = Parse(stats.body);
+  EXPECT_EQ(Raw(obj, "refused"),
+            R"({"too_many_connections":2,"draining":1,"too_many_handshakes":0})");
+  EXPECT_THAT(exposition.body,
+              HasSubstr("relay_upgrades_refused_total{reason=\"too_many_connections\"} 2\n"));
+  EXPECT_THAT(exposition.body, HasSubstr("relay_upgrades_refused_total{reason=\"draining\"} 1\n"));
 }
 
 TEST_F(HttpRoutesTest, StatsOfAnIdleRelayListsEveryErrorCode) {

@@ -1,4 +1,4 @@
-#include "gateway/ws/refusal.h"
+#include "gateway/admission/refusal.h"
 
 namespace relay::gateway {
 

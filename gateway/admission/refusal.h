@@ -1,0 +1,58 @@
+// Refusal: every reason the relay turns a connection away before it opens,
+// whatever its transport (a WebSocket upgrade, a gRPC Attach stream), as one
+// enum, and the counts of each (GET /stats "refused", /metrics
+// relay_upgrades_refused_total{reason}). Names are stable: they are the
+// `error` of the HTTP body (when there is one), the /stats keys and the
+// metrics labels.
+//
+// Threading: RefusalCounts may be added to and read from any thread (the
+// WebSocket gateway counts on the event loop, gRPC peers on gRPC's threads).
+#ifndef RELAY_GATEWAY_ADMISSION_REFUSAL_H_
+#define RELAY_GATEWAY_ADMISSION_REFUSAL_H_
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+
+namespace relay::gateway {
+
+enum class Refusal {
+  // MAX_CONNECTIONS or MAX_CONNECTIONS_PER_IP reached (ConnectionSlots):
+  // HTTP 503, or gRPC RESOURCE_EXHAUSTED.
+  kTooManyConnections,
+  // The relay is draining for a shutdown: HTTP 503, or gRPC UNAVAILABLE.
+  kDraining,
+  // MAX_PENDING_HANDSHAKES or MAX_PENDING_HANDSHAKES_PER_IP reached: the TCP
+  // connection is closed as soon as it is accepted, before any byte is read
+  // (so no HTTP answer). WebSocket only: gRPC's own server accepts its TCP
+  // connections.
+  kTooManyHandshakes,
+};
+
+inline constexpr std::size_t kRefusalCount = 3;
+
+// "too_many_connections"
+absl::string_view RefusalName(Refusal refusal);
+
+// Refusals since start, by reason. Every reason is listed, also at 0.
+class RefusalCounts {
+ public:
+  // Returns the count of `refusal` with this one, so that a caller can log
+  // only some of a storm of them.
+  std::uint64_t Add(Refusal refusal) {
+    return counts_[static_cast<std::size_t>(refusal)].fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  std::uint64_t Get(Refusal refusal) const {
+    return counts_[static_cast<std::size_t>(refusal)].load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kRefusalCount> counts_{};
+};
+
+}  // namespace relay::gateway
+
+#endif  // RELAY_GATEWAY_ADMISSION_REFUSAL_H_
