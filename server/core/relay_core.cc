@@ -301,7 +301,10 @@ void RelayCore::BeginRegistration(Connection& conn, const relay::v1::Register& r
   if (founding != nullptr) conn.awaiting_roster_founding = *founding;
   mesh.awaiting_roster.push_back(conn.id);
   if (mesh.awaiting_roster.size() == 1) {
-    backplane_->Subscribe(mesh.id, [this, mesh_id = mesh.id, serial = mesh.serial] {
+    // A copy: a backplane that answers inline may end the mesh before
+    // Subscribe returns.
+    const std::string mesh_id = mesh.id;
+    backplane_->Subscribe(mesh_id, [this, mesh_id, serial = mesh.serial] {
       OnRosterReady(mesh_id, serial);
     });
   }
