@@ -61,9 +61,8 @@ struct MeshAuth::Attempt {
   std::string client_ip;
   absl::Time now;
   AdmissionDone done;
-  // What the store answered already, so that deciding again asks no twice.
+  // What the store answered already, so that deciding again does not ask twice.
   bool looked_up = false;
-  bool charged = false;  // its IP paid for the record it creates
   int store_rounds = 0;
   // An answer came after the Admit call returned: the registrant may have
   // left meanwhile (RelayCore then drops the admission).
