@@ -17,15 +17,18 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "asio/io_context.hpp"
+#include "asio/post.hpp"
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
 #include "cmd/relay/core_thread_runner.h"
@@ -37,6 +40,7 @@
 #include "gateway/ws/ws_gateway.h"
 #include "server/admin/admin_service.h"
 #include "server/core/clock.h"
+#include "server/core/core_executor.h"
 #include "server/core/relay_core.h"
 #include "server/store/sqlite_auth_store.h"
 #include "server/util/log.h"
@@ -68,6 +72,17 @@ std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const relay::RelayConfi
   return grpc::experimental::TlsServerCredentials(options);
 }
 
+// Brings work finished on another thread (the auth store's worker) back to
+// the event loop, the core's one thread.
+class EventLoopExecutor final : public relay::core::CoreExecutor {
+ public:
+  explicit EventLoopExecutor(asio::io_context* io) : io_(io) {}
+  void Post(std::function<void()> work) override { asio::post(*io_, std::move(work)); }
+
+ private:
+  asio::io_context* const io_;
+};
+
 std::optional<std::string> GetEnv(const std::string& name) {
   const char* value = std::getenv(name.c_str());
   if (value == nullptr) return std::nullopt;
@@ -98,6 +113,9 @@ int main(int argc, char** argv) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::signal_set reload_signals(io, SIGHUP);
   relay::core::SystemClock clock;
+  // Declared before the store: the store's last answers (it runs its queue
+  // when destroyed) are posted through it.
+  EventLoopExecutor core_executor(&io);
   std::unique_ptr<relay::store::AuthStore> auth_store;
   if (!config.data_dir.empty()) {
     absl::StatusOr<std::unique_ptr<relay::store::SqliteAuthStore>> opened =
@@ -108,7 +126,11 @@ int main(int argc, char** argv) {
     }
     auth_store = *std::move(opened);
   }
-  relay::core::RelayCore core(config.core, &clock, auth_store.get());
+  // relay.db is read and written on the store's worker thread; its answers
+  // come back to the event loop. Without a data dir the store answers
+  // inline and no thread is involved.
+  relay::core::RelayCore core(config.core, &clock, auth_store.get(),
+                              auth_store != nullptr ? &core_executor : nullptr);
   if (absl::Status status = core.LoadAuthState(); !status.ok()) {
     relay::log::Error("cannot load authentication state: ", status.message());
     return 1;

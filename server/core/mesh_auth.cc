@@ -1,8 +1,11 @@
 #include "server/core/mesh_auth.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
+#include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
 #include "server/util/log.h"
@@ -17,6 +20,10 @@ constexpr std::size_t kEd25519KeyBytes = 32;
 constexpr absl::Duration kLastUsePersistInterval = absl::Hours(24);
 // The per-IP creation budget's window.
 constexpr absl::Duration kCreationWindow = absl::Minutes(1);
+// Store round trips one registration may take: a lookup, then a claim. More
+// means the store's answers contradict each other; the registration is then
+// refused rather than asked again forever.
+constexpr int kMaxStoreRounds = 3;
 
 absl::Status Denied(absl::string_view why) { return absl::PermissionDeniedError(why); }
 
@@ -28,6 +35,11 @@ absl::Time ExpiryOf(const relay::v1::SignedJoinToken& token) {
 
 // Credential identities, compared on node_id takeover.
 std::string NodeIdentity(absl::string_view node_id) { return absl::StrCat("node:", node_id); }
+// An open mesh's token proves nothing and is compared only for equality:
+// its digest serves, and the relay keeps no client secret in clear.
+std::string OpenIdentity(absl::string_view token) {
+  return absl::StrCat("open:", absl::BytesToHexString(auth::SaltedSha256("", token)));
+}
 
 std::string DaysText(absl::Duration d) {
   const double days = absl::ToDoubleHours(d) / 24;
@@ -37,6 +49,25 @@ std::string DaysText(absl::Duration d) {
 }
 
 }  // namespace
+
+// One registration on its way. Shared with the store callbacks it waits
+// for; touched on the core thread only.
+struct MeshAuth::Attempt {
+  bool founding = false;  // register_mesh (request), else register (reg)
+  relay::v1::Register reg;
+  relay::v1::RegisterMesh request;
+  std::string url_mesh_id;
+  bool mesh_live = false;
+  std::string client_ip;
+  absl::Time now;
+  AdmissionDone done;
+  // What the store answered already, so that deciding again does not ask twice.
+  bool looked_up = false;
+  int store_rounds = 0;
+  // An answer came after the Admit call returned: the registrant may have
+  // left meanwhile (RelayCore then drops the admission).
+  bool answered_late = false;
+};
 
 MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits,
                    CoreExecutor* executor)
@@ -68,14 +99,17 @@ absl::Status MeshAuth::Load(absl::Time now) {
   return absl::OkStatus();
 }
 
-void MeshAuth::Persist(absl::Status status) {
-  // The in-memory state stays authoritative while the process lives; a store
-  // failure costs durability across a restart, which the operator must see.
-  if (!status.ok()) log::Error("auth store write failed: ", status.message());
+store::AuthStore::WriteDone MeshAuth::Persisted() {
+  // Nobody waits for these writes (a grace start, an expiry, a last use):
+  // a failure costs durability across a restart, which the operator must
+  // see. Logging is thread-safe, so this may run on the store's thread.
+  return [](absl::Status status) {
+    if (!status.ok()) log::Error("auth store write failed: ", status.message());
+  };
 }
 
 absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Time now) const {
-  if (records() >= config_.max_auth_records) {
+  if (records() + creations_in_flight_ >= config_.max_auth_records) {
     Hit(Limit::kAuthRecords);
     // The first refusal and every 100th: a client retrying must not flood the log.
     if (hits_ == nullptr || hits_->Get(Limit::kAuthRecords) % 100 == 1) {
@@ -111,7 +145,7 @@ void MeshAuth::TouchSigned(store::SignedMesh& mesh, absl::Time now) {
   signed_expiry_.Schedule(mesh.mesh_id, now + config_.signed_mesh_ttl);
   if (now - mesh.last_used_at >= kLastUsePersistInterval) {
     mesh.last_used_at = now;
-    Persist(store_->PutSignedMesh(mesh));
+    store_->TouchSignedMesh(mesh.mesh_id, now, Persisted());
   }
 }
 
@@ -126,19 +160,153 @@ void MeshAuth::AddNonce(store::UsedNonce record) {
 
 void MeshAuth::AdmitRegister(const relay::v1::Register& reg, bool mesh_live,
                              absl::string_view client_ip, absl::Time now, AdmissionDone done) {
-  done(DecideRegister(reg, mesh_live, client_ip, now));
+  auto attempt = std::make_shared<Attempt>();
+  attempt->reg = reg;
+  attempt->mesh_live = mesh_live;
+  attempt->client_ip = std::string(client_ip);
+  attempt->now = now;
+  attempt->done = std::move(done);
+  Continue(attempt);
 }
 
 void MeshAuth::AdmitRegisterMesh(const relay::v1::RegisterMesh& request,
                                  absl::string_view url_mesh_id, bool mesh_live,
                                  absl::string_view client_ip, absl::Time now, AdmissionDone done) {
-  done(DecideRegisterMesh(request, url_mesh_id, mesh_live, client_ip, now));
+  auto attempt = std::make_shared<Attempt>();
+  attempt->founding = true;
+  attempt->request = request;
+  attempt->url_mesh_id = std::string(url_mesh_id);
+  attempt->mesh_live = mesh_live;
+  attempt->client_ip = std::string(client_ip);
+  attempt->now = now;
+  attempt->done = std::move(done);
+  Continue(attempt);
 }
 
-absl::StatusOr<Admission> MeshAuth::DecideRegister(const relay::v1::Register& reg, bool mesh_live,
-                                                   absl::string_view client_ip, absl::Time now) {
+void MeshAuth::Continue(const AttemptPtr& attempt) {
+  Decision decision = attempt->founding ? DecideRegisterMesh(attempt) : DecideRegister(attempt);
+  if (!decision) return;  // the store answers first; Continue runs again then
+  AdmissionDone done = std::move(attempt->done);
+  attempt->done = nullptr;
+  done(*std::move(decision));
+}
+
+template <typename T>
+void MeshAuth::AskStore(const AttemptPtr& attempt,
+                        std::function<void(std::function<void(absl::StatusOr<T>)>)> call,
+                        std::function<Decision(absl::StatusOr<T>)> on_answer) {
+  // What to do with the answer, on the core thread.
+  auto handle = [this, attempt, on_answer = std::move(on_answer)](absl::StatusOr<T> answer,
+                                                                  bool late) {
+    attempt->answered_late = attempt->answered_late || late;
+    Decision decision = on_answer(std::move(answer));
+    if (!decision) {
+      Continue(attempt);
+      return;
+    }
+    AdmissionDone done = std::move(attempt->done);
+    attempt->done = nullptr;
+    done(*std::move(decision));
+  };
+  if (++attempt->store_rounds > kMaxStoreRounds) {
+    log::Error("auth store answers did not settle a registration in ", kMaxStoreRounds, " rounds");
+    handle(absl::InternalError("the store's answers did not settle"), /*late=*/false);
+    return;
+  }
+  // True while `call` runs: an answer then is inline, on this thread, and
+  // the attempt goes on at once, as with a store that keeps nothing.
+  auto in_call = std::make_shared<bool>(true);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::weak_ptr<const bool> alive = alive_;
+  CoreExecutor* const executor = executor_;
+  call([in_call, caller, alive, executor, handle](absl::StatusOr<T> answer) {
+    // `in_call` is read on the caller's thread only.
+    if (std::this_thread::get_id() == caller && *in_call) {
+      handle(std::move(answer), /*late=*/false);
+      return;
+    }
+    if (executor != nullptr) {
+      executor->Post([alive, handle, answer = std::move(answer)]() mutable {
+        if (!alive.expired()) handle(std::move(answer), /*late=*/true);
+      });
+      return;
+    }
+    if (std::this_thread::get_id() != caller) {
+      // Wiring error: a store with its own thread needs an executor.
+      log::Error("an auth store answered on another thread and there is no CoreExecutor");
+      std::abort();
+    }
+    if (!alive.expired()) handle(std::move(answer), /*late=*/true);
+  });
+  *in_call = false;
+}
+
+absl::Status MeshAuth::StoreFailed(const absl::Status& status) {
+  // The first failure and every 100th: an outage must not flood the log.
+  if (store_failures_++ % 100 == 0) {
+    log::Event(log::Level::kError, "auth_store_unavailable")
+        .Str("why", status.message())
+        .Uint("failures", store_failures_);
+  }
+  return absl::UnavailableError(
+      "the relay's authentication store cannot answer now; nothing was decided, retry later");
+}
+
+void MeshAuth::Merge(const std::string& mesh_id, store::MeshAuthState state, absl::Time now) {
+  if (state.binding && !bindings_.contains(mesh_id) && !signed_.contains(mesh_id)) {
+    store::TokenBinding& b = bindings_[mesh_id] = std::move(*state.binding);
+    b.mesh_id = mesh_id;
+    if (b.expires_at) binding_expiry_.Schedule(mesh_id, *b.expires_at);
+  }
+  if (state.signed_mesh && !bindings_.contains(mesh_id)) {
+    store::SignedMesh& fresh = *state.signed_mesh;
+    fresh.mesh_id = mesh_id;
+    auto it = signed_.find(mesh_id);
+    if (it == signed_.end()) {
+      if (fresh.last_used_at == absl::InfinitePast()) fresh.last_used_at = now;
+      signed_expiry_.Schedule(mesh_id, fresh.last_used_at + config_.signed_mesh_ttl);
+      signed_.emplace(mesh_id, std::move(fresh));
+    } else {
+      // The store's key and founders win; the last use memory tracks stays.
+      it->second.mesh_key = std::move(fresh.mesh_key);
+      it->second.founders = std::move(fresh.founders);
+      it->second.last_used_at = std::max(it->second.last_used_at, fresh.last_used_at);
+    }
+  }
+}
+
+Admission MeshAuth::OpenAdmission(const std::string& mesh_id, absl::string_view token) {
+  if (auto it = inflight_.find(mesh_id); it != inflight_.end()) ++it->second.open_grants;
+  return Admission{OpenIdentity(token), /*proves_node=*/false};
+}
+
+void MeshAuth::ReleaseInflight(const std::string& mesh_id) {
+  auto it = inflight_.find(mesh_id);
+  if (it != inflight_.end() && it->second.claims == 0 && it->second.nonce_claims == 0) {
+    inflight_.erase(it);
+  }
+}
+
+void MeshAuth::Lookup(const AttemptPtr& attempt) {
+  attempt->looked_up = true;
+  const std::string mesh_id = attempt->founding ? attempt->url_mesh_id : attempt->reg.mesh_id();
+  AskStore<store::MeshAuthState>(
+      attempt,
+      [this, mesh_id](store::AuthStore::Done<store::MeshAuthState> done) {
+        store_->LookupMesh(mesh_id, std::move(done));
+      },
+      [this, attempt, mesh_id](absl::StatusOr<store::MeshAuthState> state) -> Decision {
+        if (!state.ok()) return StoreFailed(state.status());
+        Merge(mesh_id, *std::move(state), attempt->now);
+        return std::nullopt;
+      });
+}
+
+MeshAuth::Decision MeshAuth::DecideRegister(const AttemptPtr& attempt) {
+  const relay::v1::Register& reg = attempt->reg;
   const std::string& mesh_id = reg.mesh_id();
-  if (reg.signed_token().present()) return AdmitSignedJoin(reg, client_ip, now);
+  const absl::Time now = attempt->now;
+  if (reg.signed_token().present()) return AdmitSignedJoin(attempt);
   if (signed_.contains(mesh_id)) {
     return Denied("this mesh is signed: join with a token signed by its key");
   }
@@ -149,36 +317,85 @@ absl::StatusOr<Admission> MeshAuth::DecideRegister(const relay::v1::Register& re
     if (reg.token().empty() || !auth::ConstantTimeEquals(hash, binding->second.hash)) {
       return Denied("this mesh is bound to another token");
     }
-    if (!mesh_live && binding->second.expires_at) {
+    if (!attempt->mesh_live && binding->second.expires_at) {
       binding->second.expires_at.reset();  // the mesh lives again
       binding_expiry_.Cancel(mesh_id);
-      Persist(store_->PutBinding(binding->second));
+      store_->SetBindingExpiry(mesh_id, std::nullopt, Persisted());
+    }
+    if (attempt->answered_late && !binding->second.expires_at) {
+      // Its registrant may be gone by now, and then no MeshEmptied starts
+      // the grace: Expire lets the binding go a grace from now unless the
+      // mesh is live then.
+      binding_expiry_.Schedule(mesh_id, now + config_.mesh_binding_grace);
     }
     return Admission{"token", /*proves_node=*/true};
   }
-  if (mesh_live || reg.token().empty()) {
+  if (attempt->mesh_live) {
     // An open mesh stays open while it lives; tokens then only tell
     // connections apart on takeover, and prove nothing: anyone could have
     // sent the same one first.
-    return Admission{absl::StrCat("open:", reg.token()), /*proves_node=*/false};
+    return OpenAdmission(mesh_id, reg.token());
   }
-  if (absl::Status room = CheckRoomForRecord(client_ip, now); !room.ok()) return room;
-  store::TokenBinding created;
-  created.mesh_id = mesh_id;
-  created.salt = auth::RandomBytes(kSaltBytes);
-  created.hash = auth::SaltedSha256(created.salt, reg.token());
-  Persist(store_->PutBinding(created));
-  bindings_[mesh_id] = std::move(created);
-  ChargeRecord(client_ip, now);
-  return Admission{"token", /*proves_node=*/true};
+  if (reg.token().empty()) {
+    // An empty mesh memory knows nothing of: open, unless the store knows
+    // it (bound or signed, by another relay sharing the store).
+    if (attempt->looked_up) return OpenAdmission(mesh_id, reg.token());
+    Lookup(attempt);
+    return std::nullopt;
+  }
+
+  // The first token binds the mesh, if the store agrees nobody did first.
+  if (absl::Status room = CheckRoomForRecord(attempt->client_ip, now); !room.ok()) return room;
+  ChargeRecord(attempt->client_ip, now);
+  store::TokenBinding claim;
+  claim.mesh_id = mesh_id;
+  claim.salt = auth::RandomBytes(kSaltBytes);
+  claim.hash = auth::SaltedSha256(claim.salt, reg.token());
+  ++creations_in_flight_;
+  Inflight& inflight = inflight_[mesh_id];
+  ++inflight.claims;
+  const std::uint64_t open_grants = inflight.open_grants;
+  AskStore<store::BindResult>(
+      attempt,
+      [this, claim = std::move(claim), now](store::AuthStore::Done<store::BindResult> done) {
+        store_->BindIfUnbound(claim, now, std::move(done));
+      },
+      [this, attempt, mesh_id, open_grants](absl::StatusOr<store::BindResult> result) -> Decision {
+        --creations_in_flight_;
+        Inflight& inflight = inflight_[mesh_id];
+        --inflight.claims;
+        const bool went_open = inflight.open_grants != open_grants;
+        ReleaseInflight(mesh_id);
+        if (!result.ok()) return StoreFailed(result.status());
+        if (went_open) {
+          // An open registrant of this mesh was admitted while the claim was
+          // out: the mesh went live open first, and stays open while it lives.
+          if (result->created) store_->DeleteBinding(mesh_id, Persisted());
+          attempt->mesh_live = true;
+          return std::nullopt;
+        }
+        // The winner's binding (this one when created): the token is then
+        // compared with it, from memory.
+        Merge(mesh_id, std::move(result->state), attempt->now);
+        return std::nullopt;
+      });
+  return std::nullopt;
 }
 
-absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& reg,
-                                                    absl::string_view client_ip, absl::Time now) {
+MeshAuth::Decision MeshAuth::AdmitSignedJoin(const AttemptPtr& attempt) {
+  const relay::v1::Register& reg = attempt->reg;
   const relay::v1::SignedJoinToken& token = reg.signed_token();
+  const absl::Time now = attempt->now;
   if (!token.malformed().empty()) return Denied(token.malformed());
   auto mesh = signed_.find(reg.mesh_id());
-  if (mesh == signed_.end()) return Denied("this mesh is not registered: no key to check the token");
+  if (mesh == signed_.end()) {
+    // An empty mesh memory knows nothing of may be signed in the store.
+    if (!attempt->mesh_live && !attempt->looked_up) {
+      Lookup(attempt);
+      return std::nullopt;
+    }
+    return Denied("this mesh is not registered: no key to check the token");
+  }
   if (token.mesh_id() != reg.mesh_id()) return Denied("the token is for another mesh");
   if (token.nonce().size() > config_.max_nonce_bytes) {
     Hit(Limit::kNonceBytes);
@@ -211,18 +428,40 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
     return Denied("the token's nonce was already used by another node");
   }
   if (used == nonces_.end()) {
-    auto per_mesh = nonces_per_mesh_.find(reg.mesh_id());
-    if (per_mesh != nonces_per_mesh_.end() && per_mesh->second >= config_.max_nonces_per_mesh) {
+    // A first use: it counts against the bounds while the store is asked.
+    const std::string& mesh_id = reg.mesh_id();
+    auto per_mesh = nonces_per_mesh_.find(mesh_id);
+    auto inflight = inflight_.find(mesh_id);
+    const std::size_t in_mesh = (per_mesh != nonces_per_mesh_.end() ? per_mesh->second : 0) +
+                                (inflight != inflight_.end() ? inflight->second.nonce_claims : 0);
+    if (in_mesh >= config_.max_nonces_per_mesh) {
       Hit(Limit::kNoncesPerMesh);
       return Denied(absl::StrCat("this mesh has ", config_.max_nonces_per_mesh,
                                  " join tokens in use, its maximum; reuse a token or wait for "
                                  "one to expire"));
     }
-    if (absl::Status room = CheckRoomForRecord(client_ip, now); !room.ok()) return room;
-    store::UsedNonce record{reg.mesh_id(), token.nonce(), reg.node_id(), ExpiryOf(token)};
-    Persist(store_->PutNonce(record));
-    AddNonce(std::move(record));
-    ChargeRecord(client_ip, now);
+    if (absl::Status room = CheckRoomForRecord(attempt->client_ip, now); !room.ok()) return room;
+    ChargeRecord(attempt->client_ip, now);
+    store::UsedNonce record{mesh_id, token.nonce(), reg.node_id(), ExpiryOf(token)};
+    ++creations_in_flight_;
+    ++inflight_[mesh_id].nonce_claims;
+    AskStore<store::NonceResult>(
+        attempt,
+        [this, record = std::move(record), now](store::AuthStore::Done<store::NonceResult> done) {
+          store_->UseNonceOnce(record, now, std::move(done));
+        },
+        [this, mesh_id](absl::StatusOr<store::NonceResult> result) -> Decision {
+          --creations_in_flight_;
+          --inflight_[mesh_id].nonce_claims;
+          ReleaseInflight(mesh_id);
+          if (!result.ok()) return StoreFailed(result.status());
+          // Whoever holds it now (this node, or another that used it first);
+          // the join is decided again from memory. A mesh forgotten meanwhile
+          // keeps no nonce: deciding again refuses the join.
+          if (signed_.contains(mesh_id)) AddNonce(std::move(result->holder));
+          return std::nullopt;
+        });
+    return std::nullopt;
   }
   TouchSigned(mesh->second, now);
   // A node-bound token proves the node. An unbound one proves membership
@@ -234,19 +473,18 @@ absl::StatusOr<Admission> MeshAuth::AdmitSignedJoin(const relay::v1::Register& r
   return Admission{NodeIdentity(reg.node_id()), /*proves_node=*/true};
 }
 
-absl::StatusOr<Admission> MeshAuth::DecideRegisterMesh(const relay::v1::RegisterMesh& request,
-                                                       absl::string_view url_mesh_id,
-                                                       bool mesh_live, absl::string_view client_ip,
-                                                       absl::Time now) {
-  if (request.mesh_id() != url_mesh_id) {
+MeshAuth::Decision MeshAuth::DecideRegisterMesh(const AttemptPtr& attempt) {
+  const relay::v1::RegisterMesh& request = attempt->request;
+  const absl::Time now = attempt->now;
+  if (request.mesh_id() != attempt->url_mesh_id) {
     return Denied("register_mesh names another mesh than the URL");
   }
-  const std::string mesh_id(url_mesh_id);
+  const std::string& mesh_id = attempt->url_mesh_id;
   if (bindings_.contains(mesh_id)) return Denied("this mesh is bound to a token");
   auto existing = signed_.find(mesh_id);
   // Signing a live open mesh would lock its members out under a stranger's
   // key: an open mesh stays open while it lives.
-  if (existing == signed_.end() && mesh_live) {
+  if (existing == signed_.end() && attempt->mesh_live) {
     return Denied("this mesh is live and open; it cannot be signed while it has peers");
   }
 
@@ -266,46 +504,85 @@ absl::StatusOr<Admission> MeshAuth::DecideRegisterMesh(const relay::v1::Register
     return Denied("founder_proof is not a valid signature of the mesh id");
   }
 
-  const std::string& node_id = request.peer().node_id();
+  const store::Founder founder{request.peer().node_id(), *verify_key};
+  store::SignedMeshClaim claim;
+  claim.founder = founder;
+  claim.max_founders = config_.max_founders_per_mesh;
   if (existing != signed_.end()) {
-    if (!auth::ConstantTimeEquals(existing->second.mesh_key, *mesh_key)) {
-      return Denied("this mesh is registered with another key");
+    switch (store::CheckFounderClaim(existing->second, *mesh_key, founder,
+                                     config_.max_founders_per_mesh)) {
+      case store::SignedMeshOutcome::kOtherKey:
+        return Denied("this mesh is registered with another key");
+      case store::SignedMeshOutcome::kUnprovenKey:
+        return Denied("only the mesh key or this founder's own node key can prove the mesh again");
+      case store::SignedMeshOutcome::kFoundersFull:
+        Hit(Limit::kFoundersPerMesh);
+        return Denied(absl::StrCat("this mesh has ", config_.max_founders_per_mesh,
+                                   " founders, its maximum"));
+      default:
+        break;
     }
-    // The mesh key is public: re-proving needs the mesh key itself or the
-    // node key this founder proved with before, not any fresh node key.
-    bool known_key = auth::ConstantTimeEquals(*verify_key, existing->second.mesh_key);
-    for (const store::Founder& f : existing->second.founders) {
-      known_key = known_key || (f.node_id == node_id &&
-                                auth::ConstantTimeEquals(*verify_key, f.verify_key));
+    const bool known =
+        std::any_of(existing->second.founders.begin(), existing->second.founders.end(),
+                    [&](const store::Founder& f) {
+                      return f.node_id == founder.node_id && f.verify_key == founder.verify_key;
+                    });
+    if (known) {
+      // A founder proving the mesh again creates nothing: memory decides.
+      if (existing->second.last_used_at != now) {
+        existing->second.last_used_at = now;
+        store_->TouchSignedMesh(mesh_id, now, Persisted());
+      }
+      signed_expiry_.Schedule(mesh_id, now + config_.signed_mesh_ttl);
+      return Admission{NodeIdentity(founder.node_id), /*proves_node=*/true};
     }
-    if (!known_key) {
-      return Denied("only the mesh key or this founder's own node key can prove the mesh again");
+    // A new founder, or a founder's new key: the store saves it first.
+    claim.proposed = store::WithFounder(existing->second, founder);
+    claim.founding = false;
+  } else {
+    if (absl::Status room = CheckRoomForRecord(attempt->client_ip, now); !room.ok()) {
+      return room;
     }
-  } else if (absl::Status room = CheckRoomForRecord(client_ip, now); !room.ok()) {
-    return room;
+    ChargeRecord(attempt->client_ip, now);
+    claim.proposed.mesh_id = mesh_id;
+    claim.proposed.mesh_key = *mesh_key;
+    claim.proposed.founders = {founder};
+    claim.founding = true;
+    ++creations_in_flight_;
   }
-  const bool created = existing == signed_.end();
-  store::SignedMesh& mesh = signed_[mesh_id];
-  bool known = false;
-  for (store::Founder& f : mesh.founders) {
-    if (f.node_id == node_id) {
-      f.verify_key = *verify_key;
-      known = true;
-    }
-  }
-  if (!known && mesh.founders.size() >= config_.max_founders_per_mesh) {
-    Hit(Limit::kFoundersPerMesh);
-    return Denied(
-        absl::StrCat("this mesh has ", config_.max_founders_per_mesh, " founders, its maximum"));
-  }
-  mesh.mesh_id = mesh_id;
-  mesh.mesh_key = *mesh_key;
-  mesh.last_used_at = now;
-  if (!known) mesh.founders.push_back(store::Founder{node_id, *verify_key});
-  Persist(store_->PutSignedMesh(mesh));
-  signed_expiry_.Schedule(mesh_id, now + config_.signed_mesh_ttl);
-  if (created) ChargeRecord(client_ip, now);
-  return Admission{NodeIdentity(node_id), /*proves_node=*/true};
+  claim.proposed.last_used_at = now;
+  const bool founding = claim.founding;
+  Inflight& inflight = inflight_[mesh_id];
+  ++inflight.claims;
+  const std::uint64_t open_grants = inflight.open_grants;
+  AskStore<store::SignedMeshClaimResult>(
+      attempt,
+      [this, claim = std::move(claim)](store::AuthStore::Done<store::SignedMeshClaimResult> done) {
+        store_->ClaimSignedMesh(claim, std::move(done));
+      },
+      [this, attempt, mesh_id, founding,
+       open_grants](absl::StatusOr<store::SignedMeshClaimResult> result) -> Decision {
+        if (founding) --creations_in_flight_;
+        Inflight& inflight = inflight_[mesh_id];
+        --inflight.claims;
+        const bool went_open = inflight.open_grants != open_grants;
+        ReleaseInflight(mesh_id);
+        if (!result.ok()) return StoreFailed(result.status());
+        if (went_open) {
+          // The mesh went live open while the claim was out (see
+          // DecideRegister): it cannot be signed now.
+          if (result->outcome == store::SignedMeshOutcome::kFounded) {
+            store_->DeleteSignedMesh(mesh_id, Persisted());
+          }
+          attempt->mesh_live = true;
+          return std::nullopt;
+        }
+        // What the store holds now; deciding again from it admits the
+        // founder (now listed) or refuses as memory would have.
+        Merge(mesh_id, std::move(result->state), attempt->now);
+        return std::nullopt;
+      });
+  return std::nullopt;
 }
 
 void MeshAuth::MeshEmptied(const std::string& mesh_id, absl::Time now) {
@@ -314,7 +591,7 @@ void MeshAuth::MeshEmptied(const std::string& mesh_id, absl::Time now) {
   if (binding == bindings_.end()) return;
   binding->second.expires_at = now + config_.mesh_binding_grace;
   binding_expiry_.Schedule(mesh_id, *binding->second.expires_at);
-  Persist(store_->PutBinding(binding->second));
+  store_->SetBindingExpiry(mesh_id, binding->second.expires_at, Persisted());
 }
 
 void MeshAuth::ForgetSigned(const std::string& mesh_id) {
@@ -328,15 +605,21 @@ void MeshAuth::ForgetSigned(const std::string& mesh_id) {
   }
   nonces_.erase(first, it);
   nonces_per_mesh_.erase(mesh_id);
-  Persist(store_->DeleteSignedMesh(mesh_id));
+  store_->DeleteSignedMesh(mesh_id, Persisted());
   log::Event(log::Level::kInfo, "signed_mesh_expired")
       .Double("ttl_days", absl::ToDoubleHours(config_.signed_mesh_ttl) / 24);
 }
 
 void MeshAuth::Expire(absl::Time now, const std::function<bool(const std::string&)>& mesh_live) {
   for (const std::string& mesh_id : binding_expiry_.PopDue(now)) {
-    Persist(store_->DeleteBinding(mesh_id));
-    bindings_.erase(mesh_id);
+    auto binding = bindings_.find(mesh_id);
+    if (binding == bindings_.end()) continue;
+    // No grace: an admission answered late made or revived it. A live mesh
+    // has its registrant (MeshEmptied starts the grace later); otherwise
+    // the registrant left before joining, and a grace has passed since.
+    if (!binding->second.expires_at && mesh_live(mesh_id)) continue;
+    store_->DeleteBinding(mesh_id, Persisted());
+    bindings_.erase(binding);
   }
   for (const std::string& mesh_id : signed_expiry_.PopDue(now)) {
     if (mesh_live(mesh_id)) {
@@ -356,7 +639,7 @@ void MeshAuth::Expire(absl::Time now, const std::function<bool(const std::string
     nonces_.erase(nonces_.find(*key));  // find first: `key` lives in the node
     expired_nonce = true;
   }
-  if (expired_nonce) Persist(store_->DeleteNoncesExpiredBy(now));
+  if (expired_nonce) store_->DeleteNoncesExpiredBy(now, Persisted());
   for (const std::string& ip : window_expiry_.PopDue(now)) created_by_ip_.erase(ip);
 }
 

@@ -6,21 +6,34 @@
 //                 outlives the mesh's last peer by a grace period;
 //   signed      - register_mesh proves an Ed25519 mesh key; members join
 //                 with tokens signed by it (expiry, node binding, nonces).
-// Keeps its state in memory and writes it through to an AuthStore so it
-// survives restarts when a data directory is configured.
+// Keeps its state in memory, as a cache of an AuthStore (which makes it
+// survive restarts when a data directory is configured, and may be shared
+// by several relays). Whatever creates or consumes a record (a mesh's first
+// token binding, founding a signed mesh, a founder's new key, the first use
+// of a nonce) completes only on the store's answer, through its conditional
+// operations, so that concurrent claims of one record have one winner; so
+// does a registration for a mesh memory knows nothing of (the store may).
+// A store that fails or cannot answer refuses the registration with
+// Unavailable: nothing is admitted by default. Decisions memory can take
+// alone (a bound mesh's token, a known nonce, a live open mesh) complete
+// inline.
 //
 // Every record it keeps is bounded (CoreConfig): token bindings, signed
 // meshes and used nonces together by max_auth_records, their creation per
 // client IP per minute, nonces per mesh, nonce bytes and token lifetime.
-// Records leave through time-ordered queues, never a walk over all of them.
+// Claims on their way to the store count against those bounds. Records
+// leave through time-ordered queues, never a walk over all of them.
 //
-// Threading: core thread only, like RelayCore.
+// Threading: core thread only, like RelayCore. The store may answer on its
+// own thread; those answers come back through the CoreExecutor.
 #ifndef RELAY_SERVER_CORE_MESH_AUTH_H_
 #define RELAY_SERVER_CORE_MESH_AUTH_H_
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -41,6 +54,8 @@ namespace relay::core {
 // What an admitted registration proved.
 struct Admission {
   // Identity compared on node_id takeover: only an equal one may take over.
+  // Never a secret: an open mesh's unchecked token is kept as its SHA-256
+  // ("open:<hex>"), which compares equal exactly when the tokens do.
   std::string credential;
   // True when the credential is a secret or a key (a bound mesh's token, a
   // node-bound join token, a founder's proof); false in an open mesh, where
@@ -53,8 +68,11 @@ class MeshAuth {
  public:
   // `store` must outlive MeshAuth, and so must `hits` (where refusals by a
   // bound are counted) when given. Reads the grace period and every bound
-  // from `config`.
-  // `executor` (optional) brings a store's answers back to the core thread.
+  // from `config`. `executor` brings the store's later answers back to the
+  // core thread; it must outlive the store's pending answers. Without one,
+  // the store must answer inline or on the core thread (MemoryAuthStore).
+  // Later answers come through the executor whenever there is one, so a
+  // test's executor decides when they run.
   MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits = nullptr,
            CoreExecutor* executor = nullptr);
 
@@ -100,21 +118,48 @@ class MeshAuth {
 
  private:
   using NonceKey = std::pair<std::string, std::string>;  // (mesh_id, nonce)
+  // How a decision ends: an answer now, or nullopt when it waits for the
+  // store (it is decided again, from memory, once the answer is merged).
+  using Decision = std::optional<absl::StatusOr<Admission>>;
+  struct Attempt;  // one registration on its way (mesh_auth.cc)
+  using AttemptPtr = std::shared_ptr<Attempt>;
+  // Claims of one mesh on their way to the store.
+  struct Inflight {
+    std::size_t claims = 0;        // a token binding or a signed mesh
+    std::size_t nonce_claims = 0;  // new nonces of its signed mesh
+    // Open admissions of the mesh while claims were out: a claim that
+    // answers after one finds the mesh live and open (it went live first).
+    std::uint64_t open_grants = 0;
+  };
 
-  absl::StatusOr<Admission> DecideRegister(const relay::v1::Register& reg, bool mesh_live,
-                                           absl::string_view client_ip, absl::Time now);
-  absl::StatusOr<Admission> DecideRegisterMesh(const relay::v1::RegisterMesh& request,
-                                               absl::string_view url_mesh_id, bool mesh_live,
-                                               absl::string_view client_ip, absl::Time now);
-  absl::StatusOr<Admission> AdmitSignedJoin(const relay::v1::Register& reg,
-                                            absl::string_view client_ip, absl::Time now);
+  // Decides `attempt` from memory, or asks the store and decides again
+  // when it answers; calls its `done` once either way.
+  void Continue(const AttemptPtr& attempt);
+  Decision DecideRegister(const AttemptPtr& attempt);
+  Decision DecideRegisterMesh(const AttemptPtr& attempt);
+  Decision AdmitSignedJoin(const AttemptPtr& attempt);
+  // Asks the store about a mesh memory holds nothing of.
+  void Lookup(const AttemptPtr& attempt);
+  // Runs `call` (one store operation) and, on the core thread, `on_answer`
+  // with its answer: its Decision ends the attempt, or nullopt decides again.
+  template <typename T>
+  void AskStore(const AttemptPtr& attempt,
+                std::function<void(std::function<void(absl::StatusOr<T>)>)> call,
+                std::function<Decision(absl::StatusOr<T>)> on_answer);
+  // The store did not answer an admission: the registration is refused.
+  absl::Status StoreFailed(const absl::Status& status);
+  // Takes into the cache what the store holds for a mesh memory had not.
+  void Merge(const std::string& mesh_id, store::MeshAuthState state, absl::Time now);
+  Admission OpenAdmission(const std::string& mesh_id, absl::string_view token);
+  void ReleaseInflight(const std::string& mesh_id);
   // OK when `client_ip` may create one more record now.
   absl::Status CheckRoomForRecord(absl::string_view client_ip, absl::Time now) const;
   void ChargeRecord(absl::string_view client_ip, absl::Time now);
   void TouchSigned(store::SignedMesh& mesh, absl::Time now);
   void AddNonce(store::UsedNonce record);
   void ForgetSigned(const std::string& mesh_id);
-  void Persist(absl::Status status);
+  // The completion of a write nobody waits for: logs a failure (any thread).
+  static store::AuthStore::WriteDone Persisted();
   void Hit(Limit limit) const {
     if (hits_ != nullptr) hits_->Add(limit);
   }
@@ -123,6 +168,8 @@ class MeshAuth {
   LimitHits* const hits_;
   CoreExecutor* const executor_;
   const CoreConfig config_;
+  // Expires with MeshAuth: a store answer that comes back later is dropped.
+  const std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
   absl::flat_hash_map<std::string, store::TokenBinding> bindings_;
   absl::flat_hash_map<std::string, store::SignedMesh> signed_;
   // (mesh_id, nonce) -> who used it and until when; ordered so that one
@@ -130,10 +177,17 @@ class MeshAuth {
   std::map<NonceKey, store::UsedNonce> nonces_;
   absl::flat_hash_map<std::string, std::size_t> nonces_per_mesh_;
 
-  ExpiryQueue<std::string> binding_expiry_;  // bindings in their grace
-  ExpiryQueue<std::string> signed_expiry_;   // signed meshes by last use + TTL
+  // Bindings in their grace, and bindings an admission answered late made
+  // or revived: their registrant may have left meanwhile, so at the end of
+  // a grace a mesh that is not live lets them go (Expire).
+  ExpiryQueue<std::string> binding_expiry_;
+  ExpiryQueue<std::string> signed_expiry_;  // signed meshes by last use + TTL
   // Nonces by their token's expiry; points at nonces_' keys (stable).
   std::set<std::pair<absl::Time, const NonceKey*>> nonce_expiry_;
+
+  absl::flat_hash_map<std::string, Inflight> inflight_;  // meshes with claims out
+  std::size_t creations_in_flight_ = 0;                  // claims that would each add a record
+  std::uint64_t store_failures_ = 0;
 
   struct Window {
     absl::Time started;

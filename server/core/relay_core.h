@@ -108,8 +108,9 @@ class RelayCore final : private BackplaneListener {
   // One decoded client event, `wire_bytes` long as the client sent it (for
   // the byte rate limit; 0 counts nothing). Every answer (deliveries,
   // errors) goes out through the sinks before this returns, except while the
-  // connection's registration waits for a takeover probe: its events are
-  // then held, in order, and handled once the probe is answered.
+  // connection's registration waits (for its mesh's roster, the auth store's
+  // answer or a takeover probe): its events are then held, in order, and
+  // handled once it is decided.
   void Handle(ConnectionId id, const relay::v1::ClientEvent& event, std::size_t wire_bytes = 0);
   // The same, for a caller that is done with `event`: relayed payloads are
   // moved into the outgoing event instead of copied (the hot path).

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/store/manual_executor.h"
+#include "tests/store/scripted_auth_store.h"
 
 namespace relay::core {
 namespace {
@@ -518,20 +520,8 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
 TEST_F(MeshAuthBoundsTest, LoadedNoncesOfOverlongTokensExpireWithinTheLifetimeBound) {
   CoreConfig config;
   config.max_join_token_lifetime = absl::Hours(24 * 30);
-  class OneNonceStore final : public store::AuthStore {
-   public:
-    absl::StatusOr<store::AuthSnapshot> Load() override {
-      store::AuthSnapshot snapshot;
-      snapshot.nonces.push_back({"s", "old", "p", absl::FromUnixSeconds(3999999999)});
-      return snapshot;
-    }
-    absl::Status PutBinding(const store::TokenBinding&) override { return absl::OkStatus(); }
-    absl::Status DeleteBinding(absl::string_view) override { return absl::OkStatus(); }
-    absl::Status PutSignedMesh(const store::SignedMesh&) override { return absl::OkStatus(); }
-    absl::Status DeleteSignedMesh(absl::string_view) override { return absl::OkStatus(); }
-    absl::Status PutNonce(const store::UsedNonce&) override { return absl::OkStatus(); }
-    absl::Status DeleteNoncesExpiredBy(absl::Time) override { return absl::OkStatus(); }
-  } old_store;
+  store::testing::ScriptedAuthStore old_store;  // what such a relay.db loads
+  old_store.nonces[{"s", "old"}] = {"s", "old", "p", absl::FromUnixSeconds(3999999999)};
   MeshAuth auth(&old_store, config);
   ASSERT_TRUE(auth.Load(kNow).ok());
   EXPECT_EQ(auth.nonces(), 1u);
@@ -555,4 +545,328 @@ TEST_F(MeshAuthBoundsTest, ExpiryCostsWhatItRemovesNotWhatItKeeps) {
   EXPECT_EQ(auth.bindings(), 19999u);
 }
 
+// --- the store decides what creates or consumes a record (issue 11) --------
+
+namespace {
+
+using store::testing::ManualExecutor;
+using store::testing::ScriptedAuthStore;
+
+// An admission that may complete later: its answer, once there is one.
+struct Pending {
+  std::optional<absl::StatusOr<Admission>> result;
+  MeshAuth::AdmissionDone Done() {
+    return [this](absl::StatusOr<Admission> a) {
+      EXPECT_FALSE(result.has_value()) << "an admission completed twice";
+      result = std::move(a);
+    };
+  }
+  bool admitted() const { return result && result->ok(); }
+  bool denied() const { return result && absl::IsPermissionDenied(result->status()); }
+};
+
+class MeshAuthStoreTest : public ::testing::Test {
+ protected:
+  MeshAuthStoreTest() { store_.hold(true); }
+  std::unique_ptr<MeshAuth> Relay(CoreConfig config = {}) {
+    config.auth_records_per_ip_per_minute = 100;
+    return std::make_unique<MeshAuth>(&store_, config, &hits_, &executor_);
+  }
+  // Answers waiting store operation `i`, then lets the core thread see it.
+  void Answer(std::size_t i = 0) {
+    store_.Answer(i);
+    executor_.RunAll();
+  }
+  void AnswerAll() {
+    while (store_.waiting() > 0) Answer(0);
+  }
+
+  ScriptedAuthStore store_;
+  ManualExecutor executor_;
+  LimitHits hits_;
+};
+
+TEST_F(MeshAuthStoreTest, ABindingCompletesOnlyOnTheStoresAnswerThroughTheExecutor) {
+  auto auth = Relay();
+  Pending p;
+  auth->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow, p.Done());
+  EXPECT_FALSE(p.result.has_value());
+  ASSERT_EQ(store_.waiting(), 1u);
+  EXPECT_EQ(store_.what(0), "bind m");
+  EXPECT_EQ(auth->bindings(), 0u);
+  store_.Answer(0);
+  // The answer came after the call returned: it waits for the core thread.
+  EXPECT_FALSE(p.result.has_value());
+  EXPECT_EQ(executor_.pending(), 1u);
+  executor_.RunAll();
+  ASSERT_TRUE(p.admitted()) << p.result->status();
+  EXPECT_TRUE((*p.result)->proves_node);
+  EXPECT_EQ(auth->bindings(), 1u);
+  EXPECT_EQ(store_.bindings.count("m"), 1u);
+  // Now memory knows the binding: the same token is admitted at once.
+  EXPECT_TRUE(AdmitRegisterNow(*auth, Reg("m", "b", "secret"), true, kIp, kNow).ok());
+  EXPECT_EQ(store_.waiting(), 0u);
+}
+
+// Two connections claim one empty mesh with two tokens: the store's order
+// decides, and exactly one of them binds it, whichever answer comes first.
+TEST_F(MeshAuthStoreTest, ConcurrentBindingClaimsHaveOneWinnerInEitherOrder) {
+  for (std::size_t first : {0u, 1u}) {
+    SCOPED_TRACE(first);
+    store_.bindings.clear();
+    auto auth = Relay();
+    Pending claims[2];
+    auth->AdmitRegister(Reg("m", "a", "token-a"), false, kIp, kNow, claims[0].Done());
+    auth->AdmitRegister(Reg("m", "b", "token-b"), false, kIp, kNow, claims[1].Done());
+    ASSERT_EQ(store_.waiting(), 2u);
+    Answer(first);
+    Answer(0);
+    EXPECT_TRUE(claims[first].admitted());
+    EXPECT_TRUE(claims[1 - first].denied());
+    EXPECT_EQ(auth->bindings(), 1u);
+    // Memory and store hold the winner's binding.
+    const std::string winner = first == 0 ? "token-a" : "token-b";
+    EXPECT_TRUE(AdmitRegisterNow(*auth, Reg("m", "c", winner), true, kIp, kNow).ok());
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        AdmitRegisterNow(*auth, Reg("m", "d", first == 0 ? "token-b" : "token-a"), true, kIp, kNow)
+            .status()));
+  }
+}
+
+TEST_F(MeshAuthStoreTest, ConcurrentClaimsWithTheSameTokenAreBothAdmitted) {
+  auto auth = Relay();
+  Pending a, b;
+  auth->AdmitRegister(Reg("m", "a", "same"), false, kIp, kNow, a.Done());
+  auth->AdmitRegister(Reg("m", "b", "same"), false, kIp, kNow, b.Done());
+  AnswerAll();
+  EXPECT_TRUE(a.admitted());
+  EXPECT_TRUE(b.admitted());
+  EXPECT_EQ(auth->bindings(), 1u);
+}
+
+// Two relays sharing one store: the second knows nothing of the mesh in
+// memory, and its claim finds the first's binding.
+TEST_F(MeshAuthStoreTest, TwoRelaysSharingAStoreBindAMeshOnce) {
+  auto one = Relay();
+  auto two = Relay();
+  Pending owner, squatter, member;
+  one->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow, owner.Done());
+  two->AdmitRegister(Reg("m", "x", "guess"), false, kIp, kNow, squatter.Done());
+  AnswerAll();
+  EXPECT_TRUE(owner.admitted());
+  EXPECT_TRUE(squatter.denied());
+  two->AdmitRegister(Reg("m", "b", "secret"), false, kIp, kNow, member.Done());
+  EXPECT_TRUE(member.admitted()) << "decided from the binding relay two now holds";
+  // An open registrant on relay two does not find the mesh open either.
+  store_.hold(false);
+  auto three = Relay();
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      AdmitRegisterNow(*three, Reg("m", "y"), /*mesh_live=*/false, kIp, kNow).status()));
+}
+
+TEST_F(MeshAuthStoreTest, ConcurrentUsesOfOneNonceHaveOneWinner) {
+  Ed25519Key key;
+  store_.hold(false);
+  auto one = Relay();
+  auto two = Relay();
+  ASSERT_TRUE(AdmitRegisterMeshNow(*one, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  store_.hold(true);
+  const absl::Time expires = kNow + absl::Hours(1);
+  Pending phone, tablet;
+  // Relay two learns the mesh from the store (a lookup), then claims the nonce.
+  two->AdmitRegister(SignedJoin(key, "s", "tablet", "n", expires, ""), false, kIp, kNow,
+                     tablet.Done());
+  ASSERT_EQ(store_.what(0), "lookup s");
+  Answer(0);
+  one->AdmitRegister(SignedJoin(key, "s", "phone", "n", expires, ""), true, kIp, kNow,
+                     phone.Done());
+  ASSERT_EQ(store_.waiting(), 2u);
+  EXPECT_EQ(store_.what(0), "nonce s/n");
+  EXPECT_EQ(store_.what(1), "nonce s/n");
+  Answer(1);  // the phone's use reaches the store first
+  Answer(0);
+  EXPECT_TRUE(phone.admitted());
+  EXPECT_TRUE(tablet.denied());
+  EXPECT_EQ(one->nonces(), 1u);
+  EXPECT_EQ(two->nonces(), 1u);
+  // The phone reconnecting through relay two is a reconnect, decided from memory.
+  Pending again;
+  two->AdmitRegister(SignedJoin(key, "s", "phone", "n", expires, ""), true, kIp, kNow,
+                     again.Done());
+  EXPECT_TRUE(again.admitted());
+}
+
+TEST_F(MeshAuthStoreTest, AFailingStoreRefusesWithUnavailableAndKeepsNothing) {
+  CoreConfig config;
+  config.max_auth_records = 1;
+  auto auth = Relay(config);
+  Pending p;
+  auth->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow, p.Done());
+  store_.Fail(0);
+  executor_.RunAll();
+  ASSERT_TRUE(p.result.has_value());
+  EXPECT_TRUE(absl::IsUnavailable(p.result->status())) << p.result->status();
+  EXPECT_EQ(auth->records(), 0u);
+  // A store that fails at once (inline) refuses the same way, and the
+  // claim that failed holds no room: once the store is back, the one record
+  // the bound allows can be made.
+  store_.fail_all(absl::UnavailableError("disk gone"));
+  EXPECT_TRUE(absl::IsUnavailable(
+      AdmitRegisterNow(*auth, Reg("m", "a", "secret"), false, kIp, kNow).status()));
+  Ed25519Key key;
+  EXPECT_TRUE(absl::IsUnavailable(
+      AdmitRegisterMeshNow(*auth, Founding(key, "s", "f"), "s", false, kIp, kNow).status()));
+  EXPECT_TRUE(
+      absl::IsUnavailable(AdmitRegisterNow(*auth, Reg("open", "a"), false, kIp, kNow).status()))
+      << "an empty mesh is looked up first: the store may know it";
+  store_.fail_all(absl::OkStatus());
+  store_.hold(false);
+  EXPECT_TRUE(AdmitRegisterNow(*auth, Reg("m", "a", "secret"), false, kIp, kNow).ok());
+  EXPECT_EQ(auth->records(), 1u);
+}
+
+TEST_F(MeshAuthStoreTest, ClaimsOnTheirWayCountAgainstTheRecordBounds) {
+  CoreConfig config;
+  config.max_auth_records = 1;
+  auto auth = Relay(config);
+  Pending first, second;
+  auth->AdmitRegister(Reg("m1", "a", "t"), false, kIp, kNow, first.Done());
+  auth->AdmitRegister(Reg("m2", "a", "t"), false, kIp, kNow, second.Done());
+  EXPECT_EQ(store_.waiting(), 1u) << "the second never reached the store";
+  ASSERT_TRUE(second.result.has_value());
+  EXPECT_TRUE(absl::IsUnavailable(second.result->status()));
+  AnswerAll();
+  EXPECT_TRUE(first.admitted());
+}
+
+TEST_F(MeshAuthStoreTest, NoncesOnTheirWayCountAgainstTheMeshsBound) {
+  CoreConfig config;
+  config.max_nonces_per_mesh = 1;
+  Ed25519Key key;
+  store_.hold(false);
+  auto auth = Relay(config);
+  ASSERT_TRUE(AdmitRegisterMeshNow(*auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  store_.hold(true);
+  const absl::Time expires = kNow + absl::Hours(1);
+  Pending a, b;
+  auth->AdmitRegister(SignedJoin(key, "s", "p", "n1", expires, ""), true, kIp, kNow, a.Done());
+  auth->AdmitRegister(SignedJoin(key, "s", "q", "n2", expires, ""), true, kIp, kNow, b.Done());
+  EXPECT_TRUE(b.denied());
+  AnswerAll();
+  EXPECT_TRUE(a.admitted());
+  EXPECT_EQ(auth->nonces(), 1u);
+}
+
+// Found and bind race for one empty mesh, across two relays: one level wins.
+TEST_F(MeshAuthStoreTest, SigningAndBindingOneMeshAtOnceLeaveOneLevel) {
+  for (std::size_t first : {0u, 1u}) {
+    SCOPED_TRACE(first);
+    store_.bindings.clear();
+    store_.signed_meshes.clear();
+    Ed25519Key key;
+    auto one = Relay();
+    auto two = Relay();
+    Pending bind, found;
+    one->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow, bind.Done());
+    two->AdmitRegisterMesh(Founding(key, "m", "f"), "m", false, kIp, kNow, found.Done());
+    ASSERT_EQ(store_.waiting(), 2u);
+    Answer(first);
+    Answer(0);
+    EXPECT_NE(bind.admitted(), found.admitted());
+    EXPECT_TRUE(bind.denied() || found.denied());
+    EXPECT_EQ(store_.bindings.size() + store_.signed_meshes.size(), 1u);
+    EXPECT_EQ(first == 0, bind.admitted());
+  }
+}
+
+// The store's answer to a token's claim comes after an open registrant of
+// the same empty mesh was admitted: the mesh went live open first and stays
+// open (as if the token had come second), and no binding is left behind.
+TEST_F(MeshAuthStoreTest, AClaimAnsweredAfterAnOpenAdmissionFindsTheMeshOpen) {
+  auto auth = Relay();
+  Pending token, open;
+  auth->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow, token.Done());
+  auth->AdmitRegister(Reg("m", "b"), false, kIp, kNow, open.Done());
+  ASSERT_EQ(store_.what(1), "lookup m");
+  Answer(1);  // the lookup: nothing known, the mesh is open
+  ASSERT_TRUE(open.admitted());
+  Answer(0);  // the binding claim: the store made it...
+  ASSERT_TRUE(token.admitted());
+  EXPECT_FALSE((*token.result)->proves_node) << "an open mesh's token proves nothing";
+  EXPECT_EQ((*token.result)->credential.rfind("open:", 0), 0u);
+  EXPECT_EQ(auth->bindings(), 0u);
+  EXPECT_EQ(store_.bindings.count("m"), 0u) << "...and took it back";
+}
+
+// A registrant whose binding was answered late may have left before it
+// joined; then nobody empties the mesh, and the binding goes after a grace.
+TEST_F(MeshAuthStoreTest, ABindingAnsweredLateGoesAfterAGraceUnlessItsMeshIsLive) {
+  auto auth = Relay();
+  Pending gone, joined;
+  auth->AdmitRegister(Reg("gone", "a", "secret"), false, kIp, kNow, gone.Done());
+  auth->AdmitRegister(Reg("joined", "a", "secret"), false, kIp, kNow, joined.Done());
+  AnswerAll();
+  ASSERT_TRUE(gone.admitted() && joined.admitted());
+  const auto only_joined_live = [](const std::string& id) { return id == "joined"; };
+  auth->Expire(kNow + absl::Hours(23), only_joined_live);
+  EXPECT_EQ(auth->bindings(), 2u) << "a grace holds like a left mesh's";
+  auth->Expire(kNow + absl::Hours(25), only_joined_live);
+  EXPECT_EQ(auth->bindings(), 1u);
+  EXPECT_EQ(store_.bindings.count("gone"), 0u);
+  EXPECT_EQ(store_.bindings.count("joined"), 1u);
+  // The live one keeps its binding for good, then the usual grace once empty.
+  auth->Expire(kNow + absl::Hours(24 * 10), only_joined_live);
+  EXPECT_EQ(auth->bindings(), 1u);
+  auth->MeshEmptied("joined", kNow + absl::Hours(24 * 10));
+  auth->Expire(kNow + absl::Hours(24 * 11) + absl::Seconds(1), kNoneLive);
+  EXPECT_EQ(auth->bindings(), 0u);
+}
+
+TEST_F(MeshAuthStoreTest, AnAnswerAfterMeshAuthIsGoneIsDropped) {
+  auto auth = Relay();
+  bool called = false;
+  auth->AdmitRegister(Reg("m", "a", "secret"), false, kIp, kNow,
+                      [&called](absl::StatusOr<Admission>) { called = true; });
+  auth.reset();
+  store_.Answer(0);
+  executor_.RunAll();
+  EXPECT_FALSE(called);
+}
+
+TEST_F(MeshAuthStoreTest, ARegisteredMeshOfAnotherRelayIsFoundByLookup) {
+  Ed25519Key key;
+  store_.hold(false);
+  auto one = Relay();
+  ASSERT_TRUE(AdmitRegisterMeshNow(*one, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
+  auto two = Relay();
+  // Its founder proves it again on relay two (no record is created: the
+  // claim finds it and lists the founder already).
+  absl::StatusOr<Admission> founder =
+      AdmitRegisterMeshNow(*two, Founding(key, "s", "f"), "s", false, kIp, kNow);
+  ASSERT_TRUE(founder.ok()) << founder.status();
+  EXPECT_EQ(two->signed_meshes(), 1u);
+  // Plain registrants of it are refused on a third relay that never saw it.
+  auto three = Relay();
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      AdmitRegisterNow(*three, Reg("s", "x", "token"), false, kIp, kNow).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(AdmitRegisterNow(*three, Reg("s", "x"), false, kIp, kNow).status()));
+}
+
+TEST_F(MeshAuthTest, OpenCredentialsAreDigestsThatCompareLikeTheTokens) {
+  absl::StatusOr<Admission> a = AdmitRegisterNow(auth_, Reg("m", "a", "hunter2"), true, kIp, kNow);
+  absl::StatusOr<Admission> b = AdmitRegisterNow(auth_, Reg("m", "b", "hunter2"), true, kIp, kNow);
+  absl::StatusOr<Admission> c = AdmitRegisterNow(auth_, Reg("m", "c", "other"), true, kIp, kNow);
+  absl::StatusOr<Admission> none = AdmitRegisterNow(auth_, Reg("m", "d"), true, kIp, kNow);
+  absl::StatusOr<Admission> none2 = AdmitRegisterNow(auth_, Reg("m", "e"), true, kIp, kNow);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && none.ok() && none2.ok());
+  EXPECT_EQ(a->credential.find("hunter2"), std::string::npos) << a->credential;
+  EXPECT_EQ(a->credential, b->credential);
+  EXPECT_NE(a->credential, c->credential);
+  EXPECT_EQ(none->credential, none2->credential);
+  EXPECT_NE(none->credential, a->credential);
+  EXPECT_NE(a->credential, "token");
+}
+
+}  // namespace
 }  // namespace relay::core

@@ -13,6 +13,12 @@
 // meshes) and for signed meshes with two fixed Ed25519 keys: the mesh key K,
 // which signs proofs and join tokens, and another key K2.
 //
+// The core's auth store is a ScriptedAuthStore: it answers inline, as the
+// relay without a data dir does, until kStoreHold makes its conditional
+// operations wait; kStoreAnswer then answers (or fails) one of them, in any
+// order, and the model says which registrations wait for it
+// (docs/security.md, "Admission and the auth store") and how each ends.
+//
 // Sinks made by kConnect can probe: the core's Probe() callback waits in
 // open_probes_ until the script answers it (kProbeAnswered, kProbeTimedOut);
 // kConnectUnprobed's sinks keep PeerSink's default (cannot check). Every
@@ -48,6 +54,8 @@
 #include "server/core/peer_sink.h"
 #include "server/core/relay_core.h"
 #include "tests/fuzz/codec_harness.h"
+#include "tests/store/manual_executor.h"
+#include "tests/store/scripted_auth_store.h"
 
 namespace relay::fuzz {
 namespace {
@@ -205,6 +213,8 @@ enum Op : std::uint8_t {
   kLlmResponseLongId,   // conn, target node, length (kLongIdBytes)
   kRejectLongId,        // conn, code, length (kLongIdBytes)
   kAdvanceLong,         // duration (kLongAdvances), then ExpireUnregistered
+  kStoreHold,           // on (odd): the auth store's conditional operations wait from now on
+  kStoreAnswer,         // which waiting operation (mod their count), fail (3 mod 4) or answer
   kOpCount,
 };
 
@@ -482,7 +492,7 @@ std::string LongRequestId(std::size_t bytes, char letter) {
 
 class Harness {
  public:
-  Harness() : core_(Config(), &clock_), started_at_(clock_.Now()) {}
+  Harness() : core_(Config(), &clock_, &store_, &executor_), started_at_(clock_.Now()) {}
 
   std::string Run(absl::string_view input) {
     ByteReader in(input);
@@ -586,8 +596,12 @@ class Harness {
     std::size_t held_bytes = 0;
     int claimant = -1;
     int probed_holder = -1;
+    // The auth store decides its registration: what it sends is held, as
+    // for a claimant.
+    bool admitting = false;
 
     bool registered() const { return !mesh.empty(); }
+    bool waiting() const { return awaiting_holder >= 0 || admitting; }
     bool HasLlm() const { return std::find(caps.begin(), caps.end(), "llm") != caps.end(); }
   };
   struct Mesh {
@@ -605,6 +619,10 @@ class Harness {
   struct Binding {
     std::string token;
     std::optional<absl::Time> expires_at;
+    // Made or revived by an admission the store answered later: its
+    // registrant may have left, so at this time it goes unless its mesh is
+    // live (then it waits for the mesh to empty).
+    std::optional<absl::Time> watch_at;
   };
   struct SignedMesh {
     int key = 0;  // 0: K, 1: K2
@@ -633,6 +651,52 @@ class Harness {
     bool proves_node = true;
   };
   static Admission Refused(Admission::Kind kind) { return Admission{kind, "", false}; }
+  // A registration the auth store decides: what it asked and what the store
+  // answered already. Decisions are as of the registration (`now`).
+  struct Attempt {
+    int conn = -1;
+    bool founding = false;            // register_mesh (request), else register (reg)
+    relay::v1::Register reg;          // the register, or register_mesh's peer
+    relay::v1::RegisterMesh request;  // register_mesh only
+    bool mesh_live = false;           // when it asked (or found live open since)
+    bool looked_up = false;
+    bool late = false;  // a store answer came in a later step
+    absl::Time now;
+  };
+  // A store operation on its way, named as ScriptedAuthStore names it.
+  struct StoreOp {
+    enum Kind { kLookup, kBind, kSign, kNonce } kind = kLookup;
+    std::shared_ptr<Attempt> attempt;
+    std::string mesh;
+    std::string token;        // kBind
+    std::string nonce, node;  // kNonce
+    absl::Time nonce_expires_at;
+    int key = 0;          // kSign: the mesh key
+    std::string founder;  // kSign
+    bool founds = false;  // kSign: a new mesh, a new record
+    // kBind, kSign: the mesh's open admissions when it was sent.
+    std::uint64_t open_grants = 0;
+
+    std::string What() const {
+      switch (kind) {
+        case kLookup:
+          return absl::StrCat("lookup ", mesh);
+        case kBind:
+          return absl::StrCat("bind ", mesh);
+        case kSign:
+          return absl::StrCat("sign ", mesh);
+        case kNonce:
+          return absl::StrCat("nonce ", mesh, "/", nonce);
+      }
+      return "?";
+    }
+  };
+  // Claims of one mesh on their way.
+  struct Inflight {
+    std::size_t claims = 0;        // bind, sign
+    std::size_t nonce_claims = 0;  // first uses of nonces
+    std::uint64_t open_grants = 0;
+  };
 
   static core::CoreConfig Config() {
     core::CoreConfig config;
@@ -675,6 +739,15 @@ class Harness {
     if (op == kCloseAll) return CloseAll(Pick(kReasons, in.Next()));
     if (op == kProbeAnswered) return AnswerProbe(/*answered=*/true);
     if (op == kProbeTimedOut) return AnswerProbe(/*answered=*/false);
+    if (op == kStoreHold) {
+      store_holds_ = in.Next() % 2 == 1;
+      store_.hold(store_holds_);
+      return store_holds_ ? "the auth store holds its answers" : "the auth store answers inline";
+    }
+    if (op == kStoreAnswer) {
+      const std::uint8_t which = in.Next();
+      return AnswerStore(which, /*fail=*/in.Next() % 4 == 3);
+    }
     if (conns_.empty()) return "no connection yet";
     const int c = in.Next() % static_cast<int>(conns_.size());
     switch (op) {
@@ -828,6 +901,7 @@ class Harness {
         conns_[conn.awaiting_holder].claimant = -1;
       }
       conn.awaiting_holder = -1;
+      conn.admitting = false;  // the store's answer finds nobody
       conn.held.clear();
       conn.held_bytes = 0;
       const int claimant = conn.claimant;
@@ -857,7 +931,21 @@ class Harness {
     // A binding in its grace holds through its expires_at, as a join token
     // is valid through its expiry (and as the core did before fa59e75).
     for (auto it = bindings_.begin(); it != bindings_.end();) {
-      it = it->second.expires_at && *it->second.expires_at < now ? bindings_.erase(it) : ++it;
+      Binding& b = it->second;
+      if (b.expires_at) {
+        it = *b.expires_at < now ? bindings_.erase(it) : std::next(it);
+        continue;
+      }
+      // Watched (answered late): gone unless its mesh is live; a live one
+      // waits for the mesh to empty.
+      if (b.watch_at && *b.watch_at < now) {
+        if (meshes_.count(it->first) == 0) {
+          it = bindings_.erase(it);
+          continue;
+        }
+        b.watch_at.reset();
+      }
+      ++it;
     }
     // A signed mesh nobody used for longer than the TTL is forgotten with its
     // nonces (a live mesh is in use); like every record, it holds through
@@ -909,13 +997,13 @@ class Harness {
     ++messages_received_;
     ++conn.messages_in;
     if (!AdmitByRate(c)) return name;
-    if (conn.awaiting_holder >= 0) {
+    if (conn.waiting()) {
       Held held;
       held.wire_bytes = conn.wire_bytes;
       held.undecodable = code;
       held.request_id = request_id;
       Hold(c, std::move(held));
-      return absl::StrCat(name, " (waits for a probe)");
+      return absl::StrCat(name, " (waits for its registration)");
     }
     SendError(c, code, request_id);
     return name;
@@ -1077,12 +1165,12 @@ class Harness {
     ++messages_received_;
     ++conn.messages_in;
     if (!AdmitByRate(c)) return absl::StrCat(name, " (over the rate)");
-    if (conn.awaiting_holder >= 0) {
+    if (conn.waiting()) {
       Held held;
       held.event = event;
       held.wire_bytes = conn.wire_bytes;
       Hold(c, std::move(held));
-      return absl::StrCat(name, " (waits for a probe)");
+      return absl::StrCat(name, " (waits for its registration)");
     }
     Dispatch(c, event);
     return name;
@@ -1167,7 +1255,7 @@ class Harness {
   // or is closing.
   void ReplayHeld(int c) {
     Conn& conn = conns_[c];
-    while (conn.awaiting_holder < 0 && !conn.closing && !conn.held.empty()) {
+    while (!conn.waiting() && !conn.closing && !conn.held.empty()) {
       Held held = std::move(conn.held.front());
       conn.held.pop_front();
       conn.held_bytes -= held.wire_bytes;
@@ -1201,6 +1289,9 @@ class Harness {
     } else {
       conn.probed_holder = holder;
       ModelRegister(claimant, reg);
+      // Waiting for the store: its answer joins it (still unprobed) and
+      // replays what it held.
+      if (conns_[claimant].admitting) return;
       conns_[claimant].probed_holder = -1;
     }
     ReplayHeld(claimant);
@@ -1232,9 +1323,15 @@ class Harness {
       SendError(c, ErrorCode::kBadMessage, "");
       return;
     }
-    const Admission admission = AdmitRegister(c, reg);
-    if (admission.kind != Admission::kAdmitted) return Refuse(c, admission.kind);
-    Join(c, reg, admission);
+    auto attempt = std::make_shared<Attempt>();
+    attempt->conn = c;
+    attempt->reg = reg;
+    attempt->mesh_live = meshes_.count(reg.mesh_id()) > 0;
+    attempt->now = clock_.Now();
+    conns_[c].admitting = true;
+    if (std::optional<Admission> admission = DecideRegister(attempt)) {
+      Complete(*attempt, *admission, /*later=*/false);
+    }
   }
 
   void ModelRegisterMesh(int c, const relay::v1::RegisterMesh& request) {
@@ -1242,11 +1339,158 @@ class Harness {
       SendError(c, ErrorCode::kAlreadyRegistered, "");
       return;
     }
-    const relay::v1::Register& reg = request.peer();
-    if (!RegisterValid(reg)) {
+    if (!RegisterValid(request.peer())) {
       SendError(c, ErrorCode::kBadMessage, "");
       return;
     }
+    auto attempt = std::make_shared<Attempt>();
+    attempt->conn = c;
+    attempt->founding = true;
+    attempt->reg = request.peer();
+    attempt->request = request;
+    attempt->mesh_live = meshes_.count(request.peer().mesh_id()) > 0;
+    attempt->now = clock_.Now();
+    conns_[c].admitting = true;
+    if (std::optional<Admission> admission = DecideRegisterMesh(attempt)) {
+      Complete(*attempt, *admission, /*later=*/false);
+    }
+  }
+
+  // The registration is decided: refused, or joined (after mesh_registered
+  // for a founder). One the store answered in a later step then replays
+  // what its connection held; a connection gone meanwhile is forgotten.
+  void Complete(const Attempt& attempt, const Admission& admission, bool later) {
+    const int c = attempt.conn;
+    Conn& conn = conns_[c];
+    if (!conn.open) return;
+    conn.admitting = false;
+    if (!conn.closing) {
+      if (admission.kind != Admission::kAdmitted) {
+        Refuse(c, admission.kind);
+      } else {
+        if (attempt.founding) {
+          ServerEvent registered;
+          registered.mutable_mesh_registered()->set_mesh_id(attempt.reg.mesh_id());
+          Deliver(c, registered);
+        }
+        Join(c, attempt.reg, admission);
+      }
+    }
+    if (later) {
+      conns_[c].probed_holder = -1;
+      ReplayHeld(c);
+    }
+  }
+
+  // Sends `op` to the store: answered at once unless the store holds it.
+  std::optional<Admission> Ask(StoreOp op) {
+    if (!store_holds_) return Resolve(std::move(op), /*fail=*/false);
+    model_ops_.push_back(std::move(op));
+    return std::nullopt;
+  }
+
+  // The script answers a waiting store operation, on the core and on the model.
+  std::string AnswerStore(std::uint8_t which, bool fail) {
+    if (model_ops_.empty()) return "no auth store operation waiting";
+    const std::size_t i = which % model_ops_.size();
+    StoreOp op = model_ops_[i];
+    model_ops_.erase(model_ops_.begin() + static_cast<std::ptrdiff_t>(i));
+    const std::string name = absl::StrCat(fail ? "fail" : "answer", " store operation ", i, " (",
+                                          op.What(), ") of conn ", op.attempt->conn);
+    if (i >= store_.waiting()) {
+      Fail(absl::StrCat("the store has ", store_.waiting(), " operations waiting"));
+      return name;
+    }
+    if (fail) {
+      store_.Fail(i);
+    } else {
+      store_.Answer(i);
+    }
+    executor_.RunAll();  // what the answer posted to the core thread
+    op.attempt->late = true;
+    std::shared_ptr<Attempt> attempt = op.attempt;
+    if (std::optional<Admission> admission = Resolve(std::move(op), fail)) {
+      Complete(*attempt, *admission, /*later=*/true);
+    }
+    return name;
+  }
+
+  void ReleaseInflight(const std::string& mesh) {
+    auto it = inflight_.find(mesh);
+    if (it != inflight_.end() && it->second.claims == 0 && it->second.nonce_claims == 0) {
+      inflight_.erase(it);
+    }
+  }
+
+  // The store's answer to `op`: a failure refuses (auth_unavailable);
+  // otherwise the store decides it against what it holds now (the model's
+  // records: one relay, one store) and the registration is decided again.
+  // A bind or sign claim sent before an open registrant of its mesh was
+  // admitted finds the mesh live and open, and leaves nothing behind.
+  std::optional<Admission> Resolve(StoreOp op, bool fail) {
+    Attempt& a = *op.attempt;
+    const std::string& mesh = op.mesh;
+    bool went_open = false;
+    if (op.kind == StoreOp::kBind || op.kind == StoreOp::kSign) {
+      if (op.kind == StoreOp::kBind || op.founds) --creations_in_flight_;
+      Inflight& inflight = inflight_[mesh];
+      --inflight.claims;
+      went_open = inflight.open_grants != op.open_grants;
+      ReleaseInflight(mesh);
+    } else if (op.kind == StoreOp::kNonce) {
+      --creations_in_flight_;
+      --inflight_[mesh].nonce_claims;
+      ReleaseInflight(mesh);
+    }
+    if (fail) return Refused(Admission::kAuthUnavailable);
+    if (went_open) {
+      a.mesh_live = true;
+    } else if (op.kind == StoreOp::kBind && signed_.count(mesh) == 0) {
+      // The first binding wins; one past its grace is free.
+      auto b = bindings_.find(mesh);
+      if (b == bindings_.end() || (b->second.expires_at && *b->second.expires_at < a.now)) {
+        bindings_[mesh] = Binding{op.token, std::nullopt, std::nullopt};
+      }
+    } else if (op.kind == StoreOp::kSign) {
+      auto b = bindings_.find(mesh);
+      const bool bound =
+          b != bindings_.end() && (!b->second.expires_at || *b->second.expires_at >= a.now);
+      if (!bound) {
+        if (b != bindings_.end()) bindings_.erase(b);
+        auto existing = signed_.find(mesh);
+        if (existing == signed_.end()) {
+          for (auto n = nonces_.begin(); n != nonces_.end();) {
+            n = n->first.first == mesh ? nonces_.erase(n) : std::next(n);
+          }
+          signed_[mesh] = SignedMesh{op.key, {op.founder}, a.now};
+        } else if (existing->second.key == op.key) {
+          std::vector<std::string>& founders = existing->second.founders;
+          const bool listed =
+              std::find(founders.begin(), founders.end(), op.founder) != founders.end();
+          if (listed || founders.size() < kMaxFoundersPerMesh) {
+            if (!listed) founders.push_back(op.founder);
+            existing->second.last_used = a.now;
+          }
+        }
+      }
+    } else if (op.kind == StoreOp::kNonce && signed_.count(mesh) > 0) {
+      // A nonce is one node's until its token expires. (A mesh forgotten
+      // meanwhile keeps none: deciding again refuses the join.)
+      const auto key = std::make_pair(mesh, op.nonce);
+      auto n = nonces_.find(key);
+      if (n == nonces_.end() || n->second.expires_at < a.now) {
+        nonces_[key] = UsedNonce{op.node, op.nonce_expires_at};
+      }
+    }
+    return a.founding ? DecideRegisterMesh(op.attempt) : DecideRegister(op.attempt);
+  }
+
+  // docs/security.md, "Mesh authentication levels": what a register_mesh
+  // comes to, or nullopt while the store decides.
+  std::optional<Admission> DecideRegisterMesh(const std::shared_ptr<Attempt>& a) {
+    const relay::v1::RegisterMesh& request = a->request;
+    const relay::v1::Register& reg = a->reg;
+    const int c = a->conn;
     // Only K or K2 prove a mesh here: the harness never sends a node_public_key.
     const std::string& mesh_id = reg.mesh_id();
     const bool key_is_k = request.mesh_public_key_b64() == absl::Base64Escape(Key(0).public_key);
@@ -1258,87 +1502,141 @@ class Harness {
                         Verifies(key, mesh_id, proof);
     auto signed_mesh = signed_.find(mesh_id);
     // A live mesh that is not signed (open, or bound to a token) stays so.
-    const bool live_unsigned = signed_mesh == signed_.end() && meshes_.count(mesh_id) > 0;
+    const bool live_unsigned = signed_mesh == signed_.end() && a->mesh_live;
     if (request.mesh_id() != mesh_id || bindings_.count(mesh_id) > 0 || live_unsigned || !proven ||
         (signed_mesh != signed_.end() && signed_mesh->second.key != key)) {
-      return Refuse(c, Admission::kAuthFailed);
+      return Refused(Admission::kAuthFailed);
     }
-    if (signed_mesh == signed_.end()) {
-      if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
-        return Refuse(c, room);
+    StoreOp op;
+    op.kind = StoreOp::kSign;
+    op.attempt = a;
+    op.mesh = mesh_id;
+    op.key = key;
+    op.founder = reg.node_id();
+    if (signed_mesh != signed_.end()) {
+      std::vector<std::string>& founders = signed_mesh->second.founders;
+      if (std::find(founders.begin(), founders.end(), reg.node_id()) != founders.end()) {
+        signed_mesh->second.last_used = a->now;  // proving it again creates nothing
+        return Admission{Admission::kAdmitted, absl::StrCat("node:", reg.node_id()), true};
       }
-      ChargeRecord(c);
-      signed_mesh = signed_.emplace(mesh_id, SignedMesh{key, {}, clock_.Now()}).first;
+      if (founders.size() >= kMaxFoundersPerMesh) return Refused(Admission::kAuthFailed);
+    } else {
+      if (const Admission::Kind room = RoomForRecord(c, a->now); room != Admission::kAdmitted) {
+        return Refused(room);
+      }
+      ChargeRecord(c, a->now);
+      ++creations_in_flight_;
+      op.founds = true;
     }
-    std::vector<std::string>& founders = signed_mesh->second.founders;
-    if (std::find(founders.begin(), founders.end(), reg.node_id()) == founders.end()) {
-      if (founders.size() >= kMaxFoundersPerMesh) return Refuse(c, Admission::kAuthFailed);
-      founders.push_back(reg.node_id());
-    }
-    signed_mesh->second.last_used = clock_.Now();
-    ServerEvent registered;
-    registered.mutable_mesh_registered()->set_mesh_id(mesh_id);
-    Deliver(c, registered);
-    Join(c, reg, Admission{Admission::kAdmitted, absl::StrCat("node:", reg.node_id()), true});
+    Inflight& inflight = inflight_[mesh_id];
+    ++inflight.claims;
+    op.open_grants = inflight.open_grants;
+    return Ask(std::move(op));
   }
 
   std::size_t AuthRecords() const { return bindings_.size() + signed_.size() + nonces_.size(); }
 
   // May `c` create one more authentication record now? kAuthUnavailable
-  // when the relay holds kMaxAuthRecords, kRateLimited when its IP created
-  // kAuthRecordsPerIpPerMinute in the current minute.
-  Admission::Kind RoomForRecord(int c) const {
-    if (AuthRecords() >= kMaxAuthRecords) return Admission::kAuthUnavailable;
+  // when the relay holds kMaxAuthRecords (counting those on their way to
+  // the store), kRateLimited when its IP created kAuthRecordsPerIpPerMinute
+  // in the current minute.
+  Admission::Kind RoomForRecord(int c, absl::Time now) const {
+    if (AuthRecords() + creations_in_flight_ >= kMaxAuthRecords) return Admission::kAuthUnavailable;
     auto window = creations_.find(conns_[c].client_ip);
-    if (window != creations_.end() && clock_.Now() - window->second.started < kCreationWindow &&
+    if (window != creations_.end() && now - window->second.started < kCreationWindow &&
         window->second.created >= kAuthRecordsPerIpPerMinute) {
       return Admission::kRateLimited;
     }
     return Admission::kAdmitted;
   }
 
-  void ChargeRecord(int c) {
+  // A record is charged to its IP when it is asked of the store.
+  void ChargeRecord(int c, absl::Time now) {
     CreationWindow& window = creations_[conns_[c].client_ip];
-    if (window.created == 0 || clock_.Now() - window.started >= kCreationWindow) {
-      window = CreationWindow{clock_.Now(), 0};
+    if (window.created == 0 || now - window.started >= kCreationWindow) {
+      window = CreationWindow{now, 0};
     }
     ++window.created;
   }
 
-  // docs/security.md, "Mesh authentication levels": what admits `reg`.
-  Admission AdmitRegister(int c, const relay::v1::Register& reg) {
+  // Open mesh: its tokens prove nothing. Counted, so that claims of the
+  // same mesh on their way find it went live open first.
+  Admission OpenAdmission(const std::string& mesh_id, const std::string& token) {
+    if (auto it = inflight_.find(mesh_id); it != inflight_.end()) ++it->second.open_grants;
+    return Admission{Admission::kAdmitted, absl::StrCat("open:", token), false};
+  }
+
+  // docs/security.md, "Mesh authentication levels": what admits a register,
+  // or nullopt while the store decides. Memory decides what it holds; what
+  // creates or consumes a record, and a mesh it holds nothing of, waits.
+  std::optional<Admission> DecideRegister(const std::shared_ptr<Attempt>& a) {
+    const relay::v1::Register& reg = a->reg;
     const std::string& mesh_id = reg.mesh_id();
-    if (reg.signed_token().present()) return AdmitSignedJoin(c, reg);
+    const int c = a->conn;
+    if (reg.signed_token().present()) return DecideSignedJoin(a);
     if (signed_.count(mesh_id) > 0) return Refused(Admission::kAuthFailed);
     if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
       if (reg.token().empty() || reg.token() != binding->second.token) {
         return Refused(Admission::kAuthFailed);
       }
-      binding->second.expires_at.reset();  // admitted: the mesh lives (again)
+      if (!a->mesh_live && binding->second.expires_at) {  // the mesh lives again
+        binding->second.expires_at.reset();
+        binding->second.watch_at.reset();
+      }
+      if (a->late && !binding->second.expires_at) {
+        binding->second.watch_at = a->now + kBindingGrace;
+      }
       return Admission{Admission::kAdmitted, "token", true};
     }
-    if (meshes_.count(mesh_id) > 0 || reg.token().empty()) {
-      // An open mesh stays open while it lives; its tokens prove nothing.
-      return Admission{Admission::kAdmitted, absl::StrCat("open:", reg.token()), false};
+    // An open mesh stays open while it lives; its tokens prove nothing.
+    if (a->mesh_live) return OpenAdmission(mesh_id, reg.token());
+    if (reg.token().empty()) {
+      if (a->looked_up) return OpenAdmission(mesh_id, reg.token());
+      a->looked_up = true;
+      StoreOp op;
+      op.kind = StoreOp::kLookup;
+      op.attempt = a;
+      op.mesh = mesh_id;
+      return Ask(std::move(op));
     }
-    if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
+    if (const Admission::Kind room = RoomForRecord(c, a->now); room != Admission::kAdmitted) {
       return Refused(room);
     }
-    ChargeRecord(c);
-    bindings_[mesh_id] = Binding{reg.token(), std::nullopt};
-    return Admission{Admission::kAdmitted, "token", true};
+    ChargeRecord(c, a->now);
+    ++creations_in_flight_;
+    Inflight& inflight = inflight_[mesh_id];
+    ++inflight.claims;
+    StoreOp op;
+    op.kind = StoreOp::kBind;
+    op.attempt = a;
+    op.mesh = mesh_id;
+    op.token = reg.token();
+    op.open_grants = inflight.open_grants;
+    return Ask(std::move(op));
   }
 
-  Admission AdmitSignedJoin(int c, const relay::v1::Register& reg) {
+  std::optional<Admission> DecideSignedJoin(const std::shared_ptr<Attempt>& a) {
+    const relay::v1::Register& reg = a->reg;
     const relay::v1::SignedJoinToken& token = reg.signed_token();
+    const int c = a->conn;
+    if (!token.malformed().empty()) return Refused(Admission::kAuthFailed);
     auto signed_mesh = signed_.find(reg.mesh_id());
-    if (!token.malformed().empty() || signed_mesh == signed_.end() ||
-        token.mesh_id() != reg.mesh_id() || token.nonce().size() > kMaxNonceBytes) {
+    if (signed_mesh == signed_.end()) {
+      // An empty mesh the relay holds nothing of: the store may know it.
+      if (a->mesh_live || a->looked_up) return Refused(Admission::kAuthFailed);
+      a->looked_up = true;
+      StoreOp op;
+      op.kind = StoreOp::kLookup;
+      op.attempt = a;
+      op.mesh = reg.mesh_id();
+      return Ask(std::move(op));
+    }
+    if (token.mesh_id() != reg.mesh_id() || token.nonce().size() > kMaxNonceBytes) {
       return Refused(Admission::kAuthFailed);
     }
     // Any expiry is a time (absl::Seconds saturates): far-future is not
     // undefined behaviour, it is too long.
-    const absl::Time now = clock_.Now();
+    const absl::Time now = a->now;
     const absl::Time expires_at = absl::UnixEpoch() + absl::Seconds(token.expires_at());
     if (expires_at < now) return Refused(Admission::kAuthFailed);
     const double lifetime = absl::ToDoubleSeconds(kMaxTokenLifetime);
@@ -1360,14 +1658,27 @@ class Harness {
       return Refused(Admission::kAuthFailed);
     }
     if (used == nonces_.end()) {
+      // A first use: it counts against the bounds while the store decides.
       std::size_t in_mesh = 0;
       for (const auto& [k, nonce] : nonces_) in_mesh += k.first == reg.mesh_id() ? 1 : 0;
+      if (auto inflight = inflight_.find(reg.mesh_id()); inflight != inflight_.end()) {
+        in_mesh += inflight->second.nonce_claims;
+      }
       if (in_mesh >= kMaxNoncesPerMesh) return Refused(Admission::kAuthFailed);
-      if (const Admission::Kind room = RoomForRecord(c); room != Admission::kAdmitted) {
+      if (const Admission::Kind room = RoomForRecord(c, now); room != Admission::kAdmitted) {
         return Refused(room);
       }
-      ChargeRecord(c);
-      nonces_[key] = UsedNonce{reg.node_id(), expires_at};
+      ChargeRecord(c, now);
+      ++creations_in_flight_;
+      ++inflight_[reg.mesh_id()].nonce_claims;
+      StoreOp op;
+      op.kind = StoreOp::kNonce;
+      op.attempt = a;
+      op.mesh = reg.mesh_id();
+      op.nonce = token.nonce();
+      op.node = reg.node_id();
+      op.nonce_expires_at = expires_at;
+      return Ask(std::move(op));
     }
     signed_mesh->second.last_used = now;
     // A node-bound token proves the node; an unbound one only membership, so
@@ -1618,6 +1929,7 @@ class Harness {
     if (announce && mesh.peers.empty()) {
       if (auto binding = bindings_.find(mesh_id); binding != bindings_.end()) {
         binding->second.expires_at = clock_.Now() + kBindingGrace;
+        binding->second.watch_at.reset();
       }
       if (auto signed_mesh = signed_.find(mesh_id); signed_mesh != signed_.end()) {
         signed_mesh->second.last_used = clock_.Now();
@@ -1749,6 +2061,16 @@ class Harness {
     if (core_.OpenConnections() != open) {
       return Fail(absl::StrCat("OpenConnections() ", core_.OpenConnections(), ", model ", open));
     }
+    if (store_.waiting() != model_ops_.size()) {
+      return Fail(absl::StrCat("the auth store has ", store_.waiting(),
+                               " operations waiting, the model ", model_ops_.size()));
+    }
+    for (std::size_t i = 0; i < model_ops_.size(); ++i) {
+      if (store_.what(i) != model_ops_[i].What()) {
+        return Fail(absl::StrCat("auth store operation ", i, " is ", Show(store_.what(i)),
+                                 ", the model's ", Show(model_ops_[i].What())));
+      }
+    }
     if (core_.auth_records() != AuthRecords()) {
       return Fail(absl::StrCat("auth_records() ", core_.auth_records(), ", model ", AuthRecords(),
                                " (", bindings_.size(), " bindings, ", signed_.size(),
@@ -1845,6 +2167,10 @@ class Harness {
   }
 
   FakeClock clock_;
+  // The core's auth store and the executor its later answers come back
+  // through (run right after each answer).
+  store::testing::ScriptedAuthStore store_;
+  store::testing::ManualExecutor executor_;
   core::RelayCore core_;
   const absl::Time started_at_;
 
@@ -1866,6 +2192,12 @@ class Harness {
   std::map<std::pair<std::string, std::string>, UsedNonce> nonces_;  // (mesh, nonce)
   std::map<std::string, CreationWindow> creations_;                  // by client IP
   std::uint64_t unbound_joins_ = 0;
+  // The auth store: whether it holds its answers, what waits (in the order
+  // ScriptedAuthStore keeps them), and the claims on their way per mesh.
+  bool store_holds_ = false;
+  std::deque<StoreOp> model_ops_;
+  std::map<std::string, Inflight> inflight_;
+  std::size_t creations_in_flight_ = 0;
 
   // Takeover probes, oldest first: the core's callbacks and the model's
   // (holder, claimant) of each, in the same order.

@@ -17,8 +17,8 @@ namespace relay::fuzz {
 // Runs the script in `input` against a RelayCore and against a small model
 // of the rules of docs/protocol.md and docs/security.md (who is registered
 // where, who holds which llm request, which meshes are token-bound or signed,
-// which nonces are used, who waits for a takeover probe, each connection's
-// rate budgets). Returns "" when,
+// which nonces are used, who waits for a takeover probe or for the auth
+// store, each connection's rate budgets). Returns "" when,
 // after every step, the core did what the model says, else the first
 // difference, with the step that showed it.
 //
@@ -40,6 +40,14 @@ namespace relay::fuzz {
 //   - open-mesh takeover: the holder's sink is probed (exactly when the
 //     model says), the claimant's events are held (bounded) and replayed,
 //     and the probe's answer (or the holder's disconnect) decides;
+//   - the auth store (a ScriptedAuthStore the script makes hold its
+//     answers, then answers or fails them in any order): exactly the
+//     registrations the model says wait for it, with the operations it
+//     says, in order; their events held and replayed; each answer decided
+//     as the store's order says (one winner per binding, signed mesh or
+//     nonce; a claim answered after the mesh went live open finds it open;
+//     a failure is auth_unavailable, not closed); a registrant gone
+//     meanwhile forgotten, its binding kept a grace;
 //   - request_id bounds (bad_message, not echoed) and pending llm bytes;
 //   - Health(), OpenConnections(), ListMeshes() (every mesh has
 //     peer_count > 0), GetMesh(), auth_records() and every GetStats() counter

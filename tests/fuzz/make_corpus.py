@@ -82,7 +82,7 @@ JSON_SEEDS = {
 CONNECT, DISCONNECT, REGISTER, BROADCAST, DIRECT, LLM_REQUEST, LLM_RESPONSE, PING, CAPS_UPDATE, \
     ADVANCE, CLOSE_ALL, REJECT, EMPTY, REGISTER_MESH, CONNECT_UNPROBED, PROBE_ANSWERED, \
     PROBE_TIMED_OUT, WIRE_BYTES, LLM_REQUEST_LONG, LLM_RESPONSE_LONG, REJECT_LONG, \
-    ADVANCE_LONG = range(22)
+    ADVANCE_LONG, STORE_HOLD, STORE_ANSWER = range(24)
 # Vocabulary indices.
 M1, M2, M3 = range(3)
 ALPHA, BETA, GAMMA, DELTA, QUOTE = range(5)
@@ -218,6 +218,15 @@ def reject_long(c, code, length):
 
 def advance_long(which):
     return [ADVANCE_LONG, which]
+
+
+def store_hold(on=True):
+    return [STORE_HOLD, 1 if on else 0]
+
+
+def store_answer(which=0, fail=False):
+    """Answers (or fails) waiting auth store operation `which` (mod their count)."""
+    return [STORE_ANSWER, which, 3 if fail else 0]
 
 
 def script(*steps):
@@ -415,6 +424,39 @@ CORE_SEEDS = {
         connect(), register(0, M2, ALPHA), wire_bytes(0, W1000), ping(0), ping(0), ping(0),
         advance(5), ping(0), wire_bytes(0, W5000), ping(0), advance(10), ping(0), wire_bytes(0, W0),
         ping(0)),
+    # Asynchronous admission (issue 11): the auth store holds its answers. Two claims of one
+    # binding, answered in reverse order: the second wins, the first is auth_failed; what the
+    # winner pipelined follows its join; memory then decides the next registrant at once.
+    "store_claims_answered_out_of_order": script(
+        connect(), connect(), connect(), store_hold(), register(0, M1, ALPHA, SECRET), ping(0),
+        broadcast(0), register(1, M1, BETA, OTHER), direct(1, ALPHA), store_answer(1), store_answer(0),
+        register(2, M1, GAMMA, OTHER), broadcast(2)),
+    # A failed store answer is auth_unavailable (not closed); the retry gets in.
+    "store_fails_then_retry": script(
+        connect(), connect(), register(1, M3, BETA), store_hold(), register(0, M2, ALPHA, SECRET),
+        ping(0), store_answer(0, fail=True), ping(0), register(0, M2, ALPHA, SECRET), broadcast(1),
+        store_answer(0), broadcast(0)),
+    # An open registrant admitted while a token's claim was out: the mesh is open, no binding.
+    "store_open_registrant_first": script(
+        connect(), connect(), connect(), store_hold(), register(0, M3, ALPHA, SECRET),
+        register(1, M3, BETA), store_answer(1), store_answer(0), register(2, M3, GAMMA)),
+    # The registrant leaves before the store answers: nothing joins; its binding holds a grace.
+    "store_registrant_leaves": script(
+        connect(), store_hold(), register(0, M1, ALPHA, SECRET), broadcast(0), disconnect(0),
+        store_answer(0), connect(), register(1, M1, BETA, OTHER), store_hold(False), connect(),
+        register(2, M1, ALPHA, SECRET), disconnect(2), advance(63), advance(40), connect(),
+        register(3, M1, GAMMA, OTHER)),
+    # One nonce, two nodes, both waiting: the one answered first holds it.
+    "store_nonce_race": script(
+        connect(), connect(), connect(), register_mesh(0, M2, ALPHA), store_hold(),
+        signed_join(1, M2, BETA, bound=UNBOUND, nonce=N1),
+        signed_join(2, M2, GAMMA, bound=UNBOUND, nonce=N1), broadcast(2), store_answer(1),
+        store_answer(0), broadcast(1)),
+    # register_mesh and a token's claim race for one empty mesh: one level wins.
+    "store_sign_and_bind_race": script(
+        connect(), connect(), store_hold(), register_mesh(0, M1, ALPHA), register(1, M1, BETA, SECRET),
+        store_answer(1), store_answer(0), connect(), register_mesh(2, M3, GAMMA), advance(31),
+        store_answer(0)),
 }
 
 
