@@ -55,6 +55,7 @@ namespace {
 using core::CloseReason;
 using core::ConnectionId;
 using core::ErrorCode;
+using core::SendResult;
 using core::ServerEventPtr;
 using relay::v1::ClientEvent;
 using relay::v1::ServerEvent;
