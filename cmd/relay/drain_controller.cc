@@ -3,13 +3,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay {
 namespace {
-
-// How often the grace and close phases look whether everyone already left.
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
 std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -48,7 +46,7 @@ void DrainController::WaitForGrace(std::chrono::steady_clock::time_point until) 
     CloseEveryone();
     return;
   }
-  timer_.expires_after(kPollInterval);
+  timer_.expires_after(ToChrono(limits::kDrainPollInterval));
   timer_.async_wait([this, until](const asio::error_code& ec) {
     if (!ec) WaitForGrace(until);
   });
@@ -67,7 +65,7 @@ void DrainController::StopWhenClosed(std::chrono::steady_clock::time_point give_
     io_->stop();
     return;
   }
-  timer_.expires_after(kPollInterval);
+  timer_.expires_after(ToChrono(limits::kDrainPollInterval));
   timer_.async_wait([this, give_up](const asio::error_code& ec) {
     if (!ec) StopWhenClosed(give_up);
   });

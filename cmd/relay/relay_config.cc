@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/limits.h"
 
 namespace relay {
 namespace {
@@ -264,8 +265,9 @@ bool IsLoopbackHost(absl::string_view host) {
 
 absl::Status Validate(const RelayConfig& config) {
   if (absl::Status s = config.core.Validate(); !s.ok()) return s;
-  if (config.gateway.max_message_bytes < 1024) {
-    return absl::InvalidArgumentError("max-message-bytes must be at least 1024");
+  if (config.gateway.max_message_bytes < limits::kMinMaxMessageBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-message-bytes must be at least ", limits::kMinMaxMessageBytes));
   }
   if (config.grpc_host.empty()) return absl::InvalidArgumentError("grpc-host must not be empty");
   const gateway::GatewayConfig& gw = config.gateway;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "asio/post.hpp"
 #include "gateway/grpc/grpc_event_codec.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -239,7 +240,7 @@ void AttachStream::OnReadDone(bool ok) {
     if (state->core_id != 0) {
       ClientEvent normalized;
       DecodeFailure failure;
-      if (NormalizeGrpcEvent(*event, options->max_mesh_id_bytes, &normalized, &failure)) {
+      if (NormalizeGrpcEvent(*event, limits::kMaxIdBytes, &normalized, &failure)) {
         const bool relayed = IsRelayedTraffic(normalized);
         core->Handle(state->core_id, std::move(normalized), size);
         if (options->metrics != nullptr && relayed) {

@@ -33,7 +33,6 @@ struct AttachOptions {
   // Events queued for one stream and not yet written; past it the stream
   // ends with RESOURCE_EXHAUSTED "slow consumer".
   std::size_t max_queued_bytes = std::size_t{8} << 20;
-  std::size_t max_mesh_id_bytes = 256;
   // Connections (of any transport) the core may hold; more streams are
   // refused with RESOURCE_EXHAUSTED.
   std::size_t max_connections = 10000;

@@ -29,6 +29,7 @@
 #include "gateway/ws/ws_close_codes.h"
 #include "gateway/ws/ws_config.h"
 #include "google/protobuf/arena.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -369,7 +370,7 @@ absl::Status BasicWsGateway<Config>::Listen() {
   acceptor_->open(endpoint.protocol(), ec);
   if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(1024, ec);
+  if (!ec) acceptor_->listen(limits::kListenBacklogConnections, ec);
   if (ec) {
     acceptor_.reset();
     return absl::UnavailableError(
@@ -533,8 +534,7 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
                                 "Sec-WebSocket-Version: 13"));
     return false;
   }
-  absl::StatusOr<std::string> mesh_id =
-      ParseRelayPath(con->get_resource(), config_.max_mesh_id_bytes);
+  absl::StatusOr<std::string> mesh_id = ParseRelayPath(con->get_resource(), limits::kMaxIdBytes);
   if (!mesh_id.ok()) {
     const bool not_found = absl::IsNotFound(mesh_id.status());
     con->set_status(not_found ? websocketpp::http::status_code::not_found
@@ -548,7 +548,7 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
     refused_.Add(Refusal::kDraining);
     con->set_status(websocketpp::http::status_code::service_unavailable);
     con->replace_header("Content-Type", "application/json");
-    con->replace_header("Retry-After", "5");
+    con->replace_header("Retry-After", std::to_string(limits::kDrainingRetryAfterSeconds));
     con->set_body(HttpErrorBody(RefusalName(Refusal::kDraining),
                                 "the relay is shutting down; reconnect (another instance may "
                                 "take over) in a few seconds"));
