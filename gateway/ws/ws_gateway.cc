@@ -526,22 +526,24 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
   // Missing or another version (http_messages.h): RFC 6455 4.4 asks for
   // 426 naming the version the relay speaks.
   if (con->get_request().websocket_version_unsupported()) {
+    refused_.Add(Refusal::kUnsupportedWebsocketVersion);
     con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
     con->replace_header("Content-Type", "application/json");
-    con->set_body(HttpErrorBody("unsupported_websocket_version",
+    con->set_body(HttpErrorBody(RefusalName(Refusal::kUnsupportedWebsocketVersion),
                                 "this relay speaks WebSocket version 13 (RFC 6455): send "
                                 "Sec-WebSocket-Version: 13"));
     return false;
   }
   absl::StatusOr<std::string> mesh_id = ParseRelayPath(con->get_resource(), limits::kMaxIdBytes);
   if (!mesh_id.ok()) {
-    const bool not_found = absl::IsNotFound(mesh_id.status());
-    con->set_status(not_found ? websocketpp::http::status_code::not_found
-                              : websocketpp::http::status_code::bad_request);
+    const Refusal refusal =
+        absl::IsNotFound(mesh_id.status()) ? Refusal::kNotFound : Refusal::kBadMeshId;
+    refused_.Add(refusal);
+    con->set_status(refusal == Refusal::kNotFound ? websocketpp::http::status_code::not_found
+                                                  : websocketpp::http::status_code::bad_request);
     con->replace_header("Content-Type", "application/json");
-    con->set_body(
-        HttpErrorBody(not_found ? "not_found" : "bad_mesh_id", mesh_id.status().message()));
+    con->set_body(HttpErrorBody(RefusalName(refusal), mesh_id.status().message()));
     return false;
   }
   if (shutting_down_ || core_->draining()) {
@@ -707,6 +709,10 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
+  // OnValidate counted its own refusals; these are websocketpp's.
+  if (UpgradeRefusedByWebsocketpp(con->get_request(), con->get_response())) {
+    refused_.Add(Refusal::kBadRequest);
+  }
   con->handshake.Release();
   ReleaseSlot(con);
   ReleaseSocket(con);
