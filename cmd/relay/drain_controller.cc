@@ -33,7 +33,7 @@ absl::StatusOr<admin::DrainResult> DrainController::Begin(absl::Duration grace,
   if (grace <= absl::ZeroDuration()) grace = default_grace_;
   hooks_.stop_accepting();
   const std::size_t told = core_->Drain(grace);
-  log::Event(log::Level::kInfo, "drain")
+  log::Event(log::Level::kInfo, log::LogEvent::kDrain)
       .Str("why", why)
       .Int("grace_seconds", absl::ToInt64Seconds(grace))
       .Int("connections", static_cast<std::int64_t>(told));
@@ -53,7 +53,7 @@ void DrainController::WaitForGrace(std::chrono::steady_clock::time_point until) 
 }
 
 void DrainController::CloseEveryone() {
-  log::Event(log::Level::kInfo, "drain_close")
+  log::Event(log::Level::kInfo, log::LogEvent::kDrainClose)
       .Int("connections", static_cast<std::int64_t>(core_->OpenConnections()));
   hooks_.close_all();
   hooks_.on_closing();

@@ -83,7 +83,7 @@ class AttachSink final : public core::PeerSink {
     if (state_->closing || state_->finished) return SendResult::Dropped(DropReason::kClosing);
     const std::size_t size = event->ByteSizeLong();
     if (!state_->queue.empty() && state_->queued_bytes + size > max_queued_bytes_) {
-      log::Event(log::Level::kWarn, "slow_consumer")
+      log::Event(log::Level::kWarn, core::CloseReasonName(core::CloseReason::kSlowConsumer))
           .Uint("conn", state_->core_id)
           .Uint("queued_bytes", state_->queued_bytes)
           .Uint("limit_bytes", max_queued_bytes_);
@@ -210,7 +210,7 @@ AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
     state->core_id =
         core->Connect(core::ConnectionInfo{remote, "grpc", ClientIpOf(remote)},
                       std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
-    log::Event(log::Level::kInfo, "connect")
+    log::Event(log::Level::kInfo, log::LogEvent::kConnect)
         .Uint("conn", state->core_id)
         .Str("remote", remote)
         .Str("transport", "grpc");

@@ -134,7 +134,7 @@ class WsPeerSink final : public core::PeerSink {
     // and has not handed to the socket yet.
     const std::size_t queued = con->get_buffered_amount();
     if (queued > 0 && queued + frame->get_payload().size() > max_queued_bytes_) {
-      log::Event(log::Level::kWarn, "slow_consumer")
+      log::Event(log::Level::kWarn, core::CloseReasonName(core::CloseReason::kSlowConsumer))
           .Uint("conn", con->core_id)
           .Str("mesh", con->mesh_id)
           .Uint("queued_bytes", queued)
@@ -644,7 +644,7 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
       std::move(info), std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
                                                             config_.max_queued_bytes_per_connection,
                                                             &metrics_.ws_bytes));
-  log::Event(log::Level::kInfo, "connect")
+  log::Event(log::Level::kInfo, log::LogEvent::kConnect)
       .Uint("conn", con->core_id)
       .Str("remote", remote_address)
       .Str("transport", scheme())
