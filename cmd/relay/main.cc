@@ -139,8 +139,11 @@ int main(int argc, char** argv) {
       stop_requested.set_value();
     }
   };
-  relay::DrainController drain(&io, &core, config.drain_grace, relay::limits::kDrainCloseTimeout,
-                               std::move(drain_hooks));
+  // Deadlines of the drain are monotonic: a wall clock step must not cut
+  // or stretch the grace.
+  relay::core::SteadyClock steady_clock;
+  relay::DrainController drain(&io, &core, &steady_clock, config.drain_grace,
+                               relay::limits::kDrainCloseTimeout, std::move(drain_hooks));
   relay::admin::AdminService admin(
       [&runner](std::function<void()> work) { return runner.Run(work); }, &core,
       [&runner, &drain](absl::Duration grace) -> absl::StatusOr<relay::admin::DrainResult> {
