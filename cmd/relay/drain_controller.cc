@@ -2,30 +2,21 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "server/util/log.h"
 
 namespace relay {
-namespace {
-
-// How often the grace and close phases look whether everyone already left.
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
-
-std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      absl::ToChronoMilliseconds(d));
-}
-
-}  // namespace
 
 DrainController::DrainController(asio::io_context* io, core::RelayCore* core,
-                                 absl::Duration default_grace, absl::Duration close_timeout,
-                                 Hooks hooks)
+                                 const core::Clock* clock, absl::Duration default_grace,
+                                 absl::Duration close_timeout, Hooks hooks,
+                                 absl::Duration poll_interval)
     : io_(io),
       core_(core),
+      clock_(clock),
       default_grace_(default_grace),
       close_timeout_(close_timeout),
       hooks_(std::move(hooks)),
+      poll_interval_(poll_interval),
       timer_(*io) {}
 
 absl::StatusOr<admin::DrainResult> DrainController::Begin(absl::Duration grace,
@@ -35,41 +26,42 @@ absl::StatusOr<admin::DrainResult> DrainController::Begin(absl::Duration grace,
   if (grace <= absl::ZeroDuration()) grace = default_grace_;
   hooks_.stop_accepting();
   const std::size_t told = core_->Drain(grace);
-  log::Event(log::Level::kInfo, "drain")
+  log::Event(log::Level::kInfo, log::LogEvent::kDrain)
       .Str("why", why)
       .Int("grace_seconds", absl::ToInt64Seconds(grace))
       .Int("connections", static_cast<std::int64_t>(told));
-  WaitForGrace(std::chrono::steady_clock::now() + ToChrono(grace));
+  WaitForGrace(clock_->Now() + grace);
   return admin::DrainResult{grace, told};
 }
 
-void DrainController::WaitForGrace(std::chrono::steady_clock::time_point until) {
-  if (core_->OpenConnections() == 0 || std::chrono::steady_clock::now() >= until) {
+void DrainController::WaitForGrace(absl::Time until) {
+  if (core_->OpenConnections() == 0 || clock_->Now() >= until) {
     CloseEveryone();
     return;
   }
-  timer_.expires_after(kPollInterval);
-  timer_.async_wait([this, until](const asio::error_code& ec) {
-    if (!ec) WaitForGrace(until);
-  });
+  LookAgain(&DrainController::WaitForGrace, until);
 }
 
 void DrainController::CloseEveryone() {
-  log::Event(log::Level::kInfo, "drain_close")
+  log::Event(log::Level::kInfo, log::LogEvent::kDrainClose)
       .Int("connections", static_cast<std::int64_t>(core_->OpenConnections()));
   hooks_.close_all();
   hooks_.on_closing();
-  StopWhenClosed(std::chrono::steady_clock::now() + ToChrono(close_timeout_));
+  StopWhenClosed(clock_->Now() + close_timeout_);
 }
 
-void DrainController::StopWhenClosed(std::chrono::steady_clock::time_point give_up) {
-  if (core_->OpenConnections() == 0 || std::chrono::steady_clock::now() >= give_up) {
+void DrainController::StopWhenClosed(absl::Time give_up) {
+  if (core_->OpenConnections() == 0 || clock_->Now() >= give_up) {
     io_->stop();
     return;
   }
-  timer_.expires_after(kPollInterval);
-  timer_.async_wait([this, give_up](const asio::error_code& ec) {
-    if (!ec) StopWhenClosed(give_up);
+  LookAgain(&DrainController::StopWhenClosed, give_up);
+}
+
+void DrainController::LookAgain(void (DrainController::*next)(absl::Time), absl::Time deadline) {
+  timer_.expires_after(absl::ToChronoNanoseconds(poll_interval_));
+  timer_.async_wait([this, next, deadline](const asio::error_code& ec) {
+    if (!ec) (this->*next)(deadline);
   });
 }
 

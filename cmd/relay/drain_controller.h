@@ -10,6 +10,10 @@
 //      loop stops once they are gone (at most `close_timeout` later) and the
 //      process exits 0.
 //
+// Time comes from an injected core::Clock (a SteadyClock in the relay, a
+// FakeClock in tests): the loop's timer only says when to look again, the
+// clock says whether a deadline has passed.
+//
 // Threading: Begin() runs on the event loop (the core's thread).
 #ifndef RELAY_CMD_RELAY_DRAIN_CONTROLLER_H_
 #define RELAY_CMD_RELAY_DRAIN_CONTROLLER_H_
@@ -18,7 +22,6 @@
 #define ASIO_STANDALONE
 #endif
 
-#include <chrono>
 #include <functional>
 
 #include "absl/status/statusor.h"
@@ -26,7 +29,9 @@
 #include "asio/io_context.hpp"
 #include "asio/steady_timer.hpp"
 #include "server/admin/admin_service.h"
+#include "server/core/clock.h"
 #include "server/core/relay_core.h"
+#include "server/limits.h"
 
 namespace relay {
 
@@ -37,8 +42,11 @@ class DrainController {
     std::function<void()> close_all;       // the gateway's Shutdown: 1001 to everyone
     std::function<void()> on_closing;      // step 3 began (main stops gRPC meanwhile)
   };
-  DrainController(asio::io_context* io, core::RelayCore* core, absl::Duration default_grace,
-                  absl::Duration close_timeout, Hooks hooks);
+  // `io`, `core` and `clock` must outlive the controller. The grace and
+  // close phases look every `poll_interval` whether everyone already left.
+  DrainController(asio::io_context* io, core::RelayCore* core, const core::Clock* clock,
+                  absl::Duration default_grace, absl::Duration close_timeout, Hooks hooks,
+                  absl::Duration poll_interval = limits::kDrainPollInterval);
 
   // Starts draining. `grace` zero uses the default. FAILED_PRECONDITION when
   // already draining.
@@ -46,15 +54,19 @@ class DrainController {
   bool draining() const { return draining_; }
 
  private:
-  void WaitForGrace(std::chrono::steady_clock::time_point until);
+  void WaitForGrace(absl::Time until);
   void CloseEveryone();
-  void StopWhenClosed(std::chrono::steady_clock::time_point give_up);
+  void StopWhenClosed(absl::Time give_up);
+  // Runs `next` once `poll_interval_` has passed on the loop's timer.
+  void LookAgain(void (DrainController::*next)(absl::Time), absl::Time deadline);
 
   asio::io_context* const io_;
   core::RelayCore* const core_;
+  const core::Clock* const clock_;
   const absl::Duration default_grace_;
   const absl::Duration close_timeout_;
   const Hooks hooks_;
+  const absl::Duration poll_interval_;
   asio::steady_timer timer_;
   bool draining_ = false;
 };

@@ -7,8 +7,8 @@
 #define ASIO_STANDALONE
 #endif
 
-#include <grpcpp/grpcpp.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -35,37 +35,29 @@
 #include "cmd/relay/drain_controller.h"
 #include "gateway/admission/connection_slots.h"
 #include "gateway/admission/refusal.h"
-#include "gateway/grpc/attach_service.h"
 #include "cmd/relay/relay_config.h"
+#include "gateway/grpc/attach_service.h"
 #include "gateway/ws/ws_gateway.h"
 #include "server/admin/admin_service.h"
 #include "server/core/clock.h"
 #include "server/core/core_executor.h"
 #include "server/core/relay_core.h"
+#include "server/limits.h"
 #include "server/store/sqlite_auth_store.h"
 #include "server/util/log.h"
 
 namespace {
 
-// Longest a graceful shutdown waits for clients to finish closing (after the
-// drain grace).
-constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
-// gRPC's own keepalive for gRPC peers: a ping every 30 s, the stream is
-// dropped (peer_left) when none is answered within 20 s.
-constexpr int kGrpcKeepaliveMs = 30000;
-constexpr int kGrpcKeepaliveTimeoutMs = 20000;
 // Health service names: the whole server and the peer-facing service.
 constexpr const char* kRelayCoreService = "relay.v1.RelayCore";
 constexpr const char* kAdminService = "relay.v1.Admin";
-// gRPC has no reload call: it re-reads the certificate files this often (and
-// keeps the old pair while the new files do not match each other).
-constexpr unsigned int kGrpcCertificateRefreshSeconds = 10;
 
 // Plaintext, or TLS with the gateway's certificate and key.
 std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const relay::RelayConfig& config) {
   if (!config.gateway.tls_enabled()) return grpc::InsecureServerCredentials();
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      config.gateway.tls_key_file, config.gateway.tls_cert_file, kGrpcCertificateRefreshSeconds);
+      config.gateway.tls_key_file, config.gateway.tls_cert_file,
+      relay::limits::kGrpcCertificateRefreshSeconds);
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_identity_key_cert_pairs();
   options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
@@ -151,7 +143,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  relay::CoreThreadRunner runner(&io, absl::Seconds(5));
+  relay::CoreThreadRunner runner(&io, relay::limits::kCoreCallDeadline);
   relay::gateway::RelayMetrics* metrics = gateway.metrics();
   core.set_llm_round_trip_observer([metrics](absl::Duration round_trip) {
     metrics->llm_round_trip.Observe(absl::ToDoubleSeconds(round_trip));
@@ -159,7 +151,7 @@ int main(int argc, char** argv) {
   relay::gateway::AttachService attach(
       &io, &core,
       relay::gateway::AttachOptions{config.gateway.max_queued_bytes_per_connection,
-                                    config.gateway.max_mesh_id_bytes, metrics, &slots, &refused});
+                                    metrics, &slots, &refused});
   std::unique_ptr<grpc::Server> grpc_server;
   std::promise<void> stop_requested;
   bool stop_signalled = false;
@@ -175,8 +167,11 @@ int main(int argc, char** argv) {
       stop_requested.set_value();
     }
   };
-  relay::DrainController drain(&io, &core, config.drain_grace, kCloseTimeout,
-                               std::move(drain_hooks));
+  // Deadlines of the drain are monotonic: a wall clock step must not cut
+  // or stretch the grace.
+  relay::core::SteadyClock steady_clock;
+  relay::DrainController drain(&io, &core, &steady_clock, config.drain_grace,
+                               relay::limits::kDrainCloseTimeout, std::move(drain_hooks));
   relay::admin::AdminService admin(
       [&runner](std::function<void()> work) { return runner.Run(work); }, &core,
       [&runner, &drain](absl::Duration grace) -> absl::StatusOr<relay::admin::DrainResult> {
@@ -196,8 +191,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(absl::StrCat(config.grpc_host, ":", config.grpc_port),
                            GrpcCredentials(config), &grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.gateway.max_message_bytes));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kGrpcKeepaliveMs);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kGrpcKeepaliveTimeoutMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, relay::limits::kGrpcKeepaliveTimeMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, relay::limits::kGrpcKeepaliveTimeoutMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.RegisterService(&admin);
   builder.RegisterService(&attach);
@@ -247,7 +242,8 @@ int main(int argc, char** argv) {
   std::thread loop([&io] { io.run(); });
   stop_requested.get_future().wait();
   // gRPC handlers wait on the event loop, so stop gRPC while it still runs.
-  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  grpc_server->Shutdown(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(relay::limits::kGrpcShutdownDeadline));
   loop.join();
   relay::log::Info("relay stopped");
   return 0;

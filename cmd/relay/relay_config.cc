@@ -1,21 +1,33 @@
 #include "cmd/relay/relay_config.h"
 
-#include <cstdlib>
-#include <limits>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/limits.h"
 
 namespace relay {
 namespace {
 
-// One setting: its flag, its env var, its help, and how to apply a value.
+// Sanity bounds of what a setting may be given: far past any sensible value,
+// low enough that the arithmetic on it cannot overflow.
+constexpr std::uint64_t kMaxSettingSeconds = 24 * 3600 * 365;  // a year
+constexpr std::uint64_t kMaxSettingCount = 100000000;          // connections, peers, records
+constexpr std::uint64_t kMaxSettingMessageBytes = std::uint64_t{1} << 30;
+constexpr std::uint64_t kMaxSettingBufferBytes = std::uint64_t{1} << 36;
+constexpr std::uint64_t kMaxSettingRateBytes = std::uint64_t{1} << 40;
+constexpr std::uint64_t kMaxSettingNonceBytes = 65536;
+constexpr std::uint64_t kMaxSettingDays = 36500;
+
+// One setting: its row of the table, how a value is applied to a config,
+// and how a config's value is shown (Describe).
 struct Setting {
-  const char* flag;  // without the leading "--"
-  const char* env;
-  const char* help;
-  std::function<absl::Status(const std::string& value, RelayConfig* config)> apply;
+  SettingInfo info;
+  absl::Status (*apply)(const std::string& value, RelayConfig* config);
+  std::string (*show)(const RelayConfig& config);
 };
 
 absl::StatusOr<std::uint64_t> ParseUnsigned(const std::string& value, std::uint64_t max) {
@@ -35,7 +47,7 @@ absl::Status SetPort(const std::string& value, std::uint16_t* port) {
 }
 
 absl::Status SetSeconds(const std::string& value, absl::Duration* out) {
-  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, 24 * 3600 * 365);
+  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, kMaxSettingSeconds);
   if (!n.ok()) return n.status();
   *out = absl::Seconds(static_cast<std::int64_t>(*n));
   return absl::OkStatus();
@@ -48,214 +60,268 @@ absl::Status SetCount(const std::string& value, std::uint64_t max, std::size_t* 
   return absl::OkStatus();
 }
 
-const std::vector<Setting>& Settings() {
-  static const auto* settings = new std::vector<Setting>{
-      {"port", "PORT", "WebSocket + HTTP port (0 picks a free one) [8765]",
-       [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->gateway.port); }},
-      {"host", "HOST", "WebSocket + HTTP bind address, an IP address [0.0.0.0]",
-       [](const std::string& v, RelayConfig* c) {
-         c->gateway.host = v;
-         return absl::OkStatus();
-       }},
-      {"grpc-port", "GRPC_PORT", "gRPC admin + health port (0 picks a free one) [50051]",
-       [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->grpc_port); }},
-      {"grpc-host", "GRPC_HOST", "gRPC admin bind address [127.0.0.1]",
-       [](const std::string& v, RelayConfig* c) {
-         c->grpc_host = v;
-         return absl::OkStatus();
-       }},
-      {"log-level", "LOG_LEVEL", "trace, debug, info, warn, error or off [info]",
-       [](const std::string& v, RelayConfig* c) {
-         absl::StatusOr<log::Level> level = log::ParseLevel(v);
-         if (!level.ok()) return level.status();
-         c->log_level = *level;
-         return absl::OkStatus();
-       }},
-      {"log-format", "LOG_FORMAT", "text, or json for one JSON object per line [text]",
-       [](const std::string& v, RelayConfig* c) {
-         absl::StatusOr<log::Format> format = log::ParseFormat(v);
-         if (!format.ok()) return format.status();
-         c->log_format = *format;
-         return absl::OkStatus();
-       }},
-      {"drain-grace-seconds", "DRAIN_GRACE_SECONDS",
-       "on SIGTERM or relayctl drain: seconds peers get (after server_draining) before the "
-       "1001 close [20]",
-       [](const std::string& v, RelayConfig* c) { return SetSeconds(v, &c->drain_grace); }},
-      {"admin-token", "ADMIN_TOKEN",
-       "bearer token the gRPC Admin API requires; needed to bind --grpc-host off loopback "
-       "without TLS [none]",
-       [](const std::string& v, RelayConfig* c) {
-         c->admin_token = v;
-         return absl::OkStatus();
-       }},
-      {"registration-timeout-seconds", "REGISTRATION_TIMEOUT_SECONDS",
-       "close sockets that have not registered by then [30]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->core.registration_timeout);
-       }},
-      {"max-message-bytes", "MAX_MESSAGE_BYTES",
-       "largest message a client may send; bigger closes with 1009 [1048576]",
-       [](const std::string& v, RelayConfig* c) {
-         absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, std::uint64_t{1} << 30);
-         if (!n.ok()) return n.status();
-         c->gateway.max_message_bytes = static_cast<std::size_t>(*n);
-         return absl::OkStatus();
-       }},
-      {"keepalive-seconds", "KEEPALIVE_SECONDS",
-       "server ping interval; a peer missing 2 in a row is dropped; 0 disables [30]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->gateway.keepalive_interval);
-       }},
-      {"handshake-timeout-seconds", "HANDSHAKE_TIMEOUT_SECONDS",
-       "a client must send its HTTP request within this (slowloris) [10]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->gateway.handshake_timeout);
-       }},
-      {"max-queued-bytes-per-connection", "MAX_QUEUED_BYTES_PER_CONNECTION",
-       "bytes queued for one client it has not read yet; more closes it with 1013 [8388608]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, std::uint64_t{1} << 36, &c->gateway.max_queued_bytes_per_connection);
-       }},
-      {"max-connections", "MAX_CONNECTIONS",
-       "WebSocket connections at once; more are refused with HTTP 503 [10000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->gateway.max_connections);
-       }},
-      {"max-connections-per-ip", "MAX_CONNECTIONS_PER_IP",
-       "WebSocket connections at once from one client IP; more get HTTP 503; 0: no limit [100]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->gateway.max_connections_per_ip);
-       }},
-      {"max-pending-handshakes", "MAX_PENDING_HANDSHAKES",
-       "TCP connections still in their handshake (no HTTP request answered yet); more are "
-       "closed at once; 0: no limit [4096]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->gateway.max_pending_handshakes);
-       }},
-      {"max-pending-handshakes-per-ip", "MAX_PENDING_HANDSHAKES_PER_IP",
-       "the same per TCP peer address (TRUSTED_PROXIES exempt); 0: no limit [256]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->gateway.max_pending_handshakes_per_ip);
-       }},
-      {"trusted-proxies", "TRUSTED_PROXIES",
-       "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For names the client [none]",
-       [](const std::string& v, RelayConfig* c) {
-         absl::StatusOr<gateway::net::TrustedProxies> trusted =
-             gateway::net::TrustedProxies::Parse(v);
-         if (!trusted.ok()) return trusted.status();
-         c->gateway.trusted_proxies = *std::move(trusted);
-         return absl::OkStatus();
-       }},
-      {"tls-cert-file", "TLS_CERT_FILE",
-       "PEM certificate chain; with --tls-key-file serves wss://, https:// and gRPC over TLS "
-       "[none]",
-       [](const std::string& v, RelayConfig* c) {
-         c->gateway.tls_cert_file = v;
-         return absl::OkStatus();
-       }},
-      {"tls-key-file", "TLS_KEY_FILE", "PEM private key (unencrypted) of --tls-cert-file [none]",
-       [](const std::string& v, RelayConfig* c) {
-         c->gateway.tls_key_file = v;
-         return absl::OkStatus();
-       }},
-      {"data-dir", "RELAY_DATA_DIR",
-       "directory for relay.db (SQLite): signed meshes, token bindings and used nonces survive "
-       "restarts; unset keeps them in memory only [none]",
-       [](const std::string& v, RelayConfig* c) {
-         c->data_dir = v;
-         return absl::OkStatus();
-       }},
-      {"mesh-binding-grace-seconds", "MESH_BINDING_GRACE_SECONDS",
-       "how long a token-bound mesh stays bound after its last peer left [86400]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->core.mesh_binding_grace);
-       }},
-      {"rate-limit-per-second", "RATE_LIMIT_PER_SECOND",
-       "messages per second one connection may send, sustained; 0 disables [1000]",
-       [](const std::string& v, RelayConfig* c) {
-         std::uint64_t n = 0;
-         if (absl::Status st = SetCount(v, 100000000, &n); !st.ok()) return st;
-         c->core.rate_limit_per_second = static_cast<double>(n);
-         return absl::OkStatus();
-       }},
-      {"rate-limit-burst", "RATE_LIMIT_BURST",
-       "messages one connection may send at once above the sustained rate [20000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->core.rate_limit_burst);
-       }},
-      {"max-peers-per-mesh", "MAX_PEERS_PER_MESH",
-       "registered peers in one mesh; more are refused with mesh_full [1000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->core.max_peers_per_mesh);
-       }},
-      {"rate-limit-bytes-per-second", "RATE_LIMIT_BYTES_PER_SECOND",
-       "bytes per second one connection may send, sustained (wire bytes of its messages); 0 "
-       "disables [1048576]",
-       [](const std::string& v, RelayConfig* c) {
-         std::uint64_t n = 0;
-         if (absl::Status st = SetCount(v, std::uint64_t{1} << 40, &n); !st.ok()) return st;
-         c->core.rate_limit_bytes_per_second = static_cast<double>(n);
-         return absl::OkStatus();
-       }},
-      {"rate-limit-burst-bytes", "RATE_LIMIT_BURST_BYTES",
-       "bytes one connection may send at once above the sustained rate; at least "
-       "max-message-bytes [16777216]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, std::uint64_t{1} << 40, &c->core.rate_limit_burst_bytes);
-       }},
-      {"takeover-probe-seconds", "TAKEOVER_PROBE_SECONDS",
-       "open mesh: how long the live holder of a node_id has to answer a ping before another "
-       "connection may take the id over [2]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->core.takeover_probe_timeout);
-       }},
-      {"max-pending-llm-bytes-per-peer", "MAX_PENDING_LLM_BYTES_PER_PEER",
-       "bytes of request_id (plus 64 each) of the llm requests one peer may have waiting; more "
-       "get too_many_requests [131072]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, std::uint64_t{1} << 36, &c->core.max_pending_llm_bytes_per_peer);
-       }},
-      {"max-nonce-bytes", "MAX_NONCE_BYTES",
-       "longest join-token nonce; longer is refused with auth_failed [128]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 65536, &c->core.max_nonce_bytes);
-       }},
-      {"max-join-token-lifetime-seconds", "MAX_JOIN_TOKEN_LIFETIME_SECONDS",
-       "longest a join token may be valid (expires_at - issued_at, and from now); longer is "
-       "refused with auth_failed [2592000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetSeconds(v, &c->core.max_join_token_lifetime);
-       }},
-      {"max-nonces-per-mesh", "MAX_NONCES_PER_MESH",
-       "used join-token nonces kept per signed mesh; a join with a new one past it is refused "
-       "with auth_failed [1000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->core.max_nonces_per_mesh);
-       }},
-      {"max-auth-records", "MAX_AUTH_RECORDS",
-       "token bindings, signed meshes and used nonces kept in total; past it new ones get "
-       "auth_unavailable [100000]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->core.max_auth_records);
-       }},
-      {"auth-records-per-ip-per-minute", "AUTH_RECORDS_PER_IP_PER_MINUTE",
-       "token bindings, signed meshes and nonce uses one client IP may create per minute; more "
-       "get rate_limited [20]",
-       [](const std::string& v, RelayConfig* c) {
-         return SetCount(v, 100000000, &c->core.auth_records_per_ip_per_minute);
-       }},
-      {"signed-mesh-ttl-days", "SIGNED_MESH_TTL_DAYS",
-       "a signed mesh nobody joined or re-proved for this many days is forgotten [90]",
-       [](const std::string& v, RelayConfig* c) {
-         absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, 36500);
-         if (!n.ok()) return n.status();
-         c->core.signed_mesh_ttl = absl::Hours(24 * static_cast<std::int64_t>(*n));
-         return absl::OkStatus();
-       }},
-  };
-  return *settings;
+absl::Status SetRate(const std::string& value, std::uint64_t max, double* out) {
+  absl::StatusOr<std::uint64_t> n = ParseUnsigned(value, max);
+  if (!n.ok()) return n.status();
+  *out = static_cast<double>(*n);
+  return absl::OkStatus();
 }
+
+std::string OrNone(const std::string& value) { return value.empty() ? "none" : value; }
+
+// The table. README "Configuration" lists the same rows in the same order
+// (tests/cmd/relay_config_test.cc compares them).
+const Setting kSettings[] = {
+    {{"host", "host", "HOST", "address", "0.0.0.0",
+      "address of the WebSocket + HTTP listener, an IP address"},
+     [](const std::string& v, RelayConfig* c) {
+       c->gateway.host = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return c.gateway.host; }},
+    {{"port", "port", "PORT", "port", "8765",
+      "port of the WebSocket + HTTP listener; 0 picks a free one"},
+     [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->gateway.port); },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.port); }},
+    {{"grpc_host", "grpc-host", "GRPC_HOST", "address", "127.0.0.1",
+      "address of the gRPC listener (Admin, gRPC peers, health); off loopback it needs "
+      "--admin-token or TLS"},
+     [](const std::string& v, RelayConfig* c) {
+       c->grpc_host = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return c.grpc_host; }},
+    {{"grpc_port", "grpc-port", "GRPC_PORT", "port", "50051",
+      "port of the gRPC listener; 0 picks a free one"},
+     [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->grpc_port); },
+     [](const RelayConfig& c) { return absl::StrCat(c.grpc_port); }},
+    {{"log_level", "log-level", "LOG_LEVEL", "level", "info",
+      "trace, debug, info, warn, error or off"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<log::Level> level = log::ParseLevel(v);
+       if (!level.ok()) return level.status();
+       c->log_level = *level;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return std::string(log::LevelName(c.log_level)); }},
+    {{"log_format", "log-format", "LOG_FORMAT", "format", "text",
+      "text, or json for one JSON object per line"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<log::Format> format = log::ParseFormat(v);
+       if (!format.ok()) return format.status();
+       c->log_format = *format;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return std::string(log::FormatName(c.log_format)); }},
+    {{"admin_token", "admin-token", "ADMIN_TOKEN", "token", "",
+      "bearer token the gRPC Admin API requires; needed to bind --grpc-host off loopback "
+      "without TLS"},
+     [](const std::string& v, RelayConfig* c) {
+       c->admin_token = v;
+       return absl::OkStatus();
+     },
+     // Never the token itself.
+     [](const RelayConfig& c) { return std::string(c.admin_token.empty() ? "none" : "set"); }},
+    {{"drain_grace", "drain-grace-seconds", "DRAIN_GRACE_SECONDS", "seconds", "20",
+      "on SIGTERM or relayctl drain: how long peers keep working after server_draining before "
+      "the 1001 close"},
+     [](const std::string& v, RelayConfig* c) { return SetSeconds(v, &c->drain_grace); },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.drain_grace); }},
+    {{"registration_timeout", "registration-timeout-seconds", "REGISTRATION_TIMEOUT_SECONDS",
+      "seconds", "30", "a socket that has not registered by then is closed with 1008"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->core.registration_timeout);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.registration_timeout); }},
+    {{"max_message_bytes", "max-message-bytes", "MAX_MESSAGE_BYTES", "bytes", "1048576",
+      "largest message a client may send; bigger closes with 1009"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingMessageBytes, &c->gateway.max_message_bytes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_message_bytes); }},
+    {{"keepalive", "keepalive-seconds", "KEEPALIVE_SECONDS", "seconds", "30",
+      "a WebSocket ping every interval; a peer that misses 2 in a row is dropped; 0 disables"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->gateway.keepalive_interval);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.gateway.keepalive_interval); }},
+    {{"handshake_timeout", "handshake-timeout-seconds", "HANDSHAKE_TIMEOUT_SECONDS", "seconds",
+      "10",
+      "a client must send its whole HTTP upgrade request within this (slowloris); at least 1"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->gateway.handshake_timeout);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.gateway.handshake_timeout); }},
+    {{"max_queued_bytes_per_connection", "max-queued-bytes-per-connection",
+      "MAX_QUEUED_BYTES_PER_CONNECTION", "bytes", "8388608",
+      "bytes queued for one client it has not read yet; more closes it with 1013; at least "
+      "max-message-bytes"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingBufferBytes, &c->gateway.max_queued_bytes_per_connection);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_queued_bytes_per_connection); }},
+    {{"max_connections", "max-connections", "MAX_CONNECTIONS", "connections", "10000",
+      "open WebSocket connections in total; one more upgrade gets HTTP 503"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->gateway.max_connections);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_connections); }},
+    {{"max_connections_per_ip", "max-connections-per-ip", "MAX_CONNECTIONS_PER_IP", "connections",
+      "100", "open WebSocket connections per client IP; more get HTTP 503; 0: no limit"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->gateway.max_connections_per_ip);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_connections_per_ip); }},
+    {{"max_pending_handshakes", "max-pending-handshakes", "MAX_PENDING_HANDSHAKES", "connections",
+      "4096",
+      "TCP connections still in their handshake (no HTTP request answered yet); more are closed "
+      "at once; 0: no limit"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->gateway.max_pending_handshakes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_pending_handshakes); }},
+    {{"max_pending_handshakes_per_ip", "max-pending-handshakes-per-ip",
+      "MAX_PENDING_HANDSHAKES_PER_IP", "connections", "256",
+      "the same per TCP peer address (TRUSTED_PROXIES exempt); 0: no limit"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->gateway.max_pending_handshakes_per_ip);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.gateway.max_pending_handshakes_per_ip); }},
+    {{"trusted_proxies", "trusted-proxies", "TRUSTED_PROXIES", "IPs/CIDRs", "",
+      "comma-separated IPs/CIDRs of proxies whose X-Forwarded-For names the client"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<gateway::net::TrustedProxies> trusted =
+           gateway::net::TrustedProxies::Parse(v);
+       if (!trusted.ok()) return trusted.status();
+       c->gateway.trusted_proxies = *std::move(trusted);
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.gateway.trusted_proxies.ToString()); }},
+    {{"tls_cert_file", "tls-cert-file", "TLS_CERT_FILE", "path", "",
+      "PEM certificate chain; with --tls-key-file serves wss://, https:// and gRPC over TLS"},
+     [](const std::string& v, RelayConfig* c) {
+       c->gateway.tls_cert_file = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.gateway.tls_cert_file); }},
+    {{"tls_key_file", "tls-key-file", "TLS_KEY_FILE", "path", "",
+      "PEM private key (unencrypted) of --tls-cert-file; set both or neither"},
+     [](const std::string& v, RelayConfig* c) {
+       c->gateway.tls_key_file = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.gateway.tls_key_file); }},
+    {{"data_dir", "data-dir", "RELAY_DATA_DIR", "path", "",
+      "directory for relay.db (SQLite): signed meshes, token bindings and used nonces survive "
+      "restarts; unset keeps them in memory only"},
+     [](const std::string& v, RelayConfig* c) {
+       c->data_dir = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) {
+       return c.data_dir.empty() ? std::string("none (auth state in memory)") : c.data_dir;
+     }},
+    {{"mesh_binding_grace", "mesh-binding-grace-seconds", "MESH_BINDING_GRACE_SECONDS", "seconds",
+      "86400", "how long a token-bound mesh stays bound after its last peer left"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->core.mesh_binding_grace);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.mesh_binding_grace); }},
+    {{"rate_limit_per_second", "rate-limit-per-second", "RATE_LIMIT_PER_SECOND", "messages/second",
+      "1000", "messages per second one connection may send, sustained; 0 disables"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetRate(v, kMaxSettingCount, &c->core.rate_limit_per_second);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.rate_limit_per_second); }},
+    {{"rate_limit_burst", "rate-limit-burst", "RATE_LIMIT_BURST", "messages", "20000",
+      "messages one connection may send at once above the sustained rate"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.rate_limit_burst);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.rate_limit_burst); }},
+    {{"max_peers_per_mesh", "max-peers-per-mesh", "MAX_PEERS_PER_MESH", "peers", "1000",
+      "registered peers in one mesh; more are refused with mesh_full"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.max_peers_per_mesh);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_peers_per_mesh); }},
+    {{"rate_limit_bytes_per_second", "rate-limit-bytes-per-second", "RATE_LIMIT_BYTES_PER_SECOND",
+      "bytes/second", "1048576",
+      "bytes per second one connection may send, sustained (wire bytes of its messages); 0 "
+      "disables"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetRate(v, kMaxSettingRateBytes, &c->core.rate_limit_bytes_per_second);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.rate_limit_bytes_per_second); }},
+    {{"rate_limit_burst_bytes", "rate-limit-burst-bytes", "RATE_LIMIT_BURST_BYTES", "bytes",
+      "16777216",
+      "bytes one connection may send at once above the sustained rate; at least "
+      "max-message-bytes"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingRateBytes, &c->core.rate_limit_burst_bytes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.rate_limit_burst_bytes); }},
+    {{"takeover_probe", "takeover-probe-seconds", "TAKEOVER_PROBE_SECONDS", "seconds", "2",
+      "open mesh: how long the live holder of a node_id has to answer a ping before another "
+      "connection may take the id over"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->core.takeover_probe_timeout);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.takeover_probe_timeout); }},
+    {{"max_pending_llm_bytes_per_peer", "max-pending-llm-bytes-per-peer",
+      "MAX_PENDING_LLM_BYTES_PER_PEER", "bytes", "131072",
+      "bytes of request_id (plus 64 each) of the llm requests one peer may have waiting; more "
+      "get too_many_requests"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingBufferBytes, &c->core.max_pending_llm_bytes_per_peer);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_pending_llm_bytes_per_peer); }},
+    {{"max_nonce_bytes", "max-nonce-bytes", "MAX_NONCE_BYTES", "bytes", "128",
+      "longest join-token nonce; longer is refused with auth_failed"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingNonceBytes, &c->core.max_nonce_bytes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_nonce_bytes); }},
+    {{"max_join_token_lifetime", "max-join-token-lifetime-seconds",
+      "MAX_JOIN_TOKEN_LIFETIME_SECONDS", "seconds", "2592000",
+      "longest a join token may be valid (expires_at - issued_at, and from now); longer is "
+      "refused with auth_failed"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetSeconds(v, &c->core.max_join_token_lifetime);
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.max_join_token_lifetime); }},
+    {{"max_nonces_per_mesh", "max-nonces-per-mesh", "MAX_NONCES_PER_MESH", "nonces", "1000",
+      "used join-token nonces kept per signed mesh; a join with a new one past it is refused "
+      "with auth_failed"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.max_nonces_per_mesh);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_nonces_per_mesh); }},
+    {{"max_auth_records", "max-auth-records", "MAX_AUTH_RECORDS", "records", "100000",
+      "token bindings, signed meshes and used nonces kept in total; past it new ones get "
+      "auth_unavailable"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.max_auth_records);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_auth_records); }},
+    {{"auth_records_per_ip_per_minute", "auth-records-per-ip-per-minute",
+      "AUTH_RECORDS_PER_IP_PER_MINUTE", "records/minute", "20",
+      "token bindings, signed meshes and nonce uses one client IP may create per minute; more "
+      "get rate_limited"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.auth_records_per_ip_per_minute);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.auth_records_per_ip_per_minute); }},
+    {{"signed_mesh_ttl", "signed-mesh-ttl-days", "SIGNED_MESH_TTL_DAYS", "days", "90",
+      "a signed mesh nobody joined or re-proved for this many days is forgotten"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, kMaxSettingDays);
+       if (!n.ok()) return n.status();
+       c->core.signed_mesh_ttl = absl::Hours(24 * static_cast<std::int64_t>(*n));
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.signed_mesh_ttl); }},
+};
 
 bool IsLoopbackHost(absl::string_view host) {
   return host == "localhost" || absl::StartsWith(host, "127.") || host == "::1" ||
@@ -264,8 +330,9 @@ bool IsLoopbackHost(absl::string_view host) {
 
 absl::Status Validate(const RelayConfig& config) {
   if (absl::Status s = config.core.Validate(); !s.ok()) return s;
-  if (config.gateway.max_message_bytes < 1024) {
-    return absl::InvalidArgumentError("max-message-bytes must be at least 1024");
+  if (config.gateway.max_message_bytes < limits::kMinMaxMessageBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-message-bytes must be at least ", limits::kMinMaxMessageBytes));
   }
   if (config.grpc_host.empty()) return absl::InvalidArgumentError("grpc-host must not be empty");
   const gateway::GatewayConfig& gw = config.gateway;
@@ -306,37 +373,17 @@ absl::Status Validate(const RelayConfig& config) {
 }  // namespace
 
 std::string RelayConfig::Describe() const {
-  return absl::StrCat(
-      "host=", gateway.host, " port=", gateway.port, " grpc_host=", grpc_host,
-      " grpc_port=", grpc_port, " log_level=", log::LevelName(log_level),
-      " log_format=", log::FormatName(log_format),
-      " drain_grace=", absl::FormatDuration(drain_grace),
-      " admin_token=", admin_token.empty() ? "none" : "set",
-      " registration_timeout=", absl::FormatDuration(core.registration_timeout),
-      " max_message_bytes=", gateway.max_message_bytes,
-      " keepalive=", absl::FormatDuration(gateway.keepalive_interval),
-      " handshake_timeout=", absl::FormatDuration(gateway.handshake_timeout),
-      " max_queued_bytes_per_connection=", gateway.max_queued_bytes_per_connection,
-      " max_connections=", gateway.max_connections,
-      " max_connections_per_ip=", gateway.max_connections_per_ip,
-      " max_pending_handshakes=", gateway.max_pending_handshakes,
-      " max_pending_handshakes_per_ip=", gateway.max_pending_handshakes_per_ip, " trusted_proxies=",
-      gateway.trusted_proxies.empty() ? "none" : gateway.trusted_proxies.ToString(),
-      " tls=", gateway.tls_enabled() ? gateway.tls_cert_file : "off",
-      " data_dir=", data_dir.empty() ? "none (auth state in memory)" : data_dir,
-      " mesh_binding_grace=", absl::FormatDuration(core.mesh_binding_grace),
-      " rate_limit_per_second=", core.rate_limit_per_second,
-      " rate_limit_burst=", core.rate_limit_burst, " max_peers_per_mesh=", core.max_peers_per_mesh,
-      " rate_limit_bytes_per_second=", core.rate_limit_bytes_per_second,
-      " rate_limit_burst_bytes=", core.rate_limit_burst_bytes,
-      " takeover_probe=", absl::FormatDuration(core.takeover_probe_timeout),
-      " max_pending_llm_bytes_per_peer=", core.max_pending_llm_bytes_per_peer,
-      " max_nonce_bytes=", core.max_nonce_bytes,
-      " max_join_token_lifetime=", absl::FormatDuration(core.max_join_token_lifetime),
-      " max_nonces_per_mesh=", core.max_nonces_per_mesh,
-      " max_auth_records=", core.max_auth_records,
-      " auth_records_per_ip_per_minute=", core.auth_records_per_ip_per_minute,
-      " signed_mesh_ttl=", absl::FormatDuration(core.signed_mesh_ttl));
+  std::string out;
+  for (const Setting& s : kSettings) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", s.info.name, "=", s.show(*this));
+  }
+  return out;
+}
+
+std::vector<SettingInfo> RelaySettings() {
+  std::vector<SettingInfo> out;
+  for (const Setting& s : kSettings) out.push_back(s.info);
+  return out;
 }
 
 std::string RelayUsage() {
@@ -344,8 +391,10 @@ std::string RelayUsage() {
       "usage: relay [--flag value | --flag=value]...\n"
       "Atmosphere relay: WebSocket mesh relay with a gRPC admin plane.\n"
       "Each flag can also be set by the environment variable shown; flags win.\n\n";
-  for (const Setting& s : Settings()) {
-    absl::StrAppend(&out, "  --", s.flag, " (", s.env, ")\n      ", s.help, "\n");
+  for (const Setting& s : kSettings) {
+    const SettingInfo& i = s.info;
+    absl::StrAppend(&out, "  --", i.flag, " (", i.env, "): ", i.unit, ", default ",
+                    i.default_value.empty() ? "none" : i.default_value, "\n      ", i.doc, "\n");
   }
   absl::StrAppend(&out, "  --help\n      print this and exit\n");
   return out;
@@ -355,10 +404,10 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
                                              const EnvLookup& env) {
   LoadedConfig loaded;
   RelayConfig& config = loaded.config;
-  for (const Setting& s : Settings()) {
-    if (std::optional<std::string> value = env(s.env); value.has_value()) {
+  for (const Setting& s : kSettings) {
+    if (std::optional<std::string> value = env(std::string(s.info.env)); value.has_value()) {
       if (absl::Status st = s.apply(*value, &config); !st.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(s.env, ": ", st.message()));
+        return absl::InvalidArgumentError(absl::StrCat(s.info.env, ": ", st.message()));
       }
     }
   }
@@ -380,8 +429,8 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
       has_value = true;
     }
     const Setting* setting = nullptr;
-    for (const Setting& s : Settings()) {
-      if (name == s.flag) setting = &s;
+    for (const Setting& s : kSettings) {
+      if (name == s.info.flag) setting = &s;
     }
     if (setting == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));

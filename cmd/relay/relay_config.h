@@ -1,6 +1,9 @@
 // RelayConfig: every setting of the `relay` binary, loaded from environment
 // variables and command-line flags (flags win). Each flag maps one-to-one to
-// an env var; --help lists them with defaults (docs: README "Configuration").
+// an env var. One table (relay_config.cc) names every setting with its flag,
+// variable, unit, default and one-line doc: --help (RelayUsage), the
+// start-up summary (Describe) and the check of README "Configuration"
+// (tests/cmd/relay_config_test.cc) all read it, so none can drift.
 #ifndef RELAY_CMD_RELAY_RELAY_CONFIG_H_
 #define RELAY_CMD_RELAY_RELAY_CONFIG_H_
 
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gateway/ws/gateway_config.h"
 #include "server/core/core_config.h"
 #include "server/util/log.h"
@@ -35,9 +39,26 @@ struct RelayConfig {
   // gRPC serves TLS with the gateway's certificate (gateway.tls_cert_file and
   // gateway.tls_key_file) whenever the gateway does.
 
-  // One line per setting, for the start-up log.
+  // `name=value` for every setting, in table order, for the start-up log
+  // (the admin token only as set or none).
   std::string Describe() const;
 };
+
+// One row of the settings table.
+struct SettingInfo {
+  absl::string_view name;  // snake_case: the key in Describe()
+  absl::string_view flag;  // without the leading "--"
+  absl::string_view env;
+  // What a value counts: "seconds", "bytes", "connections"... or what it is
+  // ("address", "path") for one that is not a quantity.
+  absl::string_view unit;
+  // As a flag would give it; empty for none (README writes "empty").
+  absl::string_view default_value;
+  absl::string_view doc;  // one line
+};
+
+// Every setting, in the order of --help, Describe() and README.
+std::vector<SettingInfo> RelaySettings();
 
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;

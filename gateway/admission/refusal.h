@@ -3,7 +3,8 @@
 // enum, and the counts of each (GET /stats "refused", /metrics
 // relay_upgrades_refused_total{reason}). Names are stable: they are the
 // `error` of the HTTP body (when there is one), the /stats keys and the
-// metrics labels.
+// metrics labels (docs/protocol.md); never rename one. New reasons go last:
+// /stats lists them in this order.
 //
 // Threading: RefusalCounts may be added to and read from any thread (the
 // WebSocket gateway counts on the event loop, gRPC peers on gRPC's threads).
@@ -30,12 +31,29 @@ enum class Refusal {
   // (so no HTTP answer). WebSocket only: gRPC's own server accepts its TCP
   // connections.
   kTooManyHandshakes,
+  kBadMeshId,  // /relay/{mesh_id} with an empty, too long or ill-formed id (HTTP 400)
+  kNotFound,   // an upgrade to a path that is not /relay/{mesh_id} (HTTP 404)
+  // Sec-WebSocket-Version missing or not 13 (HTTP 426 naming 13).
+  kUnsupportedWebsocketVersion,
+  // A malformed or incomplete upgrade websocketpp refused itself (no
+  // Sec-WebSocket-Key, HTTP/1.1 without Host...): HTTP 400 `bad_request`.
+  kBadRequest,
 };
 
-inline constexpr std::size_t kRefusalCount = 3;
+// One entry per Refusal, in order: the compiler checks the table is whole.
+inline constexpr std::array<absl::string_view, 7> kRefusalNames = {
+    "too_many_connections", "draining",  "too_many_handshakes",
+    "bad_mesh_id",          "not_found", "unsupported_websocket_version",
+    "bad_request",
+};
+inline constexpr std::size_t kRefusalCount = kRefusalNames.size();
+static_assert(static_cast<std::size_t>(Refusal::kBadRequest) + 1 == kRefusalCount,
+              "kRefusalNames must name every Refusal");
 
 // "too_many_connections"
-absl::string_view RefusalName(Refusal refusal);
+inline absl::string_view RefusalName(Refusal refusal) {
+  return kRefusalNames[static_cast<std::size_t>(refusal)];
+}
 
 // Refusals since start, by reason. Every reason is listed, also at 0.
 class RefusalCounts {

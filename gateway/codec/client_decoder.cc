@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/codec/python_json.h"
 #include "gateway/json/json_object.h"
+#include "server/limits.h"
 
 namespace relay::gateway {
 namespace {
@@ -108,7 +109,8 @@ void DecodeSignedToken(absl::string_view raw, relay::v1::SignedJoinToken* token)
   token->set_present(true);
   Object t;
   json::ParseError error;
-  if (!json::ParseObject(raw, kMaxJsonDepth, kMaxJsonMembersPerObject, &t, &error)) {
+  if (!json::ParseObject(raw, limits::kMaxJsonDepth, limits::kMaxJsonMembersPerObject, &t,
+                         &error)) {
     token->set_malformed("the token is not a JSON object");
     return;
   }
@@ -275,7 +277,8 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     if (obj.members.capacity() > kMembersKept) std::vector<Member>().swap(obj.members);
   };
   json::ParseError error;
-  if (!json::ParseObject(frame, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error)) {
+  if (!json::ParseObject(frame, limits::kMaxJsonDepth, limits::kMaxJsonMembersPerObject, &obj,
+                         &error)) {
     // JSON the relay will not read is bad_message; JSON no reader should
     // agree on (a duplicate name included) is bad_json.
     const bool readable_json = error.kind == json::ParseErrorKind::kNotObject ||
@@ -352,9 +355,8 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     return StringArray(*caps, type, event->mutable_capabilities_update()->mutable_capabilities(),
                        failure);
   }
-  constexpr std::size_t kMaxEchoedBytes = 64;
   return Fail(failure, ErrorCode::kUnknownType,
-              type.size() <= kMaxEchoedBytes
+              type.size() <= limits::kMaxEchoedBytes
                   ? absl::StrCat("unknown message type \"", type, "\"")
                   : std::string("unknown message type"));
 }

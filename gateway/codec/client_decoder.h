@@ -22,14 +22,9 @@ struct DecodeFailure {
   std::string request_id_json;  // raw request_id, when it could be read
 };
 
-// Nesting allowed in a client message (the message object is level 1).
-inline constexpr std::size_t kMaxJsonDepth = 64;
-// Members allowed in each JSON object of a message, at every nesting level:
-// every member costs the event loop work, so a 1 MB frame of 100,000 tiny
-// members must be refused early (bad_message), not read in full.
-inline constexpr std::size_t kMaxJsonMembersPerObject = 1024;
-
-// Decodes `frame`. `mesh_id` (from the URL) is put into register events.
+// Decodes `frame`, within limits::kMaxJsonDepth and
+// limits::kMaxJsonMembersPerObject. `mesh_id` (from the URL) is put into
+// register events.
 // Returns false and fills `failure` when the frame cannot be relayed.
 bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
                        relay::v1::ClientEvent* event, DecodeFailure* failure);

@@ -12,6 +12,7 @@
 #include "asio/post.hpp"
 #include "gateway/grpc/grpc_event_codec.h"
 #include "gateway/grpc/grpc_peer_address.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -96,7 +97,7 @@ AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
     state->core_id =
         core->Connect(core::ConnectionInfo{peer.remote, "grpc", peer.client_ip},
                       std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
-    log::Event(log::Level::kInfo, "connect")
+    log::Event(log::Level::kInfo, log::LogEvent::kConnect)
         .Uint("conn", state->core_id)
         .Str("remote", peer.remote)
         .Str("transport", "grpc");
@@ -123,7 +124,7 @@ void AttachStream::OnReadDone(bool ok) {
     if (state->core_id != 0) {
       ClientEvent normalized;
       DecodeFailure failure;
-      if (NormalizeGrpcEvent(*event, options->max_mesh_id_bytes, &normalized, &failure)) {
+      if (NormalizeGrpcEvent(*event, limits::kMaxIdBytes, &normalized, &failure)) {
         const bool relayed = IsRelayedTraffic(normalized);
         core->Handle(state->core_id, std::move(normalized), size);
         if (options->metrics != nullptr && relayed) {

@@ -44,7 +44,6 @@ struct AttachOptions {
   // Events queued for one stream and not yet written; past it the stream
   // ends with RESOURCE_EXHAUSTED "slow consumer".
   std::size_t max_queued_bytes = std::size_t{8} << 20;
-  std::size_t max_mesh_id_bytes = 256;
   // Byte counts and the relay latency histogram (GET /metrics); optional.
   RelayMetrics* metrics = nullptr;
   // Required, shared with the WebSocket gateway: the connection slots every

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/json/json_object.h"
 #include "gateway/json/json_writer.h"
+#include "server/limits.h"
 
 namespace relay::gateway {
 namespace {
@@ -42,7 +43,8 @@ bool CheckOneValue(absl::string_view raw, absl::string_view field, DecodeFailure
   json::Object obj;
   json::ParseError error;
   const std::string wrapped = absl::StrCat("{\"v\":", raw, "}");
-  if (!json::ParseObject(wrapped, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error) ||
+  if (!json::ParseObject(wrapped, limits::kMaxJsonDepth, limits::kMaxJsonMembersPerObject, &obj,
+                         &error) ||
       obj.members.size() != 1) {
     return Fail(failure, ErrorCode::kBadJson, absl::StrCat(field, " must hold one JSON value"));
   }
@@ -58,7 +60,8 @@ bool CheckMembers(absl::string_view members, std::initializer_list<absl::string_
   json::Object obj;
   json::ParseError error;
   const std::string wrapped = absl::StrCat("{", members, "}");
-  if (!json::ParseObject(wrapped, kMaxJsonDepth, kMaxJsonMembersPerObject, &obj, &error)) {
+  if (!json::ParseObject(wrapped, limits::kMaxJsonDepth, limits::kMaxJsonMembersPerObject, &obj,
+                         &error)) {
     return Fail(failure, ErrorCode::kBadJson,
                 "members must be JSON object members (\"key\":value, comma separated, no braces)");
   }

@@ -108,7 +108,7 @@ HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
     if (absl::StartsWith(path, "/relay/")) {
       return {426, HttpErrorBody("upgrade_required", "this endpoint speaks WebSocket")};
     }
-    return {404, HttpErrorBody("not_found", "no such route")};
+    return {404, HttpErrorBody(RefusalName(Refusal::kNotFound), "no such route")};
   }
   if (method != "GET" && method != "HEAD") {
     return {405, HttpErrorBody("method_not_allowed", "use GET")};

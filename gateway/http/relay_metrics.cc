@@ -21,16 +21,18 @@ std::string Version() {
 }
 
 // Stats lists every error code and close reason by name; these read one.
-std::uint64_t ErrorCount(const relay::v1::Stats& stats, absl::string_view code) {
+std::uint64_t ErrorCount(const relay::v1::Stats& stats, core::ErrorCode code) {
+  const absl::string_view name = core::ErrorCodeName(code);
   for (const auto& e : stats.errors()) {
-    if (e.code() == code) return e.count();
+    if (e.code() == name) return e.count();
   }
   return 0;
 }
 
-std::uint64_t CloseCount(const relay::v1::Stats& stats, absl::string_view reason) {
+std::uint64_t CloseCount(const relay::v1::Stats& stats, core::CloseReason reason) {
+  const absl::string_view name = core::CloseReasonName(reason);
   for (const auto& c : stats.closes()) {
-    if (c.reason() == reason) return c.count();
+    if (c.reason() == name) return c.count();
   }
   return 0;
 }
@@ -69,7 +71,7 @@ void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts&
   }
   out->Family("relay_slow_consumer_closes_total", MetricType::kCounter,
               "Peers closed because they did not read what was sent to them.");
-  out->Sample({}, CloseCount(stats, "slow_consumer"));
+  out->Sample({}, CloseCount(stats, core::CloseReason::kSlowConsumer));
 }
 
 void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& stats,
@@ -111,10 +113,10 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   for (const auto& e : stats.errors()) out->Sample({{"code", e.code()}}, e.count());
   out->Family("relay_auth_failures_total", MetricType::kCounter,
               "Registrations refused by mesh authentication.");
-  out->Sample({}, ErrorCount(stats, "auth_failed"));
+  out->Sample({}, ErrorCount(stats, core::ErrorCode::kAuthFailed));
   out->Family("relay_rate_limited_total", MetricType::kCounter,
               "Messages refused over the per-connection rate limit.");
-  out->Sample({}, ErrorCount(stats, "rate_limited"));
+  out->Sample({}, ErrorCount(stats, core::ErrorCode::kRateLimited));
   out->Family("relay_limit_hits_total", MetricType::kCounter,
               "Things refused by a per-client bound, by bound (docs/protocol.md).");
   for (const auto& l : stats.limits()) out->Sample({{"limit", l.limit()}}, l.count());

@@ -9,6 +9,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/json/swar.h"
+#include "server/limits.h"
 
 namespace relay::gateway::json {
 namespace {
@@ -228,10 +229,11 @@ class Parser {
   }
   bool Duplicate(std::size_t at, absl::string_view name) {
     // The name is echoed only when short: error messages stay small.
-    constexpr std::size_t kMaxEchoedBytes = 64;
     error_->kind = ParseErrorKind::kDuplicateName;
     error_->message = absl::StrCat("invalid JSON at byte ", at, ": duplicate member name");
-    if (name.size() <= kMaxEchoedBytes) absl::StrAppend(&error_->message, " \"", name, "\"");
+    if (name.size() <= limits::kMaxEchoedBytes) {
+      absl::StrAppend(&error_->message, " \"", name, "\"");
+    }
     return false;
   }
 

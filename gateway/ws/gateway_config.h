@@ -1,5 +1,7 @@
 // GatewayConfig: every knob of the WebSocket + HTTP endpoint, with its
-// default and why. cmd/relay/relay_config.cc maps env vars and flags onto it.
+// default and why. cmd/relay/relay_config.cc maps env vars and flags onto
+// the settings; the fixed limits take their defaults (and their why) from
+// server/limits.h and are fields only so that tests can change them.
 #ifndef RELAY_GATEWAY_WS_GATEWAY_CONFIG_H_
 #define RELAY_GATEWAY_WS_GATEWAY_CONFIG_H_
 
@@ -9,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "gateway/net/client_ip.h"
+#include "server/limits.h"
 
 namespace relay::gateway {
 
@@ -17,26 +20,23 @@ struct GatewayConfig {
   std::uint16_t port = 8765;     // 0 picks a free port
   // Largest message a client may send; bigger ones close with 1009.
   std::size_t max_message_bytes = 1 << 20;
-  // Longest mesh id in the URL, in bytes after percent-decoding.
-  std::size_t max_mesh_id_bytes = 256;
   // A server ping every interval; a peer that misses `max_missed_pongs` in a
   // row is dropped (phones vanish without a FIN). Zero disables.
   absl::Duration keepalive_interval = absl::Seconds(30);
-  int max_missed_pongs = 2;
+  int max_missed_pongs = limits::kMaxMissedPongs;
   // How long a client may take to send its HTTP upgrade request (slowloris).
   // With TLS, the TLS handshake before it has websocketpp's own 5 s limit.
   absl::Duration handshake_timeout = absl::Seconds(10);
   // How long a connection the relay closes may take to answer the close
   // frame before its TCP connection is cut (a stuck peer never answers).
-  absl::Duration close_handshake_timeout = absl::Seconds(2);
+  absl::Duration close_handshake_timeout = limits::kCloseHandshakeTimeout;
   // After a connection ends, how long its socket may keep reading (and
-  // dropping) what the client still sends, so that closing it does not reset
-  // the connection before the client has read the close frame
-  // (lingering_closer.h). At most `max_lingering_sockets` at once.
-  absl::Duration linger_timeout = absl::Seconds(2);
-  std::size_t max_lingering_sockets = 1024;
+  // dropping) what the client still sends (lingering_closer.h). At most
+  // `max_lingering_sockets` at once.
+  absl::Duration linger_timeout = limits::kLingerTimeout;
+  std::size_t max_lingering_sockets = limits::kMaxLingeringSockets;
   // How often unregistered sockets are checked against the core's timeout.
-  absl::Duration housekeeping_interval = absl::Seconds(1);
+  absl::Duration housekeeping_interval = limits::kHousekeepingInterval;
 
   // Bytes of frames queued for one connection and not yet handed to its
   // socket. One stuck phone must not grow the relay's memory: past this the
@@ -68,7 +68,7 @@ struct GatewayConfig {
   std::size_t max_pending_handshakes_per_ip = 256;
   // After accept() fails for want of fds (EMFILE, ENFILE) or memory, the
   // acceptor waits this long before it tries again instead of spinning.
-  absl::Duration accept_backoff = absl::Milliseconds(100);
+  absl::Duration accept_backoff = limits::kAcceptBackoff;
   // Proxies whose X-Forwarded-For names the client (see ResolveClientIp).
   net::TrustedProxies trusted_proxies;
 

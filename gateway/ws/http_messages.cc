@@ -1,6 +1,7 @@
 #include "gateway/ws/http_messages.h"
 
 #include "gateway/http/http_routes.h"
+#include "gateway/admission/refusal.h"
 #include "websocketpp/processors/processor.hpp"
 
 namespace relay::gateway {
@@ -16,9 +17,9 @@ int MatchHeaderEnd(int matched, char c) {
 absl::string_view ErrorCodeFor(int status) {
   switch (status) {
     case 400:
-      return "bad_request";
+      return RefusalName(Refusal::kBadRequest);
     case 404:
-      return "not_found";
+      return RefusalName(Refusal::kNotFound);
     case 405:
       return "method_not_allowed";
     case 413:
@@ -30,6 +31,12 @@ absl::string_view ErrorCodeFor(int status) {
     default:
       return status >= 500 ? "internal" : "http_error";
   }
+}
+
+// An error status websocketpp set without a body (raw() adds the JSON one).
+bool IsBodilessError(const websocketpp::http::parser::response& response) {
+  return static_cast<int>(response.get_status_code()) >= 400 && response.get_body().empty() &&
+         response.get_header("Content-Length").empty();
 }
 
 }  // namespace
@@ -60,11 +67,14 @@ std::size_t RelayHttpRequest::consume(char const* buf, std::size_t len) {
   return before + after;
 }
 
+bool UpgradeRefusedByWebsocketpp(const RelayHttpRequest& request,
+                                 const RelayHttpResponse& response) {
+  return IsBodilessError(response) && websocketpp::processor::is_websocket_handshake(request);
+}
+
 std::string RelayHttpResponse::raw() const {
   const int status = static_cast<int>(get_status_code());
-  if (status < 400 || !get_body().empty() || !get_header("Content-Length").empty()) {
-    return websocketpp::http::parser::response::raw();
-  }
+  if (!IsBodilessError(*this)) return websocketpp::http::parser::response::raw();
   websocketpp::http::parser::response with_body = *this;
   // websocketpp's parse errors leave the reason phrase empty.
   if (get_status_msg().empty()) with_body.set_status(get_status_code());

@@ -51,6 +51,15 @@ class RelayHttpResponse : public websocketpp::http::parser::response {
   std::string raw() const;
 };
 
+// Whether `response` is websocketpp's own refusal of the WebSocket upgrade
+// `request` asked for (a malformed or incomplete handshake: no
+// Sec-WebSocket-Key, HTTP/1.1 without Host...): an error status without a
+// body, the one raw() fills in. Every refusal of the gateway's own carries
+// its body, so it is never taken for one of these; nor is a plain HTTP
+// request, nor a connection that failed before any answer (a timeout).
+bool UpgradeRefusedByWebsocketpp(const RelayHttpRequest& request,
+                                 const RelayHttpResponse& response);
+
 }  // namespace relay::gateway
 
 #endif  // RELAY_GATEWAY_WS_HTTP_MESSAGES_H_

@@ -29,6 +29,7 @@
 #include "gateway/ws/ws_close_codes.h"
 #include "gateway/ws/ws_config.h"
 #include "google/protobuf/arena.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::gateway {
@@ -133,7 +134,7 @@ class WsPeerSink final : public core::PeerSink {
     // and has not handed to the socket yet.
     const std::size_t queued = con->get_buffered_amount();
     if (queued > 0 && queued + frame->get_payload().size() > max_queued_bytes_) {
-      log::Event(log::Level::kWarn, "slow_consumer")
+      log::Event(log::Level::kWarn, core::CloseReasonName(core::CloseReason::kSlowConsumer))
           .Uint("conn", con->core_id)
           .Str("mesh", con->mesh_id)
           .Uint("queued_bytes", queued)
@@ -372,7 +373,7 @@ absl::Status BasicWsGateway<Config>::Listen() {
   acceptor_->open(endpoint.protocol(), ec);
   if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(1024, ec);
+  if (!ec) acceptor_->listen(limits::kListenBacklogConnections, ec);
   if (ec) {
     acceptor_.reset();
     return absl::UnavailableError(
@@ -527,30 +528,31 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
   // Missing or another version (http_messages.h): RFC 6455 4.4 asks for
   // 426 naming the version the relay speaks.
   if (con->get_request().websocket_version_unsupported()) {
+    refused_->Add(Refusal::kUnsupportedWebsocketVersion);
     con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
     con->replace_header("Content-Type", "application/json");
-    con->set_body(HttpErrorBody("unsupported_websocket_version",
+    con->set_body(HttpErrorBody(RefusalName(Refusal::kUnsupportedWebsocketVersion),
                                 "this relay speaks WebSocket version 13 (RFC 6455): send "
                                 "Sec-WebSocket-Version: 13"));
     return false;
   }
-  absl::StatusOr<std::string> mesh_id =
-      ParseRelayPath(con->get_resource(), config_.max_mesh_id_bytes);
+  absl::StatusOr<std::string> mesh_id = ParseRelayPath(con->get_resource(), limits::kMaxIdBytes);
   if (!mesh_id.ok()) {
-    const bool not_found = absl::IsNotFound(mesh_id.status());
-    con->set_status(not_found ? websocketpp::http::status_code::not_found
-                              : websocketpp::http::status_code::bad_request);
+    const Refusal refusal =
+        absl::IsNotFound(mesh_id.status()) ? Refusal::kNotFound : Refusal::kBadMeshId;
+    refused_->Add(refusal);
+    con->set_status(refusal == Refusal::kNotFound ? websocketpp::http::status_code::not_found
+                                                  : websocketpp::http::status_code::bad_request);
     con->replace_header("Content-Type", "application/json");
-    con->set_body(
-        HttpErrorBody(not_found ? "not_found" : "bad_mesh_id", mesh_id.status().message()));
+    con->set_body(HttpErrorBody(RefusalName(refusal), mesh_id.status().message()));
     return false;
   }
   if (shutting_down_ || core_->draining()) {
     refused_->Add(Refusal::kDraining);
     con->set_status(websocketpp::http::status_code::service_unavailable);
     con->replace_header("Content-Type", "application/json");
-    con->replace_header("Retry-After", "5");
+    con->replace_header("Retry-After", std::to_string(limits::kDrainingRetryAfterSeconds));
     con->set_body(HttpErrorBody(RefusalName(Refusal::kDraining),
                                 "the relay is shutting down; reconnect (another instance may "
                                 "take over) in a few seconds"));
@@ -628,7 +630,7 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
       std::move(info), std::make_shared<WsPeerSink<Server>>(&server_, hdl, &frame_cache_,
                                                             config_.max_queued_bytes_per_connection,
                                                             &metrics_.ws_bytes));
-  log::Event(log::Level::kInfo, "connect")
+  log::Event(log::Level::kInfo, log::LogEvent::kConnect)
       .Uint("conn", con->core_id)
       .Str("remote", remote_address)
       .Str("transport", scheme())
@@ -693,6 +695,10 @@ void BasicWsGateway<Config>::OnFail(connection_hdl hdl) {
   websocketpp::lib::error_code ec;
   ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
   if (ec) return;
+  // OnValidate counted its own refusals; these are websocketpp's.
+  if (UpgradeRefusedByWebsocketpp(con->get_request(), con->get_response())) {
+    refused_->Add(Refusal::kBadRequest);
+  }
   con->handshake.Release();
   con->slot.Release();
   ReleaseSocket(con);

@@ -1,9 +1,11 @@
 // CloseReason: every reason a connection can end, as one enum (after
-// nats-server's ClosedState). Names are stable: they appear in logs and stats.
+// nats-server's ClosedState). Names are stable: they appear in logs, /stats
+// "closes", relay_disconnections_total{reason} and docs; never rename one.
 // The WebSocket close code for each lives in the gateway (ws_close_codes.h).
 #ifndef RELAY_SERVER_CORE_CLOSE_REASON_H_
 #define RELAY_SERVER_CORE_CLOSE_REASON_H_
 
+#include <array>
 #include <cstddef>
 
 #include "absl/strings/string_view.h"
@@ -26,9 +28,21 @@ enum class CloseReason {
   kMeshClosed,           // an operator closed the peer's mesh (relayctl meshes close)
 };
 
-inline constexpr std::size_t kCloseReasonCount = 13;
+// One entry per CloseReason, in order: the compiler checks the table is whole.
+inline constexpr std::array<absl::string_view, 13> kCloseReasonNames = {
+    "client_closed",   "replaced",      "server_shutdown",   "registration_timeout",
+    "message_too_big", "invalid_frame", "keepalive_timeout", "transport_error",
+    "slow_consumer",   "rate_limited",  "auth_failed",       "kicked",
+    "mesh_closed",
+};
+inline constexpr std::size_t kCloseReasonCount = kCloseReasonNames.size();
+static_assert(static_cast<std::size_t>(CloseReason::kMeshClosed) + 1 == kCloseReasonCount,
+              "kCloseReasonNames must name every CloseReason");
 
-absl::string_view CloseReasonName(CloseReason reason);
+// The stable name, e.g. "slow_consumer".
+inline absl::string_view CloseReasonName(CloseReason reason) {
+  return kCloseReasonNames[static_cast<std::size_t>(reason)];
+}
 
 }  // namespace relay::core
 

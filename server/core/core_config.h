@@ -1,4 +1,7 @@
-// CoreConfig: every limit of the relay core, with its default and why.
+// CoreConfig: every limit of the relay core, with its default and why. The
+// settings (README "Configuration") have their defaults here; the fixed
+// limits take theirs from server/limits.h, where their why is, and are
+// fields only so that tests can shrink them.
 #ifndef RELAY_SERVER_CORE_CORE_CONFIG_H_
 #define RELAY_SERVER_CORE_CORE_CONFIG_H_
 
@@ -6,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/limits.h"
 
 namespace relay::core {
 
@@ -13,16 +17,15 @@ struct CoreConfig {
   // A socket that has not registered by then is closed: it holds resources
   // without being a peer.
   absl::Duration registration_timeout = absl::Seconds(30);
-  // node_id and mesh_id bytes: ids are names, not documents.
-  std::size_t max_id_bytes = 256;
+  // node_id, mesh_id and request_id bytes.
+  std::size_t max_id_bytes = limits::kMaxIdBytes;
   // Display name bytes.
-  std::size_t max_name_bytes = 256;
+  std::size_t max_name_bytes = limits::kMaxNameBytes;
   // Capabilities per peer and bytes per capability.
-  std::size_t max_capabilities = 64;
-  std::size_t max_capability_bytes = 128;
-  // llm requests one peer may have waiting for an answer; bounds the
-  // dispatcher's memory when a responder never answers.
-  std::size_t max_outstanding_llm_requests_per_peer = 1024;
+  std::size_t max_capabilities = limits::kMaxCapabilities;
+  std::size_t max_capability_bytes = limits::kMaxCapabilityBytes;
+  // llm requests one peer may have waiting for an answer.
+  std::size_t max_outstanding_llm_requests_per_peer = limits::kMaxOutstandingLlmRequestsPerPeer;
   // Peers in one mesh; a family's devices, not a broadcast audience.
   std::size_t max_peers_per_mesh = 1000;
   // How long a token-bound mesh stays bound after its last peer left, so
@@ -50,11 +53,11 @@ struct CoreConfig {
   absl::Duration takeover_probe_timeout = absl::Seconds(2);
   // What a connection may pipeline while its registration waits for that
   // probe: events and their wire bytes (one message always fits).
-  std::size_t max_events_while_registering = 64;
-  std::size_t max_bytes_while_registering = std::size_t{1} << 20;
+  std::size_t max_events_while_registering = limits::kMaxEventsWhileRegistering;
+  std::size_t max_bytes_while_registering = limits::kMaxBytesWhileRegistering;
 
   // Bytes of the llm requests one peer has waiting for an answer (each
-  // counts its request_id plus kPendingLlmOverheadBytes): the dispatcher
+  // counts its request_id plus limits::kPendingLlmOverheadBytes): the dispatcher
   // keeps every waiting request_id, so the count bound alone is not enough.
   std::size_t max_pending_llm_bytes_per_peer = std::size_t{128} << 10;
 
@@ -64,7 +67,7 @@ struct CoreConfig {
   std::size_t max_nonce_bytes = 128;
   absl::Duration max_join_token_lifetime = absl::Hours(24 * 30);
   // Founders (node ids with the key they proved with) kept per signed mesh.
-  std::size_t max_founders_per_mesh = 64;
+  std::size_t max_founders_per_mesh = limits::kMaxFoundersPerMesh;
   // Used nonces kept per mesh (a family's devices each use one token).
   std::size_t max_nonces_per_mesh = 1000;
   // Authentication records in total: token bindings, signed meshes and used

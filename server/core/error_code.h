@@ -30,21 +30,28 @@ enum class ErrorCode {
   kAuthUnavailable,    // the relay cannot record new credentials now (its bound is reached)
 };
 
-inline constexpr std::size_t kErrorCodeCount = 16;
-
-inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = {
-    ErrorCode::kBadJson,           ErrorCode::kBadMessage,
-    ErrorCode::kUnknownType,       ErrorCode::kNotRegistered,
-    ErrorCode::kAlreadyRegistered, ErrorCode::kNodeIdInUse,
-    ErrorCode::kUnknownTarget,     ErrorCode::kNoLlmPeer,
-    ErrorCode::kLlmPeerLeft,       ErrorCode::kTooManyRequests,
-    ErrorCode::kAuthFailed,        ErrorCode::kRateLimited,
-    ErrorCode::kMeshFull,          ErrorCode::kKicked,
-    ErrorCode::kMeshClosed,        ErrorCode::kAuthUnavailable,
+// One entry per ErrorCode, in order: the compiler checks the table is whole.
+inline constexpr std::array<absl::string_view, 16> kErrorCodeNames = {
+    "bad_json",         "bad_message",    "unknown_type", "not_registered", "already_registered",
+    "node_id_in_use",   "unknown_target", "no_llm_peer",  "llm_peer_left",  "too_many_requests",
+    "auth_failed",      "rate_limited",   "mesh_full",    "kicked",         "mesh_closed",
+    "auth_unavailable",
 };
+inline constexpr std::size_t kErrorCodeCount = kErrorCodeNames.size();
+static_assert(static_cast<std::size_t>(ErrorCode::kAuthUnavailable) + 1 == kErrorCodeCount,
+              "kErrorCodeNames must name every ErrorCode");
+
+// Every ErrorCode, in order (Stats lists them all, also at 0).
+inline constexpr std::array<ErrorCode, kErrorCodeCount> kAllErrorCodes = [] {
+  std::array<ErrorCode, kErrorCodeCount> all{};
+  for (std::size_t i = 0; i < kErrorCodeCount; ++i) all[i] = static_cast<ErrorCode>(i);
+  return all;
+}();
 
 // The stable protocol name, e.g. "unknown_target".
-absl::string_view ErrorCodeName(ErrorCode code);
+inline absl::string_view ErrorCodeName(ErrorCode code) {
+  return kErrorCodeNames[static_cast<std::size_t>(code)];
+}
 
 }  // namespace relay::core
 

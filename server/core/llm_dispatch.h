@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "server/core/connection_id.h"
 #include "server/core/join_key.h"
+#include "server/limits.h"
 
 namespace relay::core {
 
@@ -79,9 +80,8 @@ class LlmDispatch {
   static std::size_t PendingBytes(absl::string_view request_id) {
     return request_id.size() + kPendingOverheadBytes;
   }
-  // A waiting request's bookkeeping beyond its request_id (map entry, key,
-  // assignment), roughly.
-  static constexpr std::size_t kPendingOverheadBytes = 64;
+  // A waiting request's bookkeeping beyond its request_id.
+  static constexpr std::size_t kPendingOverheadBytes = limits::kPendingLlmOverheadBytes;
   std::size_t pending() const { return pending_.size(); }
 
  private:

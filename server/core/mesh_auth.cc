@@ -71,7 +71,11 @@ struct MeshAuth::Attempt {
 
 MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits* hits,
                    CoreExecutor* executor)
-    : store_(store), hits_(hits), executor_(executor), config_(config) {}
+    : store_(store),
+      hits_(hits),
+      executor_(executor),
+      config_(config),
+      unbound_prefix_(absl::StrCat("unbound:", absl::BytesToHexString(auth::RandomBytes(8)), ":")) {}
 
 absl::Status MeshAuth::Load(absl::Time now) {
   absl::StatusOr<store::AuthSnapshot> snapshot = store_->Load();
@@ -468,7 +472,7 @@ MeshAuth::Decision MeshAuth::AdmitSignedJoin(const AttemptPtr& attempt) {
   // only, so it never matches another connection's credentials: it cannot
   // take a node_id over.
   if (token.node_id().empty()) {
-    return Admission{absl::StrCat("unbound:", ++unbound_joins_), /*proves_node=*/true};
+    return Admission{absl::StrCat(unbound_prefix_, ++unbound_joins_), /*proves_node=*/true};
   }
   return Admission{NodeIdentity(reg.node_id()), /*proves_node=*/true};
 }

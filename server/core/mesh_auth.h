@@ -196,7 +196,10 @@ class MeshAuth {
   absl::flat_hash_map<std::string, Window> created_by_ip_;  // this minute's
   ExpiryQueue<std::string> window_expiry_;
 
-  std::uint64_t unbound_joins_ = 0;  // makes unbound-token identities unique
+  // Makes unbound-token identities unique, also against other instances
+  // (the roster compares credentials across instances).
+  const std::string unbound_prefix_;
+  std::uint64_t unbound_joins_ = 0;
 };
 
 }  // namespace relay::core

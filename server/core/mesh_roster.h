@@ -27,8 +27,9 @@ struct Member {
   std::string name;
   std::vector<std::string> capabilities;
   absl::Time joined_at;
-  // SHA-256 of MeshAuth's credential: compared on takeover, never the raw
-  // token, and safe to share with other instances.
+  // MeshAuth's credential, compared on takeover: never a secret (an open
+  // mesh's token is kept as its SHA-256), so safe to share with other
+  // instances.
   std::string credential_digest;
   bool proves_node = false;
   JoinKey key;

@@ -8,6 +8,7 @@
 #include "server/auth/crypto.h"
 #include "server/core/arena_event.h"
 #include "server/core/text_rules.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -20,45 +21,7 @@ ServerEventPtr MakeEvent(ServerEvent event) {
   return std::make_shared<const ServerEvent>(std::move(event));
 }
 
-// Credentials are compared (and shared with other instances) as this
-// digest, never as the token they may contain.
-constexpr absl::string_view kCredentialDigestSalt = "atmosphere-relay credential v1";
-
-// Upper bound of the reconnect hint in server_draining: clients spread their
-// reconnects over this window instead of arriving all at once.
-constexpr int kMaxReconnectJitterMs = 5000;
-
 }  // namespace
-
-absl::string_view LlmOutcomeName(LlmOutcome outcome) {
-  switch (outcome) {
-    case LlmOutcome::kAnswered:
-      return "answered";
-    case LlmOutcome::kNoLlmPeer:
-      return "no_llm_peer";
-    case LlmOutcome::kTooManyRequests:
-      return "too_many_requests";
-    case LlmOutcome::kPeerLeft:
-      return "peer_left";
-    case LlmOutcome::kRequesterLeft:
-      return "requester_left";
-  }
-  return "unknown";
-}
-
-absl::string_view TrafficTypeName(TrafficType type) {
-  switch (type) {
-    case TrafficType::kBroadcast:
-      return "broadcast";
-    case TrafficType::kDirect:
-      return "direct";
-    case TrafficType::kLlmRequest:
-      return "llm_request";
-    case TrafficType::kLlmResponse:
-      return "llm_response";
-  }
-  return "unknown";
-}
 
 RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* auth_store,
                      CoreExecutor* executor, Backplane* backplane)
@@ -192,8 +155,7 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
   const bool count_ok = verdict == RateLimiter::Verdict::kOverBytes;
   limit_hits_.Add(count_ok ? Limit::kByteRate : Limit::kMessageRate);
   // A client that keeps going after being told is closed: refusals cost us
-  // an answer each.
-  constexpr std::size_t kMaxRefusalsInRow = 100;
+  // an answer each (limits::kMaxRefusalsInRow).
   if (conn.rate->refusals_in_row() == 1) {
     // Once per streak: a flood must not flood the log too.
     log::Event(log::Level::kWarn, "rate_limited")
@@ -204,8 +166,9 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
         .Double("limit_per_second",
                 count_ok ? config_.rate_limit_bytes_per_second : config_.rate_limit_per_second);
   }
-  const std::size_t max_in_row =
-      by_count ? std::min(config_.rate_limit_burst, kMaxRefusalsInRow) : kMaxRefusalsInRow;
+  const std::size_t max_in_row = by_count
+                                     ? std::min(config_.rate_limit_burst, limits::kMaxRefusalsInRow)
+                                     : limits::kMaxRefusalsInRow;
   if (conn.rate->refusals_in_row() >= max_in_row) {
     CloseConnection(conn, CloseReason::kRateLimited);
     return false;
@@ -304,9 +267,8 @@ void RelayCore::BeginRegistration(Connection& conn, const relay::v1::Register& r
     // A copy: a backplane that answers inline may end the mesh before
     // Subscribe returns.
     const std::string mesh_id = mesh.id;
-    backplane_->Subscribe(mesh_id, [this, mesh_id, serial = mesh.serial] {
-      OnRosterReady(mesh_id, serial);
-    });
+    backplane_->Subscribe(
+        mesh_id, [this, mesh_id, serial = mesh.serial] { OnRosterReady(mesh_id, serial); });
   }
 }
 
@@ -413,7 +375,9 @@ void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
 
 void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission admission) {
   Mesh& mesh = *conn.joining;  // kept while the connection joins it
-  std::string digest = auth::SaltedSha256(kCredentialDigestSalt, admission.credential);
+  // Never a secret (MeshAuth keeps an open mesh's token as its SHA-256), so
+  // it may be kept and shared with other instances as it is.
+  std::string digest = std::move(admission.credential);
   if (Member* holder = mesh.roster.Find(reg.node_id()); holder != nullptr) {
     // Only the same credentials may take a node_id over (a phone that
     // reconnects before the relay noticed its old socket died).
@@ -660,12 +624,10 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
     return;
   }
   std::vector<LlmDispatch::Candidate> candidates;
-  std::vector<Member*> candidate_members;
   for (const auto& [key, peer] : mesh.roster.in_join_order()) {
     if (peer == conn.member || !peer->CanServeLlm()) continue;
     if (peer->local() && Find(peer->connection)->closing) continue;
     candidates.push_back({key, peer->id, peer->llm_held_elsewhere_total});
-    candidate_members.push_back(peer);
   }
   std::optional<MemberId> chosen = mesh.llm.Pick(candidates);
   if (!chosen) {
@@ -676,8 +638,8 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   }
   mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
   Member* responder = nullptr;
-  for (Member* m : candidate_members) {
-    if (m->id == *chosen) responder = m;
+  for (const auto& [key, peer] : mesh.roster.in_join_order()) {
+    if (peer->id == *chosen) responder = peer;
   }
 
   ArenaEvent event;
@@ -856,7 +818,7 @@ std::size_t RelayCore::Drain(absl::Duration grace) {
     auto* draining = event.mutable_server_draining();
     draining->set_grace_seconds(grace_seconds);
     draining->set_reconnect_after_ms(
-        absl::Uniform<std::uint32_t>(jitter_, 0, kMaxReconnectJitterMs));
+        absl::Uniform<std::uint32_t>(jitter_, 0, limits::kMaxReconnectJitterMs));
     Deliver(*conn, MakeEvent(std::move(event)));
     ++told;
   }

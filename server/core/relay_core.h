@@ -43,6 +43,7 @@
 #include "server/core/mesh_roster.h"
 #include "server/core/peer_sink.h"
 #include "server/core/rate_limiter.h"
+#include "server/core/traffic.h"
 #include "server/store/auth_store.h"
 
 namespace relay::core {
@@ -54,31 +55,6 @@ struct ConnectionInfo {
   // The client's IP (behind a trusted proxy, the one it forwarded): what
   // per-IP bounds count by.
   std::string client_ip = {};
-};
-
-// How llm requests ended, for metrics.
-enum class LlmOutcome {
-  kAnswered,         // the responder's first llm_response reached the requester
-  kNoLlmPeer,        // no capable peer: refused at once
-  kTooManyRequests,  // the requester had too many waiting: refused at once
-  kPeerLeft,         // the responder left before answering (llm_peer_left)
-  kRequesterLeft,    // the requester left before the answer
-};
-inline constexpr std::size_t kLlmOutcomeCount = 5;
-absl::string_view LlmOutcomeName(LlmOutcome outcome);
-
-// Which kind of user traffic a delivery was, for metrics.
-enum class TrafficType { kBroadcast, kDirect, kLlmRequest, kLlmResponse };
-inline constexpr std::size_t kTrafficTypeCount = 4;
-absl::string_view TrafficTypeName(TrafficType type);
-
-// Monotonic counters beyond Stats, for /metrics.
-struct TrafficCounters {
-  // Deliveries (a broadcast to N peers counts N) and their payload bytes (the
-  // raw JSON the relay forwards: payload, or request_id and members).
-  std::array<std::uint64_t, kTrafficTypeCount> deliveries{};
-  std::array<std::uint64_t, kTrafficTypeCount> payload_bytes{};
-  std::array<std::uint64_t, kLlmOutcomeCount> llm_outcomes{};
 };
 
 // Small, cheap counts for health probes.

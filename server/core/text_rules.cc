@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "server/limits.h"
 
 namespace relay::core {
 namespace {
@@ -106,8 +107,7 @@ std::string FirstChars(absl::string_view s, std::size_t n) {
 }
 
 std::string QuoteForMessage(absl::string_view s) {
-  constexpr std::size_t kMaxChars = 64;
-  std::string head = FirstChars(s, kMaxChars);
+  std::string head = FirstChars(s, limits::kMaxQuotedChars);
   const bool cut = head.size() < s.size();
   return absl::StrCat("\"", head, cut ? "...\"" : "\"");
 }

@@ -7,12 +7,14 @@
 //   free text   log::Info("listening on ", port)
 //     text:  2026-11-26T01:02:03.123Z info  listening on 8765
 //     json:  {"ts":"2026-11-26T01:02:03.123Z","level":"info","msg":"listening on 8765"}
-//   events      log::Event(Level::kInfo, "peer_left").Str("mesh", m).Int("peers", 3);
-//     text:  2026-11-26T01:02:03.123Z info  peer_left mesh=family peers=3
-//     json:  {"ts":"2026-11-26T01:02:03.123Z","level":"info","event":"peer_left",
+//   events      log::Event(Level::kInfo, LogEvent::kLeave).Str("mesh", m).Int("peers", 3);
+//     text:  2026-11-26T01:02:03.123Z info  leave mesh=family peers=3
+//     json:  {"ts":"2026-11-26T01:02:03.123Z","level":"info","event":"leave",
 //             "mesh":"family","peers":3}
 // Prefer events for anything an operator would search or count (connect,
-// register, leave with reason, auth failure, limit hit, drain).
+// register, leave with reason, auth failure, limit hit, drain). Name them
+// from log_events.h, or by the counter's name function when the line is
+// about something counted (a close reason, an error code).
 #ifndef RELAY_SERVER_UTIL_LOG_H_
 #define RELAY_SERVER_UTIL_LOG_H_
 
@@ -24,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/util/log_events.h"
 
 namespace relay::log {
 
@@ -91,6 +94,8 @@ class Event {
   Event(Level level, absl::string_view name) : level_(level), enabled_(Enabled(level)) {
     if (enabled_) Begin(name);
   }
+  // The same, named from the table of log-only events (log_events.h).
+  Event(Level level, LogEvent event) : Event(level, LogEventName(event)) {}
   ~Event() {
     if (enabled_) Finish();
   }

@@ -2,13 +2,20 @@
 // --flag=value, and every way a setting can be refused.
 #include "cmd/relay/relay_config.h"
 
+#include <cctype>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -499,6 +506,127 @@ TEST(RelayConfigTest, UsageListsTheOperationsSettings) {
   for (const char* item : {"--log-format", "LOG_FORMAT", "--drain-grace-seconds",
                            "DRAIN_GRACE_SECONDS", "--admin-token", "ADMIN_TOKEN"}) {
     EXPECT_THAT(usage, HasSubstr(item));
+  }
+}
+
+// --- the settings table: help, Describe and README come from it -----------
+
+TEST(RelayConfigTest, SettingsTableNamesEachSettingOnceInEachSpelling) {
+  std::set<std::string> names, flags, envs;
+  for (const SettingInfo& s : RelaySettings()) {
+    const std::string name(s.name);
+    EXPECT_TRUE(names.insert(name).second) << name;
+    EXPECT_TRUE(flags.insert(std::string(s.flag)).second) << s.flag;
+    EXPECT_TRUE(envs.insert(std::string(s.env)).second) << s.env;
+    for (char c : s.name) EXPECT_TRUE(std::islower(c) || c == '_') << s.name;
+    for (char c : s.flag) EXPECT_TRUE(std::islower(c) || c == '-') << s.flag;
+    for (char c : s.env) EXPECT_TRUE(std::isupper(c) || c == '_') << s.env;
+    EXPECT_FALSE(s.unit.empty()) << s.flag;
+    EXPECT_FALSE(s.doc.empty()) << s.flag;
+    EXPECT_EQ(s.doc.find('\n'), absl::string_view::npos) << s.flag << ": one line";
+  }
+}
+
+TEST(RelayConfigTest, EverySettingAppearsInHelpWithItsVariableUnitDefaultAndDoc) {
+  const std::string usage = RelayUsage();
+  for (const SettingInfo& s : RelaySettings()) {
+    const std::string line =
+        absl::StrCat("  --", s.flag, " (", s.env, "): ", s.unit, ", default ",
+                     s.default_value.empty() ? "none" : s.default_value, "\n      ", s.doc, "\n");
+    EXPECT_THAT(usage, HasSubstr(line)) << s.flag;
+  }
+}
+
+// The keys of Describe()'s `key=value` pairs, in order (no value has " k=").
+std::vector<std::string> DescribedKeys(const std::string& text) {
+  std::vector<std::string> keys;
+  for (absl::string_view word : absl::StrSplit(text, ' ')) {
+    const std::size_t eq = word.find('=');
+    if (eq == absl::string_view::npos || eq == 0) continue;
+    const absl::string_view key = word.substr(0, eq);
+    bool identifier = true;
+    for (char c : key) identifier = identifier && (std::islower(c) || c == '_');
+    if (identifier) keys.emplace_back(key);
+  }
+  return keys;
+}
+
+TEST(RelayConfigTest, DescribeShowsEverySettingOnceInTableOrder) {
+  std::vector<std::string> want;
+  for (const SettingInfo& s : RelaySettings()) want.emplace_back(s.name);
+
+  EXPECT_EQ(DescribedKeys(MustLoad({}).Describe()), want);
+  // Also with every value set to something else than its default.
+  EXPECT_EQ(DescribedKeys(MustLoad({"--data-dir", "/var/lib/relay", "--tls-cert-file", "c.pem",
+                                    "--tls-key-file", "k.pem", "--trusted-proxies", "10.0.0.0/8"})
+                              .Describe()),
+            want);
+}
+
+TEST(RelayConfigTest, DescribeShowsTheValueInEffect) {
+  const std::string text = MustLoad({"--data-dir", "/var/lib/relay", "--max-connections", "77",
+                                     "--keepalive-seconds", "0", "--signed-mesh-ttl-days", "2"})
+                               .Describe();
+
+  EXPECT_THAT(text, HasSubstr("data_dir=/var/lib/relay"));
+  EXPECT_THAT(text, HasSubstr("max_connections=77"));
+  EXPECT_THAT(text, HasSubstr("keepalive=0"));
+  EXPECT_THAT(text, HasSubstr("signed_mesh_ttl=48h"));
+  EXPECT_THAT(MustLoad({}).Describe(), HasSubstr("data_dir=none (auth state in memory)"));
+}
+
+TEST(RelayConfigTest, EveryDocumentedDefaultIsTheRealDefault) {
+  const std::string defaults = MustLoad({}).Describe();
+  for (const SettingInfo& s : RelaySettings()) {
+    // Giving a setting its documented default must change nothing.
+    EXPECT_EQ(MustLoad({absl::StrCat("--", s.flag), std::string(s.default_value)}).Describe(),
+              defaults)
+        << "--" << s.flag << " documents default \"" << s.default_value << "\"";
+  }
+}
+
+// README "Configuration": | `--flag` | `ENV` | `default` (or empty) | Meaning |
+struct ReadmeRow {
+  std::string flag, env, default_value;
+};
+
+std::vector<ReadmeRow> ReadmeConfigurationRows() {
+  std::ifstream in(RELAY_SOURCE_DIR "/README.md");
+  EXPECT_TRUE(in.good()) << "cannot read " << RELAY_SOURCE_DIR "/README.md";
+  std::vector<ReadmeRow> rows;
+  bool in_section = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "## ")) in_section = line == "## Configuration";
+    if (!in_section || !absl::StartsWith(line, "| `--")) continue;
+    std::vector<std::string> cells = absl::StrSplit(line, '|');
+    // "", flag, env, default, meaning..., ""
+    if (cells.size() < 5) {
+      ADD_FAILURE() << "short row: " << line;
+      continue;
+    }
+    auto code = [](absl::string_view cell) {
+      cell = absl::StripAsciiWhitespace(cell);
+      if (cell == "empty") return std::string();
+      absl::ConsumePrefix(&cell, "`");
+      absl::ConsumeSuffix(&cell, "`");
+      return std::string(cell);
+    };
+    const std::string flag = code(cells[1]);
+    rows.push_back({std::string(absl::StripPrefix(flag, "--")), code(cells[2]), code(cells[3])});
+  }
+  return rows;
+}
+
+TEST(RelayConfigTest, ReadmeConfigurationTableIsTheSettingsTable) {
+  const std::vector<ReadmeRow> readme = ReadmeConfigurationRows();
+  const std::vector<SettingInfo> table = RelaySettings();
+
+  ASSERT_EQ(readme.size(), table.size()) << "README \"Configuration\" rows vs the settings table";
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(readme[i].flag, table[i].flag) << "row " << i;
+    EXPECT_EQ(readme[i].env, table[i].env) << "--" << table[i].flag;
+    EXPECT_EQ(readme[i].default_value, table[i].default_value) << "--" << table[i].flag;
   }
 }
 

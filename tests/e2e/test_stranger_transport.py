@@ -335,6 +335,54 @@ async def test_bad_upgrades_get_a_json_4xx_never_a_500(relay):
     await direct(a, b, 2)
 
 
+def refused_counts(relay):
+    """/stats "refused" and relay_upgrades_refused_total{reason}, read from another address."""
+    status, _, body = raw_http(relay, b"GET /stats HTTP/1.1\r\nHost: relay\r\n\r\n", source="127.0.0.250")
+    assert status == 200, (status, body)
+    stats = json.loads(body)["refused"]
+    status, _, body = raw_http(relay, b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n", source="127.0.0.250")
+    assert status == 200, (status, body)
+    metrics = {}
+    for line in body.decode().splitlines():
+        if line.startswith('relay_upgrades_refused_total{reason="'):
+            reason = line.split('"')[1]
+            metrics[reason] = int(float(line.rsplit(" ", 1)[1]))
+    return stats, metrics
+
+
+async def test_every_refused_upgrade_is_counted_under_its_name(relay):
+    x, y = await bystanders(relay)
+    before, before_metrics = await asyncio.to_thread(refused_counts, relay)
+    assert before == before_metrics, (before, before_metrics)
+    cases = (
+        # (request, status, the refusal's name: the body's "error" when there is a body)
+        (upgrade(path="/relay/"), 400, "bad_mesh_id"),
+        (upgrade(path="/relay/%01"), 400, "bad_mesh_id"),
+        (upgrade(path="/nope"), 404, "not_found"),
+        (upgrade(version="8"), 426, "unsupported_websocket_version"),
+        (upgrade(version=None), 426, "unsupported_websocket_version"),
+        (upgrade(key=None), 400, "bad_request"),
+        (upgrade().replace(b"Host: relay\r\n", b""), 400, "bad_request"),
+    )
+    want = dict(before)
+    for request, want_status, name in cases:
+        status, headers, body = await asyncio.to_thread(raw_http, relay, request)
+        obj = assert_json_error(status, headers, body, want_status)
+        assert obj["error"] == name, (request[:60], obj)
+        want[name] += 1
+    # Not upgrades, so not refusals: plain HTTP errors and garbage.
+    for request in (b"GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", b"GET /relay/m HTTP/1.1\r\nHost: relay\r\n\r\n",
+                    b"GARBAGE\r\n\r\n"):
+        status, _, _ = await asyncio.to_thread(raw_http, relay, request)
+        assert 400 <= status < 500, (request, status)
+
+    after, after_metrics = await asyncio.to_thread(refused_counts, relay)
+
+    assert after == want, (after, want)
+    assert after_metrics == after, (after_metrics, after)
+    await direct(x, y, 1)
+
+
 async def test_http10_probe_without_host_is_served(relay):
     x, y = await bystanders(relay)
     for request in (b"GET /health HTTP/1.0\r\n\r\n", b"GET /health HTTP/1.0\r\nUser-Agent: lb\r\n\r\n",

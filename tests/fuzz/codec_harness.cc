@@ -22,18 +22,19 @@
 #include "gateway/json/json_writer.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/error_code.h"
+#include "server/limits.h"
 #include "tests/fuzz/json_reference.h"
 
 namespace relay::fuzz {
 namespace {
 
-using gateway::kMaxJsonDepth;
-using gateway::kMaxJsonMembersPerObject;
 using gateway::json::Kind;
 using gateway::json::Member;
 using gateway::json::Object;
 using gateway::json::ParseError;
 using gateway::json::ParseErrorKind;
+using limits::kMaxJsonDepth;
+using limits::kMaxJsonMembersPerObject;
 
 // What the decoder is told the URL's mesh was, and who the relay says a
 // forwarded event is from: both need escaping in JSON.
@@ -663,7 +664,7 @@ const char* TypeOf(const relay::v1::ServerEvent& event) {
 
 // The WebSocket resource "/relay/{mesh_id}" (the mesh id's only source).
 std::string RelayPathProblem(absl::string_view resource) {
-  constexpr std::size_t kMaxIdBytes = 256;  // CoreConfig::max_id_bytes
+  constexpr std::size_t kMaxIdBytes = limits::kMaxIdBytes;
   const absl::StatusOr<std::string> mesh = gateway::ParseRelayPath(resource, kMaxIdBytes);
   if (!mesh.ok()) {
     if (mesh.status().code() != absl::StatusCode::kNotFound &&

@@ -20,8 +20,8 @@ namespace relay::fuzz {
 // Invariants:
 //   - ParseObject accepts exactly what RapidJSON (strict, UTF-8 validating)
 //     accepts as an object with unique member names (compared decoded) and at
-//     most kMaxJsonMembersPerObject members in every object, except the
-//     documented differences: deeper than kMaxJsonDepth, lone surrogate
+//     most limits::kMaxJsonMembersPerObject members in every object, except the
+//     documented differences: deeper than limits::kMaxJsonDepth, lone surrogate
 //     escapes (ours: U+FFFD), numbers too big for a double (ours: forwarded
 //     as written);
 //   - each member's raw key and raw value re-parse, inside an object, to the

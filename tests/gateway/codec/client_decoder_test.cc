@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/limits.h"
 
 namespace relay::gateway {
 namespace {
@@ -39,7 +40,7 @@ DecodeFailure MustFail(const std::string& frame) {
 // their own (nothing of one frame shows in the next).
 TEST(ClientDecoderTest, FramesDecodeIndependentlyWhateverCameBefore) {
   std::string huge = R"({"type":"broadcast","payload":1)";
-  for (std::size_t i = 2; i < kMaxJsonMembersPerObject; ++i) {
+  for (std::size_t i = 2; i < limits::kMaxJsonMembersPerObject; ++i) {
     huge += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
   }
   huge += "}";
@@ -516,22 +517,23 @@ TEST(ClientDecoderTest, SameNameInDifferentObjectsIsFine) {
 TEST(ClientDecoderTest, MaxMembersPerObjectAreAcceptedAtEveryLevel) {
   // type + payload + 1,022 more at the top; 1,024 in the payload.
   const std::string frame = R"({"type":"broadcast","payload":{)" +
-                            Members(kMaxJsonMembersPerObject) + "}," +
-                            Members(kMaxJsonMembersPerObject - 2) + "}";
+                            Members(limits::kMaxJsonMembersPerObject) + "}," +
+                            Members(limits::kMaxJsonMembersPerObject - 2) + "}";
   EXPECT_TRUE(MustDecode(frame).has_broadcast());
   const ClientEvent llm = MustDecode(R"({"type":"llm_request","request_id":"r",)" +
-                                     Members(kMaxJsonMembersPerObject - 2) + "}");
+                                     Members(limits::kMaxJsonMembersPerObject - 2) + "}");
   EXPECT_TRUE(llm.has_llm_request());
 }
 
 TEST(ClientDecoderTest, OneMemberPastTheLimitIsBadMessageAtEveryLevel) {
   for (const std::string& frame : {
-           R"({"type":"broadcast",)" + Members(kMaxJsonMembersPerObject) + "}",
-           R"({"type":"broadcast","payload":{)" + Members(kMaxJsonMembersPerObject + 1) + "}}",
+           R"({"type":"broadcast",)" + Members(limits::kMaxJsonMembersPerObject) + "}",
+           R"({"type":"broadcast","payload":{)" + Members(limits::kMaxJsonMembersPerObject + 1) +
+               "}}",
            R"({"type":"direct","target":"b","payload":[1,{)" +
-               Members(kMaxJsonMembersPerObject + 1) + "}]}",
+               Members(limits::kMaxJsonMembersPerObject + 1) + "}]}",
            R"({"type":"llm_response","target":"a","response":{"x":{)" +
-               Members(kMaxJsonMembersPerObject + 1) + "}}}",
+               Members(limits::kMaxJsonMembersPerObject + 1) + "}}}",
        }) {
     const DecodeFailure failure = MustFail(frame);
     EXPECT_EQ(failure.code, ErrorCode::kBadMessage) << frame.substr(0, 60);

@@ -177,8 +177,10 @@ TEST_F(HttpRoutesTest, StatsNamesNoMeshAndNoPeer) {
   EXPECT_EQ(obj.Find("meshes"), nullptr) << response.body;
   EXPECT_EQ(Raw(obj, "active_meshes"), "2");
   EXPECT_EQ(Raw(obj, "active_connections"), "3");
+  // "mesh_id" as a JSON string (a key or a value), not as a part of one: the
+  // refusal counter "bad_mesh_id" names no mesh.
   for (const char* secret : {"family-secret-mesh", "other-mesh", "phone-1", "mac-1", "alice",
-                             "peer_count", "created_at", "mesh_id"}) {
+                             "peer_count", "created_at", "\"mesh_id\""}) {
     EXPECT_THAT(response.body, ::testing::Not(HasSubstr(secret))) << secret;
   }
 }
@@ -240,7 +242,8 @@ TEST_F(HttpRoutesTest, StatsAndMetricsShowTheRefusalsOfEveryTransport) {
 
   const json::Object obj = Parse(stats.body);
   EXPECT_EQ(Raw(obj, "refused"),
-            R"({"too_many_connections":2,"draining":1,"too_many_handshakes":0})");
+            R"({"too_many_connections":2,"draining":1,"too_many_handshakes":0,"bad_mesh_id":0,)"
+            R"("not_found":0,"unsupported_websocket_version":0,"bad_request":0})");
   EXPECT_THAT(exposition.body,
               HasSubstr("relay_upgrades_refused_total{reason=\"too_many_connections\"} 2\n"));
   EXPECT_THAT(exposition.body, HasSubstr("relay_upgrades_refused_total{reason=\"draining\"} 1\n"));

@@ -129,5 +129,66 @@ TEST(RelayHttpResponseTest, HeadersOnlyAndBodiedResponsesAreLeftAlone) {
   EXPECT_THAT(bodied.raw(), EndsWith("\r\n\r\n{\"error\":\"draining\"}"));
 }
 
+// What websocketpp answers itself to an upgrade it cannot serve: the status,
+// no body (RelayHttpResponse::raw() writes the JSON one).
+RelayHttpResponse BodilessError(websocketpp::http::status_code::value status) {
+  RelayHttpResponse response;
+  response.set_status(status);
+  return response;
+}
+
+const char kUpgradeWithoutKey[] =
+    "GET /relay/m HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+
+TEST(UpgradeRefusedByWebsocketppTest, AnUpgradeAnsweredWithABodilessErrorIsOne) {
+  RelayHttpRequest request;
+  ASSERT_TRUE(Parse(kUpgradeWithoutKey, 9, &request));
+
+  EXPECT_TRUE(UpgradeRefusedByWebsocketpp(
+      request, BodilessError(websocketpp::http::status_code::bad_request)));
+}
+
+TEST(UpgradeRefusedByWebsocketppTest, AnUpgradeWithoutHostThatThrewIsOne) {
+  // HTTP/1.1 without Host: the parser throws once the headers are complete,
+  // after it has read Upgrade and Connection.
+  RelayHttpRequest request;
+  ASSERT_FALSE(
+      Parse("GET /relay/m HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            11, &request));
+
+  EXPECT_TRUE(UpgradeRefusedByWebsocketpp(
+      request, BodilessError(websocketpp::http::status_code::bad_request)));
+}
+
+TEST(UpgradeRefusedByWebsocketppTest, TheGatewaysOwnRefusalsCarryABodyAndAreNot) {
+  // OnValidate counts those itself (bad_mesh_id, draining...).
+  RelayHttpRequest request;
+  ASSERT_TRUE(Parse(kUpgradeWithoutKey, 9, &request));
+  RelayHttpResponse refused = BodilessError(websocketpp::http::status_code::bad_request);
+  refused.set_body("{\"error\":\"bad_mesh_id\"}");
+
+  EXPECT_FALSE(UpgradeRefusedByWebsocketpp(request, refused));
+}
+
+TEST(UpgradeRefusedByWebsocketppTest, PlainRequestsAndUnansweredOnesAreNot) {
+  RelayHttpRequest plain;
+  (void)Parse("GARBAGE\r\n\r\n", 3, &plain);  // a bad request line throws; either way no upgrade
+  EXPECT_FALSE(UpgradeRefusedByWebsocketpp(
+      plain, BodilessError(websocketpp::http::status_code::bad_request)));
+
+  // A handshake timeout: the request is incomplete and nothing was answered.
+  RelayHttpRequest partial;
+  partial.consume(kUpgradeWithoutKey, 40);
+  ASSERT_FALSE(partial.ready());
+  EXPECT_FALSE(UpgradeRefusedByWebsocketpp(partial, RelayHttpResponse()));
+
+  RelayHttpRequest upgrade;
+  ASSERT_TRUE(Parse(kUpgradeWithoutKey, 9, &upgrade));
+  EXPECT_FALSE(UpgradeRefusedByWebsocketpp(
+      upgrade, BodilessError(websocketpp::http::status_code::switching_protocols)));
+}
+
 }  // namespace
 }  // namespace relay::gateway

@@ -1,0 +1,63 @@
+// LogEvent: the name of every structured log line (log::Event) that is not
+// also a counter's name, as one enum and one table. Operators search and
+// count these names (docs/operations.md "Logs" lists each one), so they are
+// stable; never rename one.
+//
+// A line about something the relay also counts is named by that counter's
+// own name function, never by a literal: a close as
+// core::CloseReasonName(kSlowConsumer), a refusal answered with an error as
+// core::ErrorCodeName(kRateLimited / kAuthFailed / kMeshFull). Then the log,
+// /stats and /metrics cannot disagree on a spelling.
+#ifndef RELAY_SERVER_UTIL_LOG_EVENTS_H_
+#define RELAY_SERVER_UTIL_LOG_EVENTS_H_
+
+#include <array>
+#include <cstddef>
+
+#include "absl/strings/string_view.h"
+
+namespace relay::log {
+
+enum class LogEvent {
+  kConnect,                 // a transport accepted a connection (ws, wss, grpc)
+  kRegister,                // a connection joined a mesh
+  kLeave,                   // a registered connection left its mesh, with the close reason
+  kTakeoverProbe,           // a node_id's holder is asked whether it is alive
+  kAuthRecordsFull,         // MAX_AUTH_RECORDS reached: no new binding, signed mesh or nonce
+  kAuthRecordsRateLimited,  // one client IP created too many auth records this minute
+  kSignedMeshExpired,       // a signed mesh unused for SIGNED_MESH_TTL_DAYS was forgotten
+  kConnectionLimit,         // an upgrade was refused: MAX_CONNECTIONS(_PER_IP)
+  kHandshakeLimit,  // a TCP connection was closed at accept: MAX_PENDING_HANDSHAKES(_PER_IP)
+  kAcceptBackoff,   // accept() ran out of fds or memory: pausing
+  kAcceptResumed,   // accepting again after an accept_backoff
+  kDrain,           // a graceful shutdown began
+  kDrainClose,      // its grace is over: the remaining connections are closed
+};
+
+// One entry per LogEvent, in order: the compiler checks the table is whole.
+inline constexpr std::array<absl::string_view, 13> kLogEventNames = {
+    "connect",
+    "register",
+    "leave",
+    "takeover_probe",
+    "auth_records_full",
+    "auth_records_rate_limited",
+    "signed_mesh_expired",
+    "connection_limit",
+    "handshake_limit",
+    "accept_backoff",
+    "accept_resumed",
+    "drain",
+    "drain_close",
+};
+inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
+static_assert(static_cast<std::size_t>(LogEvent::kDrainClose) + 1 == kLogEventCount,
+              "kLogEventNames must name every LogEvent");
+
+inline absl::string_view LogEventName(LogEvent event) {
+  return kLogEventNames[static_cast<std::size_t>(event)];
+}
+
+}  // namespace relay::log
+
+#endif  // RELAY_SERVER_UTIL_LOG_EVENTS_H_
