@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -15,11 +16,6 @@ namespace {
 
 constexpr std::size_t kSaltBytes = 16;
 constexpr std::size_t kEd25519KeyBytes = 32;
-// How stale a signed mesh's persisted last use may get before it is written
-// again: its TTL is counted in days, a write per join would be waste.
-constexpr absl::Duration kLastUsePersistInterval = absl::Hours(24);
-// The per-IP creation budget's window.
-constexpr absl::Duration kCreationWindow = absl::Minutes(1);
 // Store round trips one registration may take: a lookup, then a claim. More
 // means the store's answers contradict each other; the registration is then
 // refused rather than asked again forever.
@@ -75,7 +71,8 @@ MeshAuth::MeshAuth(store::AuthStore* store, const CoreConfig& config, LimitHits*
       hits_(hits),
       executor_(executor),
       config_(config),
-      unbound_prefix_(absl::StrCat("unbound:", absl::BytesToHexString(auth::RandomBytes(8)), ":")) {}
+      unbound_prefix_(absl::StrCat("unbound:", absl::BytesToHexString(auth::RandomBytes(8)), ":")) {
+}
 
 absl::Status MeshAuth::Load(absl::Time now) {
   absl::StatusOr<store::AuthSnapshot> snapshot = store_->Load();
@@ -117,7 +114,8 @@ absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Tim
     Hit(Limit::kAuthRecords);
     // The first refusal and every 100th: a client retrying must not flood the log.
     if (hits_ == nullptr || hits_->Get(Limit::kAuthRecords) % 100 == 1) {
-      log::Event(log::Level::kWarn, "auth_records_full").Uint("limit", config_.max_auth_records);
+      log::Event(log::Level::kWarn, log::LogEvent::kAuthRecordsFull)
+          .Uint("limit", config_.max_auth_records);
     }
     return absl::UnavailableError(
         absl::StrCat("the relay holds its maximum of ", config_.max_auth_records,
@@ -125,7 +123,7 @@ absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Tim
                      "join token now; retry later"));
   }
   auto it = created_by_ip_.find(client_ip);
-  if (it != created_by_ip_.end() && now - it->second.started < kCreationWindow &&
+  if (it != created_by_ip_.end() && now - it->second.started < limits::kAuthRecordCreationWindow &&
       it->second.created >= config_.auth_records_per_ip_per_minute) {
     Hit(Limit::kAuthRecordsPerIp);
     return absl::ResourceExhaustedError(
@@ -137,17 +135,17 @@ absl::Status MeshAuth::CheckRoomForRecord(absl::string_view client_ip, absl::Tim
 
 void MeshAuth::ChargeRecord(absl::string_view client_ip, absl::Time now) {
   Window& w = created_by_ip_[client_ip];
-  if (w.created == 0 || now - w.started >= kCreationWindow) {
+  if (w.created == 0 || now - w.started >= limits::kAuthRecordCreationWindow) {
     w.started = now;
     w.created = 0;
-    window_expiry_.Schedule(std::string(client_ip), now + kCreationWindow);
+    window_expiry_.Schedule(std::string(client_ip), now + limits::kAuthRecordCreationWindow);
   }
   ++w.created;
 }
 
 void MeshAuth::TouchSigned(store::SignedMesh& mesh, absl::Time now) {
   signed_expiry_.Schedule(mesh.mesh_id, now + config_.signed_mesh_ttl);
-  if (now - mesh.last_used_at >= kLastUsePersistInterval) {
+  if (now - mesh.last_used_at >= limits::kSignedMeshLastUsePersistInterval) {
     mesh.last_used_at = now;
     store_->TouchSignedMesh(mesh.mesh_id, now, Persisted());
   }
@@ -248,7 +246,7 @@ void MeshAuth::AskStore(const AttemptPtr& attempt,
 absl::Status MeshAuth::StoreFailed(const absl::Status& status) {
   // The first failure and every 100th: an outage must not flood the log.
   if (store_failures_++ % 100 == 0) {
-    log::Event(log::Level::kError, "auth_store_unavailable")
+    log::Event(log::Level::kError, log::LogEvent::kAuthStoreUnavailable)
         .Str("why", status.message())
         .Uint("failures", store_failures_);
   }
@@ -610,7 +608,7 @@ void MeshAuth::ForgetSigned(const std::string& mesh_id) {
   nonces_.erase(first, it);
   nonces_per_mesh_.erase(mesh_id);
   store_->DeleteSignedMesh(mesh_id, Persisted());
-  log::Event(log::Level::kInfo, "signed_mesh_expired")
+  log::Event(log::Level::kInfo, log::LogEvent::kSignedMeshExpired)
       .Double("ttl_days", absl::ToDoubleHours(config_.signed_mesh_ttl) / 24);
 }
 

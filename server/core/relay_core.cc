@@ -158,7 +158,7 @@ bool RelayCore::AdmitByRate(Connection& conn, std::size_t wire_bytes) {
   // an answer each (limits::kMaxRefusalsInRow).
   if (conn.rate->refusals_in_row() == 1) {
     // Once per streak: a flood must not flood the log too.
-    log::Event(log::Level::kWarn, "rate_limited")
+    log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kRateLimited))
         .Uint("conn", conn.id)
         .Str("mesh", conn.registered() ? conn.mesh->id : "")
         .Str("node", conn.node_id)
@@ -359,13 +359,13 @@ void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
     return;
   }
   if (absl::IsResourceExhausted(status)) {
-    log::Event(log::Level::kWarn, "auth_records_rate_limited")
+    log::Event(log::Level::kWarn, log::LogEvent::kAuthRecordsRateLimited)
         .Uint("conn", conn.id)
         .Str("client_ip", conn.info.client_ip);
     SendError(conn, ErrorCode::kRateLimited, status.message());
     return;
   }
-  log::Event(log::Level::kWarn, "auth_failed")
+  log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kAuthFailed))
       .Uint("conn", conn.id)
       .Str("remote", conn.info.remote_address)
       .Str("why", status.message());
@@ -420,7 +420,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
     }
   } else if (mesh.roster.size() >= config_.max_peers_per_mesh) {
     limit_hits_.Add(Limit::kPeersPerMesh);
-    log::Event(log::Level::kWarn, "mesh_full")
+    log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kMeshFull))
         .Uint("conn", conn.id)
         .Str("mesh", reg.mesh_id())
         .Uint("max_peers", config_.max_peers_per_mesh);
@@ -446,7 +446,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
   ++registered_peers_;
   if (backplane_->clustered()) PublishMember(mesh, member, /*claimed=*/true);
 
-  log::Event(log::Level::kInfo, "register")
+  log::Event(log::Level::kInfo, log::LogEvent::kRegister)
       .Uint("conn", conn.id)
       .Str("mesh", mesh.id)
       .Str("node", conn.node_id)
@@ -487,7 +487,7 @@ void RelayCore::StartTakeoverProbe(Connection& claimant, Connection& holder,
         absl::StrCat("node_id ", QuoteForMessage(reg.node_id()), " is held by a live connection"));
     return;
   }
-  log::Event(log::Level::kInfo, "takeover_probe")
+  log::Event(log::Level::kInfo, log::LogEvent::kTakeoverProbe)
       .Uint("conn", claimant_id)
       .Uint("holder", holder_id)
       .Str("mesh", reg.mesh_id())
@@ -715,7 +715,7 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   Connection& conn = *it->second;
   conn.closing = true;
   ++closes_[static_cast<std::size_t>(reason)];
-  log::Event(log::Level::kInfo, "leave")
+  log::Event(log::Level::kInfo, log::LogEvent::kLeave)
       .Uint("conn", id)
       .Str("mesh", conn.registered() ? conn.mesh->id : "")
       .Str("node", conn.node_id)

@@ -45,7 +45,7 @@ void RelayCore::PublishMember(Mesh& mesh, const Member& member, bool claimed) {
     *envelope.mutable_member_updated() = ToRosterMember(member);
   }
   if (!backplane_->Publish(envelope)) {
-    log::Event(log::Level::kWarn, "backplane_unreachable").Str("mesh", mesh.id);
+    log::Event(log::Level::kWarn, log::LogEvent::kBackplaneUnreachable).Str("mesh", mesh.id);
   }
 }
 
@@ -134,14 +134,14 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
     } else {
       // Two instances admitted one node_id at once; the shared roster of a
       // cluster (its compare-and-set) settles this, memory cannot.
-      log::Event(log::Level::kWarn, "node_claim_conflict")
+      log::Event(log::Level::kWarn, log::LogEvent::kNodeClaimConflict)
           .Str("mesh", mesh.id)
           .Str("node", claimed.node_id())
           .Str("instance", claimed.instance());
       return;
     }
   } else if (mesh.roster.size() >= config_.max_peers_per_mesh) {
-    log::Event(log::Level::kWarn, "mesh_full_remote").Str("mesh", mesh.id);
+    log::Event(log::Level::kWarn, log::LogEvent::kMeshFullRemote).Str("mesh", mesh.id);
   }
   Member record;
   record.node_id = claimed.node_id();
@@ -200,7 +200,7 @@ void RelayCore::OnRosterRequest(Mesh& mesh, const std::string& from_instance) {
 }
 
 void RelayCore::OnInstanceGone(const std::string& instance_id) {
-  log::Event(log::Level::kWarn, "instance_gone").Str("instance", instance_id);
+  log::Event(log::Level::kWarn, log::LogEvent::kInstanceGone).Str("instance", instance_id);
   std::vector<std::string> mesh_ids;
   for (const auto& [id, mesh] : meshes_) {
     if (mesh->roster.remote_instances().count(instance_id) > 0) mesh_ids.push_back(id);

@@ -27,15 +27,20 @@ enum class LogEvent {
   kAuthRecordsRateLimited,  // one client IP created too many auth records this minute
   kSignedMeshExpired,       // a signed mesh unused for SIGNED_MESH_TTL_DAYS was forgotten
   kConnectionLimit,         // an upgrade was refused: MAX_CONNECTIONS(_PER_IP)
-  kHandshakeLimit,  // a TCP connection was closed at accept: MAX_PENDING_HANDSHAKES(_PER_IP)
-  kAcceptBackoff,   // accept() ran out of fds or memory: pausing
-  kAcceptResumed,   // accepting again after an accept_backoff
-  kDrain,           // a graceful shutdown began
-  kDrainClose,      // its grace is over: the remaining connections are closed
+  kHandshakeLimit,        // a TCP connection was closed at accept: MAX_PENDING_HANDSHAKES(_PER_IP)
+  kAcceptBackoff,         // accept() ran out of fds or memory: pausing
+  kAcceptResumed,         // accepting again after an accept_backoff
+  kDrain,                 // a graceful shutdown began
+  kDrainClose,            // its grace is over: the remaining connections are closed
+  kAuthStoreUnavailable,  // the auth store did not answer a registration (auth_unavailable)
+  kInstanceGone,          // another relay instance is gone: its members left
+  kBackplaneUnreachable,  // a roster change could not reach the mesh's other instances
+  kNodeClaimConflict,     // two instances admitted one node_id at once
+  kMeshFullRemote,        // another instance's member joined a mesh already full here
 };
 
 // One entry per LogEvent, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 13> kLogEventNames = {
+inline constexpr std::array<absl::string_view, 18> kLogEventNames = {
     "connect",
     "register",
     "leave",
@@ -49,9 +54,14 @@ inline constexpr std::array<absl::string_view, 13> kLogEventNames = {
     "accept_resumed",
     "drain",
     "drain_close",
+    "auth_store_unavailable",
+    "instance_gone",
+    "backplane_unreachable",
+    "node_claim_conflict",
+    "mesh_full_remote",
 };
 inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
-static_assert(static_cast<std::size_t>(LogEvent::kDrainClose) + 1 == kLogEventCount,
+static_assert(static_cast<std::size_t>(LogEvent::kMeshFullRemote) + 1 == kLogEventCount,
               "kLogEventNames must name every LogEvent");
 
 inline absl::string_view LogEventName(LogEvent event) {
