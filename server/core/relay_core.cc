@@ -749,12 +749,12 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
       mesh.llm.RequestedBy(conn.id);
   mesh.llm.RequesterGone(conn.id);
   if (!asked.empty()) PublishLlmLoad(mesh, asked);
-  if (backplane_->clustered()) {
+  // A takeover's successor claims the id on its own; no release for it.
+  if (backplane_->clustered() && announce) {
     relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
     envelope.mutable_member_released()->set_node_id(node_id);
-    envelope.mutable_member_released()->set_announce(announce);
-    // A takeover's successor claims the id on its own; no release for it.
-    if (announce) backplane_->Publish(envelope);
+    envelope.mutable_member_released()->set_announce(true);
+    backplane_->Publish(envelope);
   }
   RemoveMember(mesh, node_id, announce);
 }

@@ -315,6 +315,8 @@ class RelayCore final : private BackplaneListener {
   void PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responders);
   relay::v1::RosterMember ToRosterMember(const Member& member) const;
   relay::v1::BackplaneEnvelope Envelope(const Mesh& mesh) const;
+  // This instance's llm load at `member`, for the mesh's other instances.
+  relay::v1::BackplaneEnvelope LlmLoadEnvelope(const Mesh& mesh, const Member& member) const;
 
   // Delivery: every outgoing event passes here (counting and closing checks).
   void Deliver(Connection& to, const ServerEventPtr& event);

@@ -24,6 +24,14 @@ relay::v1::BackplaneEnvelope RelayCore::Envelope(const Mesh& mesh) const {
   return envelope;
 }
 
+relay::v1::BackplaneEnvelope RelayCore::LlmLoadEnvelope(const Mesh& mesh,
+                                                        const Member& member) const {
+  relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
+  envelope.mutable_llm_load()->set_node_id(member.node_id);
+  envelope.mutable_llm_load()->set_held(static_cast<std::uint32_t>(mesh.llm.HeldBy(member.id)));
+  return envelope;
+}
+
 relay::v1::RosterMember RelayCore::ToRosterMember(const Member& member) const {
   relay::v1::RosterMember out;
   out.set_node_id(member.node_id);
@@ -53,10 +61,7 @@ void RelayCore::PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responde
   if (mesh.roster.remote_instances().empty()) return;
   for (const auto& [key, member] : mesh.roster.in_join_order()) {
     if (std::find(responders.begin(), responders.end(), member->id) == responders.end()) continue;
-    relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
-    envelope.mutable_llm_load()->set_node_id(member->node_id);
-    envelope.mutable_llm_load()->set_held(static_cast<std::uint32_t>(mesh.llm.HeldBy(member->id)));
-    backplane_->Publish(envelope);
+    backplane_->Publish(LlmLoadEnvelope(mesh, *member));
   }
 }
 
@@ -187,11 +192,8 @@ void RelayCore::OnRosterRequest(Mesh& mesh, const std::string& from_instance) {
     relay::v1::BackplaneEnvelope claim = Envelope(mesh);
     *claim.mutable_member_claimed() = ToRosterMember(*member);
     backplane_->Send(from_instance, claim);
-    if (std::size_t held = mesh.llm.HeldBy(member->id); held > 0) {
-      relay::v1::BackplaneEnvelope load = Envelope(mesh);
-      load.mutable_llm_load()->set_node_id(member->node_id);
-      load.mutable_llm_load()->set_held(static_cast<std::uint32_t>(held));
-      backplane_->Send(from_instance, load);
+    if (mesh.llm.HeldBy(member->id) > 0) {
+      backplane_->Send(from_instance, LlmLoadEnvelope(mesh, *member));
     }
   }
   relay::v1::BackplaneEnvelope end = Envelope(mesh);
