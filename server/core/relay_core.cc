@@ -247,7 +247,6 @@ void RelayCore::BeginRegistration(Connection& conn, const relay::v1::Register& r
   if (it == meshes_.end()) {
     auto mesh = std::make_unique<Mesh>();
     mesh->id = reg.mesh_id();
-    mesh->created_at = clock_->Now();
     mesh->serial = next_mesh_serial_++;
     it = meshes_.emplace(reg.mesh_id(), std::move(mesh)).first;
   }
@@ -319,6 +318,10 @@ void RelayCore::EndJoining(Connection& conn) {
   conn.joining = nullptr;
   --mesh->joining;
   MaybeForgetMesh(*mesh);
+}
+
+void RelayCore::NoteMemberJoined(Mesh& mesh, absl::Time joined_at) {
+  if (mesh.roster.empty() || joined_at < mesh.created_at) mesh.created_at = joined_at;
 }
 
 void RelayCore::MaybeForgetMesh(Mesh& mesh) {
@@ -439,6 +442,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
   record.key = JoinKey{++join_clock_, backplane_->instance_id()};
   record.connection = conn.id;
   record.id = next_member_id_++;
+  NoteMemberJoined(mesh, record.joined_at);
   Member& member = mesh.roster.Add(std::move(record));
   conn.mesh = &mesh;
   conn.member = &member;

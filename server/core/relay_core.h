@@ -221,6 +221,9 @@ class RelayCore final : private BackplaneListener {
   struct Mesh {
     std::string id;
     std::uint64_t serial = 0;  // tells a mesh apart from one followed again later
+    // When its first member joined, since it last had none: the object lives
+    // longer (registrations waiting for roster or admission keep it), but
+    // users see a mesh only once it has members.
     absl::Time created_at;
     MeshRoster roster;
     // False until the backplane knows the members other instances hold.
@@ -248,6 +251,9 @@ class RelayCore final : private BackplaneListener {
   void EndJoining(Connection& conn);
   // Forgets a mesh with no member here and no one joining it.
   void MaybeForgetMesh(Mesh& mesh);
+  // Call before adding a member that joined at `joined_at` (a remote one
+  // may have joined before this instance saw the mesh).
+  static void NoteMemberJoined(Mesh& mesh, absl::Time joined_at);
   // MeshAuth answered `id`'s registration (inline or later): joins it, or
   // refuses, then handles what it pipelined meanwhile.
   void OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool founding,

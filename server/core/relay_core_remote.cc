@@ -157,6 +157,7 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   record.proves_node = claimed.proves_node();
   record.key = key;
   record.id = next_member_id_++;
+  NoteMemberJoined(mesh, record.joined_at);
   Member& member = mesh.roster.Add(std::move(record));
   relay::v1::ServerEvent announce;
   *announce.mutable_peer_joined()->mutable_peer() = ToPeerInfo(member);

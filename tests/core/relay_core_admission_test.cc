@@ -468,5 +468,42 @@ TEST_F(RelayCoreAdmissionTest, AClaimAnsweredAfterTheMeshWentLiveOpenJoinsItOpen
   EXPECT_THAT(Seen(*third.sink), ElementsAre("joined", "peers"));
 }
 
+// core_events_fuzz: a mesh's created_at was stamped when its first
+// registration arrived, so a binding that took the store a while to decide
+// showed an older mesh than the one its members joined; and a mesh that
+// emptied while another registration was pending kept its first life's time.
+// Users see a mesh from its first member on, so that is its creation.
+TEST_F(RelayCoreAdmissionTest, AMeshIsCreatedWhenItsFirstMemberJoins) {
+  const auto created_at = [this](const std::string& mesh) {
+    absl::StatusOr<relay::v1::GetMeshResponse> view = relay_.core.GetMesh(mesh);
+    EXPECT_TRUE(view.ok()) << view.status();
+    return view.ok() ? view->mesh().created_at() : -1.0;
+  };
+  const auto seconds = [](absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); };
+  Peer first = relay_.Connect();
+  relay_.core.Handle(first.id, RegisterEvent("m", "a", "secret"));
+  clock_.Advance(absl::Milliseconds(250));
+  Answer();
+  ASSERT_THAT(Seen(*first.sink), ElementsAre("joined", "peers"));
+  EXPECT_EQ(created_at("m"), seconds(clock_.Now()));
+  ASSERT_EQ(relay_.core.ListMeshes().meshes_size(), 1);
+  EXPECT_EQ(relay_.core.ListMeshes().meshes(0).created_at(), seconds(clock_.Now()));
+
+  // The next registrant waits for its nonce while the only member leaves:
+  // the mesh object stays for it, but the mesh it joins is a new one.
+  Ed25519Key key;
+  Peer founder = relay_.Connect();
+  relay_.core.Handle(founder.id, RegisterMeshEvent(key, "signed", "founder"));
+  Answer();
+  Peer joiner = relay_.Connect();
+  relay_.core.Handle(joiner.id, SignedJoinEvent(key, "signed", "phone", "n1", clock_.Now()));
+  ASSERT_EQ(store_.waiting(), 1u);
+  relay_.core.Disconnect(founder.id, CloseReason::kClientClosed);
+  clock_.Advance(absl::Seconds(3));
+  Answer();
+  ASSERT_THAT(Seen(*joiner.sink), ElementsAre("joined", "peers"));
+  EXPECT_EQ(created_at("signed"), seconds(clock_.Now()));
+}
+
 }  // namespace
 }  // namespace relay::core
