@@ -17,10 +17,18 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/core/connection_id.h"
 #include "server/core/join_key.h"
 
 namespace relay::core {
+
+// The state of a connection this instance holds (RelayCore's Connection
+// derives from it): a member's direct handle on it, so routing to a local
+// member costs no lookup.
+class LocalConnection {
+ protected:
+  LocalConnection() = default;
+  ~LocalConnection() = default;
+};
 
 struct Member {
   std::string node_id;
@@ -33,9 +41,10 @@ struct Member {
   std::string credential_digest;
   bool proves_node = false;
   JoinKey key;
-  // Where its connection is: `connection` on this instance (non-zero), or
-  // on the instance `key.instance` names.
-  ConnectionId connection = 0;
+  // Where its connection is: `connection` on this instance (set), or on
+  // the instance `key.instance` names (null). The connection outlives its
+  // membership: it leaves the roster before it closes.
+  LocalConnection* connection = nullptr;
   // Its handle on this instance (LlmDispatch); never reused.
   std::uint64_t id = 0;
   // Llm requests other instances have outstanding at this member, by
@@ -43,7 +52,7 @@ struct Member {
   std::map<std::string, std::size_t> llm_held_elsewhere;
   std::size_t llm_held_elsewhere_total = 0;
 
-  bool local() const { return connection != 0; }
+  bool local() const { return connection != nullptr; }
   const std::string& instance() const { return key.instance; }
   bool CanServeLlm() const;
 };

@@ -321,7 +321,8 @@ void RelayCore::EndJoining(Connection& conn) {
 }
 
 void RelayCore::NoteMemberJoined(Mesh& mesh, absl::Time joined_at) {
-  if (mesh.roster.empty() || joined_at < mesh.created_at) mesh.created_at = joined_at;
+  if (!mesh.live || joined_at < mesh.created_at) mesh.created_at = joined_at;
+  mesh.live = true;
 }
 
 void RelayCore::MaybeForgetMesh(Mesh& mesh) {
@@ -391,7 +392,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
       return;
     }
     if (holder->local()) {
-      Connection& held_by = *Find(holder->connection);
+      Connection& held_by = ConnectionOf(*holder);
       // Equal credentials that prove nothing (an open mesh) are anyone's:
       // the id moves only when its holder is gone. A holder already closing
       // is gone.
@@ -440,7 +441,7 @@ void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission
   record.credential_digest = std::move(digest);
   record.proves_node = admission.proves_node;
   record.key = JoinKey{++join_clock_, backplane_->instance_id()};
-  record.connection = conn.id;
+  record.connection = &conn;
   record.id = next_member_id_++;
   NoteMemberJoined(mesh, record.joined_at);
   Member& member = mesh.roster.Add(std::move(record));
@@ -589,7 +590,7 @@ void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
   out->set_from(conn.node_id);
   out->set_payload(std::move(*msg.mutable_payload()));
   if (target->local()) {
-    Deliver(*Find(target->connection), std::move(event).Share());
+    Deliver(ConnectionOf(*target), std::move(event).Share());
   } else {
     SendRemote(*conn.mesh, *target, std::move(event).Share());
   }
@@ -630,7 +631,7 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   std::vector<LlmDispatch::Candidate> candidates;
   for (const auto& [key, peer] : mesh.roster.in_join_order()) {
     if (peer == conn.member || !peer->CanServeLlm()) continue;
-    if (peer->local() && Find(peer->connection)->closing) continue;
+    if (peer->local() && ConnectionOf(*peer).closing) continue;
     candidates.push_back({key, peer->id, peer->llm_held_elsewhere_total});
   }
   std::optional<MemberId> chosen = mesh.llm.Pick(candidates);
@@ -653,7 +654,7 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   // event on its own, and protobuf only swaps within one arena.
   *out->mutable_request() = req;
   if (responder->local()) {
-    Deliver(*Find(responder->connection), std::move(event).Share());
+    Deliver(ConnectionOf(*responder), std::move(event).Share());
   } else {
     SendRemote(mesh, *responder, std::move(event).Share());
   }
@@ -674,7 +675,7 @@ void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
   out->set_from(conn.node_id);
   *out->mutable_response() = resp;  // a copy, as in OnLlmRequest
   if (target->local()) {
-    Connection& requester = *Find(target->connection);
+    Connection& requester = ConnectionOf(*target);
     SettleLlmRequest(*conn.mesh, requester, resp.request_id(), *conn.member);
     Deliver(requester, std::move(event).Share());
   } else {
@@ -783,7 +784,11 @@ void RelayCore::RemoveMember(Mesh& mesh, std::string node_id, bool announce) {
   // A takeover (announce == false) refills the mesh at once: it was never
   // empty for its members or its token binding.
   if (!announce) return;
-  if (mesh.roster.empty()) auth_.MeshEmptied(mesh.id, clock_->Now());
+  if (mesh.roster.empty()) {
+    auth_.MeshEmptied(mesh.id, clock_->Now());
+    mesh.live = false;
+    mesh.messages_relayed = 0;
+  }
   MaybeForgetMesh(mesh);
 }
 
@@ -845,7 +850,7 @@ absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_i
                                             " is connected to relay instance ",
                                             QuoteForMessage(member->instance()), ", not this one"));
   }
-  Connection& conn = *Find(member->connection);
+  Connection& conn = ConnectionOf(*member);
   // Already on its way out (kicked, mesh closed, shutdown...): it keeps its
   // first reason and is not told twice.
   if (conn.closing) return absl::OkStatus();
@@ -870,7 +875,7 @@ absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
   // map is not changed here.
   for (const auto& [key, member] : mesh_it->second->roster.in_join_order()) {
     if (!member->local()) continue;  // its own instance closes it
-    Connection& peer = *Find(member->connection);
+    Connection& peer = ConnectionOf(*member);
     if (peer.closing) continue;
     SendError(peer, ErrorCode::kMeshClosed, message);
     CloseConnection(peer, CloseReason::kMeshClosed);
@@ -935,7 +940,7 @@ void RelayCore::SendError(Connection& to, ErrorCode code, absl::string_view mess
 
 void RelayCore::Fanout(Mesh& mesh, const Member* except, const ServerEventPtr& event) {
   for (const auto& [key, member] : mesh.roster.in_join_order()) {
-    if (member != except && member->local()) Deliver(*Find(member->connection), event);
+    if (member != except && member->local()) Deliver(ConnectionOf(*member), event);
   }
 }
 

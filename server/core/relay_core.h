@@ -175,7 +175,7 @@ class RelayCore final : private BackplaneListener {
   };
 
   // State of one transport connection.
-  struct Connection {
+  struct Connection : LocalConnection {
     ConnectionId id = 0;
     ConnectionInfo info;
     std::shared_ptr<PeerSink> sink;
@@ -221,10 +221,12 @@ class RelayCore final : private BackplaneListener {
   struct Mesh {
     std::string id;
     std::uint64_t serial = 0;  // tells a mesh apart from one followed again later
-    // When its first member joined, since it last had none: the object lives
-    // longer (registrations waiting for roster or admission keep it), but
-    // users see a mesh only once it has members.
-    absl::Time created_at;
+    // Users see a mesh from its first member until its last one leaves (a
+    // takeover's successor refills it at once: it never empties). The object
+    // lives longer, kept by registrations waiting for roster or admission,
+    // so a mesh that empties while one waits starts a new life when it joins.
+    bool live = false;
+    absl::Time created_at;  // when its first member joined, this life
     MeshRoster roster;
     // False until the backplane knows the members other instances hold.
     bool roster_ready = false;
@@ -232,7 +234,7 @@ class RelayCore final : private BackplaneListener {
     // Connections between register and the end of their join: the mesh is
     // kept for them even while it has no member here.
     std::size_t joining = 0;
-    std::uint64_t messages_relayed = 0;
+    std::uint64_t messages_relayed = 0;  // this life
     LlmDispatch llm;
   };
 
@@ -337,6 +339,10 @@ class RelayCore final : private BackplaneListener {
   void Fanout(Mesh& mesh, const Member* except, const ServerEventPtr& event);
 
   Connection* Find(ConnectionId id);
+  // The connection of a member this instance holds (member.local()).
+  static Connection& ConnectionOf(const Member& member) {
+    return *static_cast<Connection*>(member.connection);
+  }
   relay::v1::PeerInfo ToPeerInfo(const Member& member) const;
   std::size_t LiveMeshes() const;
   relay::v1::MeshSummary Summarize(const Mesh& mesh) const;

@@ -133,7 +133,7 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
     } else if (existing->credential_digest == claimed.credential_digest() &&
                claimed.proves_node()) {
       // Taken over from another instance: this connection was replaced.
-      Connection& held_by = *Find(existing->connection);
+      Connection& held_by = ConnectionOf(*existing);
       LeaveMesh(held_by, /*announce=*/false);
       CloseConnection(held_by, CloseReason::kReplaced);
     } else {
@@ -177,7 +177,7 @@ void RelayCore::OnRemoteDelivery(Mesh& mesh, const relay::v1::RemoteDelivery& de
     drops_.Add(DropReason::kClosing);  // it left while the event crossed
     return;
   }
-  Connection& to = *Find(target->connection);
+  Connection& to = ConnectionOf(*target);
   if (event->has_llm_response()) {
     if (const Member* responder = mesh.roster.Find(event->llm_response().from());
         responder != nullptr) {

@@ -113,7 +113,7 @@ absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view 
     detail->set_joined_at(EpochSeconds(member->joined_at));
     detail->set_instance(member->instance());
     if (!member->local()) continue;  // its own instance knows its connection
-    const Connection* peer = connections_.at(member->connection).get();
+    const Connection* peer = &ConnectionOf(*member);
     detail->set_remote_address(peer->info.remote_address);
     detail->set_transport(peer->info.transport);
     detail->set_messages_in(peer->messages_in);

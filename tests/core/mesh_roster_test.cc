@@ -13,12 +13,16 @@ namespace {
 
 using ::testing::ElementsAre;
 
+// Stands for a connection this instance holds.
+struct TestConnection : LocalConnection {};
+TestConnection held;
+
 Member Make(const std::string& node, std::uint64_t seq, const std::string& instance,
-            ConnectionId local = 0) {
+            bool local = false) {
   Member m;
   m.node_id = node;
   m.key = JoinKey{seq, instance};
-  m.connection = local;
+  m.connection = local ? &held : nullptr;
   return m;
 }
 
@@ -30,9 +34,9 @@ std::vector<std::string> Order(const MeshRoster& roster) {
 
 TEST(MeshRosterTest, JoinOrderIsBySequenceThenInstanceWhereverMembersAre) {
   MeshRoster roster;
-  roster.Add(Make("late", 3, "a", 7));
+  roster.Add(Make("late", 3, "a", /*local=*/true));
   roster.Add(Make("tie-b", 2, "b"));
-  roster.Add(Make("tie-a", 2, "a", 8));
+  roster.Add(Make("tie-a", 2, "a", /*local=*/true));
   roster.Add(Make("first", 1, "c"));
   EXPECT_THAT(Order(roster), ElementsAre("first", "tie-a", "tie-b", "late"));
   EXPECT_EQ(roster.size(), 4u);
@@ -45,7 +49,7 @@ TEST(MeshRosterTest, RemovingTheLastMemberOfAnInstanceForgetsTheInstance) {
   MeshRoster roster;
   roster.Add(Make("x", 1, "b"));
   roster.Add(Make("y", 2, "b"));
-  roster.Add(Make("me", 3, "a", 1));
+  roster.Add(Make("me", 3, "a", /*local=*/true));
   roster.Remove("x");
   EXPECT_EQ(roster.remote_instances().at("b"), 1u);
   roster.Remove("y");
@@ -59,7 +63,7 @@ TEST(MeshRosterTest, RemovingTheLastMemberOfAnInstanceForgetsTheInstance) {
 
 TEST(MeshRosterTest, LlmLoadElsewhereIsSummedPerInstanceAndReplacedNotAdded) {
   MeshRoster roster;
-  Member& m = roster.Add(Make("gpu", 1, "a", 1));
+  Member& m = roster.Add(Make("gpu", 1, "a", /*local=*/true));
   roster.SetLlmHeldElsewhere(m, "b", 2);
   roster.SetLlmHeldElsewhere(m, "c", 3);
   EXPECT_EQ(m.llm_held_elsewhere_total, 5u);

@@ -457,6 +457,17 @@ CORE_SEEDS = {
         connect(), connect(), store_hold(), register_mesh(0, M1, ALPHA), register(1, M1, BETA, SECRET),
         store_answer(1), store_answer(0), connect(), register_mesh(2, M3, GAMMA), advance(31),
         store_answer(0)),
+    # core_events_fuzz (CI): a mesh's age and counters. The sole member is taken over after time
+    # passed (an unanswered probe): the mesh never emptied, so it keeps its created_at and
+    # messages_relayed. Then the store holds a registrant while the last member leaves: the mesh
+    # it joins later is a new one (created when it joins, nothing relayed yet).
+    "mesh_age_across_takeover_and_empty": script(
+        connect(), connect(), register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA), direct(1, ALPHA),
+        disconnect(1), advance(40), connect(), register(2, M1, ALPHA, caps=CHAT), probe_timed_out(),
+        connect(), connect(), register_mesh(3, M2, ALPHA), signed_join(4, M2, BETA, nonce=N1),
+        direct(4, ALPHA), disconnect(4), store_hold(), connect(), signed_join(5, M2, GAMMA, nonce=N2),
+        disconnect(3), advance(3), store_answer(0), connect(), signed_join(6, M2, BETA, nonce=N3),
+        store_answer(0), direct(6, GAMMA)),
 }
 
 
