@@ -14,7 +14,8 @@ absl::Status CoreConfig::Validate() const {
   if (max_outstanding_llm_requests_per_peer == 0) {
     return absl::InvalidArgumentError("max_outstanding_llm_requests_per_peer must be positive");
   }
-  if (max_peers_per_mesh == 0) return absl::InvalidArgumentError("max_peers_per_mesh must be positive");
+  if (max_peers_per_mesh == 0)
+    return absl::InvalidArgumentError("max_peers_per_mesh must be positive");
   if (mesh_binding_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("mesh_binding_grace must not be negative");
   }

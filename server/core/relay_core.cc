@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
 #include "server/core/arena_event.h"
+#include "server/core/member_fields.h"
 #include "server/core/text_rules.h"
 #include "server/limits.h"
 #include "server/util/log.h"
@@ -629,10 +630,12 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
     return;
   }
   std::vector<LlmDispatch::Candidate> candidates;
+  std::vector<Member*> candidate_members;  // beside `candidates`, index for index
   for (const auto& [key, peer] : mesh.roster.in_join_order()) {
     if (peer == conn.member || !peer->CanServeLlm()) continue;
     if (peer->local() && ConnectionOf(*peer).closing) continue;
     candidates.push_back({key, peer->id, peer->llm_held_elsewhere_total});
+    candidate_members.push_back(peer);
   }
   std::optional<MemberId> chosen = mesh.llm.Pick(candidates);
   if (!chosen) {
@@ -643,8 +646,8 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   }
   mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
   Member* responder = nullptr;
-  for (const auto& [key, peer] : mesh.roster.in_join_order()) {
-    if (peer->id == *chosen) responder = peer;
+  for (std::size_t i = 0; responder == nullptr; ++i) {
+    if (candidates[i].id == *chosen) responder = candidate_members[i];
   }
 
   ArenaEvent event;
@@ -695,7 +698,7 @@ void RelayCore::SettleLlmRequest(Mesh& mesh, Connection& requester, absl::string
 
 void RelayCore::OnPing(Connection& conn) {
   ServerEvent event;
-  event.mutable_pong()->set_timestamp(EpochSeconds(clock_->Now()));
+  event.mutable_pong()->set_timestamp(ToEpochSeconds(clock_->Now()));
   Deliver(conn, MakeEvent(std::move(event)));
 }
 
@@ -951,15 +954,8 @@ RelayCore::Connection* RelayCore::Find(ConnectionId id) {
 
 relay::v1::PeerInfo RelayCore::ToPeerInfo(const Member& member) const {
   relay::v1::PeerInfo info;
-  info.set_node_id(member.node_id);
-  info.set_name(member.name);
-  for (const std::string& cap : member.capabilities) info.add_capabilities(cap);
-  info.set_joined_at(EpochSeconds(member.joined_at));
+  SetMemberFields(member, info);
   return info;
-}
-
-double RelayCore::EpochSeconds(absl::Time t) const {
-  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
 }
 
 }  // namespace relay::core

@@ -346,7 +346,6 @@ class RelayCore final : private BackplaneListener {
   relay::v1::PeerInfo ToPeerInfo(const Member& member) const;
   std::size_t LiveMeshes() const;
   relay::v1::MeshSummary Summarize(const Mesh& mesh) const;
-  double EpochSeconds(absl::Time t) const;
 
   const CoreConfig config_;
   const RateLimits rate_limits_;

@@ -5,13 +5,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/member_fields.h"
 #include "server/core/relay_core.h"
 #include "server/util/log.h"
 
 namespace relay::core {
 namespace {
-
-double EpochSecondsOf(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
 absl::Time TimeOf(double epoch_seconds) { return absl::UnixEpoch() + absl::Seconds(epoch_seconds); }
 
@@ -34,10 +33,7 @@ relay::v1::BackplaneEnvelope RelayCore::LlmLoadEnvelope(const Mesh& mesh,
 
 relay::v1::RosterMember RelayCore::ToRosterMember(const Member& member) const {
   relay::v1::RosterMember out;
-  out.set_node_id(member.node_id);
-  out.set_name(member.name);
-  for (const std::string& cap : member.capabilities) out.add_capabilities(cap);
-  out.set_joined_at(EpochSecondsOf(member.joined_at));
+  SetMemberFields(member, out);
   out.set_credential_digest(member.credential_digest);
   out.set_proves_node(member.proves_node);
   out.set_join_seq(member.key.seq);

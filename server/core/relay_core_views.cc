@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/member_fields.h"
 #include "server/core/relay_core.h"
 #include "server/core/text_rules.h"
 
@@ -60,7 +61,7 @@ relay::v1::MeshSummary RelayCore::Summarize(const Mesh& mesh) const {
   relay::v1::MeshSummary summary;
   summary.set_mesh_id(mesh.id);
   summary.set_peer_count(static_cast<std::uint32_t>(mesh.roster.size()));
-  summary.set_created_at(EpochSeconds(mesh.created_at));
+  summary.set_created_at(ToEpochSeconds(mesh.created_at));
   summary.set_messages_relayed(mesh.messages_relayed);
   return summary;
 }
@@ -107,10 +108,7 @@ absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view 
   *response.mutable_mesh() = Summarize(*it->second);
   for (const auto& [key, member] : it->second->roster.in_join_order()) {
     auto* detail = response.add_peers();
-    detail->set_node_id(member->node_id);
-    detail->set_name(member->name);
-    for (const std::string& cap : member->capabilities) detail->add_capabilities(cap);
-    detail->set_joined_at(EpochSeconds(member->joined_at));
+    SetMemberFields(*member, *detail);
     detail->set_instance(member->instance());
     if (!member->local()) continue;  // its own instance knows its connection
     const Connection* peer = &ConnectionOf(*member);

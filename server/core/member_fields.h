@@ -1,0 +1,27 @@
+// What every outward view of a mesh member shares: PeerInfo (what peers
+// see), PeerDetail (Admin) and RosterMember (other instances) carry the
+// same node_id, name, capabilities and joined_at, filled in one place.
+#ifndef RELAY_SERVER_CORE_MEMBER_FIELDS_H_
+#define RELAY_SERVER_CORE_MEMBER_FIELDS_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/core/mesh_roster.h"
+
+namespace relay::core {
+
+// Seconds since the Unix epoch, as the protocol writes times.
+inline double ToEpochSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+template <typename PeerMessage>
+void SetMemberFields(const Member& member, PeerMessage& out) {
+  out.set_node_id(member.node_id);
+  out.set_name(member.name);
+  for (const std::string& cap : member.capabilities) out.add_capabilities(cap);
+  out.set_joined_at(ToEpochSeconds(member.joined_at));
+}
+
+}  // namespace relay::core
+
+#endif  // RELAY_SERVER_CORE_MEMBER_FIELDS_H_
