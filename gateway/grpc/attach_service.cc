@@ -174,7 +174,7 @@ grpc::ServerBidiReactor<ClientEvent, ServerEvent>* AttachService::Attach(
     // The first refusal and every 100th (of both transports): a storm of
     // them must not flood the log.
     if (const std::uint64_t n = options_.refused->Add(Refusal::kTooManyConnections); n % 100 == 1) {
-      log::Event(log::Level::kWarn, "connection_limit")
+      log::Event(log::Level::kWarn, log::LogEvent::kConnectionLimit)
           .Str("client_ip", peer.client_ip)
           .Str("transport", "grpc")
           .Str("why", slot.status().message())

@@ -135,7 +135,7 @@ core::SendResult AttachSink::Send(const core::ServerEventPtr& event) {
   if (state_->closing || state_->finished) return SendResult::Dropped(DropReason::kClosing);
   const std::size_t size = event->ByteSizeLong();
   if (!state_->queue.empty() && state_->queued_bytes + size > max_queued_bytes_) {
-    log::Event(log::Level::kWarn, "slow_consumer")
+    log::Event(log::Level::kWarn, core::CloseReasonName(core::CloseReason::kSlowConsumer))
         .Uint("conn", state_->core_id)
         .Uint("queued_bytes", state_->queued_bytes)
         .Uint("limit_bytes", max_queued_bytes_);

@@ -444,7 +444,7 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con, const asio::erro
       if (!accept_backing_off_) {
         accept_backing_off_ = true;
         accept_backoffs_in_episode_ = 0;
-        log::Event(log::Level::kWarn, "accept_backoff")
+        log::Event(log::Level::kWarn, log::LogEvent::kAcceptBackoff)
             .Str("error", std::strerror(error))
             .Uint("pending_handshakes", handshakes_.pending())
             .Uint("connections", slots_->open())
@@ -463,7 +463,8 @@ void BasicWsGateway<Config>::OnAccept(const ConnectionPtr& con, const asio::erro
   }
   if (accept_backing_off_) {
     accept_backing_off_ = false;
-    log::Event(log::Level::kInfo, "accept_resumed").Uint("backoffs", accept_backoffs_in_episode_);
+    log::Event(log::Level::kInfo, log::LogEvent::kAcceptResumed)
+        .Uint("backoffs", accept_backoffs_in_episode_);
   }
   if (AdmitHandshake(con)) con->start();
   StartAccept();
@@ -507,7 +508,7 @@ bool BasicWsGateway<Config>::AdmitHandshake(const ConnectionPtr& con) {
   if (verdict == HandshakeLimiter::Verdict::kAdmitted) return true;
   // The first refusal and every 1000th: a flood of them must not flood the log.
   if (const std::uint64_t n = refused_->Add(Refusal::kTooManyHandshakes); n % 1000 == 1) {
-    log::Event(log::Level::kWarn, "handshake_limit")
+    log::Event(log::Level::kWarn, log::LogEvent::kHandshakeLimit)
         .Str("client_ip", ip)
         .Str("why", verdict == HandshakeLimiter::Verdict::kTotalFull
                         ? "max_pending_handshakes reached"
@@ -584,7 +585,7 @@ bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
   // The first refusal and every 100th (of both transports): a storm of them
   // must not flood the log.
   if (const std::uint64_t n = refused_->Add(Refusal::kTooManyConnections); n % 100 == 1) {
-    log::Event(log::Level::kWarn, "connection_limit")
+    log::Event(log::Level::kWarn, log::LogEvent::kConnectionLimit)
         .Str("client_ip", con->client_ip)
         .Str("transport", scheme())
         .Str("why", slot.status().message())
