@@ -2,55 +2,23 @@
 // OpenSSL directly (not by the code under test).
 #include "server/core/mesh_auth.h"
 
-#include <openssl/evp.h>
-
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/ed25519_key.h"
 #include "tests/store/manual_executor.h"
 #include "tests/store/scripted_auth_store.h"
 
 namespace relay::core {
 namespace {
 
+using ::relay::core::testing::Ed25519Key;
 using relay::v1::Register;
 using relay::v1::RegisterMesh;
-
-class Ed25519Key {
- public:
-  Ed25519Key() {
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
-    EVP_PKEY_keygen_init(ctx);
-    EVP_PKEY_keygen(ctx, &key_);
-    EVP_PKEY_CTX_free(ctx);
-  }
-  ~Ed25519Key() { EVP_PKEY_free(key_); }
-
-  std::string PublicB64() const {
-    unsigned char raw[32];
-    size_t len = sizeof(raw);
-    EVP_PKEY_get_raw_public_key(key_, raw, &len);
-    return absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(raw), len));
-  }
-  std::string SignB64(absl::string_view message) const {
-    unsigned char sig[64];
-    size_t len = sizeof(sig);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key_);
-    EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
-                   message.size());
-    EVP_MD_CTX_free(ctx);
-    return absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(sig), len));
-  }
-
- private:
-  EVP_PKEY* key_ = nullptr;
-};
 
 const absl::Time kNow = absl::FromUnixSeconds(1764120000);
 

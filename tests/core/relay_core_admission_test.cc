@@ -5,18 +5,17 @@
 // through Connect/Handle/Disconnect with recording sinks, a fake clock, a
 // store that answers when the test says (ScriptedAuthStore) and an executor
 // the test runs (ManualExecutor). No threads, no sleeps.
-#include <openssl/evp.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/relay_core.h"
+#include "tests/core/client_events.h"
+#include "tests/core/ed25519_key.h"
 #include "tests/core/fake_clock.h"
 #include "tests/core/recording_sink.h"
 #include "tests/store/manual_executor.h"
@@ -25,104 +24,20 @@
 namespace relay::core {
 namespace {
 
+using ::relay::core::testing::BroadcastEvent;
+using ::relay::core::testing::DirectEvent;
+using ::relay::core::testing::Ed25519Key;
 using ::relay::core::testing::FakeClock;
+using ::relay::core::testing::PingEvent;
 using ::relay::core::testing::RecordingSink;
+using ::relay::core::testing::RegisterEvent;
+using ::relay::core::testing::RegisterMeshEvent;
+using ::relay::core::testing::SignedJoinEvent;
 using ::relay::store::testing::ManualExecutor;
 using ::relay::store::testing::ScriptedAuthStore;
-using ::relay::v1::ClientEvent;
 using ::relay::v1::ServerEvent;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
-
-// Ed25519 with OpenSSL directly, for signed meshes.
-class Ed25519Key {
- public:
-  Ed25519Key() {
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
-    EVP_PKEY_keygen_init(ctx);
-    EVP_PKEY_keygen(ctx, &key_);
-    EVP_PKEY_CTX_free(ctx);
-  }
-  ~Ed25519Key() { EVP_PKEY_free(key_); }
-  Ed25519Key(const Ed25519Key&) = delete;
-  Ed25519Key& operator=(const Ed25519Key&) = delete;
-
-  std::string PublicB64() const {
-    unsigned char raw[32];
-    size_t len = sizeof(raw);
-    EVP_PKEY_get_raw_public_key(key_, raw, &len);
-    return absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(raw), len));
-  }
-  std::string SignB64(absl::string_view message) const {
-    unsigned char sig[64];
-    size_t len = sizeof(sig);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key_);
-    EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
-                   message.size());
-    EVP_MD_CTX_free(ctx);
-    return absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(sig), len));
-  }
-
- private:
-  EVP_PKEY* key_ = nullptr;
-};
-
-ClientEvent RegisterEvent(const std::string& mesh, const std::string& node,
-                          const std::string& token = "") {
-  ClientEvent event;
-  relay::v1::Register* reg = event.mutable_register_();
-  reg->set_mesh_id(mesh);
-  reg->set_node_id(node);
-  reg->set_token(token);
-  return event;
-}
-
-ClientEvent RegisterMeshEvent(const Ed25519Key& key, const std::string& mesh,
-                              const std::string& node) {
-  ClientEvent event;
-  relay::v1::RegisterMesh* request = event.mutable_register_mesh();
-  request->set_mesh_id(mesh);
-  request->set_mesh_public_key_b64(key.PublicB64());
-  request->set_founder_proof_b64(key.SignB64(mesh));
-  request->mutable_peer()->set_mesh_id(mesh);
-  request->mutable_peer()->set_node_id(node);
-  return event;
-}
-
-ClientEvent SignedJoinEvent(const Ed25519Key& key, const std::string& mesh, const std::string& node,
-                            const std::string& nonce, absl::Time now) {
-  ClientEvent event = RegisterEvent(mesh, node);
-  relay::v1::SignedJoinToken* token = event.mutable_register_()->mutable_signed_token();
-  token->set_present(true);
-  token->set_mesh_id(mesh);
-  token->set_node_id(node);
-  token->set_nonce(nonce);
-  token->set_issuer_id("founder");
-  token->set_expires_at(absl::ToDoubleSeconds(now + absl::Hours(1) - absl::UnixEpoch()));
-  token->set_canonical(absl::StrCat("canonical:", mesh, ":", node, ":", nonce));
-  token->set_signature_b64(key.SignB64(token->canonical()));
-  return event;
-}
-
-ClientEvent BroadcastEvent(const std::string& payload) {
-  ClientEvent event;
-  event.mutable_broadcast()->set_payload(payload);
-  return event;
-}
-
-ClientEvent DirectEvent(const std::string& target, const std::string& payload) {
-  ClientEvent event;
-  event.mutable_direct()->set_target(target);
-  event.mutable_direct()->set_payload(payload);
-  return event;
-}
-
-ClientEvent PingEvent() {
-  ClientEvent event;
-  event.mutable_ping();
-  return event;
-}
 
 // What a sink saw, one word each: the event's kind, an error's code, a
 // message's payload ("message:<payload>"), a peer_joined's node.
@@ -211,7 +126,7 @@ class RelayCoreAdmissionTest : public ::testing::Test {
   Peer Joined(Relay& relay, const std::string& mesh, const std::string& node,
               const std::string& token = "") {
     Peer p = relay.Connect();
-    relay.core.Handle(p.id, RegisterEvent(mesh, node, token));
+    relay.core.Handle(p.id, RegisterEvent(mesh, node, {}, token));
     while (store_.waiting() > 0) Answer(0);
     EXPECT_EQ(Seen(*p.sink).at(0), "joined") << node;
     p.sink->Clear();
@@ -230,7 +145,7 @@ TEST_F(RelayCoreAdmissionTest, ASlowStoreDoesNotStallOtherConnections) {
   mac.sink->Clear();
   // A registrant binding another mesh waits for the store...
   Peer claimant = relay_.Connect();
-  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", "secret"));
+  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", {}, "secret"));
   ASSERT_EQ(store_.waiting(), 1u);
   EXPECT_EQ(store_.what(0), "bind bound");
   EXPECT_THAT(claimant.sink->events, IsEmpty());
@@ -256,12 +171,12 @@ TEST_F(RelayCoreAdmissionTest, ASlowStoreDoesNotStallOtherConnections) {
 // its binding is handled, in order, once it has joined.
 TEST_F(RelayCoreAdmissionTest, EventsPipelinedAfterRegisterAreHandledInOrderAfterAdmission) {
   Peer p = relay_.Connect();
-  relay_.core.Handle(p.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(p.id, RegisterEvent("m", "a", {}, "secret"));
   relay_.core.Handle(p.id, PingEvent());
   relay_.core.Handle(p.id, DirectEvent("nobody", "\"x\""));
   relay_.core.Handle(p.id, BroadcastEvent("\"alone\""));
   relay_.core.RejectUndecodable(p.id, ErrorCode::kBadJson, "not JSON");
-  relay_.core.Handle(p.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(p.id, RegisterEvent("m", "a", {}, "secret"));
   EXPECT_THAT(p.sink->events, IsEmpty());
   Answer();
   EXPECT_THAT(Seen(*p.sink), ElementsAre("joined", "peers", "pong", "unknown_target", "bad_json",
@@ -300,7 +215,7 @@ TEST_F(RelayCoreAdmissionTest, AJoinWaitingForItsNonceKeepsItsMessagesInOrder) {
 TEST_F(RelayCoreAdmissionTest, AFailingStoreRefusesCleanlyWithAuthUnavailable) {
   Peer mac = Joined(relay_, "family", "mac");
   Peer claimant = relay_.Connect();
-  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", "secret"));
+  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", {}, "secret"));
   relay_.core.Handle(claimant.id, BroadcastEvent("\"early\""));
   Fail();
   // Refused, not closed; what it pipelined is then handled as for any
@@ -317,13 +232,13 @@ TEST_F(RelayCoreAdmissionTest, AFailingStoreRefusesCleanlyWithAuthUnavailable) {
   // A store that fails at once refuses the same way.
   store_.fail_all(absl::UnavailableError("disk gone"));
   claimant.sink->Clear();
-  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", "secret"));
+  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", {}, "secret"));
   EXPECT_THAT(Seen(*claimant.sink), ElementsAre("auth_unavailable"));
 
   // The same connection retries once the store is back, and gets in.
   store_.fail_all(absl::OkStatus());
   claimant.sink->Clear();
-  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", "secret"));
+  relay_.core.Handle(claimant.id, RegisterEvent("bound", "x", {}, "secret"));
   Answer();
   EXPECT_THAT(Seen(*claimant.sink), ElementsAre("joined", "peers"));
   EXPECT_EQ(relay_.core.auth_records(), 1u);
@@ -340,8 +255,8 @@ TEST_F(RelayCoreAdmissionTest, ConcurrentClaimsOfOneBindingHaveOneWinnerInEither
     ManualExecutor executor;
     Relay relay(&clock_, &store, &executor);
     Peer claimants[2] = {relay.Connect(), relay.Connect()};
-    relay.core.Handle(claimants[0].id, RegisterEvent("m", "a", "token-a"));
-    relay.core.Handle(claimants[1].id, RegisterEvent("m", "b", "token-b"));
+    relay.core.Handle(claimants[0].id, RegisterEvent("m", "a", {}, "token-a"));
+    relay.core.Handle(claimants[1].id, RegisterEvent("m", "b", {}, "token-b"));
     ASSERT_EQ(store.waiting(), 2u);
     store.Answer(first);
     executor.RunAll();
@@ -369,8 +284,8 @@ TEST_F(RelayCoreAdmissionTest, TwoRelaysClaimingOneBindingHaveOneWinnerInEitherO
     Relay two(&clock_, &store, &executor);
     Peer a = one.Connect();
     Peer b = two.Connect();
-    one.core.Handle(a.id, RegisterEvent("m", "a", "token-a"));
-    two.core.Handle(b.id, RegisterEvent("m", "b", "token-b"));
+    one.core.Handle(a.id, RegisterEvent("m", "a", {}, "token-a"));
+    two.core.Handle(b.id, RegisterEvent("m", "b", {}, "token-b"));
     ASSERT_EQ(store.waiting(), 2u);
     store.Answer(first);
     executor.RunAll();
@@ -385,7 +300,7 @@ TEST_F(RelayCoreAdmissionTest, TwoRelaysClaimingOneBindingHaveOneWinnerInEitherO
     // A later device with the winner's token gets into the loser's relay.
     Relay& losers = a_won ? two : one;
     Peer later = losers.Connect();
-    losers.core.Handle(later.id, RegisterEvent("m", "c", a_won ? "token-a" : "token-b"));
+    losers.core.Handle(later.id, RegisterEvent("m", "c", {}, a_won ? "token-a" : "token-b"));
     EXPECT_THAT(Seen(*later.sink), ElementsAre("joined", "peers"));
   }
 }
@@ -395,7 +310,7 @@ TEST_F(RelayCoreAdmissionTest, TwoRelaysClaimingOneBindingHaveOneWinnerInEitherO
 // binding its claim made holds for a grace, as if it had joined and left.
 TEST_F(RelayCoreAdmissionTest, AConnectionThatLeavesWhileItsAdmissionIsPendingIsForgotten) {
   Peer gone = relay_.Connect();
-  relay_.core.Handle(gone.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(gone.id, RegisterEvent("m", "a", {}, "secret"));
   relay_.core.Handle(gone.id, BroadcastEvent("\"never\""));
   relay_.core.Disconnect(gone.id, CloseReason::kClientClosed);
   EXPECT_EQ(relay_.core.OpenConnections(), 0u);
@@ -406,10 +321,10 @@ TEST_F(RelayCoreAdmissionTest, AConnectionThatLeavesWhileItsAdmissionIsPendingIs
   EXPECT_EQ(relay_.core.Health().peers, 0u);
 
   Peer squatter = relay_.Connect();
-  relay_.core.Handle(squatter.id, RegisterEvent("m", "x", "guess"));
+  relay_.core.Handle(squatter.id, RegisterEvent("m", "x", {}, "guess"));
   EXPECT_THAT(Seen(*squatter.sink), ElementsAre("auth_failed"));
   Peer owner = relay_.Connect();
-  relay_.core.Handle(owner.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(owner.id, RegisterEvent("m", "a", {}, "secret"));
   EXPECT_THAT(Seen(*owner.sink), ElementsAre("joined", "peers"));
   relay_.core.Disconnect(owner.id, CloseReason::kClientClosed);
 
@@ -417,7 +332,7 @@ TEST_F(RelayCoreAdmissionTest, AConnectionThatLeavesWhileItsAdmissionIsPendingIs
   clock_.Advance(CoreConfig{}.mesh_binding_grace + absl::Seconds(1));
   relay_.core.ExpireUnregistered();
   Peer newcomer = relay_.Connect();
-  relay_.core.Handle(newcomer.id, RegisterEvent("m", "y", "guess"));
+  relay_.core.Handle(newcomer.id, RegisterEvent("m", "y", {}, "guess"));
   Answer();
   EXPECT_THAT(Seen(*newcomer.sink), ElementsAre("joined", "peers"));
 }
@@ -426,7 +341,7 @@ TEST_F(RelayCoreAdmissionTest, AConnectionThatLeavesWhileItsAdmissionIsPendingIs
 // the claim, though no MeshEmptied ever came for it.
 TEST_F(RelayCoreAdmissionTest, ABindingWhoseRegistrantNeverJoinedGoesAfterAGrace) {
   Peer gone = relay_.Connect();
-  relay_.core.Handle(gone.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(gone.id, RegisterEvent("m", "a", {}, "secret"));
   relay_.core.Disconnect(gone.id, CloseReason::kTransportError);
   Answer();
   EXPECT_EQ(relay_.core.auth_records(), 1u);
@@ -438,7 +353,7 @@ TEST_F(RelayCoreAdmissionTest, ABindingWhoseRegistrantNeverJoinedGoesAfterAGrace
 
 TEST_F(RelayCoreAdmissionTest, AStoreThatNeverAnswersEndsInTheRegistrationTimeout) {
   Peer p = relay_.Connect();
-  relay_.core.Handle(p.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(p.id, RegisterEvent("m", "a", {}, "secret"));
   clock_.Advance(CoreConfig{}.registration_timeout + absl::Seconds(1));
   relay_.core.ExpireUnregistered();
   EXPECT_THAT(p.sink->closes, ElementsAre(CloseReason::kRegistrationTimeout));
@@ -454,7 +369,7 @@ TEST_F(RelayCoreAdmissionTest, AStoreThatNeverAnswersEndsInTheRegistrationTimeou
 TEST_F(RelayCoreAdmissionTest, AClaimAnsweredAfterTheMeshWentLiveOpenJoinsItOpen) {
   Peer token = relay_.Connect();
   Peer open = relay_.Connect();
-  relay_.core.Handle(token.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(token.id, RegisterEvent("m", "a", {}, "secret"));
   relay_.core.Handle(open.id, RegisterEvent("m", "b"));
   ASSERT_EQ(store_.waiting(), 2u);
   Answer(1);  // the open one's lookup
@@ -481,7 +396,7 @@ TEST_F(RelayCoreAdmissionTest, AMeshIsCreatedWhenItsFirstMemberJoins) {
   };
   const auto seconds = [](absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); };
   Peer first = relay_.Connect();
-  relay_.core.Handle(first.id, RegisterEvent("m", "a", "secret"));
+  relay_.core.Handle(first.id, RegisterEvent("m", "a", {}, "secret"));
   clock_.Advance(absl::Milliseconds(250));
   Answer();
   ASSERT_THAT(Seen(*first.sink), ElementsAre("joined", "peers"));

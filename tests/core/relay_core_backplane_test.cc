@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/relay_core.h"
+#include "tests/core/client_events.h"
 #include "tests/core/fake_backplane.h"
 #include "tests/core/fake_clock.h"
 #include "tests/core/recording_sink.h"
@@ -18,9 +19,13 @@
 namespace relay::core {
 namespace {
 
+using ::relay::core::testing::BroadcastEvent;
+using ::relay::core::testing::DirectEvent;
 using ::relay::core::testing::FakeBackplane;
 using ::relay::core::testing::FakeClock;
+using ::relay::core::testing::LlmRequestEvent;
 using ::relay::core::testing::RecordingSink;
+using ::relay::core::testing::RegisterEvent;
 using ::relay::v1::BackplaneEnvelope;
 using ::relay::v1::ClientEvent;
 using ::relay::v1::ServerEvent;
@@ -32,37 +37,6 @@ struct Peer {
   ConnectionId id = 0;
   std::shared_ptr<RecordingSink> sink;
 };
-
-ClientEvent Register(const std::string& mesh, const std::string& node,
-                     const std::vector<std::string>& caps = {}, const std::string& token = "") {
-  ClientEvent event;
-  event.mutable_register_()->set_mesh_id(mesh);
-  event.mutable_register_()->set_node_id(node);
-  event.mutable_register_()->set_token(token);
-  for (const std::string& c : caps) event.mutable_register_()->add_capabilities(c);
-  return event;
-}
-
-ClientEvent Broadcast(const std::string& payload) {
-  ClientEvent event;
-  event.mutable_broadcast()->set_payload(payload);
-  return event;
-}
-
-ClientEvent Direct(const std::string& target, const std::string& payload) {
-  ClientEvent event;
-  event.mutable_direct()->set_target(target);
-  event.mutable_direct()->set_payload(payload);
-  return event;
-}
-
-ClientEvent LlmRequest(const std::string& request_id) {
-  ClientEvent event;
-  event.mutable_llm_request()->set_kind(relay::v1::LLM_REQUEST_KIND_LLM);
-  event.mutable_llm_request()->set_request_id(request_id);
-  event.mutable_llm_request()->set_members("\"prompt\":\"hi\"");
-  return event;
-}
 
 // Payloads of the messages a sink got, in order.
 std::vector<std::string> Payloads(const RecordingSink& sink) {
@@ -101,7 +75,7 @@ class BackplaneTest : public ::testing::Test {
   Peer Joined(std::size_t instance, const std::string& mesh, const std::string& node,
               const std::vector<std::string>& caps = {}, const std::string& token = "") {
     Peer peer = Open(instance);
-    Send(peer, Register(mesh, node, caps, token));
+    Send(peer, RegisterEvent(mesh, node, caps, token));
     bus_.DeliverAll();
     EXPECT_FALSE(peer.sink->OfCase(ServerEvent::kJoined).empty()) << node << " did not join";
     peer.sink->Clear();
@@ -118,7 +92,7 @@ TEST_F(BackplaneTest, ALostInstancesPeersLeaveAndTheRequestsTheyHeldFail) {
   Peer phone = Joined(0, "home", "phone");
   Peer mac = Joined(1, "home", "mac", {"llm"});
   Peer tablet = Joined(2, "home", "tablet");
-  Send(phone, LlmRequest("\"r1\""));
+  Send(phone, LlmRequestEvent("\"r1\""));
   bus_.DeliverAll();
   ASSERT_EQ(mac.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
   phone.sink->Clear();
@@ -135,7 +109,7 @@ TEST_F(BackplaneTest, ALostInstancesPeersLeaveAndTheRequestsTheyHeldFail) {
   EXPECT_THAT(tablet.sink->ErrorCodes(), IsEmpty());
   // No capable peer anywhere now: refused at once.
   phone.sink->Clear();
-  Send(phone, LlmRequest("\"r2\""));
+  Send(phone, LlmRequestEvent("\"r2\""));
   bus_.DeliverAll();
   EXPECT_THAT(phone.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
 }
@@ -148,7 +122,7 @@ TEST_F(BackplaneTest, ABroadcastCrossesToEachOtherInstanceOnceWhateverItsMembers
   const std::size_t before_1 = bus_.Sent("i0", "i1", BackplaneEnvelope::kDelivery);
   const std::size_t before_2 = bus_.Sent("i0", "i2", BackplaneEnvelope::kDelivery);
 
-  Send(sender, Broadcast("\"hello\""));
+  Send(sender, BroadcastEvent("\"hello\""));
   bus_.DeliverAll();
 
   EXPECT_EQ(bus_.Sent("i0", "i1", BackplaneEnvelope::kDelivery) - before_1, 1u);
@@ -170,7 +144,7 @@ TEST_F(BackplaneTest, OrderPerSenderAndReceiverHoldsUnderAnyInterleavingOfInstan
     for (int i = 0; i < 3; ++i) {
       Peer p{static_cast<std::size_t>(i), 0, std::make_shared<RecordingSink>()};
       p.id = cores[i]->Connect(ConnectionInfo{"10.0.0.1:4000", "ws"}, p.sink);
-      cores[i]->Handle(p.id, Register("m", absl::StrCat("n", i)));
+      cores[i]->Handle(p.id, RegisterEvent("m", absl::StrCat("n", i)));
       bus.DeliverAll();
       peers.push_back(p);
     }
@@ -179,7 +153,8 @@ TEST_F(BackplaneTest, OrderPerSenderAndReceiverHoldsUnderAnyInterleavingOfInstan
     for (int k = 0; k < 10; ++k) {
       for (int s = 0; s < 2; ++s) {
         const std::string payload = absl::StrCat("\"", s, ":", k, "\"");
-        cores[s]->Handle(peers[s].id, k % 2 == 0 ? Broadcast(payload) : Direct("n2", payload));
+        cores[s]->Handle(peers[s].id,
+                         k % 2 == 0 ? BroadcastEvent(payload) : DirectEvent("n2", payload));
       }
     }
     bus.DeliverAll();
@@ -206,7 +181,7 @@ TEST_F(BackplaneTest, AProvenNodeIdTakenOverOnAnotherInstanceClosesTheOldConnect
   // Instance 1 sees a live mesh it never bound: its token proves nothing
   // there, so the claim is refused rather than guessed.
   Peer claimant = Open(1);
-  Send(claimant, Register("family", "phone", {}, "t"));
+  Send(claimant, RegisterEvent("family", "phone", {}, "t"));
   bus_.DeliverAll();
   EXPECT_THAT(claimant.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
   EXPECT_THAT(old_conn.sink->closes, IsEmpty());
@@ -216,10 +191,10 @@ TEST_F(BackplaneTest, ALateInstanceLearnsTheRosterBeforeItsFirstPeerJoins) {
   Peer a = Joined(0, "m", "a", {"llm"});
   Peer b = Joined(1, "m", "b");
   Peer c = Open(2);
-  Send(c, Register("m", "c"));
+  Send(c, RegisterEvent("m", "c"));
   // Nothing crossed yet: c waits for the roster, and says nothing.
   EXPECT_THAT(c.sink->events, IsEmpty());
-  Send(c, LlmRequest("\"early\""));  // pipelined: held until c has joined
+  Send(c, LlmRequestEvent("\"early\""));  // pipelined: held until c has joined
   bus_.DeliverAll();
 
   ASSERT_GE(c.sink->events.size(), 2u);
@@ -238,17 +213,17 @@ TEST_F(BackplaneTest, LlmLoadFromEveryInstanceCountsTowardsTheFewestOutstandingR
   Peer y = Joined(2, "m", "y", {"llm"});
   // r0 gives x two requests, r1 then gives two: each must go to y first,
   // which holds fewer cluster-wide, though r1's instance dispatched none.
-  Send(r0, LlmRequest("\"a\""));
+  Send(r0, LlmRequestEvent("\"a\""));
   bus_.DeliverAll();
-  Send(r0, LlmRequest("\"b\""));
+  Send(r0, LlmRequestEvent("\"b\""));
   bus_.DeliverAll();
   ASSERT_EQ(x.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
   ASSERT_EQ(y.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
   x.sink->Clear();
   y.sink->Clear();
-  Send(r1, LlmRequest("\"c\""));
+  Send(r1, LlmRequestEvent("\"c\""));
   bus_.DeliverAll();
-  Send(r1, LlmRequest("\"d\""));
+  Send(r1, LlmRequestEvent("\"d\""));
   bus_.DeliverAll();
   EXPECT_EQ(x.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
   EXPECT_EQ(y.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
@@ -265,7 +240,7 @@ TEST_F(BackplaneTest, AMemberLeavingElsewhereIsAnnouncedOnceAndItsMeshIsForgotte
   EXPECT_EQ(cores_[1]->Health().meshes, 0u);
   EXPECT_EQ(cores_[0]->Health().meshes, 1u);
   // A direct to the member that left is unknown now, on every instance.
-  Send(a, Direct("b", "\"x\""));
+  Send(a, DirectEvent("b", "\"x\""));
   bus_.DeliverAll();
   EXPECT_THAT(a.sink->ErrorCodes(), ElementsAre("unknown_target"));
 }
@@ -273,7 +248,7 @@ TEST_F(BackplaneTest, AMemberLeavingElsewhereIsAnnouncedOnceAndItsMeshIsForgotte
 TEST_F(BackplaneTest, ADirectToAPeerThatLeftWhileItCrossedIsCountedAsDropped) {
   Peer a = Joined(0, "m", "a");
   Peer b = Joined(1, "m", "b");
-  Send(a, Direct("b", "\"late\""));
+  Send(a, DirectEvent("b", "\"late\""));
   cores_[1]->Disconnect(b.id, CloseReason::kClientClosed);
   bus_.DeliverAll();
   const relay::v1::Stats stats = cores_[1]->GetStats();

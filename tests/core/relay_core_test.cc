@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/client_events.h"
 #include "tests/core/fake_backplane.h"
 #include "tests/core/fake_clock.h"
 #include "tests/core/recording_sink.h"
@@ -21,9 +22,16 @@
 namespace relay::core {
 namespace {
 
+using ::relay::core::testing::BroadcastEvent;
+using ::relay::core::testing::CapabilitiesUpdateEvent;
+using ::relay::core::testing::DirectEvent;
 using ::relay::core::testing::FakeBackplane;
 using ::relay::core::testing::FakeClock;
+using ::relay::core::testing::LlmRequestEvent;
+using ::relay::core::testing::LlmResponseEvent;
+using ::relay::core::testing::PingEvent;
 using ::relay::core::testing::RecordingSink;
+using ::relay::core::testing::RegisterEvent;
 using ::relay::v1::ClientEvent;
 using ::relay::v1::ServerEvent;
 using ::testing::ElementsAre;
@@ -35,65 +43,6 @@ struct Peer {
   std::shared_ptr<RecordingSink> sink;
   std::size_t instance = 0;  // which RelayCore holds its connection
 };
-
-ClientEvent RegisterEvent(const std::string& mesh, const std::string& node,
-                          const std::vector<std::string>& caps = {},
-                          const std::string& token = "", const std::string& name = "") {
-  ClientEvent event;
-  relay::v1::Register* reg = event.mutable_register_();
-  reg->set_mesh_id(mesh);
-  reg->set_node_id(node);
-  reg->set_name(name);
-  for (const std::string& c : caps) reg->add_capabilities(c);
-  reg->set_token(token);
-  return event;
-}
-
-ClientEvent BroadcastEvent(const std::string& payload) {
-  ClientEvent event;
-  event.mutable_broadcast()->set_payload(payload);
-  return event;
-}
-
-ClientEvent DirectEvent(const std::string& target, const std::string& payload) {
-  ClientEvent event;
-  event.mutable_direct()->set_target(target);
-  event.mutable_direct()->set_payload(payload);
-  return event;
-}
-
-ClientEvent LlmRequestEvent(const std::string& request_id_json,
-                            const std::string& members = "\"prompt\":\"hi\"") {
-  ClientEvent event;
-  relay::v1::LlmRequest* req = event.mutable_llm_request();
-  req->set_kind(relay::v1::LLM_REQUEST_KIND_LLM);
-  req->set_request_id(request_id_json);
-  req->set_members(members);
-  return event;
-}
-
-ClientEvent LlmResponseEvent(const std::string& target, const std::string& request_id_json,
-                             const std::string& members = "\"response\":\"ok\"") {
-  ClientEvent event;
-  relay::v1::LlmResponse* resp = event.mutable_llm_response();
-  resp->set_target(target);
-  resp->set_request_id(request_id_json);
-  resp->set_members(members);
-  return event;
-}
-
-ClientEvent PingEvent() {
-  ClientEvent event;
-  event.mutable_ping();
-  return event;
-}
-
-ClientEvent CapabilitiesUpdateEvent(const std::vector<std::string>& caps) {
-  ClientEvent event;
-  auto* update = event.mutable_capabilities_update();
-  for (const std::string& c : caps) update->add_capabilities(c);
-  return event;
-}
 
 double EpochSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
