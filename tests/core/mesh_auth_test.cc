@@ -83,9 +83,11 @@ class MeshAuthTest : public ::testing::Test {
 };
 
 TEST_F(MeshAuthTest, FirstRegistrantWithoutTokenMakesAnOpenMesh) {
-  EXPECT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
   EXPECT_TRUE(
-      AdmitRegisterNow(auth_, Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow).ok());
+      AdmitRegisterNow(auth_, Reg("m", "a"), /*mesh_live=*/false, "203.0.113.1", kNow).ok());
+  EXPECT_TRUE(
+      AdmitRegisterNow(auth_, Reg("m", "b", "anything"), /*mesh_live=*/true, "203.0.113.1", kNow)
+          .ok());
   EXPECT_EQ(auth_.bindings(), 0u);
 }
 
@@ -141,25 +143,21 @@ TEST_F(MeshAuthTest, RegisterMeshVerifiesTheFounderProof) {
 
 TEST_F(MeshAuthTest, RegisterMeshForAnotherMeshThanTheUrlIsDenied) {
   Ed25519Key mesh_key;
-  EXPECT_FALSE(AdmitRegisterMeshNow(auth_,
-                   Founding(mesh_key, "home", "mac"), "elsewhere",
-                                      /*mesh_live=*/false, "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "elsewhere",
+                                    /*mesh_live=*/false, "203.0.113.1", kNow)
                    .ok());
 }
 
 TEST_F(MeshAuthTest, FounderRejoinsWithTheSameKeyButAnotherKeyIsDenied) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
-                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
-                                     "203.0.113.1", kNow)
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "home",
+                                   /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());
-  EXPECT_TRUE(AdmitRegisterMeshNow(auth_,
-                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
-                                     "203.0.113.1", kNow)
+  EXPECT_TRUE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "home",
+                                   /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());
-  EXPECT_FALSE(AdmitRegisterMeshNow(auth_,
-                   Founding(other, "home", "mac"), "home", /*mesh_live=*/false,
-                                      "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterMeshNow(auth_, Founding(other, "home", "mac"), "home",
+                                    /*mesh_live=*/false, "203.0.113.1", kNow)
                    .ok());
 }
 
@@ -174,30 +172,28 @@ TEST_F(MeshAuthTest, NodePublicKeyVerifiesTheProofWhenGiven) {
 
 TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
   Ed25519Key mesh_key, other;
-  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
-                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
-                                     "203.0.113.1", kNow)
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "home",
+                                   /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());
   const absl::Time later = kNow + absl::Hours(1);
 
-  absl::StatusOr<Admission> ok = AdmitRegisterNow(auth_, 
-      SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> ok =
+      AdmitRegisterNow(auth_, SignedJoin(mesh_key, "home", "phone", "n1", later, "phone"), true,
+                       "203.0.113.1", kNow);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->credential, "node:phone");
 
   // Expired, wrong node binding, wrong signer, wrong mesh.
-  EXPECT_FALSE(AdmitRegisterNow(auth_,
-                   SignedJoin(mesh_key, "home", "phone", "n2",
-                                             kNow - absl::Seconds(1), "phone"),
-                                  true, "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterNow(
+                   auth_,
+                   SignedJoin(mesh_key, "home", "phone", "n2", kNow - absl::Seconds(1), "phone"),
+                   true, "203.0.113.1", kNow)
                    .ok());
-  EXPECT_FALSE(AdmitRegisterNow(auth_,
-                   SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"),
-                                  true, "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterNow(auth_, SignedJoin(mesh_key, "home", "tablet", "n3", later, "phone"),
+                                true, "203.0.113.1", kNow)
                    .ok());
-  EXPECT_FALSE(AdmitRegisterNow(auth_,
-                   SignedJoin(other, "home", "phone", "n4", later, "phone"), true,
-                                  "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterNow(auth_, SignedJoin(other, "home", "phone", "n4", later, "phone"),
+                                true, "203.0.113.1", kNow)
                    .ok());
   Register elsewhere = SignedJoin(mesh_key, "home", "phone", "n5", later, "phone");
   elsewhere.mutable_signed_token()->set_mesh_id("other-mesh");
@@ -210,29 +206,26 @@ TEST_F(MeshAuthTest, SignedMeshAcceptsValidTokensAndRefusesTheRest) {
 
   // No token, or a plain string token, on a signed mesh.
   EXPECT_FALSE(AdmitRegisterNow(auth_, Reg("home", "phone"), true, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(AdmitRegisterNow(auth_, Reg("home", "phone", "secret"), true, "203.0.113.1", kNow).ok());
+  EXPECT_FALSE(
+      AdmitRegisterNow(auth_, Reg("home", "phone", "secret"), true, "203.0.113.1", kNow).ok());
 }
 
 TEST_F(MeshAuthTest, NonceIsOneNodesUntilItsTokenExpires) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
-                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
-                                     "203.0.113.1", kNow)
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "home",
+                                   /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  ASSERT_TRUE(AdmitRegisterNow(auth_,
-                  SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
-                                 "203.0.113.1", kNow)
+  ASSERT_TRUE(AdmitRegisterNow(auth_, SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+                               "203.0.113.1", kNow)
                   .ok());
   // The same node reconnecting with the same token is fine.
-  EXPECT_TRUE(AdmitRegisterNow(auth_,
-                  SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
-                                 "203.0.113.1", kNow)
+  EXPECT_TRUE(AdmitRegisterNow(auth_, SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true,
+                               "203.0.113.1", kNow)
                   .ok());
   // Another node replaying it is not.
-  EXPECT_FALSE(AdmitRegisterNow(auth_,
-                   SignedJoin(mesh_key, "home", "tablet", "n", expires, ""), true,
-                                  "203.0.113.1", kNow)
+  EXPECT_FALSE(AdmitRegisterNow(auth_, SignedJoin(mesh_key, "home", "tablet", "n", expires, ""),
+                                true, "203.0.113.1", kNow)
                    .ok());
 }
 
@@ -243,8 +236,9 @@ TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
   founding.set_founder_proof_b64(founder_key.SignB64("home"));
   ASSERT_TRUE(
       AdmitRegisterMeshNow(auth_, founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow).ok());
-  EXPECT_TRUE(AdmitRegisterMeshNow(auth_, founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
-                  .ok());  // the founder again
+  EXPECT_TRUE(
+      AdmitRegisterMeshNow(auth_, founding, "home", /*mesh_live=*/false, "203.0.113.1", kNow)
+          .ok());  // the founder again
 
   RegisterMesh stranger = Founding(mesh_key, "home", "mac");  // the public mesh key
   stranger.set_node_public_key_b64(stranger_key.PublicB64());
@@ -256,15 +250,14 @@ TEST_F(MeshAuthTest, AFreshNodeKeyCannotReproveAnExistingSignedMesh) {
 
 TEST_F(MeshAuthTest, UnboundTokensNeverShareAnIdentity) {
   Ed25519Key mesh_key;
-  ASSERT_TRUE(AdmitRegisterMeshNow(auth_,
-                  Founding(mesh_key, "home", "mac"), "home", /*mesh_live=*/false,
-                                     "203.0.113.1", kNow)
+  ASSERT_TRUE(AdmitRegisterMeshNow(auth_, Founding(mesh_key, "home", "mac"), "home",
+                                   /*mesh_live=*/false, "203.0.113.1", kNow)
                   .ok());
   const absl::Time expires = kNow + absl::Hours(1);
-  absl::StatusOr<Admission> first = AdmitRegisterNow(auth_, 
-      SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
-  absl::StatusOr<Admission> again = AdmitRegisterNow(auth_, 
-      SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> first = AdmitRegisterNow(
+      auth_, SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
+  absl::StatusOr<Admission> again = AdmitRegisterNow(
+      auth_, SignedJoin(mesh_key, "home", "phone", "n", expires, ""), true, "203.0.113.1", kNow);
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_NE(first->credential, again->credential);
 }
@@ -281,18 +274,17 @@ TEST_F(MeshAuthTest, MalformedTokenIsDeniedWithItsReason) {
 TEST_F(MeshAuthTest, TokenObjectOnAnUnsignedMeshIsDenied) {
   Ed25519Key key;
   EXPECT_FALSE(AdmitRegisterNow(auth_,
-                   SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""),
-                                  false, "203.0.113.1", kNow)
+                                SignedJoin(key, "open", "phone", "n", kNow + absl::Hours(1), ""),
+                                false, "203.0.113.1", kNow)
                    .ok());
 }
 
 TEST_F(MeshAuthTest, RegisterMeshOnATokenBoundMeshIsDenied) {
   Ed25519Key key;
   ASSERT_TRUE(AdmitRegisterNow(auth_, Reg("m", "a", "secret"), false, "203.0.113.1", kNow).ok());
-  EXPECT_FALSE(
-      AdmitRegisterMeshNow(auth_,
-          Founding(key, "m", "a"), "m", /*mesh_live=*/false, "203.0.113.1", kNow)
-          .ok());
+  EXPECT_FALSE(AdmitRegisterMeshNow(auth_, Founding(key, "m", "a"), "m", /*mesh_live=*/false,
+                                    "203.0.113.1", kNow)
+                   .ok());
 }
 
 }  // namespace
@@ -316,7 +308,7 @@ TEST_F(MeshAuthBoundsTest, RegisterMeshOnALiveOpenMeshIsDenied) {
   Ed25519Key stranger;
   ASSERT_TRUE(AdmitRegisterNow(auth, Reg("family", "mac"), false, kIp, kNow).ok());
   absl::StatusOr<Admission> taken = AdmitRegisterMeshNow(auth, Founding(stranger, "family", "evil"),
-                                                           "family", /*mesh_live=*/true, kIp, kNow);
+                                                         "family", /*mesh_live=*/true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(taken.status()));
   EXPECT_EQ(auth.signed_meshes(), 0u);
   // Still open: the family's plain registrations keep working.
@@ -333,7 +325,8 @@ TEST_F(MeshAuthBoundsTest, OpenCredentialsProveNothingOthersDo) {
   EXPECT_FALSE(AdmitRegisterNow(auth, Reg("open", "a"), false, kIp, kNow)->proves_node);
   EXPECT_FALSE(AdmitRegisterNow(auth, Reg("open", "a", "tok"), true, kIp, kNow)->proves_node);
   EXPECT_TRUE(AdmitRegisterNow(auth, Reg("bound", "a", "tok"), false, kIp, kNow)->proves_node);
-  EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow)->proves_node);
+  EXPECT_TRUE(
+      AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow)->proves_node);
 }
 
 TEST_F(MeshAuthBoundsTest, NonceOverItsBoundIsDeniedAndNotKept) {
@@ -342,10 +335,10 @@ TEST_F(MeshAuthBoundsTest, NonceOverItsBoundIsDeniedAndNotKept) {
   ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   const absl::Time expires = kNow + absl::Hours(1);
   EXPECT_TRUE(AdmitRegisterNow(auth, SignedJoin(key, "s", "p", std::string(128, 'n'), expires, ""),
-                                 true, kIp, kNow)
+                               true, kIp, kNow)
                   .ok());
-  absl::StatusOr<Admission> long_nonce = AdmitRegisterNow(auth, 
-      SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
+  absl::StatusOr<Admission> long_nonce = AdmitRegisterNow(
+      auth, SignedJoin(key, "s", "q", std::string(129, 'n'), expires, ""), true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(long_nonce.status()));
   EXPECT_THAT(std::string(long_nonce.status().message()), ::testing::HasSubstr("128 bytes"));
   EXPECT_EQ(auth.nonces(), 1u);
@@ -358,8 +351,9 @@ TEST_F(MeshAuthBoundsTest, TokenLifetimeIsBoundedFromIssueAndFromNow) {
   Ed25519Key key;
   ASSERT_TRUE(AdmitRegisterMeshNow(auth, Founding(key, "s", "f"), "s", false, kIp, kNow).ok());
   // Valid until 2096: refused, whatever it claims about its issue.
-  absl::StatusOr<Admission> forever = AdmitRegisterNow(auth, 
-      SignedJoin(key, "s", "p", "n1", absl::FromUnixSeconds(3999999999), ""), true, kIp, kNow);
+  absl::StatusOr<Admission> forever =
+      AdmitRegisterNow(auth, SignedJoin(key, "s", "p", "n1", absl::FromUnixSeconds(3999999999), ""),
+                       true, kIp, kNow);
   EXPECT_TRUE(absl::IsPermissionDenied(forever.status()));
   EXPECT_THAT(std::string(forever.status().message()), ::testing::HasSubstr("30 days"));
   // issued_at claimed in the future, 31 days before its expiry.
@@ -385,7 +379,8 @@ TEST_F(MeshAuthBoundsTest, NoncesPerMeshAreBounded) {
   for (int i = 0; i < 3; ++i) {
     const std::string node = absl::StrCat("p", i);
     ASSERT_TRUE(
-        AdmitRegisterNow(auth, SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow).ok());
+        AdmitRegisterNow(auth, SignedJoin(key, "s", node, node, expires, ""), true, kIp, kNow)
+            .ok());
   }
   absl::StatusOr<Admission> fourth =
       AdmitRegisterNow(auth, SignedJoin(key, "s", "p3", "p3", expires, ""), true, kIp, kNow);
@@ -397,7 +392,7 @@ TEST_F(MeshAuthBoundsTest, NoncesPerMeshAreBounded) {
   auth.Expire(expires + absl::Seconds(1), kNoneLive);
   EXPECT_EQ(auth.nonces(), 0u);
   EXPECT_TRUE(AdmitRegisterNow(auth, SignedJoin(key, "s", "p3", "p3", expires + absl::Hours(1), ""),
-                                 true, kIp, expires + absl::Seconds(1))
+                               true, kIp, expires + absl::Seconds(1))
                   .ok());
 }
 
@@ -416,7 +411,8 @@ TEST_F(MeshAuthBoundsTest, RecordsInTotalAreBoundedAndRefusedAsUnavailable) {
   EXPECT_TRUE(absl::IsUnavailable(
       AdmitRegisterMeshNow(auth, Founding(key, "s2", "f"), "s2", false, kIp, kNow).status()));
   EXPECT_TRUE(absl::IsUnavailable(
-      AdmitRegisterNow(auth, SignedJoin(key, "s", "p", "n", kNow + absl::Hours(1), ""), true, kIp, kNow)
+      AdmitRegisterNow(auth, SignedJoin(key, "s", "p", "n", kNow + absl::Hours(1), ""), true, kIp,
+                       kNow)
           .status()));
   // What exists keeps working: the bound mesh's owners, the founder, open meshes.
   EXPECT_TRUE(AdmitRegisterNow(auth, Reg("b1", "c", "t"), true, kIp, kNow).ok());
@@ -441,7 +437,8 @@ TEST_F(MeshAuthBoundsTest, CreationsPerIpPerMinuteAreBounded) {
   // Another address is not charged for it; the same one may go on next minute.
   EXPECT_TRUE(AdmitRegisterNow(auth, Reg("m3", "a", "t"), false, "198.51.100.7", kNow).ok());
   auth.Expire(kNow + absl::Seconds(61), kNoneLive);
-  EXPECT_TRUE(AdmitRegisterNow(auth, Reg("m4", "a", "t"), false, kIp, kNow + absl::Seconds(61)).ok());
+  EXPECT_TRUE(
+      AdmitRegisterNow(auth, Reg("m4", "a", "t"), false, kIp, kNow + absl::Seconds(61)).ok());
 }
 
 TEST_F(MeshAuthBoundsTest, FoundersPerMeshAreBounded) {
@@ -479,7 +476,7 @@ TEST_F(MeshAuthBoundsTest, SignedMeshUnusedForItsTtlIsForgotten) {
   EXPECT_EQ(auth.signed_meshes(), 0u);
   EXPECT_EQ(auth.nonces(), 0u);
   EXPECT_TRUE(AdmitRegisterMeshNow(auth, Founding(newcomer, "s", "x"), "s", false, kIp,
-                                     day91 + absl::Hours(24 * 91))
+                                   day91 + absl::Hours(24 * 91))
                   .ok());
 }
 

@@ -109,8 +109,7 @@ class RelayCoreTest : public ::testing::Test {
     cores_.clear();
     bus_ = std::make_unique<FakeBackplane>();
     for (int i = 0; i < Instances(); ++i) {
-      Backplane* backplane =
-          Instances() > 1 ? bus_->Add(absl::StrCat("instance-", i)) : nullptr;
+      Backplane* backplane = Instances() > 1 ? bus_->Add(absl::StrCat("instance-", i)) : nullptr;
       cores_.push_back(std::make_unique<RelayCore>(config, &clock_, nullptr, nullptr, backplane));
     }
     core_ = cores_.front().get();
@@ -281,16 +280,21 @@ TEST_P(RelayCoreRulesTest, DefaultNameCountsUtf8CharactersNotBytes) {
   Peer alice = Join("lobby", "observer");
   Peer bob = Open();
   // Nine two-byte characters, then a four-byte emoji node id.
-  Handle(bob, RegisterEvent("lobby", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
-                                               "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"));
+  Handle(bob, RegisterEvent("lobby",
+                            "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+                            "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"));
   Peer carol = Open();
-  Handle(carol, RegisterEvent("lobby", "ab\xF0\x9F\x98\x80" "cdefgh"));
+  Handle(carol, RegisterEvent("lobby",
+                              "ab\xF0\x9F\x98\x80"
+                              "cdefgh"));
 
   auto joined = alice.sink->OfCase(ServerEvent::kPeerJoined);
   ASSERT_EQ(joined.size(), 2u);
   EXPECT_EQ(joined[0]->peer_joined().peer().name(),
             "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9");
-  EXPECT_EQ(joined[1]->peer_joined().peer().name(), "ab\xF0\x9F\x98\x80" "cdefg");
+  EXPECT_EQ(joined[1]->peer_joined().peer().name(),
+            "ab\xF0\x9F\x98\x80"
+            "cdefg");
 }
 
 TEST_P(RelayCoreRulesTest, ExplicitNameIsKept) {
@@ -459,7 +463,7 @@ TEST_F(RelayCoreTest, FanOutGivesTheSameEventPointerToEveryRecipient) {
   ClearAll({&alice, &bob, &carol});
 
   Handle(alice, BroadcastEvent("1"));
-  Peer dave = Join("lobby", "dave");  // peer_joined fan-out
+  Peer dave = Join("lobby", "dave");             // peer_joined fan-out
   Disconnect(dave, CloseReason::kClientClosed);  // peer_left fan-out
 
   ASSERT_EQ(bob.sink->events.size(), 3u);
@@ -582,11 +586,11 @@ TEST_P(RelayCoreRulesTest, LlmRequestGoesToThePeerHoldingFewestOutstandingReques
   Peer x = Join("lobby", "x", {"llm"});
   Peer y = Join("lobby", "y", {"llm"});
 
-  Handle(asker, LlmRequestEvent("1"));  // x (tie, first in join order)
-  Handle(asker, LlmRequestEvent("2"));  // y (x holds 1)
+  Handle(asker, LlmRequestEvent("1"));        // x (tie, first in join order)
+  Handle(asker, LlmRequestEvent("2"));        // y (x holds 1)
   Handle(y, LlmResponseEvent("asker", "2"));  // y holds 0 again
-  Handle(asker, LlmRequestEvent("3"));  // y: fewer than x, though x's turn
-  Handle(asker, LlmRequestEvent("4"));  // tie 1-1: round robin -> x
+  Handle(asker, LlmRequestEvent("3"));        // y: fewer than x, though x's turn
+  Handle(asker, LlmRequestEvent("4"));        // tie 1-1: round robin -> x
 
   auto x_got = x.sink->OfCase(ServerEvent::kLlmRequest);
   auto y_got = y.sink->OfCase(ServerEvent::kLlmRequest);
@@ -1104,10 +1108,10 @@ TEST_F(RelayCoreTest, MessagesRelayedCountsOnlyUserTrafficDeliveries) {
   Handle(alice, DirectEvent("nobody", "1"));
   ASSERT_EQ(core_->GetStats().messages_relayed(), 0u);
 
-  Handle(alice, BroadcastEvent("1"));                // 2 deliveries
-  Handle(alice, DirectEvent("bob", "2"));            // 1
-  Handle(alice, LlmRequestEvent("3"));               // 1
-  Handle(model, LlmResponseEvent("alice", "3"));     // 1
+  Handle(alice, BroadcastEvent("1"));             // 2 deliveries
+  Handle(alice, DirectEvent("bob", "2"));         // 1
+  Handle(alice, LlmRequestEvent("3"));            // 1
+  Handle(model, LlmResponseEvent("alice", "3"));  // 1
 
   const relay::v1::Stats stats = core_->GetStats();
   EXPECT_EQ(stats.messages_relayed(), 5u);
@@ -1894,8 +1898,7 @@ TEST_P(RelayCoreRulesTest, ByteRateLimitRefusesThenClosesAndRefills) {
   for (int i = 0; i < 10; ++i) Handle(b, DirectEvent("a", "x"), 10);
   EXPECT_EQ(a.sink->OfCase(ServerEvent::kMessage).size(), 10u);
   // One who keeps streaming after being told is closed.
-  for (int i = 0; i < 200 && a.sink->closes.empty(); ++i)
-    Handle(a, DirectEvent("b", "x"), 1000);
+  for (int i = 0; i < 200 && a.sink->closes.empty(); ++i) Handle(a, DirectEvent("b", "x"), 1000);
   EXPECT_THAT(a.sink->closes, ElementsAre(CloseReason::kRateLimited));
 }
 
