@@ -575,7 +575,10 @@ void RelayCore::OnBroadcast(Connection& conn, relay::v1::Broadcast& msg) {
     relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
     delivery->set_except_node(conn.node_id);
     *delivery->mutable_event() = *shared;
-    if (!backplane_->Publish(envelope)) drops_.Add(DropReason::kUnreachable);
+    if (!backplane_->Publish(envelope)) {
+      drops_.Add(DropReason::kUnreachable);
+      RefuseUnreachable(conn, nullptr);
+    }
   }
 }
 
@@ -592,8 +595,8 @@ void RelayCore::OnDirect(Connection& conn, relay::v1::Direct& msg) {
   out->set_payload(std::move(*msg.mutable_payload()));
   if (target->local()) {
     Deliver(ConnectionOf(*target), std::move(event).Share());
-  } else {
-    SendRemote(*conn.mesh, *target, std::move(event).Share());
+  } else if (!SendRemote(*conn.mesh, *target, std::move(event).Share())) {
+    RefuseUnreachable(conn, target);
   }
 }
 
@@ -644,7 +647,6 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
               req.request_id());
     return;
   }
-  mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
   Member* responder = nullptr;
   for (std::size_t i = 0; responder == nullptr; ++i) {
     if (candidates[i].id == *chosen) responder = candidate_members[i];
@@ -658,9 +660,14 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   *out->mutable_request() = req;
   if (responder->local()) {
     Deliver(ConnectionOf(*responder), std::move(event).Share());
-  } else {
-    SendRemote(mesh, *responder, std::move(event).Share());
+  } else if (!SendRemote(mesh, *responder, std::move(event).Share())) {
+    // Not tracked: no answer can come for it.
+    ++traffic_.llm_outcomes[static_cast<std::size_t>(LlmOutcome::kClusterUnavailable)];
+    RefuseUnreachable(conn, responder, req.request_id());
+    return;
   }
+  // Tracked after the send: the core thread handles the answer only later.
+  mesh.llm.Track(conn.id, req.request_id(), *chosen, clock_->Now());
   if (backplane_->clustered()) PublishLlmLoad(mesh, {*chosen});
 }
 
@@ -681,9 +688,9 @@ void RelayCore::OnLlmResponse(Connection& conn, relay::v1::LlmResponse& resp) {
     Connection& requester = ConnectionOf(*target);
     SettleLlmRequest(*conn.mesh, requester, resp.request_id(), *conn.member);
     Deliver(requester, std::move(event).Share());
-  } else {
+  } else if (!SendRemote(*conn.mesh, *target, std::move(event).Share())) {
     // The requester's instance settles it (it dispatched the request).
-    SendRemote(*conn.mesh, *target, std::move(event).Share());
+    RefuseUnreachable(conn, target, resp.request_id());
   }
 }
 

@@ -315,8 +315,13 @@ class RelayCore final : private BackplaneListener {
   void OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed);
   void OnRemoteDelivery(Mesh& mesh, const relay::v1::RemoteDelivery& delivery);
   void OnRosterRequest(Mesh& mesh, const std::string& from_instance);
-  // Hands `event` to `member`'s instance.
-  void SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event);
+  // Hands `event` to `member`'s instance; false (counted as a drop) when
+  // the backplane cannot carry it now.
+  bool SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event);
+  // Tells `sender` that its event for `target` (nullptr: a broadcast's
+  // other instances) could not cross: cluster_unavailable.
+  void RefuseUnreachable(Connection& sender, const Member* target,
+                         absl::string_view request_id_json = {});
   // Announces a local member's claim or update to the mesh's other instances.
   void PublishMember(Mesh& mesh, const Member& member, bool claimed);
   // Tells other instances this instance's llm load at each of `responders`.

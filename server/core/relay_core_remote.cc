@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/member_fields.h"
 #include "server/core/relay_core.h"
+#include "server/core/text_rules.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -61,12 +62,26 @@ void RelayCore::PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responde
   }
 }
 
-void RelayCore::SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event) {
+bool RelayCore::SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event) {
   relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
   relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
   delivery->set_target_node(member.node_id);
   *delivery->mutable_event() = *event;
-  if (!backplane_->Send(member.instance(), envelope)) drops_.Add(DropReason::kUnreachable);
+  if (backplane_->Send(member.instance(), envelope)) return true;
+  drops_.Add(DropReason::kUnreachable);
+  return false;
+}
+
+void RelayCore::RefuseUnreachable(Connection& sender, const Member* target,
+                                  absl::string_view request_id_json) {
+  SendError(sender, ErrorCode::kClusterUnavailable,
+            target == nullptr
+                ? "the broadcast reached the peers on this relay instance only: the others "
+                  "cannot be reached now; retry later"
+                : absl::StrCat("peer ", QuoteForMessage(target->node_id),
+                               " is on another relay instance, which cannot be reached now; "
+                               "nothing was delivered, retry later"),
+            request_id_json);
 }
 
 void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {

@@ -16,19 +16,21 @@ namespace relay::core {
 
 // How llm requests ended, for metrics.
 enum class LlmOutcome {
-  kAnswered,         // the responder's first llm_response reached the requester
-  kNoLlmPeer,        // no capable peer: refused at once
-  kTooManyRequests,  // the requester had too many waiting: refused at once
-  kPeerLeft,         // the responder left before answering (llm_peer_left)
-  kRequesterLeft,    // the requester left before the answer
+  kAnswered,            // the responder's first llm_response reached the requester
+  kNoLlmPeer,           // no capable peer: refused at once
+  kTooManyRequests,     // the requester had too many waiting: refused at once
+  kPeerLeft,            // the responder left before answering (llm_peer_left)
+  kRequesterLeft,       // the requester left before the answer
+  kClusterUnavailable,  // the chosen responder's instance could not be reached: refused at once
 };
 
 // One entry per LlmOutcome, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 5> kLlmOutcomeNames = {
-    "answered", "no_llm_peer", "too_many_requests", "peer_left", "requester_left",
+inline constexpr std::array<absl::string_view, 6> kLlmOutcomeNames = {
+    "answered",  "no_llm_peer",    "too_many_requests",
+    "peer_left", "requester_left", "cluster_unavailable",
 };
 inline constexpr std::size_t kLlmOutcomeCount = kLlmOutcomeNames.size();
-static_assert(static_cast<std::size_t>(LlmOutcome::kRequesterLeft) + 1 == kLlmOutcomeCount,
+static_assert(static_cast<std::size_t>(LlmOutcome::kClusterUnavailable) + 1 == kLlmOutcomeCount,
               "kLlmOutcomeNames must name every LlmOutcome");
 
 inline absl::string_view LlmOutcomeName(LlmOutcome outcome) {

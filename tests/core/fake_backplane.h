@@ -42,14 +42,21 @@ class FakeBackplane {
       bus_->subscribers_[mesh_id].erase(id_);
     }
     bool Publish(const relay::v1::BackplaneEnvelope& envelope) override {
-      if (!bus_->Alive(id_)) return false;
+      if (!bus_->Alive(id_) || bus_->Refuses(id_, envelope)) return false;
+      bool all = true;  // the reachable ones get it either way
       for (const std::string& to : bus_->subscribers_[envelope.mesh_id()]) {
-        if (to != id_) bus_->Enqueue(id_, to, envelope);
+        if (to == id_) continue;
+        if (bus_->Refuses(to, envelope)) {
+          all = false;
+        } else {
+          bus_->Enqueue(id_, to, envelope);
+        }
       }
-      return true;
+      return all;
     }
     bool Send(const std::string& to, const relay::v1::BackplaneEnvelope& envelope) override {
       if (!bus_->Alive(id_) || !bus_->Alive(to)) return false;
+      if (bus_->Refuses(id_, envelope) || bus_->Refuses(to, envelope)) return false;
       bus_->Enqueue(id_, to, envelope);
       return true;
     }
@@ -124,6 +131,17 @@ class FakeBackplane {
     }
   }
 
+  // `id`'s link is down (true) or back (false): deliveries from or to it
+  // are refused, as the NATS adapter refuses them while disconnected, while
+  // roster envelopes still queue (ADR 0009). Nobody is told it is gone.
+  void Cut(const std::string& id, bool cut = true) {
+    if (cut) {
+      cut_.insert(id);
+    } else {
+      cut_.erase(id);
+    }
+  }
+
   // Envelopes sent from `from` to `to` so far, of one kind (0: all).
   std::size_t Sent(const std::string& from, const std::string& to,
                    relay::v1::BackplaneEnvelope::KindCase kind) const {
@@ -138,6 +156,10 @@ class FakeBackplane {
 
  private:
   using Pair = std::pair<std::string, std::string>;  // (from, to)
+
+  bool Refuses(const std::string& id, const relay::v1::BackplaneEnvelope& envelope) const {
+    return envelope.has_delivery() && cut_.count(id) > 0;
+  }
   struct Waiting {
     std::set<std::string> from;  // instances whose roster_end is awaited
     std::function<void()> ready;
@@ -202,6 +224,7 @@ class FakeBackplane {
 
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::set<std::string> dead_;
+  std::set<std::string> cut_;
   std::map<std::string, std::set<std::string>> subscribers_;  // mesh -> instances
   std::map<Pair, std::deque<relay::v1::BackplaneEnvelope>> queues_;
   std::map<Pair, std::vector<relay::v1::BackplaneEnvelope::KindCase>> sent_;

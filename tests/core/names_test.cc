@@ -57,7 +57,7 @@ TEST(NamesTest, ErrorCodes) {
                                        "already_registered", "node_id_in_use", "unknown_target",
                                        "no_llm_peer", "llm_peer_left", "too_many_requests",
                                        "auth_failed", "rate_limited", "mesh_full", "kicked",
-                                       "mesh_closed", "auth_unavailable"}));
+                                       "mesh_closed", "auth_unavailable", "cluster_unavailable"}));
   ExpectSnakeCaseAndUnique(names);
 }
 
@@ -93,7 +93,7 @@ TEST(NamesTest, TrafficTypes) {
 TEST(NamesTest, LlmOutcomes) {
   const auto names = AllNames<LlmOutcome>(kLlmOutcomeCount, LlmOutcomeName);
   EXPECT_THAT(names, ElementsAreArray({"answered", "no_llm_peer", "too_many_requests", "peer_left",
-                                       "requester_left"}));
+                                       "requester_left", "cluster_unavailable"}));
   ExpectSnakeCaseAndUnique(names);
 }
 

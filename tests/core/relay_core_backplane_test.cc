@@ -24,6 +24,7 @@ using ::relay::core::testing::DirectEvent;
 using ::relay::core::testing::FakeBackplane;
 using ::relay::core::testing::FakeClock;
 using ::relay::core::testing::LlmRequestEvent;
+using ::relay::core::testing::LlmResponseEvent;
 using ::relay::core::testing::RecordingSink;
 using ::relay::core::testing::RegisterEvent;
 using ::relay::v1::BackplaneEnvelope;
@@ -256,6 +257,58 @@ TEST_F(BackplaneTest, ADirectToAPeerThatLeftWhileItCrossedIsCountedAsDropped) {
   for (const auto& d : stats.drops()) closing += d.reason() == "closing" ? d.count() : 0;
   EXPECT_EQ(closing, 1u);
   EXPECT_THAT(a.sink->ErrorCodes(), IsEmpty());
+}
+
+// Nothing is lost silently: while the link to another instance is down,
+// what must cross it is refused to its sender with cluster_unavailable (and
+// counted as an unreachable drop); what stays on the instance is delivered;
+// an llm request refused so is not left waiting for an answer. When the
+// link is back, traffic flows again.
+TEST_F(BackplaneTest, WhatCannotCrossToAnotherInstanceIsRefusedToItsSender) {
+  Peer phone = Joined(0, "home", "phone");
+  Peer tablet = Joined(0, "home", "tablet");
+  Peer mac = Joined(1, "home", "mac", {"llm"});
+  bus_.Cut("i1");
+
+  Send(phone, DirectEvent("mac", "\"hi\""));
+  Send(phone, BroadcastEvent("\"all\""));
+  Send(phone, LlmRequestEvent("\"r1\""));
+  bus_.DeliverAll();
+  auto errors = phone.sink->OfCase(ServerEvent::kError);
+  ASSERT_EQ(errors.size(), 3u);
+  for (const auto& e : errors) EXPECT_EQ(e->error().code(), "cluster_unavailable");
+  EXPECT_THAT(errors[0]->error().message(), ::testing::HasSubstr("\"mac\""));
+  EXPECT_EQ(errors[2]->error().request_id(), "\"r1\"");
+  EXPECT_THAT(Payloads(*tablet.sink), ElementsAre("\"all\""));
+  EXPECT_THAT(mac.sink->events, IsEmpty());
+  std::uint64_t unreachable = 0;
+  const relay::v1::Stats stats = cores_[0]->GetStats();
+  for (const auto& d : stats.drops()) {
+    unreachable += d.reason() == "unreachable" ? d.count() : 0;
+  }
+  EXPECT_EQ(unreachable, 3u);
+  // The answer of the mac, over the cut link, is refused to the mac.
+  Send(mac, LlmResponseEvent("phone", "\"r0\""));
+  EXPECT_THAT(mac.sink->ErrorCodes(), ElementsAre("cluster_unavailable"));
+
+  bus_.Cut("i1", false);
+  phone.sink->Clear();
+  Send(phone, LlmRequestEvent("\"r2\""));
+  Send(phone, DirectEvent("mac", "\"again\""));
+  bus_.DeliverAll();
+  EXPECT_THAT(phone.sink->ErrorCodes(), IsEmpty());
+  ASSERT_EQ(mac.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
+  EXPECT_EQ(mac.sink->OfCase(ServerEvent::kLlmRequest)[0]->llm_request().request().request_id(),
+            "\"r2\"");
+  EXPECT_THAT(Payloads(*mac.sink), ElementsAre("\"again\""));
+  // Only r2 waits at the mac: r1 was never tracked, so the mac leaving
+  // fails r2 alone.
+  cores_[1]->Disconnect(mac.id, CloseReason::kClientClosed);
+  bus_.DeliverAll();
+  auto failed = phone.sink->OfCase(ServerEvent::kError);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]->error().code(), "llm_peer_left");
+  EXPECT_EQ(failed[0]->error().request_id(), "\"r2\"");
 }
 
 }  // namespace
