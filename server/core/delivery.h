@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
+#include "server/core/enum_counts.h"
 
 namespace relay::core {
 
@@ -48,14 +49,7 @@ class SendResult {
 };
 
 // Dropped deliveries since start, by reason.
-class DropCounts {
- public:
-  void Add(DropReason reason) { ++counts_[static_cast<std::size_t>(reason)]; }
-  std::uint64_t Get(DropReason reason) const { return counts_[static_cast<std::size_t>(reason)]; }
-
- private:
-  std::array<std::uint64_t, kDropReasonCount> counts_{};
-};
+using DropCounts = EnumCounts<DropReason, kDropReasonCount>;
 
 }  // namespace relay::core
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
+#include "server/core/enum_counts.h"
 
 namespace relay::core {
 
@@ -46,14 +47,7 @@ inline absl::string_view LimitName(Limit limit) {
 }
 
 // Refusals since start, by limit.
-class LimitHits {
- public:
-  void Add(Limit limit) { ++counts_[static_cast<std::size_t>(limit)]; }
-  std::uint64_t Get(Limit limit) const { return counts_[static_cast<std::size_t>(limit)]; }
-
- private:
-  std::array<std::uint64_t, kLimitCount> counts_{};
-};
+using LimitHits = EnumCounts<Limit, kLimitCount>;
 
 }  // namespace relay::core
 
