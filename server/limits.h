@@ -132,6 +132,18 @@ inline constexpr absl::Duration kDrainCloseTimeout = absl::Seconds(5);
 // How often the drain looks whether everyone already left (to exit early).
 inline constexpr absl::Duration kDrainPollInterval = absl::Milliseconds(20);
 
+// --- Cluster mode (NATS, docs/adr/0009-cluster-on-nats.md) -------------------
+
+// Longest KV key the NATS adapter asks for. A direct get names the key twice
+// in its subject, and a protocol line over nats-server's 4096 bytes closes
+// the client's connection for good; a node key of two 256-byte ids encoded
+// is 685 characters.
+inline constexpr std::size_t kMaxNatsKeyChars = 1024;
+// RELAY_CLUSTER and RELAY_INSTANCE_ID are used as given in subjects and
+// bucket names: short, so every name built from them stays readable.
+inline constexpr std::size_t kMaxClusterNameChars = 32;
+inline constexpr std::size_t kMaxInstanceIdChars = 64;
+
 }  // namespace relay::limits
 
 #endif  // RELAY_SERVER_LIMITS_H_
