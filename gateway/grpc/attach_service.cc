@@ -12,6 +12,7 @@
 #include "asio/post.hpp"
 #include "gateway/grpc/grpc_event_codec.h"
 #include "gateway/grpc/grpc_peer_address.h"
+#include "gateway/net/transport.h"
 #include "server/limits.h"
 #include "server/util/log.h"
 
@@ -94,13 +95,13 @@ AttachStream::AttachStream(asio::io_context* io, core::RelayCore* core,
       state->FinishLocked(ToGrpcStatus(DrainingStatus()));
       return;
     }
-    state->core_id =
-        core->Connect(core::ConnectionInfo{peer.remote, "grpc", peer.client_ip},
-                      std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
+    state->core_id = core->Connect(
+        core::ConnectionInfo{peer.remote, std::string(kTransportGrpc), peer.client_ip},
+        std::make_shared<AttachSink>(io, state, options->max_queued_bytes));
     log::Event(log::Level::kInfo, log::LogEvent::kConnect)
         .Uint("conn", state->core_id)
         .Str("remote", peer.remote)
-        .Str("transport", "grpc");
+        .Str("transport", kTransportGrpc);
   });
 }
 
@@ -176,7 +177,7 @@ grpc::ServerBidiReactor<ClientEvent, ServerEvent>* AttachService::Attach(
     if (const std::uint64_t n = options_.refused->Add(Refusal::kTooManyConnections); n % 100 == 1) {
       log::Event(log::Level::kWarn, log::LogEvent::kConnectionLimit)
           .Str("client_ip", peer.client_ip)
-          .Str("transport", "grpc")
+          .Str("transport", kTransportGrpc)
           .Str("why", slot.status().message())
           .Uint("refused_total", n);
     }

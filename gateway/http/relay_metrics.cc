@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "gateway/net/transport.h"
 #include "server/metrics/process_stats.h"
 #include "server/metrics/prometheus_text.h"
 
@@ -59,8 +60,7 @@ void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts&
                              PrometheusText* out) {
   out->Family("relay_connections_total", MetricType::kCounter, "Connections accepted.");
   out->Sample({}, stats.total_connections());
-  out->Family("relay_disconnections_total", MetricType::kCounter,
-              "Connections ended, by reason.");
+  out->Family("relay_disconnections_total", MetricType::kCounter, "Connections ended, by reason.");
   for (const auto& c : stats.closes()) out->Sample({{"reason", c.reason()}}, c.count());
   out->Family("relay_upgrades_refused_total", MetricType::kCounter,
               "Connections refused before they opened (WebSocket upgrades and gRPC streams), "
@@ -103,12 +103,12 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   }
   out->Family("relay_received_bytes_total", MetricType::kCounter,
               "Bytes of messages received from clients, by transport.");
-  out->Sample({{"transport", "ws"}}, metrics.ws_bytes.received.load());
-  out->Sample({{"transport", "grpc"}}, metrics.grpc_bytes.received.load());
+  out->Sample({{"transport", kTransportWs}}, metrics.ws_bytes.received.load());
+  out->Sample({{"transport", kTransportGrpc}}, metrics.grpc_bytes.received.load());
   out->Family("relay_sent_bytes_total", MetricType::kCounter,
               "Bytes of messages handed to clients' connections, by transport.");
-  out->Sample({{"transport", "ws"}}, metrics.ws_bytes.sent.load());
-  out->Sample({{"transport", "grpc"}}, metrics.grpc_bytes.sent.load());
+  out->Sample({{"transport", kTransportWs}}, metrics.ws_bytes.sent.load());
+  out->Sample({{"transport", kTransportGrpc}}, metrics.grpc_bytes.sent.load());
   out->Family("relay_errors_total", MetricType::kCounter, "Error messages sent, by code.");
   for (const auto& e : stats.errors()) out->Sample({{"code", e.code()}}, e.count());
   out->Family("relay_auth_failures_total", MetricType::kCounter,

@@ -22,6 +22,7 @@
 #include "gateway/http/http_routes.h"
 #include "gateway/http/relay_path.h"
 #include "gateway/net/client_ip.h"
+#include "gateway/net/transport.h"
 #include "gateway/ws/frame_cache.h"
 #include "gateway/ws/handshake_limiter.h"
 #include "gateway/ws/lingering_closer.h"
@@ -236,7 +237,7 @@ class BasicWsGateway final : public WsGateway {
 
   absl::Status Listen() override;
   std::uint16_t port() const override { return bound_port_; }
-  absl::string_view scheme() const override { return kTls ? "wss" : "ws"; }
+  absl::string_view scheme() const override { return kTls ? kTransportWss : kTransportWs; }
   void Shutdown() override;
   absl::Status ReloadTls() override;
   const RefusalCounts& refused() const override { return *refused_; }
