@@ -113,12 +113,21 @@ std::string FormatStats(const relay::v1::Stats& stats) {
       {"messages_received", absl::StrCat(stats.messages_received())},
       {"messages_relayed", absl::StrCat(stats.messages_relayed())},
       {"llm_requests", absl::StrCat(stats.llm_requests())},
+      {"auth_records", absl::StrCat(stats.auth_records())},
   };
   for (const relay::v1::ErrorCount& error : stats.errors()) {
     lines.emplace_back(absl::StrCat("errors.", error.code()), absl::StrCat(error.count()));
   }
   for (const relay::v1::CloseCount& close : stats.closes()) {
     lines.emplace_back(absl::StrCat("closes.", close.reason()), absl::StrCat(close.count()));
+  }
+  // Refusals by per-client bound, and deliveries that never reached a peer:
+  // what an operator looks at when clients report being cut off.
+  for (const relay::v1::LimitCount& limit : stats.limits()) {
+    lines.emplace_back(absl::StrCat("limits.", limit.limit()), absl::StrCat(limit.count()));
+  }
+  for (const relay::v1::DropCount& drop : stats.drops()) {
+    lines.emplace_back(absl::StrCat("drops.", drop.reason()), absl::StrCat(drop.count()));
   }
 
   std::size_t key_width = 0;

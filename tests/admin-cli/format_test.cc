@@ -163,7 +163,7 @@ TEST(FormatMeshDetailTest, UnknownTransportIsDash) {
       << FormatMeshDetail(response, kNow);
 }
 
-TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeAndCloseReason) {
+TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
   relay::v1::Stats stats;
   stats.set_version("1.0.0");
   stats.set_uptime_seconds(7384.6);
@@ -183,6 +183,13 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeAndCloseReason) {
   auto* kicked = stats.add_closes();
   kicked->set_reason("kicked");
   kicked->set_count(4);
+  stats.set_auth_records(9);
+  auto* byte_rate = stats.add_limits();
+  byte_rate->set_limit("byte_rate");
+  byte_rate->set_count(6);
+  auto* slow = stats.add_drops();
+  slow->set_reason("slow_consumer");
+  slow->set_count(2);
 
   EXPECT_EQ(FormatStats(stats),
             "version:                  1.0.0\n"
@@ -194,9 +201,12 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeAndCloseReason) {
             "messages_received:        120\n"
             "messages_relayed:         340\n"
             "llm_requests:             2\n"
+            "auth_records:             9\n"
             "errors.bad_json:          1\n"
             "errors.too_many_requests: 0\n"
-            "closes.kicked:            4\n");
+            "closes.kicked:            4\n"
+            "limits.byte_rate:         6\n"
+            "drops.slow_consumer:      2\n");
 }
 
 TEST(FormatHealthTest, StatusName) {

@@ -380,12 +380,22 @@ async def test_stats(relay, relayctl_bin):
     a, b = await two_clients(relay)
     await a.send({"type": "broadcast", "payload": 1})
     await b.recv()
+    # One refusal by a per-client bound: a request_id over 256 bytes.
+    await a.send({"type": "llm_request", "request_id": "r" * 300, "prompt": "hi"})
+    assert_error(await a.recv(), "bad_message")
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "stats")
     assert r.returncode == 0, r
     kv = parse_kv(r.stdout)
     assert kv["active_meshes"] == "1" and kv["registered_peers"] == "2", kv
     assert kv["messages_relayed"] == "1", kv
     assert "uptime" in kv and "version" in kv, kv
+    # What an operator checks when clients say they were cut off: every
+    # bound's refusals and every drop reason, listed even at 0.
+    assert kv["limits.request_id_bytes"] == "1", kv
+    assert kv["limits.message_rate"] == "0", kv
+    assert {k for k in kv if k.startswith("drops.")} == {
+        "drops.closing", "drops.slow_consumer", "drops.unreachable"}, kv
+    assert kv["auth_records"] == "0", kv
 
 
 async def test_stats_json(relay, relayctl_bin):
