@@ -1,7 +1,9 @@
 #include "backplane/nats/nats_connection.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -25,6 +27,7 @@ absl::Status NatsError(absl::string_view what, natsStatus s) {
   if (last != nullptr && *last != '\0') absl::StrAppend(&message, " (", last, ")");
   switch (s) {
     case NATS_INVALID_ARG:
+    case NATS_SSL_ERROR:  // only loading the CA file reports it here
       return absl::InvalidArgumentError(message);
     case NATS_NOT_FOUND:
       return absl::NotFoundError(message);
@@ -78,8 +81,8 @@ absl::Status NatsConnection::Start(const NatsSettings& settings) {
   if (!settings.creds_file.empty()) {
     std::FILE* f = std::fopen(settings.creds_file.c_str(), "r");
     if (f == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("NATS_CREDS_FILE \"", settings.creds_file, "\" cannot be read"));
+      return absl::InvalidArgumentError(absl::StrCat("NATS_CREDS_FILE \"", settings.creds_file,
+                                                     "\" cannot be read: ", std::strerror(errno)));
     }
     std::fclose(f);
   }
