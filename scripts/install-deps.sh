@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the relay needs, only those missing.
-#   scripts/install-deps.sh          build + runtime packages
+#   scripts/install-deps.sh          build + runtime packages (libnats-dev: nats.c, the NATS
+#                                    client of cluster mode, docs/adr/0010-nats-client.md)
 #   scripts/install-deps.sh --fuzz   also the fuzzing toolchain (clang-14, libFuzzer, compiler-rt,
 #                                    llvm-symbolizer from llvm-14, RapidJSON), for scripts/fuzz.sh
 #   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest,
 #                                    python3-yaml, python3-grpcio and python3-prometheus-client as
-#                                    independent clients, nginx and systemd to check deploy/), and
+#                                    independent clients, nginx and systemd to check deploy/,
+#                                    nats-server for tests/backplane/nats), and
 #                                    the fuzzing toolchain: scripts/test.sh fuzzes
 # The sanitizer build (scripts/test-sanitize.sh) needs nothing more: g++ brings libasan8 and libubsan1.
 set -euo pipefail
@@ -14,10 +16,10 @@ BUILD_PKGS=(
   g++ cmake ninja-build pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libwebsocketpp-dev libasio-dev libabsl-dev libssl-dev libsqlite3-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libnats-dev
 )
 TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml python3-cryptography curl openssl
-  python3-grpcio python3-prometheus-client nginx systemd)
+  python3-grpcio python3-prometheus-client nginx systemd nats-server)
 # rapidjson-dev: only the fuzz harness's reference JSON parser (tests/fuzz/json_reference.cc).
 FUZZ_PKGS=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 rapidjson-dev)
 

@@ -144,6 +144,25 @@ inline constexpr std::size_t kMaxNatsKeyChars = 1024;
 inline constexpr std::size_t kMaxClusterNameChars = 32;
 inline constexpr std::size_t kMaxInstanceIdChars = 64;
 
+// The NATS connection's timing (docs/adr/0009-cluster-on-nats.md, section 5),
+// in milliseconds as nats.c takes them.
+// Between reconnect attempts to one server: short, so a NATS restart costs
+// the cluster well under a second of refused deliveries.
+inline constexpr int kNatsReconnectWaitMs = 250;
+// Random extra wait per attempt (plain, TLS), so a cluster's relays do not
+// all reconnect to a restarted server in the same instant.
+inline constexpr int kNatsReconnectJitterMs = 100;
+inline constexpr int kNatsReconnectJitterTlsMs = 1000;
+// A ping every second and two unanswered ones drop the connection: a paused
+// or dead NATS node is left in about 3 s, well inside kInstanceDeadAfter's
+// 6 s (nats.c's default interval is 2 min).
+inline constexpr int kNatsPingIntervalMs = 1000;
+inline constexpr int kNatsMaxPingsOut = 2;
+// How long one socket write may block: nats.c's default blocks forever, and
+// a write stuck on a paused server holds the connection lock, so the ping
+// timer could never notice.
+inline constexpr int kNatsWriteDeadlineMs = 2000;
+
 }  // namespace relay::limits
 
 #endif  // RELAY_SERVER_LIMITS_H_
