@@ -27,6 +27,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -40,13 +41,16 @@ class NatsServer {
  public:
   struct Options {
     bool jetstream = false;  // -js, its store in the temp dir
+    int port = 0;            // the client port; 0: a free one, picked on first use
+    // Appended to the command line (NatsCluster's cluster and monitoring flags).
+    std::vector<std::string> extra_args;
   };
 
   // How long Start waits for the port to accept connections.
   static constexpr std::chrono::seconds kStartTimeout{10};
 
   NatsServer() : NatsServer(Options{}) {}
-  explicit NatsServer(Options options) : options_(options) {
+  explicit NatsServer(Options options) : options_(std::move(options)), port_(options_.port) {
     std::string dir_template =
         (std::filesystem::temp_directory_path() / "relay-nats-XXXXXX").string();
     if (::mkdtemp(dir_template.data()) != nullptr) dir_ = dir_template;
@@ -125,6 +129,7 @@ class NatsServer {
     if (options_.jetstream) {
       args.insert(args.end(), {"-js", "-sd", (std::filesystem::path(dir_) / "js").string()});
     }
+    args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -202,6 +207,8 @@ class NatsServer {
                                                     " within ", kStartTimeout.count(), " s\n",
                                                     Log()));
   }
+
+  friend class NatsCluster;  // uses Accepts
 
   static bool Accepts(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
