@@ -113,14 +113,14 @@ class NatsCluster {
   // node's log tail.
   absl::Status WaitReady() {
     if (nodes_.empty()) return absl::FailedPreconditionError("cluster not started");
-    const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
     std::string missing;
-    while (true) {
-      missing = NotReadyReason();
-      if (missing.empty()) return absl::OkStatus();
-      if (std::chrono::steady_clock::now() >= deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    const bool ready = WaitFor(
+        [&] {
+          missing = NotReadyReason();
+          return missing.empty();
+        },
+        options_.ready_timeout, std::chrono::milliseconds(50));
+    if (ready) return absl::OkStatus();
     return absl::DeadlineExceededError(absl::StrCat("NATS cluster not ready within ",
                                                     options_.ready_timeout.count(), " s: ", missing,
                                                     "\n", LogTails()));

@@ -9,11 +9,9 @@
 #include <nats/nats.h>
 
 #include <chrono>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -28,16 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing::NatsCluster;
 using testing::NatsServer;
-
-// Polls `done` until it holds or `timeout` passes; true if it held.
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
+using testing::WaitFor;
 
 constexpr std::chrono::seconds kStateTimeout{10};
 

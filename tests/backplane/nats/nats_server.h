@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -36,6 +37,19 @@
 #include "absl/strings/str_split.h"
 
 namespace relay::backplane::nats::testing {
+
+// Polls `done` every `interval` until it holds or `timeout` passes; true if
+// it held. Real servers change state on their own time: tests wait for the
+// state, bounded, never for a fixed delay.
+inline bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                    std::chrono::milliseconds interval = std::chrono::milliseconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(interval);
+  }
+  return true;
+}
 
 class NatsServer {
  public:
@@ -191,17 +205,20 @@ class NatsServer {
   }
 
   absl::Status WaitAccepting(int port) {
-    const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return absl::InternalError(
-            absl::StrCat("nats-server exited at start (status ", status, ")\n", Log()));
-      }
-      if (Accepts(port)) return absl::OkStatus();
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    int status = 0;
+    bool exited = false;
+    const bool accepting = WaitFor(
+        [&] {
+          exited = ::waitpid(pid_, &status, WNOHANG) == pid_;
+          return exited || Accepts(port);
+        },
+        kStartTimeout);
+    if (exited) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("nats-server exited at start (status ", status, ")\n", Log()));
     }
+    if (accepting) return absl::OkStatus();
     Kill();
     return absl::DeadlineExceededError(absl::StrCat("nats-server did not accept on port ", port,
                                                     " within ", kStartTimeout.count(), " s\n",
