@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from relayclient import assert_error, marker_barrier, mesh_of, poll
+from relayclient import assert_error, connect_registered, marker_barrier, mesh_of, poll
 
 TOKEN = "s3cret-admin-token"
 
@@ -396,6 +396,47 @@ async def test_stats(relay, relayctl_bin):
     assert {k for k in kv if k.startswith("drops.")} == {
         "drops.closing", "drops.slow_consumer", "drops.unreachable"}, kv
     assert kv["auth_records"] == "0", kv
+
+
+async def test_mesh_age_survives_a_takeover_and_restarts_once_the_mesh_empties(relay, relayctl_bin):
+    # A phone that reconnects with its token takes its node id over: for the
+    # mesh nothing emptied, so relayctl shows the same age and traffic. Once
+    # its last member is gone, the mesh that fills again is a new one.
+    async def show():
+        r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", "age-mesh")
+        return ctl_json(r)["mesh"]
+
+    phone = await connect_registered(relay, "age-mesh", "phone", token="s3cret")
+    mac = await connect_registered(relay, "age-mesh", "mac", token="s3cret")
+    await phone.expect("peer_joined")
+    await phone.send({"type": "direct", "target": "mac", "payload": 1})
+    await mac.expect("message")
+    first = await show()
+    assert int(first["messages_relayed"]) == 1, first
+
+    phone_again = await connect_registered(relay, "age-mesh", "phone", token="s3cret")
+    _, code, reason = await phone.recv_until_closed()
+    assert (code, reason) == (1000, "replaced")
+    after_takeover = await show()
+    assert after_takeover["created_at"] == first["created_at"], (first, after_takeover)
+    assert int(after_takeover["messages_relayed"]) == 1, after_takeover
+
+    await phone_again.close()
+    await mac.close()
+
+    async def gone():
+        r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "age-mesh")
+        return r.returncode == 1
+
+    deadline = time.monotonic() + 5
+    while not await gone():
+        assert time.monotonic() < deadline, "the emptied mesh is still shown"
+        await asyncio.sleep(0.05)
+    tablet = await connect_registered(relay, "age-mesh", "tablet", token="s3cret")
+    renewed = await show()
+    assert renewed["created_at"] > first["created_at"], (first, renewed)
+    assert int(renewed.get("messages_relayed", 0)) == 0, renewed
+    await tablet.close()
 
 
 async def test_stats_json(relay, relayctl_bin):
