@@ -162,6 +162,11 @@ inline constexpr int kNatsMaxPingsOut = 2;
 // a write stuck on a paused server holds the connection lock, so the ping
 // timer could never notice.
 inline constexpr int kNatsWriteDeadlineMs = 2000;
+// How long one KV call (a get, a compare-and-set) waits for JetStream's
+// answer before it counts as unavailable: past a JetStream leader election
+// at R3 on a healthy cluster, yet short enough that a registration that
+// cannot be claimed is answered while the client still waits.
+inline constexpr int kNatsKvWaitMs = 2000;
 
 }  // namespace relay::limits
 
