@@ -168,6 +168,22 @@ inline constexpr int kNatsWriteDeadlineMs = 2000;
 // cannot be claimed is answered while the client still waits.
 inline constexpr int kNatsKvWaitMs = 2000;
 
+// Between two instances (docs/adr/0009-cluster-on-nats.md, section 2).
+// Frames sent and not yet acknowledged, per destination instance: what a
+// lost frame can be resent from. Past it, deliveries to that instance are
+// refused (cluster_unavailable); past 4x (presence is never refused), the
+// link is reset and both sides resynchronise their rosters.
+inline constexpr std::size_t kBackplaneResendWindowBytes = 16u << 20;
+// How often a receiver acknowledges, and may ask again for a missing frame:
+// short beside kBackplaneRetransmitAfter, so an idle link never resends what
+// arrived.
+inline constexpr absl::Duration kBackplaneAckInterval = absl::Milliseconds(50);
+// With no acknowledgement for this long, the sender resends what is unacked.
+inline constexpr absl::Duration kBackplaneRetransmitAfter = absl::Milliseconds(500);
+// Envelopes queued for one instance are batched into frames of at most this
+// (a single envelope may be larger: it travels alone).
+inline constexpr std::size_t kBackplaneMaxFrameBytes = 64u << 10;
+
 }  // namespace relay::limits
 
 #endif  // RELAY_SERVER_LIMITS_H_

@@ -37,10 +37,15 @@ enum class LogEvent {
   kBackplaneUnreachable,  // a roster change could not reach the mesh's other instances
   kNodeClaimConflict,     // two instances admitted one node_id at once
   kMeshFullRemote,        // another instance's member joined a mesh already full here
+  kBackplaneReset,        // a link to an instance dropped unacked frames: rosters resync
+  kNatsUnreachable,       // cluster mode cannot reach NATS (at start, or lost): not ready
+  kRosterTimeout,         // an instance did not answer a roster request in time
+  kInstanceFenced,        // this instance was declared dead by the others: it stops
+  kKvConfigDiffers,       // a KV bucket exists with other settings: shared as it is
 };
 
 // One entry per LogEvent, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 18> kLogEventNames = {
+inline constexpr std::array<absl::string_view, 23> kLogEventNames = {
     "connect",
     "register",
     "leave",
@@ -59,9 +64,14 @@ inline constexpr std::array<absl::string_view, 18> kLogEventNames = {
     "backplane_unreachable",
     "node_claim_conflict",
     "mesh_full_remote",
+    "backplane_reset",
+    "nats_unreachable",
+    "roster_timeout",
+    "instance_fenced",
+    "kv_config_differs",
 };
 inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
-static_assert(static_cast<std::size_t>(LogEvent::kMeshFullRemote) + 1 == kLogEventCount,
+static_assert(static_cast<std::size_t>(LogEvent::kKvConfigDiffers) + 1 == kLogEventCount,
               "kLogEventNames must name every LogEvent");
 
 inline absl::string_view LogEventName(LogEvent event) {
