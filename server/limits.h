@@ -168,6 +168,24 @@ inline constexpr int kNatsWriteDeadlineMs = 2000;
 // cannot be claimed is answered while the client still waits.
 inline constexpr int kNatsKvWaitMs = 2000;
 
+// Instance leases (docs/adr/0009-cluster-on-nats.md, section 3). An instance
+// rewrites its lease this often...
+inline constexpr absl::Duration kInstanceHeartbeatInterval = absl::Seconds(1);
+// ...and one whose lease has not moved for this long is declared dead: six
+// missed beats, past a NATS reconnect (about 3 s), inside issue 12's 10 s
+// from a SIGKILL to peer_left everywhere.
+inline constexpr absl::Duration kInstanceDeadAfter = absl::Seconds(6);
+// How often silent leases are looked for.
+inline constexpr absl::Duration kInstanceSweepInterval = absl::Milliseconds(500);
+// An instance declares others dead only while its own writes show up in
+// its watch within this: otherwise it is the one cut off.
+inline constexpr absl::Duration kLeaseEchoFreshness = absl::Seconds(2);
+// Tombstones and the leases of a cluster stopped whole age out after this
+// (the instances bucket's MaxAge); a live lease is rewritten long before.
+inline constexpr absl::Duration kInstanceLeaseMaxAge = absl::Hours(24);
+// How long joining a mesh waits for the other instances' rosters of it.
+inline constexpr absl::Duration kRosterWait = absl::Seconds(5);
+
 // Between two instances (docs/adr/0009-cluster-on-nats.md, section 2).
 // Frames sent and not yet acknowledged, per destination instance: what a
 // lost frame can be resent from. Past it, deliveries to that instance are

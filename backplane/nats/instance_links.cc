@@ -125,6 +125,20 @@ void InstanceLinks::ResendAll() {
   wake_.notify_one();
 }
 
+bool InstanceLinks::WaitAcked(std::chrono::milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      bool all = true;
+      for (const auto& [to, out] : outbound_) all = all && out.queue.empty() && out.window.empty();
+      if (all) return true;
+    }
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 InstanceLinks::Counters InstanceLinks::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
   return counters_;

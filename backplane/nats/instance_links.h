@@ -79,6 +79,9 @@ class InstanceLinks {
   void Forget(const std::string& to);
   // After a reconnect: resend every unacked frame now.
   void ResendAll();
+  // Waits until everything sent so far was acknowledged, up to `timeout`;
+  // true if so (a graceful stop's last releases).
+  bool WaitAcked(std::chrono::milliseconds timeout);
 
   Counters counters() const;
 
