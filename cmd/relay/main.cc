@@ -14,6 +14,8 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -31,11 +33,13 @@
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
+#include "backplane/nats/nats_backplane.h"
+#include "backplane/nats/nats_connection.h"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
+#include "cmd/relay/relay_config.h"
 #include "gateway/admission/connection_slots.h"
 #include "gateway/admission/refusal.h"
-#include "cmd/relay/relay_config.h"
 #include "gateway/grpc/attach_service.h"
 #include "gateway/ws/ws_gateway.h"
 #include "server/admin/admin_service.h"
@@ -118,11 +122,42 @@ int main(int argc, char** argv) {
     }
     auth_store = *std::move(opened);
   }
-  // relay.db is read and written on the store's worker thread; its answers
-  // come back to the event loop. Without a data dir the store answers
-  // inline and no thread is involved.
+  // Cluster mode: one NATS connection, and the backplane over it. Neither
+  // blocks start-up: with NATS unreachable the relay serves its own peers
+  // and /ready says why it is not ready, while nats.c keeps trying.
+  std::unique_ptr<relay::backplane::nats::NatsConnection> nats;
+  std::unique_ptr<relay::backplane::nats::NatsBackplane> backplane;
+  std::atomic<relay::backplane::nats::NatsBackplane*> backplane_for_callbacks{nullptr};
+  if (config.cluster.enabled()) {
+    relay::backplane::nats::NatsSettings nats_settings;
+    nats_settings.urls = config.cluster.nats_urls;
+    nats_settings.creds_file = config.cluster.nats_creds_file;
+    nats_settings.tls_ca_file = config.cluster.nats_tls_ca_file;
+    nats_settings.name = "relay " + config.cluster.instance_id;
+    absl::StatusOr<std::unique_ptr<relay::backplane::nats::NatsConnection>> connected =
+        relay::backplane::nats::NatsConnection::Connect(nats_settings, [&backplane_for_callbacks] {
+          if (auto* b = backplane_for_callbacks.load()) b->OnConnectionChange();
+        });
+    if (!connected.ok()) {
+      relay::log::Error("cluster: ", connected.status().message());
+      return 1;
+    }
+    nats = *std::move(connected);
+    relay::backplane::nats::ClusterSettings cluster_settings;
+    cluster_settings.cluster = config.cluster.name;
+    cluster_settings.instance_id = config.cluster.instance_id;
+    cluster_settings.kv_replicas = config.cluster.kv_replicas;
+    cluster_settings.max_message_bytes = config.gateway.max_message_bytes;
+    backplane = std::make_unique<relay::backplane::nats::NatsBackplane>(
+        nats.get(), cluster_settings, &core_executor);
+    backplane_for_callbacks.store(backplane.get());
+  }
+  // relay.db is read and written on the store's worker thread, and the
+  // backplane works on its own threads; their answers come back to the
+  // event loop. Without either everything is answered inline.
+  const bool off_loop = auth_store != nullptr || backplane != nullptr;
   relay::core::RelayCore core(config.core, &clock, auth_store.get(),
-                              auth_store != nullptr ? &core_executor : nullptr);
+                              off_loop ? &core_executor : nullptr, backplane.get());
   if (absl::Status status = core.LoadAuthState(); !status.ok()) {
     relay::log::Error("cannot load authentication state: ", status.message());
     return 1;
@@ -138,6 +173,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   relay::gateway::WsGateway& gateway = **created;
+  if (backplane != nullptr) {
+    gateway.SetReadinessCheck([&backplane] { return backplane->Readiness().reason; });
+  }
   if (absl::Status status = gateway.Listen(); !status.ok()) {
     relay::log::Error(status.message());
     return 1;
@@ -150,8 +188,8 @@ int main(int argc, char** argv) {
   });
   relay::gateway::AttachService attach(
       &io, &core,
-      relay::gateway::AttachOptions{config.gateway.max_queued_bytes_per_connection,
-                                    metrics, &slots, &refused});
+      relay::gateway::AttachOptions{config.gateway.max_queued_bytes_per_connection, metrics, &slots,
+                                    &refused});
   std::unique_ptr<grpc::Server> grpc_server;
   std::promise<void> stop_requested;
   bool stop_signalled = false;
@@ -177,9 +215,8 @@ int main(int argc, char** argv) {
       [&runner, &drain](absl::Duration grace) -> absl::StatusOr<relay::admin::DrainResult> {
         auto result = std::make_shared<absl::StatusOr<relay::admin::DrainResult>>(
             absl::UnavailableError("the relay's event loop did not answer in time"));
-        absl::Status ran = runner.Run([&drain, result, grace] {
-          *result = drain.Begin(grace, "relayctl drain");
-        });
+        absl::Status ran =
+            runner.Run([&drain, result, grace] { *result = drain.Begin(grace, "relayctl drain"); });
         if (!ran.ok()) return ran;
         return *result;
       },
@@ -202,9 +239,32 @@ int main(int argc, char** argv) {
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(kRelayCoreService, true);
-  health->SetServingStatus(kAdminService, true);
+  auto set_serving = [health](bool serving) {
+    health->SetServingStatus(serving);
+    health->SetServingStatus(kRelayCoreService, serving);
+    health->SetServingStatus(kAdminService, serving);
+  };
+  set_serving(backplane == nullptr);
+  // Cluster mode: gRPC health follows the backplane's readiness (what
+  // /ready shows) until a drain takes it down for good.
+  asio::steady_timer readiness_timer(io);
+  std::function<void(bool)> watch_readiness = [&](bool was_serving) {
+    const bool serving = !core.draining() && backplane->Readiness().ready;
+    if (serving != was_serving && !core.draining()) set_serving(serving);
+    readiness_timer.expires_after(std::chrono::milliseconds(250));
+    readiness_timer.async_wait([&, serving](const asio::error_code& ec) {
+      if (!ec && !core.draining()) watch_readiness(serving);
+    });
+  };
+  if (backplane != nullptr) {
+    backplane->Start([](absl::Status fatal) {
+      // Nothing sensible is left to do: a supervisor starts the relay again
+      // (a fenced instance comes back as a new incarnation).
+      relay::log::Error("cluster: ", fatal.message());
+      std::_Exit(1);
+    });
+    watch_readiness(false);
+  }
 
   relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
   std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"
@@ -245,6 +305,9 @@ int main(int argc, char** argv) {
   grpc_server->Shutdown(std::chrono::system_clock::now() +
                         absl::ToChronoMilliseconds(relay::limits::kGrpcShutdownDeadline));
   loop.join();
+  // Every member was released on the loop; tell the cluster this instance
+  // stopped (at once, instead of after its silence).
+  if (backplane != nullptr) backplane->Stop();
   relay::log::Info("relay stopped");
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "cmd/relay/relay_config.h"
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -7,6 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "backplane/nats/nats_connection.h"
+#include "backplane/nats/nats_names.h"
 #include "server/limits.h"
 
 namespace relay {
@@ -221,6 +226,68 @@ const Setting kSettings[] = {
      [](const RelayConfig& c) {
        return c.data_dir.empty() ? std::string("none (auth state in memory)") : c.data_dir;
      }},
+    {{"nats_url", "nats-url", "NATS_URL", "URLs", "",
+      "comma-separated nats:// or tls:// servers: turns cluster mode on (instances sharing "
+      "NATS and RELAY_CLUSTER share every mesh); unset: a relay alone"},
+     [](const std::string& v, RelayConfig* c) {
+       if (v.empty()) {
+         c->cluster.nats_urls.clear();
+         return absl::OkStatus();
+       }
+       absl::StatusOr<std::vector<std::string>> urls =
+           backplane::nats::NatsConnection::ParseNatsUrls(v);
+       if (!urls.ok()) return urls.status();
+       c->cluster.nats_urls = *std::move(urls);
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) {
+       return c.cluster.enabled() ? absl::StrJoin(c.cluster.nats_urls, ",")
+                                  : std::string("none (a relay alone)");
+     }},
+    {{"nats_creds_file", "nats-creds-file", "NATS_CREDS_FILE", "path", "",
+      "NATS credentials file (JWT and NKey seed) for a secured NATS"},
+     [](const std::string& v, RelayConfig* c) {
+       c->cluster.nats_creds_file = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.cluster.nats_creds_file); }},
+    {{"nats_tls_ca_file", "nats-tls-ca-file", "NATS_TLS_CA_FILE", "path", "",
+      "PEM CA certificates to verify NATS servers by; set, the connection uses TLS"},
+     [](const std::string& v, RelayConfig* c) {
+       c->cluster.nats_tls_ca_file = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.cluster.nats_tls_ca_file); }},
+    {{"relay_cluster", "relay-cluster", "RELAY_CLUSTER", "name", "atmosphere",
+      "cluster name, [a-z0-9_-]{1,32}: instances on one NATS share meshes only within one name"},
+     [](const std::string& v, RelayConfig* c) {
+       if (absl::Status s = backplane::nats::ValidateClusterName(v); !s.ok()) return s;
+       c->cluster.name = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return c.cluster.name; }},
+    {{"relay_instance_id", "relay-instance-id", "RELAY_INSTANCE_ID", "name", "",
+      "this instance's id in the cluster, [A-Za-z0-9_-]{1,64}, unique among running instances; "
+      "unset: the host name plus a random suffix"},
+     [](const std::string& v, RelayConfig* c) {
+       if (!v.empty()) {
+         if (absl::Status s = backplane::nats::ValidateInstanceId(v); !s.ok()) return s;
+       }
+       c->cluster.instance_id = v;
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return OrNone(c.cluster.instance_id); }},
+    {{"nats_kv_replicas", "nats-kv-replicas", "NATS_KV_REPLICAS", "replicas", "3",
+      "copies JetStream keeps of the cluster's KV buckets: 3 for a 3-node NATS, 1 for a single "
+      "server"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<std::uint64_t> n = ParseUnsigned(v, 5);
+       if (!n.ok()) return n.status();
+       if (*n < 1) return absl::InvalidArgumentError("must be from 1 to 5");
+       c->cluster.kv_replicas = static_cast<int>(*n);
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.cluster.kv_replicas); }},
     {{"mesh_binding_grace", "mesh-binding-grace-seconds", "MESH_BINDING_GRACE_SECONDS", "seconds",
       "86400", "how long a token-bound mesh stays bound after its last peer left"},
      [](const std::string& v, RelayConfig* c) {
@@ -324,8 +391,7 @@ const Setting kSettings[] = {
 };
 
 bool IsLoopbackHost(absl::string_view host) {
-  return host == "localhost" || absl::StartsWith(host, "127.") || host == "::1" ||
-         host == "[::1]";
+  return host == "localhost" || absl::StartsWith(host, "127.") || host == "::1" || host == "[::1]";
 }
 
 absl::Status Validate(const RelayConfig& config) {
@@ -361,6 +427,11 @@ absl::Status Validate(const RelayConfig& config) {
   }
   // The Admin API can kick peers and stop the relay: off loopback it needs
   // a token or TLS.
+  if (config.cluster.enabled() && !config.data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "data-dir (RELAY_DATA_DIR) and nats-url (NATS_URL) exclude each other: in cluster mode "
+        "authentication state lives in NATS, shared by every instance");
+  }
   if (!IsLoopbackHost(config.grpc_host) && config.admin_token.empty() && !gw.tls_enabled()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "grpc-host ", config.grpc_host,
@@ -446,6 +517,11 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
     }
   }
   if (absl::Status st = Validate(config); !st.ok()) return st;
+  if (config.cluster.enabled() && config.cluster.instance_id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+    config.cluster.instance_id = backplane::nats::DefaultInstanceId(host);
+  }
   return loaded;
 }
 

@@ -33,6 +33,17 @@ struct RelayConfig {
   // SIGTERM / `relayctl drain`: how long peers get between server_draining
   // and the 1001 close.
   absl::Duration drain_grace = absl::Seconds(20);
+  // Cluster mode (docs/adr/0009-cluster-on-nats.md): on when nats_urls is
+  // set. instance_id is filled in (host name + random suffix) when unset.
+  struct Cluster {
+    std::vector<std::string> nats_urls;
+    std::string nats_creds_file;
+    std::string nats_tls_ca_file;
+    std::string name = "atmosphere";
+    std::string instance_id;
+    int kv_replicas = 3;
+    bool enabled() const { return !nats_urls.empty(); }
+  } cluster;
   // Bearer token the Admin API requires; needed to bind GRPC_HOST off
   // loopback without TLS. Never logged.
   std::string admin_token;

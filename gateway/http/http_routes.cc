@@ -100,7 +100,7 @@ namespace {
 
 HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
                       const core::RelayCore& core, const RefusalCounts& refused,
-                      const RelayMetrics* metrics) {
+                      const RelayMetrics* metrics, const ReadinessCheck* readiness) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
   const bool known = path == "/" || path == "/health" || path == "/ready" || path == "/stats" ||
                      (path == "/metrics" && metrics != nullptr);
@@ -123,6 +123,15 @@ HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
   // Readiness: a load balancer stops sending new clients once draining.
   if (path == "/ready") {
     if (core.draining()) return {503, "{\"status\":\"draining\"}"};
+    if (readiness != nullptr && *readiness) {
+      const std::string reason = (*readiness)();
+      if (!reason.empty()) {
+        std::string body = "{\"status\":\"not_ready\",\"reason\":";
+        AppendString(&body, reason);
+        body.push_back('}');
+        return {503, std::move(body)};
+      }
+    }
     return {200, "{\"status\":\"ready\"}"};
   }
   return {200, StatsBody(core, refused)};
@@ -132,8 +141,8 @@ HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
 
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
                        const core::RelayCore& core, const RefusalCounts& refused,
-                       const RelayMetrics* metrics) {
-  HttpResponse response = RouteGet(method, resource, core, refused, metrics);
+                       const RelayMetrics* metrics, const ReadinessCheck* readiness) {
+  HttpResponse response = RouteGet(method, resource, core, refused, metrics, readiness);
   response.send_body = method != "HEAD";
   return response;
 }

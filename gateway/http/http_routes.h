@@ -5,6 +5,7 @@
 #ifndef RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_
 #define RELAY_GATEWAY_HTTP_HTTP_ROUTES_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -23,15 +24,21 @@ struct HttpResponse {
   bool send_body = true;
 };
 
+// Why the relay cannot take clients beyond draining (cluster mode: NATS is
+// unreachable); empty when it can. Called on the event loop.
+using ReadinessCheck = std::function<std::string()>;
+
 // `refused` is the gateway's own count of upgrades it turned away (the core
 // never sees those); /stats lists it as "refused".
 // `metrics` serves GET /metrics (Prometheus text); without it that route is
 // not found.
 // HEAD is answered as GET would be, every route and error included, with
 // send_body false.
+// `readiness`, when set, can hold /ready at 503 too.
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
                        const core::RelayCore& core, const RefusalCounts& refused = {},
-                       const RelayMetrics* metrics = nullptr);
+                       const RelayMetrics* metrics = nullptr,
+                       const ReadinessCheck* readiness = nullptr);
 
 // The JSON body of an HTTP error: {"error": code, "message": message}.
 std::string HttpErrorBody(absl::string_view code, absl::string_view message);

@@ -242,6 +242,7 @@ class BasicWsGateway final : public WsGateway {
   absl::Status ReloadTls() override;
   const RefusalCounts& refused() const override { return *refused_; }
   RelayMetrics* metrics() override { return &metrics_; }
+  void SetReadinessCheck(ReadinessCheck check) override { readiness_ = std::move(check); }
 
  private:
   bool OnValidate(connection_hdl hdl);
@@ -299,6 +300,7 @@ class BasicWsGateway final : public WsGateway {
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   HandshakeLimiter handshakes_;
   RelayMetrics metrics_;
+  ReadinessCheck readiness_;
   // Accept back-off at the fd limit: one "episode" from the first failed
   // accept to the next accepted socket, logged once at each end.
   asio::steady_timer accept_backoff_timer_;
@@ -603,7 +605,8 @@ void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->handshake.Release();  // answered: no longer idle in the handshake
   const HttpResponse response =
-      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_);
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_,
+                &readiness_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");

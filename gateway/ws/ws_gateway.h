@@ -28,6 +28,7 @@
 #include "asio/io_context.hpp"
 #include "gateway/admission/connection_slots.h"
 #include "gateway/admission/refusal.h"
+#include "gateway/http/http_routes.h"
 #include "gateway/http/relay_metrics.h"
 #include "gateway/ws/gateway_config.h"
 #include "server/core/relay_core.h"
@@ -71,6 +72,9 @@ class WsGateway {
   // The metrics GET /metrics shows beyond the core's counters; the gRPC
   // transport and the core's observers add to them.
   virtual RelayMetrics* metrics() = 0;
+
+  // What else holds /ready at 503 (cluster mode); set before Listen().
+  virtual void SetReadinessCheck(ReadinessCheck check) = 0;
 };
 
 }  // namespace relay::gateway
