@@ -231,11 +231,16 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, relay::limits::kGrpcKeepaliveTimeMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, relay::limits::kGrpcKeepaliveTimeoutMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC sets SO_REUSEPORT by default: a second relay on the same GRPC_PORT
+  // would start and take half the admin calls and gRPC peers. Each instance
+  // has its own gRPC port, REUSE_PORT or not; a taken one fails the start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&admin);
   builder.RegisterService(&attach);
   grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || grpc_port == 0) {
-    relay::log::Error("cannot listen for gRPC on ", config.grpc_host, ":", config.grpc_port);
+    relay::log::Error("cannot listen for gRPC on ", config.grpc_host, ":", config.grpc_port,
+                      " (another process holds it, or it is not an address of this host)");
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();

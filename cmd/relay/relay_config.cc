@@ -72,6 +72,20 @@ absl::Status SetRate(const std::string& value, std::uint64_t max, double* out) {
   return absl::OkStatus();
 }
 
+// The booleans: 1 or true, 0 or false (any case), as REUSE_PORT=1 reads in
+// a unit file or a shell.
+absl::Status SetBool(const std::string& value, bool* out) {
+  if (value == "1" || absl::EqualsIgnoreCase(value, "true")) {
+    *out = true;
+  } else if (value == "0" || absl::EqualsIgnoreCase(value, "false")) {
+    *out = false;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", value, "\" is not a boolean: 1, true, 0 or false"));
+  }
+  return absl::OkStatus();
+}
+
 std::string OrNone(const std::string& value) { return value.empty() ? "none" : value; }
 
 // The table. README "Configuration" lists the same rows in the same order
@@ -88,6 +102,11 @@ const Setting kSettings[] = {
       "port of the WebSocket + HTTP listener; 0 picks a free one"},
      [](const std::string& v, RelayConfig* c) { return SetPort(v, &c->gateway.port); },
      [](const RelayConfig& c) { return absl::StrCat(c.gateway.port); }},
+    {{"reuse_port", "reuse-port", "REUSE_PORT", "boolean", "0",
+      "1: SO_REUSEPORT on the WebSocket + HTTP listener, so several relays on one host share "
+      "--port (each with its own --grpc-port); for cluster mode only, alone they split meshes"},
+     [](const std::string& v, RelayConfig* c) { return SetBool(v, &c->gateway.reuse_port); },
+     [](const RelayConfig& c) { return std::string(c.gateway.reuse_port ? "true" : "false"); }},
     {{"grpc_host", "grpc-host", "GRPC_HOST", "address", "127.0.0.1",
       "address of the gRPC listener (Admin, gRPC peers, health); off loopback it needs "
       "--admin-token or TLS"},

@@ -18,6 +18,12 @@ namespace relay::gateway {
 struct GatewayConfig {
   std::string host = "0.0.0.0";  // an IP address
   std::uint16_t port = 8765;     // 0 picks a free port
+  // SO_REUSEPORT on the listener: several relays on one host share `port`,
+  // the kernel spreading new connections over them (each keeps its own gRPC
+  // port). Off by default, so that a second relay on the same port fails to
+  // start instead of silently taking half the clients: without a backplane
+  // every process holds its own meshes, and peers spread over two are split.
+  bool reuse_port = false;
   // Largest message a client may send; bigger ones close with 1009.
   std::size_t max_message_bytes = 1 << 20;
   // A server ping every interval; a peer that misses `max_missed_pongs` in a

@@ -4,6 +4,7 @@
 #include "gateway/ws/ws_gateway.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -37,6 +38,9 @@ namespace relay::gateway {
 namespace {
 
 using websocketpp::connection_hdl;
+
+// SO_REUSEPORT, which Asio has no name for (GatewayConfig::reuse_port).
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
@@ -375,12 +379,22 @@ absl::Status BasicWsGateway<Config>::Listen() {
   acceptor_.emplace(*io_);
   acceptor_->open(endpoint.protocol(), ec);
   if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  // Before bind: the kernel lets a socket join a port only if it and every
+  // socket already on it set SO_REUSEPORT (and belong to the same user).
+  if (!ec && config_.reuse_port) acceptor_->set_option(ReusePort(true), ec);
   if (!ec) acceptor_->bind(endpoint, ec);
   if (!ec) acceptor_->listen(limits::kListenBacklogConnections, ec);
   if (ec) {
     acceptor_.reset();
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config_.host, ":", config_.port, ": ", ec.message()));
+    std::string hint;
+    if (ec == asio::error::address_in_use) {
+      hint = config_.reuse_port
+                 ? " (REUSE_PORT shares a port only with processes of the same user that set it "
+                   "too)"
+                 : " (another process holds it)";
+    }
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.host, ":",
+                                               config_.port, ": ", ec.message(), hint));
   }
   bound_port_ = acceptor_->local_endpoint(ec).port();
   HoldReserveFds();

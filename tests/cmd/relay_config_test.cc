@@ -391,6 +391,45 @@ TEST(RelayConfigTest, DescribeNamesTheEffectiveSettings) {
   EXPECT_THAT(text, HasSubstr("grpc_port=4321"));
 }
 
+// --- REUSE_PORT: several relays on one WebSocket port ---------------------
+
+TEST(RelayConfigTest, ReusePortIsOffByDefault) {
+  const RelayConfig config = MustLoad({});
+
+  EXPECT_FALSE(config.gateway.reuse_port);
+  EXPECT_THAT(config.Describe(), HasSubstr(" reuse_port=false "));
+}
+
+TEST(RelayConfigTest, ReusePortFromFlagOrEnvironmentAsOneOrTrueInAnyCase) {
+  for (const std::string on : {"1", "true", "TRUE", "True"}) {
+    EXPECT_TRUE(MustLoad({"--reuse-port", on}).gateway.reuse_port) << on;
+    EXPECT_TRUE(MustLoad({"--reuse-port=" + on}).gateway.reuse_port) << on;
+    EXPECT_TRUE(MustLoad({}, Env({{"REUSE_PORT", on}})).gateway.reuse_port) << on;
+  }
+  for (const std::string off : {"0", "false", "FALSE"}) {
+    EXPECT_FALSE(MustLoad({"--reuse-port", off}).gateway.reuse_port) << off;
+    EXPECT_FALSE(MustLoad({}, Env({{"REUSE_PORT", off}})).gateway.reuse_port) << off;
+  }
+  EXPECT_THAT(MustLoad({"--reuse-port", "1"}).Describe(), HasSubstr(" reuse_port=true "));
+}
+
+TEST(RelayConfigTest, ReusePortFlagWinsOverEnvironment) {
+  EXPECT_FALSE(MustLoad({"--reuse-port", "0"}, Env({{"REUSE_PORT", "1"}})).gateway.reuse_port);
+  EXPECT_TRUE(MustLoad({"--reuse-port", "1"}, Env({{"REUSE_PORT", "0"}})).gateway.reuse_port);
+}
+
+TEST(RelayConfigTest, ReusePortOtherThanABooleanIsRefusedNamingTheSetting) {
+  // Not guessed: "yes", "on" or an empty value could be a typo for either.
+  for (const std::string bad : {"", "yes", "on", "2", "-1", "1 ", "truee"}) {
+    const absl::Status flag = LoadError({"--reuse-port", bad});
+    EXPECT_EQ(flag.code(), absl::StatusCode::kInvalidArgument) << '"' << bad << '"';
+    EXPECT_THAT(flag.message(), HasSubstr("--reuse-port")) << '"' << bad << '"';
+    EXPECT_THAT(flag.message(), HasSubstr("not a boolean")) << '"' << bad << '"';
+    const absl::Status env = LoadError({}, Env({{"REUSE_PORT", bad}}));
+    EXPECT_THAT(env.message(), HasSubstr("REUSE_PORT")) << '"' << bad << '"';
+  }
+}
+
 // --- operations plane: log format, drain grace, admin token ---------------
 
 TEST(RelayConfigTest, OperationsDefaults) {
