@@ -145,14 +145,19 @@ def check_relay_env(where, env, defaults):
     except ValueError:
         fail(where, f"DRAIN_GRACE_SECONDS is not a number: {env['DRAIN_GRACE_SECONDS']!r}")
         grace = float(defaults.get("DRAIN_GRACE_SECONDS", "20"))
-    try:
-        max_message = int(env.get("MAX_MESSAGE_BYTES", defaults.get("MAX_MESSAGE_BYTES", "1048576")))
-    except ValueError:
+    max_message = max_message_bytes(env, defaults)
+    if not str(env.get("MAX_MESSAGE_BYTES", "0")).isdigit():
         fail(where, f"MAX_MESSAGE_BYTES is not a number: {env['MAX_MESSAGE_BYTES']!r}")
-        max_message = int(defaults.get("MAX_MESSAGE_BYTES", "1048576"))
     if env.get("REUSE_PORT", "0") not in ("0", "1"):
         fail(where, f"REUSE_PORT is {env['REUSE_PORT']!r}, not 0 or 1")
     return grace, max_message
+
+
+def max_message_bytes(env, defaults):
+    """MAX_MESSAGE_BYTES as set, else the table's default (a bad value: the default)."""
+    default = int(defaults.get("MAX_MESSAGE_BYTES", "1048576"))
+    value = str(env.get("MAX_MESSAGE_BYTES", default))
+    return int(value) if value.isdigit() else default
 
 
 def nats_urls(value, where):
@@ -351,6 +356,7 @@ def compose_env(service):
 def check_compose(source_dir, known, defaults):
     path = source_dir / "deploy" / "cluster" / "docker-compose.yml"
     where = "deploy/cluster/docker-compose.yml"
+    failed_before = len(failures)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -398,8 +404,7 @@ def check_compose(source_dir, known, defaults):
     nats_env = {name: compose_env(svc) for name, svc in nats.items()}
     if len(conf_files) != 1:
         fail(where, f"the NATS services should share one checked-in config, found {sorted(map(str, conf_files))}")
-    relay_max_message = max((int(compose_env(s).get("MAX_MESSAGE_BYTES", defaults.get("MAX_MESSAGE_BYTES", "1048576")))
-                             for s in relays.values()), default=1048576)
+    relay_max_message = max((max_message_bytes(compose_env(s), defaults) for s in relays.values()), default=1048576)
     if conf_files:
         conf_path = next(iter(conf_files))
         expected_dir = (source_dir / "deploy" / "cluster" / "nats").resolve()
@@ -495,7 +500,8 @@ def check_compose(source_dir, known, defaults):
         ip = address.get("ipv4_address")
         if not ip or any(ip not in t.split(",") for t in trusted.values()):
             fail(w, "has no fixed address listed in every relay's TRUSTED_PROXIES (every client would count as its IP)")
-    ok("deploy/cluster/docker-compose.yml: 3 NATS, 3 relays in cluster mode, 1 load balancer, and they agree")
+    if len(failures) == failed_before:
+        ok("deploy/cluster/docker-compose.yml: 3 NATS, 3 relays in cluster mode, 1 load balancer, and they agree")
 
 
 # --- Kubernetes ---------------------------------------------------------------------------
@@ -542,6 +548,7 @@ def selects(selector, labels, where):
 
 def check_kubernetes(source_dir, known, defaults):
     kube_dir = source_dir / "deploy" / "kubernetes" / "cluster"
+    failed_before = len(failures)
     files = sorted(p for p in kube_dir.iterdir() if p.suffix in (".yaml", ".yml")) if kube_dir.is_dir() else []
     if not files:
         fail(str(kube_dir), "no manifests")
@@ -639,7 +646,7 @@ def check_kubernetes(source_dir, known, defaults):
                 for _, dep in docs["Deployment"]:
                     for c in ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
                         relay_env = env_values(container_env(c)) if c.get("name") == "relay" else relay_env
-                max_message = int(relay_env.get("MAX_MESSAGE_BYTES", defaults.get("MAX_MESSAGE_BYTES", "1048576")))
+                max_message = max_message_bytes(relay_env, defaults)
                 nats_conf = check_nats_conf(f"{cm_file} data.{filename}", cm["data"][filename], pods, 6222,
                                             max_message, set(nenv))
                 name_ref = re.search(r"^\s*server_name:\s*\$(\w+)", cm["data"][filename], re.MULTILINE)
@@ -786,7 +793,8 @@ def check_kubernetes(source_dir, known, defaults):
         fail(str(kube_dir), "no relay PodDisruptionBudget with minAvailable 2")
     if "nats" not in pdbs or (pdbs["nats"][1].get("spec") or {}).get("maxUnavailable") != 1:
         fail(str(kube_dir), "no NATS PodDisruptionBudget with maxUnavailable 1")
-    ok("relay Deployment, Services and PodDisruptionBudgets agree (replicas, rollout, probes, preStop, grace, ports)")
+    if len(failures) == failed_before:
+        ok("relay Deployment, Services and PodDisruptionBudgets agree (replicas, rollout, probes, preStop, grace, ports)")
 
 
 def main():
