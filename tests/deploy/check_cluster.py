@@ -59,10 +59,6 @@ import yaml
 # The cluster-mode settings of docs/adr/0009-cluster-on-nats.md (issue 12). The
 # relay's settings table does not have them yet; remove each from here once
 # cmd/relay/relay_config.cc has its row.
-CLUSTER_ENV_NAMES = {
-    "NATS_URL", "NATS_CREDS_FILE", "NATS_TLS_CA_FILE", "RELAY_CLUSTER",
-    "RELAY_INSTANCE_ID", "NATS_KV_REPLICAS", "REUSE_PORT",
-}
 CLUSTER_NAME_RE = re.compile(r"[a-z0-9_-]{1,32}")
 INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # ADR 0009: the adapter stays not ready unless max_payload >= MAX_MESSAGE_BYTES + 64 KiB.
@@ -800,7 +796,7 @@ def check_kubernetes(source_dir, known, defaults):
 def main():
     source_dir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parents[2]).resolve()
     defaults = relay_settings(source_dir)
-    known = set(defaults) | relayctl_env_names(source_dir) | CLUSTER_ENV_NAMES
+    known = set(defaults) | relayctl_env_names(source_dir)
     check_compose(source_dir, known, defaults)
     check_kubernetes(source_dir, known, defaults)
     for f in failures:
