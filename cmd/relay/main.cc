@@ -23,6 +23,7 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -127,7 +128,11 @@ int main(int argc, char** argv) {
   // and /ready says why it is not ready, while nats.c keeps trying.
   std::unique_ptr<relay::backplane::nats::NatsConnection> nats;
   std::unique_ptr<relay::backplane::nats::NatsBackplane> backplane;
-  std::atomic<relay::backplane::nats::NatsBackplane*> backplane_for_callbacks{nullptr};
+  // nats.c's state callbacks reach the backplane through this, under a lock,
+  // so that none runs into a backplane being destroyed (they may come until
+  // the connection is closed, after the backplane).
+  std::mutex backplane_for_callbacks_mu;
+  relay::backplane::nats::NatsBackplane* backplane_for_callbacks = nullptr;
   if (config.cluster.enabled()) {
     relay::backplane::nats::NatsSettings nats_settings;
     nats_settings.urls = config.cluster.nats_urls;
@@ -135,8 +140,9 @@ int main(int argc, char** argv) {
     nats_settings.tls_ca_file = config.cluster.nats_tls_ca_file;
     nats_settings.name = "relay " + config.cluster.instance_id;
     absl::StatusOr<std::unique_ptr<relay::backplane::nats::NatsConnection>> connected =
-        relay::backplane::nats::NatsConnection::Connect(nats_settings, [&backplane_for_callbacks] {
-          if (auto* b = backplane_for_callbacks.load()) b->OnConnectionChange();
+        relay::backplane::nats::NatsConnection::Connect(nats_settings, [&] {
+          std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
+          if (backplane_for_callbacks != nullptr) backplane_for_callbacks->OnConnectionChange();
         });
     if (!connected.ok()) {
       relay::log::Error("cluster: ", connected.status().message());
@@ -150,7 +156,8 @@ int main(int argc, char** argv) {
     cluster_settings.max_message_bytes = config.gateway.max_message_bytes;
     backplane = std::make_unique<relay::backplane::nats::NatsBackplane>(
         nats.get(), cluster_settings, &core_executor);
-    backplane_for_callbacks.store(backplane.get());
+    std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
+    backplane_for_callbacks = backplane.get();
   }
   // relay.db is read and written on the store's worker thread, and the
   // backplane works on its own threads; their answers come back to the
@@ -312,7 +319,11 @@ int main(int argc, char** argv) {
   loop.join();
   // Every member was released on the loop; tell the cluster this instance
   // stopped (at once, instead of after its silence).
-  if (backplane != nullptr) backplane->Stop();
+  if (backplane != nullptr) {
+    backplane->Stop();
+    std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
+    backplane_for_callbacks = nullptr;
+  }
   relay::log::Info("relay stopped");
   return 0;
 }

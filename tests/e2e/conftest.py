@@ -3,14 +3,24 @@
 Binaries: --relay-bin / RELAY_BIN and --relayctl-bin / RELAYCTL_BIN (default build/bin/...).
 `async def` tests are run with asyncio.run (no pytest-asyncio needed), each under a hard
 timeout; clients left open are closed afterwards.
+
+Cluster mode: a module that sets `SPREAD_OVER_CLUSTER = True` runs every test twice, against one
+relay ("single") and against three relay instances sharing a real three-node NATS cluster
+("cluster"), with each new client connecting to the next instance in turn (natscluster.py). The
+tests are the same; `relay` and `relay_factory` hand out a RelayCluster instead of a
+RelayProcess. One NATS cluster serves a whole module; each test's relays use their own
+RELAY_CLUSTER name, so tests stay independent.
 """
 
 import asyncio
 import inspect
 import os
+import signal
+import subprocess
 
 import pytest
 
+import natscluster
 import relayclient
 from relayclient import REPO, RelayProcess
 
@@ -40,23 +50,62 @@ def relayctl_bin(pytestconfig):
     return _binary(pytestconfig, "relayctl_bin", "RELAYCTL_BIN", "relayctl")
 
 
+def pytest_generate_tests(metafunc):
+    if getattr(metafunc.module, "SPREAD_OVER_CLUSTER", False) and \
+            ("relay" in metafunc.fixturenames or "relay_factory" in metafunc.fixturenames):
+        metafunc.parametrize("topology", ["single", "cluster"], scope="function")
+
+
 @pytest.fixture
-def relay_factory(relay_bin):
-    """relay_factory(*extra_args, env={...}) -> a started RelayProcess. Each one is stopped with
-    SIGTERM (by PID) at teardown and must exit 0 within 10 s."""
+def topology():
+    return "single"
+
+
+@pytest.fixture(scope="module")
+def nats_cluster():
+    """A three-node NATS cluster with JetStream for the whole module (started on first use)."""
+    cluster = natscluster.NatsCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def relay_factory(relay_bin, topology, request):
+    """relay_factory(*extra_args, env={...}) -> a started RelayProcess (or, in the "cluster"
+    topology, a RelayCluster of three). Each process is stopped with SIGTERM (by PID) at teardown
+    and must exit 0 within 10 s."""
     started = []
 
-    def start(*extra_args, env=None):
+    def start_process(*extra_args, env=None):
         r = RelayProcess(relay_bin, extra_args, env=env)
         started.append(r)
         return r
 
+    def start(*extra_args, env=None):
+        if topology == "cluster":
+            return natscluster.RelayCluster(start_process, request.getfixturevalue("nats_cluster"),
+                                            extra_args=extra_args, env=env)
+        return start_process(*extra_args, env=env)
+
     yield start
 
     failures = []
+    signalled = []
+    for r in started:  # SIGTERM to all first: cluster instances stop together
+        if r.returncode is None and r.proc.poll() is None:
+            r.proc.send_signal(signal.SIGTERM)  # once: a second one exits at once, non-zero
+            signalled.append(r)
     for r in started:
         already = r.returncode is not None
-        rc = r.stop(timeout=10.0)
+        if r in signalled:
+            try:
+                r.returncode = r.proc.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                r.kill()
+                r.returncode = None
+            rc = r.returncode
+        else:
+            rc = r.stop(timeout=10.0)
         if not already and rc != 0:
             failures.append("relay %s: exit code %r after SIGTERM (expected 0 within 10 s); stderr tail:\n%s"
                             % (r.args, rc, r.stderr_text()))

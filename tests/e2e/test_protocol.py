@@ -1,5 +1,6 @@
 """The relay protocol end to end: every row of the seed README's message tables and every
-rule of the spec, against the real binary, each test on its own fresh relay."""
+rule of the spec, against the real binary, each test on its own fresh relay, and again on three
+relay instances sharing a NATS cluster with the peers spread over them (conftest.py)."""
 
 import asyncio
 import json
@@ -13,6 +14,8 @@ import grpcpeer
 import rawws
 from relayclient import (ERROR_CODES, Client, assert_error, connect_registered, marker_barrier, mesh_of, poll,
                          unique_mesh)
+
+SPREAD_OVER_CLUSTER = True
 
 
 def keys(msg):

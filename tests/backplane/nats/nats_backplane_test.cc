@@ -142,7 +142,8 @@ class Instance {
     settings.urls = {url};
     settings.name = "relay " + id;
     connection_ = *NatsConnection::Connect(settings, [this] {
-      if (backplane_ != nullptr) backplane_->OnConnectionChange();
+      std::lock_guard<std::mutex> lock(callbacks_mu_);
+      if (backplane_for_callbacks_ != nullptr) backplane_for_callbacks_->OnConnectionChange();
     });
     ClusterSettings cluster_settings;
     cluster_settings.cluster = cluster;
@@ -152,7 +153,14 @@ class Instance {
     backplane_ = std::make_unique<NatsBackplane>(connection_.get(), cluster_settings, &thread_);
     core_ = std::make_unique<core::RelayCore>(core::CoreConfig{}, &clock_, nullptr, &thread_,
                                               backplane_.get());
-    backplane_->Start([this](absl::Status fatal) { fatal_ = fatal; });
+    {
+      std::lock_guard<std::mutex> lock(callbacks_mu_);
+      backplane_for_callbacks_ = backplane_.get();
+    }
+    backplane_->Start([this](absl::Status fatal) {
+      std::lock_guard<std::mutex> lock(callbacks_mu_);
+      fatal_ = fatal;
+    });
   }
   ~Instance() { Kill(); }
   bool Ready() { return backplane_ != nullptr && backplane_->Readiness().ready; }
@@ -186,11 +194,18 @@ class Instance {
   // As a SIGKILL: nothing is said to anyone.
   void Kill() {
     thread_.Stop();
+    {
+      std::lock_guard<std::mutex> lock(callbacks_mu_);
+      backplane_for_callbacks_ = nullptr;
+    }
     backplane_.reset();
     core_.reset();
     connection_.reset();
   }
-  std::optional<absl::Status> fatal() const { return fatal_; }
+  std::optional<absl::Status> fatal() {
+    std::lock_guard<std::mutex> lock(callbacks_mu_);
+    return fatal_;
+  }
 
  private:
   core::SystemClock clock_;
@@ -200,6 +215,8 @@ class Instance {
   std::unique_ptr<core::RelayCore> core_;
   std::map<Client*, core::ConnectionId> ids_;
   std::optional<absl::Status> fatal_;
+  std::mutex callbacks_mu_;
+  NatsBackplane* backplane_for_callbacks_ = nullptr;
 };
 
 class NatsBackplaneTest : public ::testing::Test {

@@ -1,0 +1,195 @@
+"""A real three-node nats-server cluster with JetStream on loopback ports, for the cluster e2e
+tests, and a relay cluster on top of it.
+
+NatsCluster starts Debian's nats-server three times (routes between them, JetStream on each,
+`max_payload: 2MB` as deploy/ sets it), waits until every node sees the other two and JetStream
+has a leader, and stops them by PID. Nodes can be stopped, restarted on the same ports, paused
+(SIGSTOP) and resumed, as outages do.
+
+RelayCluster starts N relay instances (real binaries) on one NatsCluster under their own
+RELAY_CLUSTER name, so tests sharing a NATS cluster stay independent. It looks like one
+RelayProcess to the tests: every new client connects to the next instance, round robin, so the
+peers of any test are spread over the instances; HTTP and gRPC go to the first instance.
+"""
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+START_TIMEOUT = 20.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsNode:
+    def __init__(self, index, name, workdir):
+        self.index = index
+        self.name = name
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.cluster_port = free_port()
+        self.monitor_port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "nats.log")
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def write_config(self, routes):
+        config = """
+server_name: %(name)s
+listen: 127.0.0.1:%(port)d
+http: 127.0.0.1:%(monitor)d
+max_payload: 2MB
+jetstream { store_dir: "%(store)s" }
+cluster {
+  name: relay_e2e
+  listen: 127.0.0.1:%(cluster)d
+  routes: [%(routes)s]
+}
+""" % {"name": self.name, "port": self.port, "monitor": self.monitor_port,
+       "store": os.path.join(self.dir, "js"), "cluster": self.cluster_port,
+       "routes": ", ".join(routes)}
+        path = os.path.join(self.dir, "nats.conf")
+        with open(path, "w") as f:
+            f.write(config)
+        return path
+
+    def start(self, routes):
+        config = self.write_config(routes)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([NATS_SERVER, "-c", config], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def monitor(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.monitor_port, path), timeout=2) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def log_tail(self, limit=3000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-limit:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class NatsCluster:
+    def __init__(self, size=3):
+        self.workdir = tempfile.mkdtemp(prefix="relay-e2e-nats-")
+        self.nodes = [NatsNode(i, "n%d" % i, self.workdir) for i in range(size)]
+
+    def routes_for(self, node):
+        return ["nats://127.0.0.1:%d" % n.cluster_port for n in self.nodes if n is not node]
+
+    def start(self):
+        for node in self.nodes:
+            node.start(self.routes_for(node))
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Every running node routes to every other running one, and JetStream answers."""
+        deadline = time.monotonic() + timeout
+        running = [n for n in self.nodes if n.proc is not None]
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                if all(n.monitor("/routez")["num_routes"] >= len(running) - 1 for n in running) and \
+                        all(n.monitor("/healthz?js-enabled-only=true").get("status") == "ok" for n in running):
+                    return
+            except Exception as e:  # not up yet
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError("NATS cluster not ready in %.0f s (%r)\n%s" % (timeout, last, self.log_tail()))
+
+    @property
+    def url(self):
+        return ",".join(n.url for n in self.nodes)
+
+    def restart(self, index):
+        node = self.nodes[index]
+        node.stop()
+        node.start(self.routes_for(node))
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self):
+        return "\n".join("--- %s ---\n%s" % (n.name, n.log_tail()) for n in self.nodes)
+
+
+_cluster_names = itertools.count()
+
+
+class RelayCluster:
+    """N relay instances sharing every mesh through `nats`; see the module doc."""
+
+    def __init__(self, factory, nats, size=3, extra_args=(), env=None, ready_timeout=START_TIMEOUT):
+        self.name = "e2e%d_%d" % (os.getpid(), next(_cluster_names))
+        base = {"NATS_URL": nats.url, "RELAY_CLUSTER": self.name, "NATS_KV_REPLICAS": "3",
+                "RELAY_DATA_DIR": ""}
+        base.update(env or {})
+        self.instances = []
+        for i in range(size):
+            instance_env = dict(base)
+            instance_env.setdefault("RELAY_INSTANCE_ID", "%s-i%d" % (self.name, i))
+            if "RELAY_INSTANCE_ID" in (env or {}):
+                instance_env["RELAY_INSTANCE_ID"] = "%s-%d" % (env["RELAY_INSTANCE_ID"], i)
+            self.instances.append(factory(*extra_args, env=instance_env))
+        self._next = itertools.cycle(range(size))
+        self.wait_ready(ready_timeout)
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        for r in self.instances:
+            while True:
+                status, _, body = r.http("GET", "/ready")
+                if status == 200:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("relay %s not ready: %s\n%s" % (r.args, body, r.stderr_text()))
+                time.sleep(0.05)
+
+    # What tests use of a RelayProcess. A client's connection goes to the next instance.
+    def ws_url(self, mesh, quote=True):
+        return self.instances[next(self._next)].ws_url(mesh, quote=quote)
+
+    def next_instance(self):
+        return self.instances[next(self._next)]
+
+    def __getattr__(self, name):
+        # host, port, grpc_addr, http, get_json, proc, ...: the first instance's.
+        return getattr(self.instances[0], name)
