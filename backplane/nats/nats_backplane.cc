@@ -24,6 +24,8 @@ using Others = std::vector<std::pair<std::string, std::uint64_t>>;
 constexpr std::size_t kFrameOverheadBytes = 64u << 10;
 // How often the core side looks at its roster deadlines and follow retries.
 constexpr std::chrono::milliseconds kTickInterval{500};
+// How often the round trip to NATS is measured (a PING/PONG, off the core).
+constexpr std::chrono::seconds kRttInterval{5};
 // How long start-up waits before saying NATS is unreachable (it goes on
 // trying).
 constexpr std::chrono::seconds kUnreachableAfter{2};
@@ -57,9 +59,17 @@ void NatsBackplane::Start(std::function<void(absl::Status)> on_fatal) {
   on_fatal_ = std::move(on_fatal);
   ticker_ = std::thread([this] {
     OpenCluster();
+    auto next_rtt = std::chrono::steady_clock::now();
     while (!stopping_.load()) {
       std::this_thread::sleep_for(kTickInterval);
       if (opened_.load()) executor_->Post([this] { OnTick(); });
+      if (std::chrono::steady_clock::now() >= next_rtt && connection_->connected()) {
+        next_rtt = std::chrono::steady_clock::now() + kRttInterval;
+        std::int64_t rtt_ns = 0;
+        if (natsConnection_GetRTT(connection_->raw(), &rtt_ns) == NATS_OK) {
+          rtt_seconds_.store(static_cast<double>(rtt_ns) / 1e9, std::memory_order_relaxed);
+        }
+      }
     }
   });
 }

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -81,6 +82,8 @@ class NatsBackplane final : public core::Backplane {
   std::map<std::string, relay::nats::v1::InstanceLease> LiveInstances() const;
   void SetSummary(InstanceLeases::Summary summary);
   InstanceLinks::Counters link_counters() const;
+  // The last round trip to NATS, in seconds; NaN before the first.
+  double nats_rtt_seconds() const { return rtt_seconds_.load(std::memory_order_relaxed); }
   // NATS said reconnected: resend what may have been lost.
   void OnConnectionChange();
 
@@ -136,6 +139,7 @@ class NatsBackplane final : public core::Backplane {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> opened_{false};  // set once `cluster_` is complete
   std::atomic<bool> payload_fits_{true};
+  std::atomic<double> rtt_seconds_{std::numeric_limits<double>::quiet_NaN()};
   Opened cluster_;
   // Follow writes, in order. Declared after cluster_, so it stops (running
   // what is queued) while the buckets it writes still exist.

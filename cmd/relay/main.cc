@@ -34,6 +34,7 @@
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
+#include "backplane/nats/cluster_metrics.h"
 #include "backplane/nats/nats_backplane.h"
 #include "backplane/nats/nats_connection.h"
 #include "cmd/relay/core_thread_runner.h"
@@ -182,6 +183,9 @@ int main(int argc, char** argv) {
   relay::gateway::WsGateway& gateway = **created;
   if (backplane != nullptr) {
     gateway.SetReadinessCheck([&backplane] { return backplane->Readiness().reason; });
+    gateway.metrics()->cluster_series = [&nats, &backplane](relay::metrics::PrometheusText* out) {
+      relay::backplane::nats::WriteClusterMetrics(*nats, *backplane, out);
+    };
   }
   if (absl::Status status = gateway.Listen(); !status.ok()) {
     relay::log::Error(status.message());

@@ -142,6 +142,7 @@ absl::StatusOr<std::string> RenderMetrics(const core::RelayCore& core, const Ref
   out.Family("relay_llm_round_trip_seconds", MetricType::kHistogram,
              "llm_request dispatched -> its first llm_response relayed.");
   out.HistogramSample({}, metrics.llm_round_trip);
+  if (metrics.cluster_series) metrics.cluster_series(&out);
   // /proc may be missing (not Linux, a sandbox): the relay's own metrics
   // still go out.
   if (absl::StatusOr<metrics::ProcessStats> process = metrics::ReadProcessStats(); process.ok()) {

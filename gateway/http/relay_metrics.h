@@ -9,12 +9,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "gateway/admission/refusal.h"
 #include "server/core/relay_core.h"
 #include "server/metrics/histogram.h"
+#include "server/metrics/prometheus_text.h"
 
 namespace relay::gateway {
 
@@ -33,6 +35,9 @@ struct RelayMetrics {
   metrics::Histogram llm_round_trip{metrics::kLlmRoundTripBoundsSeconds};
   TransportBytes ws_bytes;
   TransportBytes grpc_bytes;
+  // Cluster mode's own series (NATS, the links between instances), written
+  // by the backplane; unset for a relay alone. Set before serving.
+  std::function<void(metrics::PrometheusText*)> cluster_series;
 };
 
 // The exposition of every relay metric and the process_* ones. Fails only on

@@ -50,6 +50,13 @@ def relayctl_bin(pytestconfig):
     return _binary(pytestconfig, "relayctl_bin", "RELAYCTL_BIN", "relayctl")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "one_instance(reason): in the cluster topology, every client of the test connects "
+        "to the first instance, since the test asserts what one process counts or does (its /health, "
+        "/stats, its own SIGTERM); the other instances still run and share the meshes")
+
+
 def pytest_generate_tests(metafunc):
     if getattr(metafunc.module, "SPREAD_OVER_CLUSTER", False) and \
             ("relay" in metafunc.fixturenames or "relay_factory" in metafunc.fixturenames):
@@ -83,8 +90,9 @@ def relay_factory(relay_bin, topology, request):
 
     def start(*extra_args, env=None):
         if topology == "cluster":
+            pinned = request.node.get_closest_marker("one_instance") is not None
             return natscluster.RelayCluster(start_process, request.getfixturevalue("nats_cluster"),
-                                            extra_args=extra_args, env=env)
+                                            extra_args=extra_args, env=env, pinned=pinned)
         return start_process(*extra_args, env=env)
 
     yield start

@@ -157,7 +157,8 @@ _cluster_names = itertools.count()
 class RelayCluster:
     """N relay instances sharing every mesh through `nats`; see the module doc."""
 
-    def __init__(self, factory, nats, size=3, extra_args=(), env=None, ready_timeout=START_TIMEOUT):
+    def __init__(self, factory, nats, size=3, extra_args=(), env=None, ready_timeout=START_TIMEOUT,
+                 pinned=False):
         self.name = "e2e%d_%d" % (os.getpid(), next(_cluster_names))
         base = {"NATS_URL": nats.url, "RELAY_CLUSTER": self.name, "NATS_KV_REPLICAS": "3",
                 "RELAY_DATA_DIR": ""}
@@ -169,7 +170,9 @@ class RelayCluster:
             if "RELAY_INSTANCE_ID" in (env or {}):
                 instance_env["RELAY_INSTANCE_ID"] = "%s-%d" % (env["RELAY_INSTANCE_ID"], i)
             self.instances.append(factory(*extra_args, env=instance_env))
-        self._next = itertools.cycle(range(size))
+        # pinned: every client on the first instance (tests of one process's own counts and
+        # signals), the others still running and sharing the meshes.
+        self._next = itertools.cycle([0] if pinned else range(size))
         self.wait_ready(ready_timeout)
 
     def wait_ready(self, timeout=START_TIMEOUT):

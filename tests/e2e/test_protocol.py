@@ -827,6 +827,7 @@ async def test_meshes_are_isolated(relay):
     await marker_barrier(a1, [b1])  # and no peer_left crossed over
 
 
+@pytest.mark.one_instance("counts one process's meshes on /health")
 async def test_empty_mesh_is_removed(relay):
     mesh = unique_mesh()
     assert relay.get_json("/health") == {"status": "ok", "meshes": 0, "connections": 0}
@@ -848,6 +849,7 @@ async def test_empty_mesh_is_removed(relay):
     assert st["active_meshes"] == 0 and grpcpeer.admin_meshes(relay) == []
 
 
+@pytest.mark.one_instance("counts one process's connections on /health")
 async def test_health_counts_registered_peers_only(relay):
     mesh = unique_mesh()
     await Client.connect(relay, mesh)  # unregistered
@@ -947,6 +949,7 @@ def test_http_query_string_ignored(relay):
     assert relay.get_json("/health?verbose=1")["status"] == "ok"
 
 
+@pytest.mark.one_instance("reads one process's /stats counters")
 async def test_http_stats_fields(relay):
     mesh = unique_mesh()
     st0 = relay.get_json("/stats")
@@ -1107,6 +1110,7 @@ async def test_flag_wins_over_env(relay_factory):
     assert code == 1009
 
 
+@pytest.mark.one_instance("signals one process")
 async def test_sigterm_closes_clients_1001_and_exits_0(relay):
     mesh = unique_mesh()
     a = await connect_registered(relay, mesh, "a")
