@@ -24,6 +24,10 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
 # the 256 MiB quarantine, so RSS grows ~170 MiB there (8 MiB with quarantine_size_mb=0): a
 # property of the release build only. Every other test of the file runs.
 export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -k 'not test_slow_consumer_is_closed_1013_and_memory_stays_bounded'"
+# test_protocol.py's second run on a three-instance cluster is left to the release build: here
+# three sanitized relays per test would take most of the CI budget. Cluster mode still runs
+# sanitized in test_cluster.py and in the backplane's own tests (label nats).
+export RELAY_E2E_TOPOLOGIES="${RELAY_E2E_TOPOLOGIES:-single}"
 
 cd "$ASAN_BUILD_DIR"
 # deploy_dockerfile_check is left out: it checks that the *release* binaries' shared libraries come

@@ -131,6 +131,7 @@ bool InstanceLeases::IsLive(const std::string& id, std::uint64_t incarnation) co
 std::map<std::string, InstanceLease> InstanceLeases::Live() const {
   std::map<std::string, InstanceLease> live;
   std::lock_guard<std::mutex> lock(mu_);
+  live.emplace(self_, OwnLease(false));
   for (const auto& [id, seen] : seen_) {
     if (!seen.lease.dead()) live.emplace(id, seen.lease);
   }

@@ -33,6 +33,9 @@ def free_port():
         return s.getsockname()[1]
 
 
+_cluster_names = itertools.count()
+
+
 class NatsNode:
     def __init__(self, index, name, workdir):
         self.index = index
@@ -56,14 +59,15 @@ listen: 127.0.0.1:%(port)d
 http: 127.0.0.1:%(monitor)d
 max_payload: 2MB
 jetstream { store_dir: "%(store)s" }
-cluster {
-  name: relay_e2e
-  listen: 127.0.0.1:%(cluster)d
-  routes: [%(routes)s]
-}
 """ % {"name": self.name, "port": self.port, "monitor": self.monitor_port,
-       "store": os.path.join(self.dir, "js"), "cluster": self.cluster_port,
-       "routes": ", ".join(routes)}
+       "store": os.path.join(self.dir, "js")}
+        if routes:  # a node alone runs JetStream unclustered
+            config += """cluster {
+  name: relay_e2e
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+""" % (self.cluster_port, ", ".join(routes))
         path = os.path.join(self.dir, "nats.conf")
         with open(path, "w") as f:
             f.write(config)
@@ -108,6 +112,7 @@ class NatsCluster:
     def __init__(self, size=3):
         self.workdir = tempfile.mkdtemp(prefix="relay-e2e-nats-")
         self.nodes = [NatsNode(i, "n%d" % i, self.workdir) for i in range(size)]
+        self.relay_cluster = "e2e%d_%d" % (os.getpid(), next(_cluster_names))
 
     def routes_for(self, node):
         return ["nats://127.0.0.1:%d" % n.cluster_port for n in self.nodes if n is not node]
@@ -151,24 +156,27 @@ class NatsCluster:
         return "\n".join("--- %s ---\n%s" % (n.name, n.log_tail()) for n in self.nodes)
 
 
-_cluster_names = itertools.count()
-
-
 class RelayCluster:
     """N relay instances sharing every mesh through `nats`; see the module doc."""
 
     def __init__(self, factory, nats, size=3, extra_args=(), env=None, ready_timeout=START_TIMEOUT,
                  pinned=False):
-        self.name = "e2e%d_%d" % (os.getpid(), next(_cluster_names))
+        # One RELAY_CLUSTER per NATS cluster, so its KV buckets are made once per module; the
+        # tests stay apart by their unique mesh ids and each RelayCluster's own instance ids.
+        self.name = nats.relay_cluster
+        prefix = "%s-%d" % (self.name, next(_cluster_names))
         base = {"NATS_URL": nats.url, "RELAY_CLUSTER": self.name, "NATS_KV_REPLICAS": "3",
                 "RELAY_DATA_DIR": ""}
         base.update(env or {})
+        self.env = base
+        self.instance_ids = []
         self.instances = []
         for i in range(size):
             instance_env = dict(base)
-            instance_env.setdefault("RELAY_INSTANCE_ID", "%s-i%d" % (self.name, i))
+            instance_env.setdefault("RELAY_INSTANCE_ID", "%s-i%d" % (prefix, i))
             if "RELAY_INSTANCE_ID" in (env or {}):
                 instance_env["RELAY_INSTANCE_ID"] = "%s-%d" % (env["RELAY_INSTANCE_ID"], i)
+            self.instance_ids.append(instance_env["RELAY_INSTANCE_ID"])
             self.instances.append(factory(*extra_args, env=instance_env))
         # pinned: every client on the first instance (tests of one process's own counts and
         # signals), the others still running and sharing the meshes.
