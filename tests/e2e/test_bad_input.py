@@ -19,6 +19,9 @@ from relayclient import Client, assert_error, connect_registered, is_sanitized, 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# Run again on three instances, the bystanders on other instances than the bad client.
+SPREAD_OVER_CLUSTER = True
+
 
 class Witness:
     """Two clients in their own mesh; round_trip() proves the relay still serves others."""
