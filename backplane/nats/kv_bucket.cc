@@ -168,6 +168,21 @@ absl::Status KvBucket::Delete(absl::string_view key, std::uint64_t expected_revi
   return absl::OkStatus();
 }
 
+absl::Status KvBucket::Purge(absl::string_view key_filter) const {
+  // A stream purge with a subject filter: kvStore_Purge takes one key and
+  // leaves a purge marker, this takes a wildcard and leaves nothing.
+  const std::string stream = absl::StrCat("KV_", name_);
+  const std::string subject = Subject(key_filter);
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Wait = limits::kNatsKvWaitMs;
+  options.Stream.Purge.Subject = subject.c_str();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_PurgeStream(js_, stream.c_str(), &options, &code);
+  if (s != NATS_OK) return KvError(absl::StrCat("purge ", name_, " ", key_filter), s, code);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<KvBucket::Watch>> KvBucket::WatchAll() const {
   kvWatcher* watcher = nullptr;
   if (natsStatus s = kvStore_WatchAll(&watcher, kv_, nullptr); s != NATS_OK) {

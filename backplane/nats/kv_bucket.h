@@ -74,6 +74,11 @@ class KvBucket {
   // on a conflict.
   absl::Status Delete(absl::string_view key, std::uint64_t expected_revision) const;
 
+  // Removes every entry, revisions and all, of each key matching
+  // `key_filter` (a key, or one with NATS wildcards: "mesh.*"). Not
+  // conditional. Afterwards Get answers NotFound and Put(.., 0) succeeds.
+  absl::Status Purge(absl::string_view key_filter) const;
+
   // Every key's latest entry, then each change as it happens.
   class Watch {
    public:
