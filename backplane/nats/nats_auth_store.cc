@@ -218,13 +218,21 @@ absl::StatusOr<std::unique_ptr<NatsAuthStore>> NatsAuthStore::Open(
   absl::StatusOr<std::unique_ptr<KvBucket>> nonces = KvBucket::Open(nc, nonces_config, &differs);
   if (!nonces.ok()) return nonces.status();
   if (differs) {
-    // TODO(adr-0009): widen the stream's MaxAge when ours is longer
-    // (js_UpdateStream); until then a shorter one forgets nonces before
-    // their tokens expire.
-    log::Warn("KV bucket ", nonces_config.name,
-              " exists with other settings (its max age bounds how long a used nonce is kept; "
-              "this instance wants ",
-              absl::FormatDuration(nonces_config.max_age), "); sharing it as it is");
+    // Made by an instance with another token lifetime. A shorter max age
+    // would forget nonces before their tokens expire: widen it. A longer
+    // one only keeps them longer: keep it.
+    absl::StatusOr<absl::Duration> max_age = (*nonces)->WidenMaxAge(nonces_config.max_age);
+    if (!max_age.ok()) return max_age.status();
+    if (*max_age != nonces_config.max_age) {
+      log::Info("KV bucket ", nonces_config.name, " keeps used nonces ",
+                *max_age == absl::ZeroDuration() ? std::string("forever")
+                                                 : absl::FormatDuration(*max_age),
+                ", longer than this instance's ", absl::FormatDuration(nonces_config.max_age),
+                " (MAX_JOIN_TOKEN_LIFETIME_SECONDS of another instance)");
+    } else {
+      log::Info("KV bucket ", nonces_config.name, ": max age widened to ",
+                absl::FormatDuration(*max_age), " for MAX_JOIN_TOKEN_LIFETIME_SECONDS");
+    }
   }
   return std::make_unique<NatsAuthStore>(*std::move(auth), *std::move(nonces), executor, nc,
                                          settings.max_queued_operations);
@@ -252,15 +260,19 @@ NatsAuthStore::~NatsAuthStore() {
   for (Worker& worker : workers_) worker.thread.join();
 }
 
-bool NatsAuthStore::Submit(const std::string& mesh_id, std::function<bool(bool failed)> op) {
+absl::Status NatsAuthStore::Submit(const std::string& mesh_id,
+                                   std::function<bool(bool failed)> op) {
   Worker& worker = workers_[std::hash<std::string>{}(mesh_id) % kWorkers];
   {
     std::lock_guard<std::mutex> lock(worker.mu);
-    if (worker.stopping || worker.queue.size() >= max_queued_operations_ / kWorkers) return false;
+    if (worker.stopping) return absl::UnavailableError("the NATS authentication store is stopping");
+    if (worker.queue.size() >= max_queued_operations_ / kWorkers) {
+      return QueueFull(max_queued_operations_);
+    }
     worker.queue.push_back(std::move(op));
   }
   worker.wake.notify_one();
-  return true;
+  return absl::OkStatus();
 }
 
 absl::Status NatsAuthStore::CheckConnected() const {
@@ -300,18 +312,17 @@ void NatsAuthStore::Ask(const std::string& mesh_id, std::function<absl::StatusOr
     executor->Post(
         [answer, result = std::move(result)]() mutable { (*answer)(std::move(result)); });
   };
-  if (!Submit(mesh_id, [this, op = std::move(op), post](bool failed) {
-        absl::StatusOr<T> result = Stopped();
-        if (!failed) {
-          absl::Status connected = CheckConnected();
-          result = connected.ok() ? op() : absl::StatusOr<T>(connected);
-        }
-        const bool unanswered = absl::IsUnavailable(result.status());
-        post(std::move(result));
-        return unanswered;
-      })) {
-    post(QueueFull(max_queued_operations_));
-  }
+  absl::Status queued = Submit(mesh_id, [this, op = std::move(op), post](bool failed) {
+    absl::StatusOr<T> result = Stopped();
+    if (!failed) {
+      absl::Status connected = CheckConnected();
+      result = connected.ok() ? op() : absl::StatusOr<T>(connected);
+    }
+    const bool unanswered = absl::IsUnavailable(result.status());
+    post(std::move(result));
+    return unanswered;
+  });
+  if (!queued.ok()) post(std::move(queued));
 }
 
 void NatsAuthStore::Write(const std::string& mesh_id, std::function<absl::Status()> op,
@@ -321,18 +332,17 @@ void NatsAuthStore::Write(const std::string& mesh_id, std::function<absl::Status
   auto post = [executor, answer](absl::Status status) {
     executor->Post([answer, status = std::move(status)]() { (*answer)(status); });
   };
-  if (!Submit(mesh_id, [this, op = std::move(op), post](bool failed) {
-        absl::Status status = Stopped();
-        if (!failed) {
-          status = CheckConnected();
-          if (status.ok()) status = op();
-        }
-        const bool unanswered = absl::IsUnavailable(status);
-        post(std::move(status));
-        return unanswered;
-      })) {
-    post(QueueFull(max_queued_operations_));
-  }
+  absl::Status queued = Submit(mesh_id, [this, op = std::move(op), post](bool failed) {
+    absl::Status status = Stopped();
+    if (!failed) {
+      status = CheckConnected();
+      if (status.ok()) status = op();
+    }
+    const bool unanswered = absl::IsUnavailable(status);
+    post(std::move(status));
+    return unanswered;
+  });
+  if (!queued.ok()) post(std::move(queued));
 }
 
 absl::StatusOr<store::AuthSnapshot> NatsAuthStore::Load() { return store::AuthSnapshot{}; }

@@ -90,8 +90,9 @@ class NatsAuthStore final : public store::AuthStore {
 
   // Creates or binds relay_<cluster>_auth and relay_<cluster>_nonces on
   // `nc` (blocks: call at start-up, never on the core thread). A nonces
-  // bucket made by an instance with another lifetime is shared as it is,
-  // and logged. Errors as KvBucket::Open.
+  // bucket made by an instance with a shorter token lifetime has its max
+  // age widened to ours; a longer one is kept (and logged). Errors as
+  // KvBucket::Open.
   static absl::StatusOr<std::unique_ptr<NatsAuthStore>> Open(natsConnection* nc,
                                                              const NatsAuthStoreSettings& settings,
                                                              core::CoreExecutor* executor);
@@ -142,9 +143,9 @@ class NatsAuthStore final : public store::AuthStore {
     std::thread thread;
   };
 
-  // Queues `op` on the worker of `mesh_id`; false (op dropped) when the
-  // queue is full or the store is stopping.
-  bool Submit(const std::string& mesh_id, std::function<bool(bool failed)> op);
+  // Queues `op` on the worker of `mesh_id`; Unavailable (op dropped) when
+  // the queue is full or the store is stopping.
+  absl::Status Submit(const std::string& mesh_id, std::function<bool(bool failed)> op);
   // Runs `op` on the mesh's worker and posts its result to `done`.
   template <typename T>
   void Ask(const std::string& mesh_id, std::function<absl::StatusOr<T>()> op, Done<T> done);

@@ -1,7 +1,7 @@
 // Tests for backplane/nats/kv_bucket.h against a real nats-server with
 // JetStream: the conflicts a compare-and-set must report as ABORTED and
 // nothing else, deletes at a revision, recreating a deleted key, watching,
-// purging by filter, the bucket configs NATS refuses, and a server that is
+// purging by filter, widening a max age, the bucket configs NATS refuses, and a server that is
 // gone.
 #include "backplane/nats/kv_bucket.h"
 
@@ -184,6 +184,22 @@ TEST_F(KvBucketTest, ABucketWithOtherSettingsIsSharedAndSaysSo) {
   EXPECT_TRUE(differs);
   ASSERT_TRUE(bucket_->Create("shared", "x").ok());
   EXPECT_EQ((*bucket)->Get("shared")->value, "x");
+}
+
+TEST_F(KvBucketTest, WidenMaxAgeRaisesItNeverLowersIt) {
+  KvBucketConfig aging{.name = "relay_test_aging", .max_age = absl::Hours(1)};
+  absl::StatusOr<std::unique_ptr<KvBucket>> bucket = KvBucket::Open(connection_->raw(), aging);
+  ASSERT_TRUE(bucket.ok()) << bucket.status();
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(1));
+  EXPECT_EQ(*(*bucket)->WidenMaxAge(absl::Hours(2)), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->WidenMaxAge(absl::Minutes(30)), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(2));
+  // Entries written before still read and write the same.
+  ASSERT_TRUE((*bucket)->Create("k", "v").ok());
+  EXPECT_EQ((*bucket)->Get("k")->value, "v");
+  // A bucket whose entries never age out has the longest max age already.
+  EXPECT_EQ(*bucket_->WidenMaxAge(absl::Hours(1)), absl::ZeroDuration());
 }
 
 TEST_F(KvBucketTest, ReplicasOverASingleServerNameTheSetting) {

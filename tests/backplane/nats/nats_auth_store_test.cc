@@ -431,6 +431,29 @@ TEST_F(NatsAuthStoreTest, DeleteNoncesExpiredByLeavesThemToTheBucketsMaxAge) {
   EXPECT_EQ(NatsAuthStore::AuthBucketConfig(Settings()).max_age, absl::ZeroDuration());
 }
 
+// Instances with other token lifetimes share the nonces bucket: the
+// longest lifetime wins, so no nonce is forgotten before its token expires.
+TEST_F(NatsAuthStoreTest, TheNoncesBucketKeepsTheLongestLifetimeOfItsInstances) {
+  NatsAuthStoreSettings longer = Settings();
+  longer.max_join_token_lifetime = absl::Hours(2);
+  std::unique_ptr<NatsAuthStore> widened = OpenStore(*conn_a_, longer);
+  ASSERT_NE(widened, nullptr);
+  NatsAuthStoreSettings shorter = Settings();
+  shorter.max_join_token_lifetime = absl::Minutes(30);
+  std::unique_ptr<NatsAuthStore> kept = OpenStore(*conn_b_, shorter);
+  ASSERT_NE(kept, nullptr);
+  absl::StatusOr<std::unique_ptr<KvBucket>> nonces =
+      KvBucket::Open(conn_a_->raw(), NatsAuthStore::NoncesBucketConfig(longer));
+  ASSERT_TRUE(nonces.ok()) << nonces.status();
+  EXPECT_EQ(*(*nonces)->MaxAge(), absl::Hours(2) + absl::Minutes(1));
+  // Nonces used before the widening are still held.
+  ASSERT_TRUE(UseNonce(*a_, {"s", "n", "phone", kNow + absl::Hours(1)})->created);
+  EXPECT_FALSE(UseNonce(*kept, {"s", "n", "tablet", kNow + absl::Hours(1)})->created);
+  widened.reset();
+  kept.reset();
+  executor_.RunAll();
+}
+
 // --- two instances ----------------------------------------------------------------
 
 // Two stores on two connections claim the same meshes at once, each from its
