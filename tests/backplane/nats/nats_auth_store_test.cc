@@ -529,6 +529,48 @@ TEST_F(NatsAuthStoreTest, ANonceUsedThroughOneInstanceIsRefusedThroughTheOther) 
   EXPECT_EQ(same->holder.node_id, "phone");
 }
 
+// Founders claimed at once through both instances: every read-decide-write
+// that lost a race is decided again from a fresh read, so no founder that
+// was answered saved is missing from the record, and only one founding won.
+TEST_F(NatsAuthStoreTest, ConcurrentFounderClaimsLoseNoUpdate) {
+  constexpr int kPerInstance = 8;
+  std::vector<Slot<absl::StatusOr<SignedMeshClaimResult>>> slots;
+  std::vector<std::string> founders;
+  for (int i = 0; i < kPerInstance; ++i) {
+    for (NatsAuthStore* store : {a_.get(), b_.get()}) {
+      founders.push_back(absl::StrCat(store == a_.get() ? "a" : "b", i));
+      SignedMeshClaim claim = Claim("home", "key", {founders.back(), "key"});
+      slots.push_back(
+          Start<SignedMeshClaimResult>([&](AuthStore::Done<SignedMeshClaimResult> done) {
+            store->ClaimSignedMesh(claim, std::move(done));
+          }));
+    }
+  }
+  ASSERT_TRUE(RunUntilAnswered(executor_, slots));
+  int founded = 0;
+  std::vector<std::string> saved;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const absl::StatusOr<SignedMeshClaimResult>& r = **slots[i];
+    if (!r.ok()) {
+      // Three lost races in a row: refused, retried by the client.
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+      continue;
+    }
+    ASSERT_TRUE(r->outcome == SignedMeshOutcome::kFounded ||
+                r->outcome == SignedMeshOutcome::kFounderSaved)
+        << static_cast<int>(r->outcome);
+    if (r->outcome == SignedMeshOutcome::kFounded) ++founded;
+    saved.push_back(founders[i]);
+  }
+  EXPECT_EQ(founded, 1);
+  absl::StatusOr<MeshAuthState> after = Lookup(*a_, "home");
+  ASSERT_TRUE(after.ok() && after->signed_mesh);
+  std::vector<std::string> listed;
+  for (const Founder& f : after->signed_mesh->founders) listed.push_back(f.node_id);
+  EXPECT_THAT(listed, ::testing::IsSupersetOf(saved));
+  EXPECT_EQ(listed.size(), saved.size());
+}
+
 // MeshAuth on two instances sharing the store: the first token binds the
 // mesh cluster-wide, although neither loaded anything at start.
 TEST_F(NatsAuthStoreTest, MeshAuthOnTwoInstancesSharesATokenBinding) {
@@ -731,6 +773,30 @@ TEST_F(NatsAuthStoreTest, AFullBucketRefusesNewRecordsUnavailable) {
   EXPECT_FALSE(first->created);
   store.reset();
   executor_.RunAll();
+}
+
+// A hung NATS (the socket open, nothing answering) at shutdown: the first
+// queued operation waits its timeout, the rest are answered Unavailable at
+// once instead of each waiting too.
+TEST_F(NatsAuthStoreTest, DestructionWithNatsHungAnswersTheRestUnavailableAtOnce) {
+  std::unique_ptr<NatsAuthStore> store = OpenStore(*conn_a_);
+  ASSERT_TRUE(Bind(*store, {"m", "s", "h", std::nullopt}).ok());
+  ASSERT_TRUE(server_.Pause().ok());
+  auto unavailable = std::make_shared<int>(0);
+  constexpr int kQueued = 20;
+  for (int i = 0; i < kQueued; ++i) {
+    store->SetBindingExpiry("m", kNow, [unavailable](absl::Status s) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+      ++*unavailable;
+    });
+  }
+  const auto started = std::chrono::steady_clock::now();
+  store.reset();
+  // One timeout (kNatsKvWaitMs, 2 s) and some slack; 20 would be 40 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  executor_.RunAll();
+  EXPECT_EQ(*unavailable, kQueued);
+  ASSERT_TRUE(server_.Resume().ok());
 }
 
 // Stopping answers what is queued: the writes nobody waits for are made.
