@@ -26,14 +26,26 @@
 // landed. Every write is a compare-and-set, so such a write is one that no
 // other write overtook; the caller's retry then finds it.
 //
-// Errors: a lost compare-and-set is retried (re-read, decide again), at most
-// kMaxCasAttempts times. Any other NATS failure, and a race lost every time,
-// is Unavailable: MeshAuth answers auth_unavailable. A mesh id whose key is
-// over limits::kMaxNatsKeyChars is InvalidArgument, before any NATS call.
-// A value that does not parse is DataLoss.
+// Errors: a lost compare-and-set is decided again from a fresh read; after
+// kMaxCasAttempts lost races in a row it gives up. Any other NATS failure, and a race lost every
+// time, is Unavailable: MeshAuth answers auth_unavailable. A mesh id whose key is over
+// limits::kMaxNatsKeyChars is InvalidArgument, before any NATS call. A value that does not parse is
+// DataLoss.
 //
-// Load() returns nothing: records are read on demand (LookupMesh and the
-// conditional operations' answers), see MeshAuth.
+// Answers as SqliteAuthStore's (the other store that decides races), but
+// where instances write one key independently:
+// - DeleteBinding and DeleteSignedMesh delete at the revision they read and
+//   are not retried: a record rewritten in between (a new binding after the
+//   grace, a founder saved) was written after the delete was decided, and
+//   stays.
+// - TouchSignedMesh only moves the last use forward (instances' clocks).
+// - DeleteSignedMesh then purges the mesh's nonces: a second step, not one
+//   transaction (a nonce used in between under a new owner of the id would
+//   go too; its token is then usable once more).
+// - Load() returns nothing: records are read per mesh, by LookupMesh and in
+//   the conditional operations' answers. MeshAuth must therefore ask before
+//   deciding a mesh it holds no record of (see the DISABLED test in
+//   tests/backplane/nats/nats_auth_store_test.cc).
 #ifndef RELAY_BACKPLANE_NATS_NATS_AUTH_STORE_H_
 #define RELAY_BACKPLANE_NATS_NATS_AUTH_STORE_H_
 
