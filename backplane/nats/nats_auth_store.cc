@@ -206,6 +206,9 @@ KvBucketConfig NatsAuthStore::NoncesBucketConfig(const NatsAuthStoreSettings& se
 absl::StatusOr<std::unique_ptr<NatsAuthStore>> NatsAuthStore::Open(
     natsConnection* nc, const NatsAuthStoreSettings& settings, core::CoreExecutor* executor) {
   if (absl::Status valid = ValidateClusterName(settings.cluster); !valid.ok()) return valid;
+  if (executor == nullptr) {
+    return absl::InvalidArgumentError("NatsAuthStore answers through a CoreExecutor: none given");
+  }
   bool differs = false;
   const KvBucketConfig auth_config = AuthBucketConfig(settings);
   absl::StatusOr<std::unique_ptr<KvBucket>> auth = KvBucket::Open(nc, auth_config, &differs);

@@ -421,6 +421,15 @@ TEST_F(NatsAuthStoreTest, DeleteSignedMeshRemovesItsNoncesAndNoOtherMeshs) {
   EXPECT_EQ(kept->holder.node_id, "phone");
 }
 
+TEST_F(NatsAuthStoreTest, OpenRefusesABadClusterNameOrNoExecutor) {
+  NatsAuthStoreSettings bad = Settings();
+  bad.cluster = "Not.Valid";
+  EXPECT_EQ(NatsAuthStore::Open(conn_a_->raw(), bad, &executor_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NatsAuthStore::Open(conn_a_->raw(), Settings(), nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(NatsAuthStoreTest, DeleteNoncesExpiredByLeavesThemToTheBucketsMaxAge) {
   ASSERT_TRUE(UseNonce(*a_, {"s", "n", "phone", kNow - absl::Hours(1)}).ok());
   EXPECT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteNoncesExpiredBy(kNow, d); }).ok());
@@ -686,6 +695,24 @@ TEST_F(NatsAuthStoreTest, AnyMeshIdWorksAndNoTwoCollide) {
   ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("*", d); }).ok());
   EXPECT_FALSE(UseNonce(*a_, {">", ">", "other", kNow + absl::Hours(1)})->created);
   EXPECT_FALSE(UseNonce(*a_, {"a.*", "a.*", "other", kNow + absl::Hours(1)})->created);
+}
+
+// A key holding what no relay wrote (another program, a newer format) is
+// refused as such, DataLoss, and never taken for an empty mesh.
+TEST_F(NatsAuthStoreTest, AValueThatIsNoRecordIsDataLossNotAnOpenMesh) {
+  absl::StatusOr<std::unique_ptr<KvBucket>> auth =
+      KvBucket::Open(conn_a_->raw(), NatsAuthStore::AuthBucketConfig(Settings()));
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ASSERT_TRUE((*auth)->Create(*MeshKey("garbage"), "\xff\xff not a record").ok());
+  ASSERT_TRUE((*auth)->Create(*MeshKey("empty"), "").ok());
+  for (const char* mesh : {"garbage", "empty"}) {
+    EXPECT_EQ(Lookup(*a_, mesh).status().code(), absl::StatusCode::kDataLoss) << mesh;
+    EXPECT_EQ(Bind(*a_, {mesh, "s", "h", std::nullopt}).status().code(),
+              absl::StatusCode::kDataLoss)
+        << mesh;
+    EXPECT_EQ(Sign(*a_, mesh, "key", {"f", "key"}).status().code(), absl::StatusCode::kDataLoss)
+        << mesh;
+  }
 }
 
 TEST_F(NatsAuthStoreTest, AMeshIdOverTheKeyLimitIsInvalidArgument) {
