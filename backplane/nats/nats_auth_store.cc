@@ -287,8 +287,9 @@ absl::Status NatsAuthStore::CheckConnected() const {
 }
 
 void NatsAuthStore::Run(Worker& worker) {
-  // Set while stopping once NATS did not answer: the rest of the queue is
-  // then answered Unavailable, not made to wait for NATS once more each.
+  // Whether NATS failed to answer the last operation. While stopping, the
+  // rest of the queue is then answered Unavailable, not made to wait for
+  // NATS once more each.
   bool failing = false;
   for (;;) {
     std::function<bool(bool failed)> op;
@@ -301,8 +302,7 @@ void NatsAuthStore::Run(Worker& worker) {
       worker.queue.pop_front();
       stopping = worker.stopping;
     }
-    const bool unanswered = op(stopping && failing);
-    if (stopping && unanswered) failing = true;
+    failing = op(stopping && failing);
   }
 }
 
