@@ -3,8 +3,11 @@
 // same cases as tests/store/sqlite_auth_store_test.cc), two stores on two
 // connections (two instances) agree on one winner and see each other's
 // records, an outage is Unavailable and never a conflict, any mesh id works,
-// and every answer comes through the CoreExecutor.
+// and every answer comes through the CoreExecutor. Last, on a three-node
+// cluster at R3: races across nodes, and a node's loss.
 #include "backplane/nats/nats_auth_store.h"
+
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -26,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/mesh_auth.h"
+#include "tests/backplane/nats/nats_cluster.h"
 #include "tests/backplane/nats/nats_server.h"
 #include "tests/store/manual_executor.h"
 
@@ -43,6 +47,7 @@ using store::SignedMeshOutcome;
 using store::TokenBinding;
 using store::UsedNonce;
 using store::testing::ManualExecutor;
+using testing::NatsCluster;
 using testing::NatsServer;
 
 // Generous: the machine may be loaded, but a lost answer must not hang.
@@ -884,6 +889,145 @@ TEST_F(NatsAuthStoreTest, DestructionAnswersWhatIsQueued) {
   executor_.RunAll();
   EXPECT_EQ(*answered, 20);
   EXPECT_EQ(Lookup(*a_, "m")->binding->expires_at, kNow + absl::Seconds(19));
+}
+
+// --- on a three-node NATS cluster, buckets at R3 --------------------------------
+
+class NatsAuthStoreClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (NatsServer::FindBinary().empty()) return;
+    cluster_ = new NatsCluster();
+    start_status_ = new absl::Status(cluster_->Start());
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+    delete start_status_;
+    start_status_ = nullptr;
+  }
+  void SetUp() override {
+    if (cluster_ == nullptr) GTEST_SKIP() << "nats-server is not installed";
+    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    for (int i = 0; i < cluster_->size(); ++i) {
+      if (!cluster_->running(i)) {
+        ASSERT_TRUE(cluster_->Restart(i).ok()) << cluster_->LogTails();
+      }
+    }
+    absl::Status ready = cluster_->WaitReady();
+    ASSERT_TRUE(ready.ok()) << ready;
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_ != nullptr) std::cerr << cluster_->LogTails() << "\n";
+    stores_.clear();
+    connections_.clear();
+    executor_.RunAll();
+  }
+
+  // A store on a connection given every node, `first_node` first (nats.c
+  // may still pick another).
+  NatsAuthStore* OpenOn(int first_node, const std::string& cluster_name) {
+    NatsSettings settings;
+    settings.urls = {cluster_->url(first_node)};
+    for (int i = 0; i < cluster_->size(); ++i) {
+      if (i != first_node) settings.urls.push_back(cluster_->url(i));
+    }
+    settings.name = absl::StrCat("relay nats_auth_store_test node ", first_node);
+    absl::StatusOr<std::unique_ptr<NatsConnection>> conn = NatsConnection::Connect(settings);
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    if (!conn.ok()) return nullptr;
+    NatsConnection* raw = conn->get();
+    EXPECT_TRUE(testing::WaitFor([raw] { return raw->connected(); }, std::chrono::seconds(10)));
+    connections_.push_back(*std::move(conn));
+    NatsAuthStoreSettings store_settings;
+    store_settings.cluster = cluster_name;
+    store_settings.replicas = 3;
+    absl::StatusOr<std::unique_ptr<NatsAuthStore>> store =
+        NatsAuthStore::Open(raw->raw(), store_settings, &executor_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    stores_.push_back(*std::move(store));
+    return stores_.back().get();
+  }
+  absl::StatusOr<MeshAuthState> Lookup(AuthStore& store, const std::string& mesh) {
+    return Await<MeshAuthState>(executor_, [&](AuthStore::Done<MeshAuthState> done) {
+      store.LookupMesh(mesh, std::move(done));
+    });
+  }
+  // Fresh buckets per test: the cluster's store outlives a test.
+  static std::string FreshClusterName() {
+    static int run = 0;
+    return absl::StrCat("r3-", ::getpid() % 100000, "-", ++run);
+  }
+
+  static NatsCluster* cluster_;
+  static absl::Status* start_status_;
+  ManualExecutor executor_;
+  std::vector<std::unique_ptr<NatsConnection>> connections_;  // outlive their stores
+  std::vector<std::unique_ptr<NatsAuthStore>> stores_;
+};
+
+NatsCluster* NatsAuthStoreClusterTest::cluster_ = nullptr;
+absl::Status* NatsAuthStoreClusterTest::start_status_ = nullptr;
+
+// Two instances, each connected to the cluster, race for each mesh at R3:
+// one winner each, both told the same one. Then the node under the first
+// instance dies: it
+// fails over to another node and reads every record, which two nodes still
+// hold, and the survivors take new writes.
+TEST_F(NatsAuthStoreClusterTest, RacesHaveOneWinnerAcrossNodesAndRecordsSurviveANodesLoss) {
+  const std::string name = FreshClusterName();
+  NatsAuthStore* a = OpenOn(0, name);
+  NatsAuthStore* b = OpenOn(1, name);
+  ASSERT_TRUE(a && b);
+  constexpr int kMeshes = 10;
+  std::vector<Slot<absl::StatusOr<BindResult>>> from_a, from_b, all;
+  for (int i = 0; i < kMeshes; ++i) {
+    const std::string mesh = absl::StrCat("m", i);
+    from_a.push_back(Start<BindResult>([&](AuthStore::Done<BindResult> done) {
+      a->BindIfUnbound({mesh, "salt-a", "h", std::nullopt}, kNow, std::move(done));
+    }));
+    from_b.push_back(Start<BindResult>([&](AuthStore::Done<BindResult> done) {
+      b->BindIfUnbound({mesh, "salt-b", "h", std::nullopt}, kNow, std::move(done));
+    }));
+    all.push_back(from_a.back());
+    all.push_back(from_b.back());
+  }
+  ASSERT_TRUE(RunUntilAnswered(executor_, all));
+  std::vector<std::string> winners;
+  for (int i = 0; i < kMeshes; ++i) {
+    const absl::StatusOr<BindResult>& ra = **from_a[i];
+    const absl::StatusOr<BindResult>& rb = **from_b[i];
+    ASSERT_TRUE(ra.ok() && rb.ok()) << ra.status() << " " << rb.status();
+    EXPECT_NE(ra->created, rb->created) << "mesh " << i;
+    EXPECT_EQ(ra->state.binding->salt, rb->state.binding->salt) << "mesh " << i;
+    winners.push_back(ra->state.binding->salt);
+  }
+
+  // nats.c shuffles its server list: find the node A is on.
+  NatsConnection& on_a = *connections_[0];
+  char url[256] = {0};
+  ASSERT_EQ(natsConnection_GetConnectedUrl(on_a.raw(), url, sizeof(url)), NATS_OK);
+  const int a_node = cluster_->NodeOfUrl(url);
+  ASSERT_GE(a_node, 0) << url;
+  cluster_->Stop(a_node);
+  ASSERT_TRUE(testing::WaitFor([&] { return on_a.reconnects() >= 1 && on_a.connected(); },
+                               std::chrono::seconds(20)));
+  // The streams elect new leaders among the two nodes left.
+  ASSERT_TRUE(testing::WaitFor([&] { return Lookup(*a, "m0").ok(); }, std::chrono::seconds(30),
+                               std::chrono::milliseconds(100)));
+  for (int i = 0; i < kMeshes; ++i) {
+    absl::StatusOr<MeshAuthState> state = Lookup(*a, absl::StrCat("m", i));
+    ASSERT_TRUE(state.ok() && state->binding) << state.status();
+    EXPECT_EQ(state->binding->salt, winners[i]);
+  }
+  absl::StatusOr<BindResult> fresh =
+      Await<BindResult>(executor_, [&](AuthStore::Done<BindResult> done) {
+        b->BindIfUnbound({"after", "s", "h", std::nullopt}, kNow, std::move(done));
+      });
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE(fresh->created);
+  EXPECT_EQ(Lookup(*a, "after")->binding->salt, "s");
 }
 
 }  // namespace
