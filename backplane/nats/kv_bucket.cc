@@ -168,6 +168,55 @@ absl::Status KvBucket::Delete(absl::string_view key, std::uint64_t expected_revi
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::Duration> KvBucket::MaxAge() const {
+  const std::string stream = absl::StrCat("KV_", name_);
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK) return KvError(absl::StrCat("stream info ", name_), s, code);
+  const absl::Duration max_age = absl::Nanoseconds(info->Config->MaxAge);
+  jsStreamInfo_Destroy(info);
+  return max_age;
+}
+
+absl::StatusOr<absl::Duration> KvBucket::WidenMaxAge(absl::Duration max_age) const {
+  const std::string stream = absl::StrCat("KV_", name_);
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK) return KvError(absl::StrCat("stream info ", name_), s, code);
+  const absl::Duration current = absl::Nanoseconds(info->Config->MaxAge);
+  if (current == absl::ZeroDuration() || current >= max_age) {
+    jsStreamInfo_Destroy(info);
+    return current;
+  }
+  // The stream's own config with only MaxAge changed: the rest is the KV
+  // layout nats.c chose when it created the bucket.
+  info->Config->MaxAge = absl::ToInt64Nanoseconds(max_age);
+  jsStreamInfo* updated = nullptr;
+  s = js_UpdateStream(&updated, js_, info->Config, nullptr, &code);
+  jsStreamInfo_Destroy(info);
+  if (s != NATS_OK) return KvError(absl::StrCat("widen max age of ", name_), s, code);
+  const absl::Duration after = absl::Nanoseconds(updated->Config->MaxAge);
+  jsStreamInfo_Destroy(updated);
+  return after;
+}
+
+absl::Status KvBucket::Purge(absl::string_view key_filter) const {
+  // A stream purge with a subject filter: kvStore_Purge takes one key and
+  // leaves a purge marker, this takes a wildcard and leaves nothing.
+  const std::string stream = absl::StrCat("KV_", name_);
+  const std::string subject = Subject(key_filter);
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Wait = limits::kNatsKvWaitMs;
+  options.Stream.Purge.Subject = subject.c_str();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_PurgeStream(js_, stream.c_str(), &options, &code);
+  if (s != NATS_OK) return KvError(absl::StrCat("purge ", name_, " ", key_filter), s, code);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<KvBucket::Watch>> KvBucket::WatchAll() const {
   kvWatcher* watcher = nullptr;
   if (natsStatus s = kvStore_WatchAll(&watcher, kv_, nullptr); s != NATS_OK) {

@@ -60,6 +60,14 @@ class KvBucket {
 
   const std::string& name() const { return name_; }
 
+  // The max age NATS holds for the bucket (zero: entries never age out).
+  absl::StatusOr<absl::Duration> MaxAge() const;
+  // Raises the bucket's max age to `max_age` when it is shorter (zero, never
+  // aging out, is the longest) and answers the max age in force after.
+  // Read then update, not atomic: two instances widening at once may leave
+  // the shorter of their two values (each logs what it found).
+  absl::StatusOr<absl::Duration> WidenMaxAge(absl::Duration max_age) const;
+
   // The latest entry, a delete marker included; NotFound when the key was
   // never written (or purged away).
   absl::StatusOr<KvEntry> Get(absl::string_view key) const;
@@ -73,6 +81,11 @@ class KvBucket {
   // Deletes the key if its latest revision is `expected_revision`; Aborted
   // on a conflict.
   absl::Status Delete(absl::string_view key, std::uint64_t expected_revision) const;
+
+  // Removes every entry, revisions and all, of each key matching
+  // `key_filter` (a key, or one with NATS wildcards: "mesh.*"). Not
+  // conditional. Afterwards Get answers NotFound and Put(.., 0) succeeds.
+  absl::Status Purge(absl::string_view key_filter) const;
 
   // Every key's latest entry, then each change as it happens.
   class Watch {

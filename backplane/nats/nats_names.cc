@@ -121,4 +121,10 @@ absl::StatusOr<std::string> NonceKey(absl::string_view mesh_id, absl::string_vie
       absl::StrCat(*mesh, ".", absl::WebSafeBase64Escape(auth::SaltedSha256("", nonce))));
 }
 
+absl::StatusOr<std::string> MeshNoncesFilter(absl::string_view mesh_id) {
+  absl::StatusOr<std::string> mesh = IdToken(mesh_id);
+  if (!mesh.ok()) return mesh.status();
+  return CheckedKey(absl::StrCat(*mesh, ".*"));
+}
+
 }  // namespace relay::backplane::nats

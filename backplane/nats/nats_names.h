@@ -50,6 +50,8 @@ absl::StatusOr<std::string> MeshKey(absl::string_view mesh_id);
 absl::StatusOr<std::string> NodeKey(absl::string_view mesh_id, absl::string_view node_id);
 // A nonce is keyed by its SHA-256: nonces may be long (MAX_NONCE_BYTES).
 absl::StatusOr<std::string> NonceKey(absl::string_view mesh_id, absl::string_view nonce);
+// The filter matching every NonceKey of `mesh_id` ("<mesh_tok>.*").
+absl::StatusOr<std::string> MeshNoncesFilter(absl::string_view mesh_id);
 
 }  // namespace relay::backplane::nats
 

@@ -1,7 +1,8 @@
 // Tests for backplane/nats/kv_bucket.h against a real nats-server with
 // JetStream: the conflicts a compare-and-set must report as ABORTED and
 // nothing else, deletes at a revision, recreating a deleted key, watching,
-// the bucket configs NATS refuses, and a server that is gone.
+// purging by filter, widening a max age, the bucket configs NATS refuses, and a server that is
+// gone.
 #include "backplane/nats/kv_bucket.h"
 
 #include <atomic>
@@ -100,6 +101,19 @@ TEST_F(KvBucketTest, DeleteAtARevisionAndCreateAgainOverTheMarker) {
   EXPECT_EQ(bucket_->Get("k")->value, "new");
 }
 
+TEST_F(KvBucketTest, PurgeRemovesTheMatchingKeysOnlyAndTheyCanBeCreatedAgain) {
+  ASSERT_TRUE(bucket_->Create("m1.a", "1").ok());
+  ASSERT_TRUE(bucket_->Create("m1.b", "2").ok());
+  ASSERT_TRUE(bucket_->Create("m2.a", "3").ok());
+  ASSERT_TRUE(bucket_->Purge("m1.*").ok());
+  EXPECT_EQ(bucket_->Get("m1.a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(bucket_->Get("m1.b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(bucket_->Get("m2.a")->value, "3");
+  EXPECT_TRUE(bucket_->Put("m1.a", "again", 0).ok());
+  // Nothing to purge is no error.
+  EXPECT_TRUE(bucket_->Purge("m3.*").ok());
+}
+
 TEST_F(KvBucketTest, AKeyNeverWrittenIsNotFound) {
   EXPECT_EQ(bucket_->Get("nobody").status().code(), absl::StatusCode::kNotFound);
 }
@@ -172,6 +186,22 @@ TEST_F(KvBucketTest, ABucketWithOtherSettingsIsSharedAndSaysSo) {
   EXPECT_EQ((*bucket)->Get("shared")->value, "x");
 }
 
+TEST_F(KvBucketTest, WidenMaxAgeRaisesItNeverLowersIt) {
+  KvBucketConfig aging{.name = "relay_test_aging", .max_age = absl::Hours(1)};
+  absl::StatusOr<std::unique_ptr<KvBucket>> bucket = KvBucket::Open(connection_->raw(), aging);
+  ASSERT_TRUE(bucket.ok()) << bucket.status();
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(1));
+  EXPECT_EQ(*(*bucket)->WidenMaxAge(absl::Hours(2)), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->WidenMaxAge(absl::Minutes(30)), absl::Hours(2));
+  EXPECT_EQ(*(*bucket)->MaxAge(), absl::Hours(2));
+  // Entries written before still read and write the same.
+  ASSERT_TRUE((*bucket)->Create("k", "v").ok());
+  EXPECT_EQ((*bucket)->Get("k")->value, "v");
+  // A bucket whose entries never age out has the longest max age already.
+  EXPECT_EQ(*bucket_->WidenMaxAge(absl::Hours(1)), absl::ZeroDuration());
+}
+
 TEST_F(KvBucketTest, ReplicasOverASingleServerNameTheSetting) {
   KvBucketConfig replicated{.name = "relay_test_r3", .replicas = 3};
   absl::StatusOr<std::unique_ptr<KvBucket>> bucket = KvBucket::Open(connection_->raw(), replicated);
@@ -189,6 +219,7 @@ TEST_F(KvBucketTest, WithNatsGoneEveryCallIsUnavailableNotAConflict) {
   EXPECT_EQ(bucket_->Put("k", "w", *first).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(bucket_->Create("new", "w").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(bucket_->Delete("k", *first).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(bucket_->Purge("k").code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,6 +100,21 @@ TEST(NatsNamesTest, NoncesOfAnyLengthAreKeyedByTheirDigest) {
   EXPECT_EQ(*NonceKey("home", "n1"), *short_nonce);
   EXPECT_NE(*NonceKey("work", "n1"), *short_nonce);
   EXPECT_FALSE(NonceKey("home", "").ok());
+}
+
+// A mesh's nonces are purged together: the filter matches each of its
+// nonce keys (one token after the mesh's) and no other mesh's.
+TEST(NatsNamesTest, TheMeshNoncesFilterMatchesThatMeshsNonceKeysOnly) {
+  absl::StatusOr<std::string> filter = MeshNoncesFilter("home.*");
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  ASSERT_TRUE(absl::EndsWith(*filter, ".*"));
+  const std::string prefix = filter->substr(0, filter->size() - 1);
+  absl::StatusOr<std::string> key = NonceKey("home.*", "n1");
+  ASSERT_TRUE(key.ok());
+  EXPECT_TRUE(absl::StartsWith(*key, prefix));
+  EXPECT_EQ(key->find('.', prefix.size()), std::string::npos);
+  EXPECT_FALSE(absl::StartsWith(*NonceKey("home", "n1"), prefix));
+  EXPECT_FALSE(MeshNoncesFilter("").ok());
 }
 
 TEST(NatsNamesTest, ClusterAndInstanceNamesAreCheckedAsOperatorsTypeThem) {

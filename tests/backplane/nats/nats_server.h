@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -171,8 +172,18 @@ class NatsServer {
     Stop();
     return Start();
   }
-  // SIGSTOP: the socket stays open and silent, as with a hung node.
-  absl::Status Pause() { return Signal(SIGSTOP); }
+  // SIGSTOP: the socket stays open and silent, as with a hung node. Returns
+  // once the process is stopped (state T): a signal to another process is
+  // delivered on its own time, and a request sent meanwhile would be answered.
+  absl::Status Pause() {
+    if (absl::Status sent = Signal(SIGSTOP); !sent.ok()) return sent;
+    const pid_t pid = pid_;
+    if (WaitFor([pid] { return ProcessState(pid) == 'T'; }, kStartTimeout,
+                std::chrono::milliseconds(1))) {
+      return absl::OkStatus();
+    }
+    return absl::DeadlineExceededError(absl::StrCat("nats-server ", pid, " did not stop"));
+  }
   absl::Status Resume() { return Signal(SIGCONT); }
 
   bool running() const { return pid_ > 0; }
@@ -226,6 +237,16 @@ class NatsServer {
   }
 
   friend class NatsCluster;  // uses Accepts
+
+  // The state letter of /proc/<pid>/stat (R, S, T, ...); '?' when unread.
+  static char ProcessState(pid_t pid) {
+    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "pid (comm) S ...": comm may hold spaces and parentheses, the last ')' ends it.
+    const std::size_t end = stat.rfind(')');
+    if (end == std::string::npos || end + 2 >= stat.size()) return '?';
+    return stat[end + 2];
+  }
 
   static bool Accepts(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
