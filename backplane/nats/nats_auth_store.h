@@ -127,6 +127,8 @@ class NatsAuthStore final : public store::AuthStore {
 
   // Empty: KV is read per mesh, when MeshAuth asks.
   absl::StatusOr<store::AuthSnapshot> Load() override;
+  // Other instances write here too: MeshAuth looks each mesh up first.
+  bool shared() const override { return true; }
   void BindIfUnbound(store::TokenBinding binding, absl::Time now,
                      Done<store::BindResult> done) override;
   void ClaimSignedMesh(store::SignedMeshClaim claim,

@@ -35,6 +35,7 @@
 #include "asio/signal_set.hpp"
 #include "asio/steady_timer.hpp"
 #include "backplane/nats/cluster_metrics.h"
+#include "backplane/nats/deferred_auth_store.h"
 #include "backplane/nats/nats_backplane.h"
 #include "backplane/nats/nats_connection.h"
 #include "cmd/relay/core_thread_runner.h"
@@ -114,6 +115,9 @@ int main(int argc, char** argv) {
   // Declared before the store: the store's last answers (it runs its queue
   // when destroyed) are posted through it.
   EventLoopExecutor core_executor(&io);
+  // Cluster mode's NATS connection, declared before what uses it (the auth
+  // store, the backplane), so it is closed after them.
+  std::unique_ptr<relay::backplane::nats::NatsConnection> nats;
   std::unique_ptr<relay::store::AuthStore> auth_store;
   if (!config.data_dir.empty()) {
     absl::StatusOr<std::unique_ptr<relay::store::SqliteAuthStore>> opened =
@@ -127,7 +131,6 @@ int main(int argc, char** argv) {
   // Cluster mode: one NATS connection, and the backplane over it. Neither
   // blocks start-up: with NATS unreachable the relay serves its own peers
   // and /ready says why it is not ready, while nats.c keeps trying.
-  std::unique_ptr<relay::backplane::nats::NatsConnection> nats;
   std::unique_ptr<relay::backplane::nats::NatsBackplane> backplane;
   // nats.c's state callbacks reach the backplane through this, under a lock,
   // so that none runs into a backplane being destroyed (they may come until
@@ -157,6 +160,14 @@ int main(int argc, char** argv) {
     cluster_settings.max_message_bytes = config.gateway.max_message_bytes;
     backplane = std::make_unique<relay::backplane::nats::NatsBackplane>(
         nats.get(), cluster_settings, &core_executor);
+    // Token bindings, signed meshes and used nonces, shared by every
+    // instance (RELAY_DATA_DIR is refused beside NATS_URL).
+    relay::backplane::nats::NatsAuthStoreSettings auth_settings;
+    auth_settings.cluster = config.cluster.name;
+    auth_settings.replicas = config.cluster.kv_replicas;
+    auth_settings.max_join_token_lifetime = config.core.max_join_token_lifetime;
+    auth_store = std::make_unique<relay::backplane::nats::DeferredAuthStore>(
+        nats.get(), auth_settings, &core_executor);
     std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
     backplane_for_callbacks = backplane.get();
   }

@@ -255,6 +255,21 @@ absl::Status MeshAuth::StoreFailed(const absl::Status& status) {
 }
 
 void MeshAuth::Merge(const std::string& mesh_id, store::MeshAuthState state, absl::Time now) {
+  if (store_->shared()) {
+    // The store is the truth and memory a copy of its last answer: a record
+    // another instance replaced or deleted must not survive here.
+    if (auto it = bindings_.find(mesh_id);
+        it != bindings_.end() && (!state.binding || state.binding->hash != it->second.hash)) {
+      bindings_.erase(it);
+      binding_expiry_.Cancel(mesh_id);
+    }
+    if (auto it = signed_.find(mesh_id);
+        it != signed_.end() &&
+        (!state.signed_mesh || state.signed_mesh->mesh_key != it->second.mesh_key)) {
+      signed_.erase(it);
+      signed_expiry_.Cancel(mesh_id);
+    }
+  }
   if (state.binding && !bindings_.contains(mesh_id) && !signed_.contains(mesh_id)) {
     store::TokenBinding& b = bindings_[mesh_id] = std::move(*state.binding);
     b.mesh_id = mesh_id;
@@ -308,6 +323,12 @@ MeshAuth::Decision MeshAuth::DecideRegister(const AttemptPtr& attempt) {
   const relay::v1::Register& reg = attempt->reg;
   const std::string& mesh_id = reg.mesh_id();
   const absl::Time now = attempt->now;
+  if (store_->shared() && !attempt->looked_up) {
+    // Another instance may have bound or signed this mesh (or let it go)
+    // since memory last heard: a live mesh is no reason to decide blind.
+    Lookup(attempt);
+    return std::nullopt;
+  }
   if (reg.signed_token().present()) return AdmitSignedJoin(attempt);
   if (signed_.contains(mesh_id)) {
     return Denied("this mesh is signed: join with a token signed by its key");
@@ -482,6 +503,10 @@ MeshAuth::Decision MeshAuth::DecideRegisterMesh(const AttemptPtr& attempt) {
     return Denied("register_mesh names another mesh than the URL");
   }
   const std::string& mesh_id = attempt->url_mesh_id;
+  if (store_->shared() && !attempt->looked_up) {
+    Lookup(attempt);
+    return std::nullopt;
+  }
   if (bindings_.contains(mesh_id)) return Denied("this mesh is bound to a token");
   auto existing = signed_.find(mesh_id);
   // Signing a live open mesh would lock its members out under a stranger's

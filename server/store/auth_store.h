@@ -165,6 +165,11 @@ class AuthStore {
   // before serving, never on the event loop.
   virtual absl::StatusOr<AuthSnapshot> Load() = 0;
 
+  // True when other relay instances write to this store too (cluster mode):
+  // what MeshAuth remembers may then be stale, so it asks the store before
+  // deciding each registration instead of deciding from memory.
+  virtual bool shared() const { return false; }
+
   // --- conditional operations (a registration waits for them) -------------
 
   // Records `binding` unless the mesh has a binding that is not past its

@@ -616,16 +616,12 @@ TEST_F(NatsAuthStoreTest, MeshAuthOnTwoInstancesSharesATokenBinding) {
   EXPECT_TRUE(absl::IsPermissionDenied(admit(on_b, open).status()));
 }
 
-// DISABLED: shows a gap in server/core/mesh_auth.cc, not in the store.
 // With the cluster-wide roster, `mesh_live` is true on instance B while the
-// mesh's members are on A. MeshAuth::DecideRegister (and AdmitSignedJoin,
-// DecideRegisterMesh) then decide from memory alone: a live mesh memory
-// holds no record of is taken as open, without LookupMesh. Load() read
-// every record into memory with SQLite; in cluster mode it reads nothing,
-// so B admits a stranger to A's bound or signed mesh. Enable once MeshAuth
-// looks a live mesh up when it holds no record of it (ADR 0009 section 4,
-// the follow-scoped cache).
-TEST_F(NatsAuthStoreTest, DISABLED_ALiveMeshRecordedThroughAnotherInstanceIsNotAdmittedOpen) {
+// mesh's members are on A, and B's memory holds nothing of the mesh (Load()
+// reads nothing in cluster mode). A shared store makes MeshAuth look the
+// mesh up before deciding, so B refuses a stranger to A's bound or signed
+// mesh instead of taking the live mesh for an open one.
+TEST_F(NatsAuthStoreTest, ALiveMeshRecordedThroughAnotherInstanceIsNotAdmittedOpen) {
   const auto admit = [this](core::MeshAuth& auth, const relay::v1::Register& reg,
                             bool mesh_live) -> absl::StatusOr<core::Admission> {
     auto slot = std::make_shared<std::optional<absl::StatusOr<core::Admission>>>();
