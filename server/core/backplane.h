@@ -85,6 +85,9 @@ class Backplane {
                          std::uint64_t expected_revision, std::function<void(NodeClaim)> done) = 0;
   // This instance no longer holds it: deletes the entry if it is still the one
   // this instance wrote (harmless once someone took it over).
+  // "The one it wrote" is the revision its last kClaimed for the key
+  // answered before this call: a claim of the same key asked earlier and
+  // still in flight (a takeover here) must survive the release behind it.
   virtual void ReleaseNode(const std::string& mesh_id, const std::string& node_id) = 0;
 };
 
