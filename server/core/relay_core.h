@@ -215,7 +215,10 @@ class RelayCore final : private BackplaneListener {
       relay::v1::Register reg;
       Admission admission;
       relay::v1::RosterMember entry;  // what it writes, the same each attempt
-      int attempts = 0;
+      // No default member initializer: clang refuses one in a class nested
+      // this deep before RelayCore is complete (std::optional asks whether
+      // it is constructible then). claim.emplace() value-initializes it: 0.
+      int attempts;
     };
     std::optional<PendingClaim> claim;
 
