@@ -134,6 +134,12 @@ inline constexpr absl::Duration kDrainPollInterval = absl::Milliseconds(20);
 
 // --- Cluster mode (NATS, docs/adr/0009-cluster-on-nats.md) -------------------
 
+// Claims one registration may make of its node entry (Backplane::ClaimNode):
+// a takeover needs two (read the holder, write at its revision); each
+// further one follows a race lost to another claimant. Past this, the join
+// answers cluster_unavailable rather than spin against a busy key.
+inline constexpr int kMaxNodeClaimAttempts = 3;
+
 // Longest KV key the NATS adapter asks for. A direct get names the key twice
 // in its subject, and a protocol line over nats-server's 4096 bytes closes
 // the client's connection for good; a node key of two 256-byte ids encoded

@@ -375,6 +375,67 @@ void NatsBackplane::SendRosterRequest(const std::string& mesh_id, const std::str
   SendItem(to, std::move(item), /*refusable=*/false);
 }
 
+void NatsBackplane::ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
+                              std::uint64_t expected_revision,
+                              std::function<void(core::NodeClaim)> done) {
+  worker_.Post([this, mesh_id, member, expected_revision, done = std::move(done)]() mutable {
+    core::NodeClaim claim = WriteClaim(mesh_id, member, expected_revision);
+    executor_->Post([this, key = std::make_pair(mesh_id, member.node_id()),
+                     claim = std::move(claim), done = std::move(done)]() mutable {
+      if (claim.outcome == core::NodeClaim::Outcome::kClaimed) claimed_[key] = claim.revision;
+      done(std::move(claim));
+    });
+  });
+}
+
+void NatsBackplane::ReleaseNode(const std::string& mesh_id, const std::string& node_id) {
+  auto it = claimed_.find({mesh_id, node_id});
+  if (it == claimed_.end()) return;
+  const std::uint64_t revision = it->second;
+  claimed_.erase(it);
+  worker_.Post([this, mesh_id, node_id, revision] {
+    if (!opened_.load(std::memory_order_acquire)) return;
+    absl::StatusOr<std::string> key = NodeKey(mesh_id, node_id);
+    if (!key.ok()) return;
+    // A conflict means someone took the id over: their entry stays. An
+    // outage leaves ours, which readers treat as absent once we are gone.
+    cluster_.nodes->Delete(*key, revision).IgnoreError();
+  });
+}
+
+core::NodeClaim NatsBackplane::WriteClaim(const std::string& mesh_id,
+                                          const relay::v1::RosterMember& member,
+                                          std::uint64_t expected_revision) {
+  core::NodeClaim claim;  // kUnavailable
+  if (!opened_.load(std::memory_order_acquire) || !connection_->connected()) return claim;
+  absl::StatusOr<std::string> key = NodeKey(mesh_id, member.node_id());
+  if (!key.ok()) return claim;
+  relay::nats::v1::NodeEntry entry;
+  *entry.mutable_member() = member;
+  entry.set_incarnation(incarnation_);
+  const std::string value = entry.SerializeAsString();
+  absl::StatusOr<std::uint64_t> written = expected_revision == 0
+                                              ? cluster_.nodes->Create(*key, value)
+                                              : cluster_.nodes->Put(*key, value, expected_revision);
+  if (written.ok()) {
+    claim.outcome = core::NodeClaim::Outcome::kClaimed;
+    claim.revision = *written;
+    return claim;
+  }
+  if (!absl::IsAborted(written.status())) return claim;
+  absl::StatusOr<KvEntry> held = cluster_.nodes->Get(*key);
+  claim.outcome = core::NodeClaim::Outcome::kHeld;
+  if (absl::IsNotFound(held.status()) || (held.ok() && held->deleted))
+    return claim;  // gone: absent
+  if (!held.ok()) return core::NodeClaim{};
+  relay::nats::v1::NodeEntry holder;
+  if (!holder.ParseFromString(held->value)) return claim;  // unreadable: treated as absent
+  claim.revision = held->revision;
+  claim.holder = holder.member();
+  claim.holder_live = cluster_.leases->IsLive(holder.member().instance(), holder.incarnation());
+  return claim;
+}
+
 bool NatsBackplane::Live(const std::string& id) const { return instances_.count(id) > 0; }
 
 void NatsBackplane::OnReceived(InstanceLinks::Received received) {

@@ -95,6 +95,10 @@ class NatsBackplane final : public core::Backplane {
   void Unsubscribe(const std::string& mesh_id) override;
   bool Publish(const relay::v1::BackplaneEnvelope& envelope) override;
   bool Send(const std::string& instance_id, const relay::v1::BackplaneEnvelope& envelope) override;
+  void ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
+                 std::uint64_t expected_revision,
+                 std::function<void(core::NodeClaim)> done) override;
+  void ReleaseNode(const std::string& mesh_id, const std::string& node_id) override;
 
  private:
   struct PendingRoster {
@@ -117,6 +121,9 @@ class NatsBackplane final : public core::Backplane {
   // compare-and-set; the followers it found, others than this one.
   absl::StatusOr<std::vector<std::pair<std::string, std::uint64_t>>> WriteFollow(
       const std::string& mesh_id, bool follow);
+  // One compare-and-set of a node entry, and what stopped it.
+  core::NodeClaim WriteClaim(const std::string& mesh_id, const relay::v1::RosterMember& member,
+                             std::uint64_t expected_revision);
 
   // Core side.
   void OnReceived(InstanceLinks::Received received);
@@ -155,6 +162,9 @@ class NatsBackplane final : public core::Backplane {
   std::map<std::string, PendingRoster> pending_;
   std::set<std::string> unfollowed_;  // subscribed, follow entry not written yet
   std::set<std::string> retrying_;    // of those, with a write queued
+  // Node entries this instance won, at the revision it wrote: what a
+  // release may delete, and only that.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> claimed_;
 };
 
 }  // namespace relay::backplane::nats

@@ -30,6 +30,9 @@ grpc::Status AttachCloseStatus(core::CloseReason reason) {
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, "message too big"};
     case CloseReason::kKeepaliveTimeout:
       return {grpc::StatusCode::UNAVAILABLE, "keepalive timeout"};
+    case CloseReason::kServiceRestart:
+      // As 1012 on WebSocket: retry, and the balancer picks another instance.
+      return {grpc::StatusCode::UNAVAILABLE, "service restart"};
     case CloseReason::kClientClosed:
       return grpc::Status::OK;
     case CloseReason::kInvalidFrame:

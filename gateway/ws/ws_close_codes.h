@@ -38,6 +38,9 @@ inline constexpr std::array<WsCloseRow, core::kCloseReasonCount> kWsCloses = {{
     {core::CloseReason::kAuthFailed, {1008, "auth failed"}},
     {core::CloseReason::kKicked, {1008, "kicked"}},
     {core::CloseReason::kMeshClosed, {1008, "mesh closed"}},
+    // RFC 6455's Service Restart: clients reconnect, through the load
+    // balancer, to another instance.
+    {core::CloseReason::kServiceRestart, {1012, "service restart"}},
 }};
 
 // RFC 6455 7.4: what a close frame may carry. 1005, 1006 and 1015 only

@@ -11,11 +11,18 @@
 // were sent (Send and Publish alike); between different pairs there is no
 // order. Threading: every call, and every listener callback, on the core
 // thread.
+//
+// Ownership of a node id cluster-wide (ClaimNode/ReleaseNode) is a
+// compare-and-set on one shared entry per (mesh, node): the backplane
+// reports what it found, the core decides who may take an entry over
+// (docs/adr/0009-cluster-on-nats.md, section 3).
 #ifndef RELAY_SERVER_CORE_BACKPLANE_H_
 #define RELAY_SERVER_CORE_BACKPLANE_H_
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "relay/v1/relay.pb.h"
@@ -30,6 +37,16 @@ class BackplaneListener {
   // `instance_id` is gone (stopped, lost, partitioned away): every member
   // it held has left.
   virtual void OnInstanceGone(const std::string& instance_id) = 0;
+};
+
+// What ClaimNode found (docs/adr/0009-cluster-on-nats.md, section 3).
+struct NodeClaim {
+  enum class Outcome { kClaimed, kHeld, kUnavailable };
+  Outcome outcome = Outcome::kUnavailable;
+  // kClaimed: the entry's revision now; kHeld: the holder's revision.
+  std::uint64_t revision = 0;
+  relay::v1::RosterMember holder;  // kHeld: the entry as stored
+  bool holder_live = false;        // kHeld: its instance is alive
 };
 
 class Backplane {
@@ -58,10 +75,25 @@ class Backplane {
   // To one instance. False when it cannot be reached.
   virtual bool Send(const std::string& instance_id,
                     const relay::v1::BackplaneEnvelope& envelope) = 0;
+
+  // Writes `member` as the owner of (mesh_id, member.node_id()) cluster-wide
+  // when the entry is at `expected_revision` (0: absent). `done` runs once on
+  // the core thread (inline allowed).
+  // kHeld at revision 0 (the entry went away between the write and the
+  // read) has no holder: the core claims it again as absent.
+  virtual void ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
+                         std::uint64_t expected_revision, std::function<void(NodeClaim)> done) = 0;
+  // This instance no longer holds it: deletes the entry if it is still the one
+  // this instance wrote (harmless once someone took it over).
+  // "The one it wrote" is the revision its last kClaimed for the key
+  // answered before this call: a claim of the same key asked earlier and
+  // still in flight (a takeover here) must survive the release behind it.
+  virtual void ReleaseNode(const std::string& mesh_id, const std::string& node_id) = 0;
 };
 
 // A relay alone: no other instance. Subscribe is ready at once, nothing is
-// ever sent.
+// ever sent, every claim is granted inline (the core does not even ask: it
+// claims only when clustered()).
 class NullBackplane final : public Backplane {
  public:
   explicit NullBackplane(std::string instance_id = "local")
@@ -73,6 +105,13 @@ class NullBackplane final : public Backplane {
   void Unsubscribe(const std::string&) override {}
   bool Publish(const relay::v1::BackplaneEnvelope&) override { return true; }
   bool Send(const std::string&, const relay::v1::BackplaneEnvelope&) override { return true; }
+  void ClaimNode(const std::string&, const relay::v1::RosterMember&, std::uint64_t,
+                 std::function<void(NodeClaim)> done) override {
+    NodeClaim claim;
+    claim.outcome = NodeClaim::Outcome::kClaimed;
+    done(std::move(claim));
+  }
+  void ReleaseNode(const std::string&, const std::string&) override {}
 
  private:
   const std::string instance_id_;

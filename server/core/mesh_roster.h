@@ -9,6 +9,7 @@
 #define RELAY_SERVER_CORE_MESH_ROSTER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ struct Member {
   std::string credential_digest;
   bool proves_node = false;
   JoinKey key;
+  // The revision of its node entry cluster-wide (Backplane::ClaimNode); 0
+  // for a relay alone. A claim of an older revision is a stale one.
+  std::uint64_t revision = 0;
   // Where its connection is: `connection` on this instance (set), or on
   // the instance `key.instance` names (null). The connection outlives its
   // membership: it leaves the roster before it closes.

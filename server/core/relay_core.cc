@@ -352,6 +352,7 @@ void RelayCore::OnAdmitted(ConnectionId id, const relay::v1::Register& reg, bool
       Join(*conn, reg, *std::move(admission));
     }
   }
+  if (conn->claim) return;  // OnClaimAnswered ends the join
   conn->probed_holder = 0;  // a probe's answer serves one admission only
   EndJoining(*conn);
   ReplayHeld(*conn);
@@ -380,68 +381,108 @@ void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
 
 void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission admission) {
   Mesh& mesh = *conn.joining;  // kept while the connection joins it
-  // Never a secret (MeshAuth keeps an open mesh's token as its SHA-256), so
-  // it may be kept and shared with other instances as it is.
-  std::string digest = std::move(admission.credential);
-  if (Member* holder = mesh.roster.Find(reg.node_id()); holder != nullptr) {
-    // Only the same credentials may take a node_id over (a phone that
-    // reconnects before the relay noticed its old socket died).
-    if (!auth::ConstantTimeEquals(holder->credential_digest, digest)) {
-      SendError(conn, ErrorCode::kNodeIdInUse,
-                absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
-                             " is held by another connection with other credentials"));
-      return;
-    }
+  Member* holder = mesh.roster.Find(reg.node_id());
+  std::uint64_t expected_revision = 0;
+  if (holder != nullptr && holder->local()) {
+    if (!MayTakeOverLocal(conn, reg, admission, *holder)) return;
+    // Its entry, as this instance wrote it: a claim at that revision takes
+    // over exactly the holder just judged.
+    expected_revision = holder->revision;
+  } else if (holder == nullptr && mesh.roster.size() >= config_.max_peers_per_mesh) {
+    RefuseMeshFull(conn, reg.mesh_id());
+    return;
+  }
+  if (!backplane_->clustered()) {
+    CompleteJoin(conn, reg, std::move(admission), /*revision=*/0, holder);
+    return;
+  }
+  // Cluster-wide, the node entry decides (ADR 0009, section 3). A holder on
+  // another instance is judged on what the entry says (its credentials, its
+  // instance's liveness), so the first claim writes only an absent entry
+  // and the answer names the holder.
+  Connection::PendingClaim& claim = conn.claim.emplace();
+  claim.reg = reg;
+  claim.entry.set_node_id(reg.node_id());
+  claim.entry.set_name(reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name());
+  *claim.entry.mutable_capabilities() = reg.capabilities();
+  claim.entry.set_joined_at(ToEpochSeconds(clock_->Now()));
+  claim.entry.set_credential_digest(admission.credential);
+  claim.entry.set_proves_node(admission.proves_node);
+  claim.entry.set_instance(backplane_->instance_id());
+  claim.admission = std::move(admission);
+  ClaimNode(conn, expected_revision);
+}
+
+bool RelayCore::MayTakeOverLocal(Connection& conn, const relay::v1::Register& reg,
+                                 const Admission& admission, Member& holder) {
+  // Only the same credentials may take a node_id over (a phone that
+  // reconnects before the relay noticed its old socket died). Never a
+  // secret (MeshAuth keeps an open mesh's token as its SHA-256).
+  if (!auth::ConstantTimeEquals(holder.credential_digest, admission.credential)) {
+    SendError(conn, ErrorCode::kNodeIdInUse,
+              absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                           " is held by another connection with other credentials"));
+    return false;
+  }
+  Connection& held_by = ConnectionOf(holder);
+  // Equal credentials that prove nothing (an open mesh) are anyone's: the
+  // id moves only when its holder is gone. A holder already closing is gone.
+  if (admission.proves_node || held_by.closing || held_by.id == conn.probed_holder) return true;
+  if (held_by.claimant != 0) {
+    SendError(conn, ErrorCode::kNodeIdInUse,
+              absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
+                           " is held by a connection that is being checked for another "
+                           "claim; retry in a few seconds"));
+    return false;
+  }
+  StartTakeoverProbe(conn, held_by, reg);
+  return false;
+}
+
+void RelayCore::RefuseMeshFull(Connection& conn, const std::string& mesh_id) {
+  limit_hits_.Add(Limit::kPeersPerMesh);
+  log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kMeshFull))
+      .Uint("conn", conn.id)
+      .Str("mesh", mesh_id)
+      .Uint("max_peers", config_.max_peers_per_mesh);
+  SendError(conn, ErrorCode::kMeshFull,
+            absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
+}
+
+void RelayCore::CompleteJoin(Connection& conn, const relay::v1::Register& reg, Admission admission,
+                             std::uint64_t revision, Member* holder) {
+  Mesh& mesh = *conn.joining;
+  if (holder != nullptr) {
     if (holder->local()) {
       Connection& held_by = ConnectionOf(*holder);
-      // Equal credentials that prove nothing (an open mesh) are anyone's:
-      // the id moves only when its holder is gone. A holder already closing
-      // is gone.
-      if (!admission.proves_node && !held_by.closing && held_by.id != conn.probed_holder) {
-        if (held_by.claimant != 0) {
-          SendError(conn, ErrorCode::kNodeIdInUse,
-                    absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
-                                 " is held by a connection that is being checked for another "
-                                 "claim; retry in a few seconds"));
-          return;
-        }
-        StartTakeoverProbe(conn, held_by, reg);
-        return;
-      }
       LeaveMesh(held_by, /*announce=*/false);
       // A holder already closing (e.g. during shutdown) keeps its reason.
       CloseConnection(held_by, CloseReason::kReplaced);
     } else {
-      // Another instance holds it: it cannot be asked whether its holder is
-      // alive from here, so an open mesh's id stays where it is.
-      if (!admission.proves_node) {
-        SendError(conn, ErrorCode::kNodeIdInUse,
-                  absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
-                               " is held by a live connection"));
-        return;
-      }
       // Its instance closes it as replaced when it hears of this claim.
       RemoveMember(mesh, reg.node_id(), /*announce=*/false);
     }
   } else if (mesh.roster.size() >= config_.max_peers_per_mesh) {
-    limit_hits_.Add(Limit::kPeersPerMesh);
-    log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kMeshFull))
-        .Uint("conn", conn.id)
-        .Str("mesh", reg.mesh_id())
-        .Uint("max_peers", config_.max_peers_per_mesh);
-    SendError(conn, ErrorCode::kMeshFull,
-              absl::StrCat("this mesh already has ", config_.max_peers_per_mesh, " peers"));
+    // Filled up while the claim was out: the entry won goes back.
+    if (backplane_->clustered()) backplane_->ReleaseNode(mesh.id, reg.node_id());
+    RefuseMeshFull(conn, reg.mesh_id());
     return;
   }
+  AddMember(conn, reg, std::move(admission), revision);
+}
 
+void RelayCore::AddMember(Connection& conn, const relay::v1::Register& reg, Admission admission,
+                          std::uint64_t revision) {
+  Mesh& mesh = *conn.joining;
   Member record;
   record.node_id = reg.node_id();
   record.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
   record.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
   record.joined_at = clock_->Now();
-  record.credential_digest = std::move(digest);
+  record.credential_digest = std::move(admission.credential);
   record.proves_node = admission.proves_node;
   record.key = JoinKey{++join_clock_, backplane_->instance_id()};
+  record.revision = revision;
   record.connection = &conn;
   record.id = next_member_id_++;
   NoteMemberJoined(mesh, record.joined_at);
@@ -521,7 +562,7 @@ void RelayCore::OnProbeAnswered(ConnectionId holder_id, ConnectionId claimant_id
     // OnAdmitted forgets probed_holder and replays what was held.
     claimant->probed_holder = holder_id;
     OnRegister(*claimant, reg);
-    if (claimant->admitting) return;  // OnAdmitted goes on
+    if (claimant->admitting || claimant->claim) return;  // OnAdmitted / OnClaimAnswered go on
     claimant->probed_holder = 0;
   }
   ReplayHeld(*claimant);
@@ -764,8 +805,10 @@ void RelayCore::LeaveMesh(Connection& conn, bool announce) {
       mesh.llm.RequestedBy(conn.id);
   mesh.llm.RequesterGone(conn.id);
   if (!asked.empty()) PublishLlmLoad(mesh, asked);
-  // A takeover's successor claims the id on its own; no release for it.
+  // A takeover's successor claims the id on its own; no release for it
+  // (its entry is the successor's now).
   if (backplane_->clustered() && announce) {
+    backplane_->ReleaseNode(mesh.id, node_id);
     relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
     envelope.mutable_member_released()->set_node_id(node_id);
     envelope.mutable_member_released()->set_announce(true);

@@ -209,13 +209,27 @@ class RelayCore final : private BackplaneListener {
     // The auth store is deciding this connection's registration; what it
     // pipelines meanwhile is held as for a claimant.
     bool admitting = false;
+    // Cluster mode: admitted, and waiting for its node entry's claim
+    // (Backplane::ClaimNode); what it pipelines is held meanwhile.
+    struct PendingClaim {
+      relay::v1::Register reg;
+      Admission admission;
+      relay::v1::RosterMember entry;  // what it writes, the same each attempt
+      // No default member initializer: clang refuses one in a class nested
+      // this deep before RelayCore is complete (std::optional asks whether
+      // it is constructible then). claim.emplace() value-initializes it: 0.
+      int attempts;
+    };
+    std::optional<PendingClaim> claim;
 
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
 
     bool registered() const { return mesh != nullptr; }
     // Its registration is not decided yet: events wait in `held`.
-    bool waiting() const { return admitting || awaiting_holder != 0 || awaiting_roster; }
+    bool waiting() const {
+      return admitting || awaiting_holder != 0 || awaiting_roster || claim.has_value();
+    }
   };
 
   struct Mesh {
@@ -262,8 +276,32 @@ class RelayCore final : private BackplaneListener {
                   absl::StatusOr<Admission> admission);
   // Adds an admitted registrant to its mesh (taking the node_id over when
   // the credentials match, after a probe when they prove nothing) and sends
-  // joined/peers/peer_joined.
+  // joined/peers/peer_joined. In cluster mode the node entry is claimed
+  // first (ClaimNode), and the join completes when the claim is answered.
   void Join(Connection& conn, const relay::v1::Register& reg, Admission admission);
+  // May `conn` take `reg`'s node_id from `holder`, a member this instance
+  // holds? False when it may not (node_id_in_use answered) or not yet (a
+  // liveness probe of the holder started).
+  bool MayTakeOverLocal(Connection& conn, const relay::v1::Register& reg,
+                        const Admission& admission, Member& holder);
+  // The node_id is `conn`'s now (claimed at `revision` in cluster mode):
+  // `holder`, its member in the roster if any, leaves silently, then
+  // AddMember.
+  void CompleteJoin(Connection& conn, const relay::v1::Register& reg, Admission admission,
+                    std::uint64_t revision, Member* holder);
+  void AddMember(Connection& conn, const relay::v1::Register& reg, Admission admission,
+                 std::uint64_t revision);
+  void RefuseMeshFull(Connection& conn, const std::string& mesh_id);
+  // Cluster mode: asks for conn.claim's entry at `expected_revision`.
+  void ClaimNode(Connection& conn, std::uint64_t expected_revision);
+  void OnClaimAnswered(ConnectionId id, const std::string& mesh_id, const std::string& node_id,
+                       NodeClaim answer);
+  // The entry is held: claims it again when the rules let `conn` take it
+  // over (conn.claim stays set), or answers why not (conn.claim reset).
+  void OnClaimHeld(Connection& conn, const NodeClaim& answer);
+  // Refuses a registration whose node entry could not be claimed:
+  // cluster_unavailable, the connection stays open and may retry.
+  void RefuseClaimUnavailable(Connection& conn, absl::string_view why);
   // Refuses an admission: auth_failed (then close), auth_unavailable or
   // rate_limited, as `status` says.
   void RefuseAdmission(Connection& conn, const absl::Status& status);

@@ -5,9 +5,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/auth/crypto.h"
 #include "server/core/member_fields.h"
 #include "server/core/relay_core.h"
 #include "server/core/text_rules.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::core {
@@ -39,6 +41,7 @@ relay::v1::RosterMember RelayCore::ToRosterMember(const Member& member) const {
   out.set_proves_node(member.proves_node);
   out.set_join_seq(member.key.seq);
   out.set_instance(member.instance());
+  out.set_revision(member.revision);
   return out;
 }
 
@@ -82,6 +85,118 @@ void RelayCore::RefuseUnreachable(Connection& sender, const Member* target,
                                " is on another relay instance, which cannot be reached now; "
                                "nothing was delivered, retry later"),
             request_id_json);
+}
+
+void RelayCore::ClaimNode(Connection& conn, std::uint64_t expected_revision) {
+  Connection::PendingClaim& claim = *conn.claim;
+  ++claim.attempts;
+  // Copies: the answer may come after the connection, or its mesh, is gone.
+  const std::string mesh_id = conn.joining->id;
+  const std::string node_id = claim.reg.node_id();
+  backplane_->ClaimNode(mesh_id, claim.entry, expected_revision,
+                        [this, id = conn.id, mesh_id, node_id](NodeClaim answer) {
+                          OnClaimAnswered(id, mesh_id, node_id, std::move(answer));
+                        });
+}
+
+void RelayCore::OnClaimAnswered(ConnectionId id, const std::string& mesh_id,
+                                const std::string& node_id, NodeClaim answer) {
+  Connection* conn = Find(id);
+  if (conn == nullptr || !conn->claim || conn->closing) {
+    // Gone, or going, while its claim was out: an entry won for nobody goes
+    // back at once, or the node_id would stay taken by no one.
+    if (answer.outcome == NodeClaim::Outcome::kClaimed) backplane_->ReleaseNode(mesh_id, node_id);
+    if (conn == nullptr || !conn->claim) return;
+    conn->claim.reset();
+  } else {
+    switch (answer.outcome) {
+      case NodeClaim::Outcome::kClaimed: {
+        Connection::PendingClaim claim = *std::move(conn->claim);
+        conn->claim.reset();
+        // Whoever holds it here now (the roster moved while the claim was out).
+        Member* holder = conn->joining->roster.Find(node_id);
+        if (holder != nullptr && !holder->local() && holder->revision > answer.revision) {
+          // Taken over from this claim by another instance before its
+          // answer came back: the entry is theirs, nothing to give back.
+          SendError(*conn, ErrorCode::kNodeIdInUse,
+                    absl::StrCat("node_id ", QuoteForMessage(node_id),
+                                 " was taken over by a connection to another relay instance"));
+          break;
+        }
+        CompleteJoin(*conn, claim.reg, std::move(claim.admission), answer.revision, holder);
+        break;
+      }
+      case NodeClaim::Outcome::kHeld:
+        OnClaimHeld(*conn, answer);
+        if (conn->claim) return;  // claimed again: its answer goes on
+        break;
+      case NodeClaim::Outcome::kUnavailable:
+        RefuseClaimUnavailable(*conn, "the cluster cannot be reached now");
+        break;
+    }
+  }
+  conn->probed_holder = 0;  // a probe's answer serves one admission only
+  EndJoining(*conn);
+  ReplayHeld(*conn);
+}
+
+void RelayCore::OnClaimHeld(Connection& conn, const NodeClaim& answer) {
+  Connection::PendingClaim& claim = *conn.claim;
+  const relay::v1::RosterMember& holder = answer.holder;
+  bool take_over = false;
+  if (answer.revision == 0 || !answer.holder_live) {
+    // Gone meanwhile, or written by an instance that is not alive: absent.
+    take_over = true;
+  } else if (holder.instance() == backplane_->instance_id()) {
+    // Held here: the rules of a local takeover (credentials, liveness
+    // probe) decide, on this instance's own connection.
+    Member* local = conn.joining->roster.Find(claim.reg.node_id());
+    if (local != nullptr && local->local() &&
+        !MayTakeOverLocal(conn, claim.reg, claim.admission, *local)) {
+      conn.claim.reset();
+      return;
+    }
+    // Or written here for a connection gone since: absent, as for a dead
+    // instance (its release, if any, is ahead of this claim).
+    take_over = true;
+  } else if (claim.admission.proves_node &&
+             auth::ConstantTimeEquals(holder.credential_digest(), claim.admission.credential)) {
+    // Its instance closes the old connection as replaced when it hears of
+    // this claim (OnRemoteClaim).
+    take_over = true;
+  }
+  if (!take_over) {
+    // An open mesh's holder elsewhere cannot be probed from here: presumed
+    // alive.
+    const bool same =
+        auth::ConstantTimeEquals(holder.credential_digest(), claim.admission.credential);
+    SendError(conn, ErrorCode::kNodeIdInUse,
+              absl::StrCat("node_id ", QuoteForMessage(claim.reg.node_id()),
+                           same ? " is held by a live connection"
+                                : " is held by another connection with other credentials"));
+    conn.claim.reset();
+    return;
+  }
+  if (claim.attempts >= limits::kMaxNodeClaimAttempts) {
+    // Each attempt lost to another claimant's write at the revision read.
+    RefuseClaimUnavailable(conn, "other claims of this node_id kept winning");
+    return;
+  }
+  ClaimNode(conn, answer.revision);
+}
+
+void RelayCore::RefuseClaimUnavailable(Connection& conn, absl::string_view why) {
+  const std::string node_id = conn.claim->reg.node_id();
+  log::Event(log::Level::kWarn, ErrorCodeName(ErrorCode::kClusterUnavailable))
+      .Uint("conn", conn.id)
+      .Str("mesh", conn.claim->reg.mesh_id())
+      .Str("node", node_id)
+      .Str("why", why);
+  conn.claim.reset();
+  SendError(
+      conn, ErrorCode::kClusterUnavailable,
+      absl::StrCat("node_id ", QuoteForMessage(node_id), " could not be claimed cluster-wide (",
+                   why, "); this connection is not registered, retry later"));
 }
 
 void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
@@ -139,17 +254,25 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   const JoinKey key{claimed.join_seq(), claimed.instance()};
   if (Member* existing = mesh.roster.Find(claimed.node_id()); existing != nullptr) {
     if (existing->key == key) return;  // known already (a roster reply)
+    // Revisions order the claims of one node entry. An older one is a
+    // claim retransmitted after a newer takeover already arrived: taking it
+    // would give the id back to the connection that lost it.
+    const bool ordered = claimed.revision() != 0 && existing->revision != 0;
+    if (ordered && claimed.revision() < existing->revision) return;
     if (!existing->local()) {
       RemoveMember(mesh, existing->node_id, /*announce=*/false);
-    } else if (existing->credential_digest == claimed.credential_digest() &&
-               claimed.proves_node()) {
-      // Taken over from another instance: this connection was replaced.
+    } else if ((ordered && claimed.revision() > existing->revision) ||
+               (existing->credential_digest == claimed.credential_digest() &&
+                claimed.proves_node())) {
+      // Taken over from another instance (the node entry it won says so, or
+      // the credentials do): this connection was replaced.
       Connection& held_by = ConnectionOf(*existing);
       LeaveMesh(held_by, /*announce=*/false);
       CloseConnection(held_by, CloseReason::kReplaced);
     } else {
-      // Two instances admitted one node_id at once; the shared roster of a
-      // cluster (its compare-and-set) settles this, memory cannot.
+      // Two instances admitted one node_id at once. Claims of the node
+      // entry rule this out in cluster mode; kept as a defence (a claim
+      // with no revision, from a backplane that does not write entries).
       log::Event(log::Level::kWarn, log::LogEvent::kNodeClaimConflict)
           .Str("mesh", mesh.id)
           .Str("node", claimed.node_id())
@@ -167,6 +290,7 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   record.credential_digest = claimed.credential_digest();
   record.proves_node = claimed.proves_node();
   record.key = key;
+  record.revision = claimed.revision();
   record.id = next_member_id_++;
   NoteMemberJoined(mesh, record.joined_at);
   Member& member = mesh.roster.Add(std::move(record));

@@ -6,10 +6,19 @@
 // between pairs the fake interleaves round robin, or at random with
 // Shuffle(seed) (the real transport promises nothing there). Kill() loses
 // an instance: its queues vanish and every other instance is told.
+//
+// Node ownership (ClaimNode/ReleaseNode) is one map shared by every
+// instance, (mesh, node) -> entry, with revisions increasing bus-wide as a
+// KV bucket's do. Each instance's claims and releases queue in call order
+// (the adapter's KV workers keep one key's operations in order) and are
+// decided when delivered, like envelopes, against the map as it is then:
+// two instances' claims in flight at once race as they would on NATS.
 #ifndef RELAY_TESTS_CORE_FAKE_BACKPLANE_H_
 #define RELAY_TESTS_CORE_FAKE_BACKPLANE_H_
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -60,6 +69,13 @@ class FakeBackplane {
       bus_->Enqueue(id_, to, envelope);
       return true;
     }
+    void ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
+                   std::uint64_t expected_revision, std::function<void(NodeClaim)> done) override {
+      bus_->Claim(id_, mesh_id, member, expected_revision, std::move(done));
+    }
+    void ReleaseNode(const std::string& mesh_id, const std::string& node_id) override {
+      bus_->Release(id_, mesh_id, node_id);
+    }
     BackplaneListener* listener() const { return listener_; }
 
    private:
@@ -76,12 +92,17 @@ class FakeBackplane {
     return raw;
   }
 
-  // Delivers one queued envelope; false when nothing is queued.
+  // Delivers one queued envelope, or decides one queued claim or release
+  // (and answers it); false when nothing is queued.
   bool DeliverOne() {
     std::vector<Pair> busy;
     for (const auto& [pair, queue] : queues_) {
       if (!queue.empty()) busy.push_back(pair);
     }
+    for (const auto& [id, ops] : kv_ops_) {
+      if (!ops.empty()) busy.push_back({id, kKv});
+    }
+    std::sort(busy.begin(), busy.end());
     if (busy.empty()) return false;
     Pair pair;
     if (shuffle_) {
@@ -97,6 +118,12 @@ class FakeBackplane {
       }
     }
     last_ = pair;
+    if (pair.second == kKv) {
+      std::function<void()> op = std::move(kv_ops_[pair.first].front());
+      kv_ops_[pair.first].pop_front();
+      op();
+      return true;
+    }
     relay::v1::BackplaneEnvelope envelope = std::move(queues_[pair].front());
     queues_[pair].pop_front();
     ++delivered_;
@@ -115,11 +142,14 @@ class FakeBackplane {
 
   // `id` is lost: what it had queued either way vanishes, and every other
   // instance learns it is gone.
+  // Its node entries stay, held by a dead instance (claims answer them
+  // with holder_live false), and its claims in flight are never answered.
   void Kill(const std::string& id) {
     dead_.insert(id);
     for (auto& [pair, queue] : queues_) {
       if (pair.first == id || pair.second == id) queue.clear();
     }
+    kv_ops_[id].clear();
     for (auto& [mesh, subscribers] : subscribers_) subscribers.erase(id);
     for (auto& [key, waiting] : waiting_) {
       if (key.first != id && waiting.from.erase(id) > 0) MaybeReady(key);
@@ -134,6 +164,8 @@ class FakeBackplane {
   // `id`'s link is down (true) or back (false): deliveries from or to it
   // are refused, as the NATS adapter refuses them while disconnected, while
   // roster envelopes still queue (ADR 0009). Nobody is told it is gone.
+  // Its claims decided while it is cut answer kUnavailable; its releases
+  // still land (the adapter retries them once connected).
   void Cut(const std::string& id, bool cut = true) {
     if (cut) {
       cut_.insert(id);
@@ -145,14 +177,47 @@ class FakeBackplane {
   // Envelopes sent from `from` to `to` so far, of one kind (0: all).
   std::size_t Sent(const std::string& from, const std::string& to,
                    relay::v1::BackplaneEnvelope::KindCase kind) const {
+    return SentEnvelopes(from, to, kind).size();
+  }
+  // The same envelopes themselves, in send order.
+  std::vector<relay::v1::BackplaneEnvelope> SentEnvelopes(
+      const std::string& from, const std::string& to,
+      relay::v1::BackplaneEnvelope::KindCase kind) const {
+    std::vector<relay::v1::BackplaneEnvelope> out;
     auto it = sent_.find({from, to});
-    if (it == sent_.end()) return 0;
-    if (kind == relay::v1::BackplaneEnvelope::KIND_NOT_SET) return it->second.size();
-    std::size_t n = 0;
-    for (auto k : it->second) n += k == kind ? 1 : 0;
-    return n;
+    if (it == sent_.end()) return out;
+    for (const auto& envelope : it->second) {
+      if (kind == relay::v1::BackplaneEnvelope::KIND_NOT_SET || envelope.kind_case() == kind) {
+        out.push_back(envelope);
+      }
+    }
+    return out;
+  }
+  // Queues `envelope` from `from` to `to` as if sent again (a transport's
+  // retransmission arriving late).
+  void Inject(const std::string& from, const std::string& to,
+              const relay::v1::BackplaneEnvelope& envelope) {
+    Enqueue(from, to, envelope);
   }
   std::size_t delivered() const { return delivered_; }
+
+  // One (mesh, node)'s entry in the shared node map.
+  struct NodeEntry {
+    relay::v1::RosterMember member;  // as its claimant wrote it
+    std::uint64_t revision = 0;
+    std::string holder;  // the instance that wrote it
+  };
+  // nullptr when absent.
+  const NodeEntry* Node(const std::string& mesh_id, const std::string& node_id) const {
+    auto it = nodes_.find({mesh_id, node_id});
+    return it == nodes_.end() ? nullptr : &it->second;
+  }
+  // Claims asked so far (every attempt counts), by any instance.
+  std::size_t claims() const { return claims_; }
+  // The next `n` claims decided find their entry just rewritten by another
+  // claimant of a dead owner's entry (a race lost over and over): each
+  // answers kHeld at a new revision, its holder not live.
+  void LoseNextClaims(std::size_t n) { lose_next_ = n; }
 
  private:
   using Pair = std::pair<std::string, std::string>;  // (from, to)
@@ -169,10 +234,68 @@ class FakeBackplane {
     return instances_.count(id) > 0 && dead_.count(id) == 0;
   }
 
+  using NodeKey = std::pair<std::string, std::string>;  // (mesh, node)
+
+  void Claim(const std::string& id, const std::string& mesh_id,
+             const relay::v1::RosterMember& member, std::uint64_t expected,
+             std::function<void(NodeClaim)> done) {
+    ++claims_;
+    kv_ops_[id].push_back([this, id, key = NodeKey{mesh_id, member.node_id()}, member, expected,
+                           done = std::move(done)] {
+      NodeClaim answer;
+      if (cut_.count(id) > 0) {
+        answer.outcome = NodeClaim::Outcome::kUnavailable;
+        done(std::move(answer));
+        return;
+      }
+      if (lose_next_ > 0) {
+        --lose_next_;
+        NodeEntry& entry = nodes_[key];
+        entry.member = member;
+        entry.member.set_instance("stranger");
+        entry.revision = ++last_revision_;
+        entry.holder = "stranger";  // no such instance: not live
+      }
+      auto it = nodes_.find(key);
+      const std::uint64_t current = it == nodes_.end() ? 0 : it->second.revision;
+      if (current == expected) {
+        NodeEntry& entry = nodes_[key];
+        entry.member = member;
+        entry.revision = ++last_revision_;
+        entry.holder = id;
+        // Known to the instance before its core hears the answer, so a
+        // release asked from inside `done` gives back this entry.
+        written_[{id, key}] = entry.revision;
+        answer.outcome = NodeClaim::Outcome::kClaimed;
+        answer.revision = entry.revision;
+      } else {
+        answer.outcome = NodeClaim::Outcome::kHeld;
+        answer.revision = current;
+        if (it != nodes_.end()) {
+          answer.holder = it->second.member;
+          answer.holder_live = Alive(it->second.holder);
+        }
+      }
+      done(std::move(answer));
+    });
+  }
+
+  // Conditional on the revision this instance last won for the key when it
+  // asks, as the adapter deletes at the revision it wrote.
+  void Release(const std::string& id, const std::string& mesh_id, const std::string& node_id) {
+    const NodeKey key{mesh_id, node_id};
+    auto won = written_.find({id, key});
+    if (won == written_.end()) return;
+    kv_ops_[id].push_back([this, key, revision = won->second] {
+      auto it = nodes_.find(key);
+      if (it != nodes_.end() && it->second.revision == revision) nodes_.erase(it);
+    });
+  }
+
   void Enqueue(const std::string& from, const std::string& to,
                const relay::v1::BackplaneEnvelope& envelope) {
     queues_[{from, to}].push_back(envelope);
-    sent_[{from, to}].push_back(envelope.kind_case());
+    sent_[{from, to}].push_back(envelope);
   }
 
   void Subscribe(const std::string& id, const std::string& mesh_id, std::function<void()> ready) {
@@ -227,11 +350,22 @@ class FakeBackplane {
   std::set<std::string> cut_;
   std::map<std::string, std::set<std::string>> subscribers_;  // mesh -> instances
   std::map<Pair, std::deque<relay::v1::BackplaneEnvelope>> queues_;
-  std::map<Pair, std::vector<relay::v1::BackplaneEnvelope::KindCase>> sent_;
+  std::map<Pair, std::vector<relay::v1::BackplaneEnvelope>> sent_;
   std::map<std::pair<std::string, std::string>, Waiting> waiting_;  // (instance, mesh)
   std::optional<std::mt19937> shuffle_;
   Pair last_;
   std::size_t delivered_ = 0;
+
+  // Node ownership: the shared map, each instance's queued operations (a
+  // pseudo-pair (instance, kKv) in DeliverOne's rotation), and the revision
+  // each instance last won per key.
+  static constexpr const char* kKv = "(kv)";
+  std::map<NodeKey, NodeEntry> nodes_;
+  std::map<std::string, std::deque<std::function<void()>>> kv_ops_;
+  std::map<std::pair<std::string, NodeKey>, std::uint64_t> written_;
+  std::uint64_t last_revision_ = 0;
+  std::size_t claims_ = 0;
+  std::size_t lose_next_ = 0;
 };
 
 }  // namespace relay::core::testing

@@ -47,7 +47,8 @@ TEST(NamesTest, CloseReasons) {
   EXPECT_THAT(names, ElementsAreArray({"client_closed", "replaced", "server_shutdown",
                                        "registration_timeout", "message_too_big", "invalid_frame",
                                        "keepalive_timeout", "transport_error", "slow_consumer",
-                                       "rate_limited", "auth_failed", "kicked", "mesh_closed"}));
+                                       "rate_limited", "auth_failed", "kicked", "mesh_closed",
+                                       "service_restart"}));
   ExpectSnakeCaseAndUnique(names);
 }
 

@@ -398,3 +398,30 @@ TEST_F(NatsBackplaneTest, WithNatsGoneADirectToAnotherInstanceIsRefusedToItsSend
 
 }  // namespace
 }  // namespace relay::backplane::nats
+
+namespace relay::backplane::nats {
+namespace {
+
+TEST_F(NatsBackplaneTest, TwoInstancesRacingForOneNodeIdAdmitExactlyOne) {
+  auto one = NewInstance("one");
+  auto two = NewInstance("two");
+  for (int round = 0; round < 5; ++round) {
+    const std::string mesh = absl::StrCat("race", round);
+    auto first = one->Join(mesh, "n");
+    auto second = two->Join(mesh, "n");
+    auto decided = [](const std::shared_ptr<Client>& c) {
+      return c->Saw([](auto& e) { return e.has_joined() || e.has_error(); });
+    };
+    ASSERT_TRUE(WaitFor([&] { return decided(first) && decided(second); }, kTimeout)) << round;
+    const bool first_joined = first->Saw([](auto& e) { return e.has_joined(); });
+    const bool second_joined = second->Saw([](auto& e) { return e.has_joined(); });
+    EXPECT_NE(first_joined, second_joined) << "round " << round << ": exactly one may hold n";
+    const auto& loser = first_joined ? second : first;
+    EXPECT_TRUE(loser->Saw([](const relay::v1::ServerEvent& e) {
+      return e.has_error() && e.error().code() == "node_id_in_use";
+    })) << round;
+  }
+}
+
+}  // namespace
+}  // namespace relay::backplane::nats

@@ -52,6 +52,7 @@ TEST(WsCloseCodesTest, CodesAreTheDocumentedOnes) {
   EXPECT_EQ(WsCloseFor(CloseReason::kMessageTooBig).code, 1009);
   EXPECT_EQ(WsCloseFor(CloseReason::kTransportError).code, 1011);
   EXPECT_EQ(WsCloseFor(CloseReason::kSlowConsumer).code, 1013);
+  EXPECT_EQ(WsCloseFor(CloseReason::kServiceRestart).code, 1012);
   EXPECT_EQ(WsCloseFor(CloseReason::kServerShutdown).text, "server shutting down");
   EXPECT_EQ(WsCloseFor(CloseReason::kSlowConsumer).text, "slow consumer");
 }
