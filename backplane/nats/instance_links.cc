@@ -39,7 +39,12 @@ InstanceLinks::InstanceLinks(NatsConnection* connection, std::string cluster, st
       cluster_(std::move(cluster)),
       self_(std::move(self)),
       incarnation_(incarnation),
-      on_received_(std::move(on_received)) {}
+      on_received_(std::move(on_received)) {
+  Frame header;
+  header.set_from_instance(self_);
+  header.set_incarnation(incarnation_);
+  header_bytes_ = header.SerializeAsString();
+}
 
 InstanceLinks::~InstanceLinks() {
   {
@@ -105,6 +110,7 @@ bool InstanceLinks::Send(const std::string& to, Item item, bool refusable) {
     }
     out.queue.push_back(std::move(item));
     out.queued_bytes += bytes;
+    work_ = true;
   }
   wake_.notify_one();
   return true;
@@ -121,6 +127,7 @@ void InstanceLinks::ResendAll() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     resend_all_ = true;
+    work_ = true;
   }
   wake_.notify_one();
 }
@@ -158,11 +165,22 @@ void InstanceLinks::RestartStream(Outbound& out) {
 }
 
 std::string InstanceLinks::FrameBytes(const Batch& batch) const {
-  Frame frame;
-  frame.set_from_instance(self_);
-  frame.set_incarnation(incarnation_);
-  *frame.mutable_batch() = batch;
-  return frame.SerializeAsString();
+  // The Frame's wire form without copying the batch into one: the fixed
+  // header fields, then field 3 (batch) as a length-delimited record.
+  // Protocol Buffers parse concatenated fields as one message.
+  const std::string body = batch.SerializeAsString();
+  std::string out = header_bytes_;
+  out.reserve(out.size() + body.size() + 11);
+  out.push_back(static_cast<char>((Frame::kBatchFieldNumber << 3) | 2));
+  for (std::size_t n = body.size();; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  out.append(body);
+  return out;
 }
 
 void InstanceLinks::FrameQueued(Outbound& out,
@@ -202,7 +220,10 @@ void InstanceLinks::PublisherLoop() {
   std::vector<std::pair<std::string, std::string>> publish;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, kAckInterval);
+    // The flag, not the notify, says there is work: a Send while this
+    // thread publishes (unlocked) must not wait for the next tick.
+    wake_.wait_for(lock, kAckInterval, [this] { return stopping_ || work_; });
+    work_ = false;
     if (stopping_) break;
     const Clock::time_point now = Clock::now();
     const bool resend_all = resend_all_;
@@ -259,7 +280,7 @@ void InstanceLinks::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, 
   links->HandleFrame(frame);
 }
 
-void InstanceLinks::HandleFrame(const Frame& frame) {
+void InstanceLinks::HandleFrame(Frame& frame) {
   switch (frame.body_case()) {
     case Frame::kBatch:
       HandleBatch(frame);
@@ -292,6 +313,7 @@ void InstanceLinks::HandleFrame(const Frame& frame) {
         } else {
           out.resend_from = frame.nak().seq();
         }
+        work_ = true;
       }
       wake_.notify_one();
       return;
@@ -301,13 +323,13 @@ void InstanceLinks::HandleFrame(const Frame& frame) {
   }
 }
 
-void InstanceLinks::HandleBatch(const Frame& frame) {
+void InstanceLinks::HandleBatch(Frame& frame) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::string& gone : forgotten_) inbound_.erase(gone);
     forgotten_.clear();
   }
-  const Batch& batch = frame.batch();
+  Batch& batch = *frame.mutable_batch();
   const std::string& from = frame.from_instance();
   Inbound& in = inbound_[from];
   bool restarted = false;
@@ -331,6 +353,7 @@ void InstanceLinks::HandleBatch(const Frame& frame) {
         std::lock_guard<std::mutex> lock(mu_);
         control_.push_back(std::move(nak));
         ++counters_.gaps;
+        work_ = true;
       }
       wake_.notify_one();
       return;
@@ -368,7 +391,7 @@ void InstanceLinks::HandleBatch(const Frame& frame) {
   received.from = from;
   received.incarnation = frame.incarnation();
   received.restarted = restarted;
-  received.items.assign(batch.items().begin(), batch.items().end());
+  received.items.Swap(batch.mutable_items());
   on_received_(std::move(received));
 }
 

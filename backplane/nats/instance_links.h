@@ -48,7 +48,7 @@ class InstanceLinks {
     // The sender's numbering restarted: what it sent before may be lost or
     // repeated. Its roster here must be rebuilt.
     bool restarted = false;
-    std::vector<relay::nats::v1::Item> items;
+    google::protobuf::RepeatedPtrField<relay::nats::v1::Item> items;
   };
   // Runs on nats.c's delivery thread, once per accepted batch, in order.
   using OnReceived = std::function<void(Received)>;
@@ -113,8 +113,8 @@ class InstanceLinks {
   };
 
   static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* self);
-  void HandleFrame(const relay::nats::v1::Frame& frame);
-  void HandleBatch(const relay::nats::v1::Frame& frame);
+  void HandleFrame(relay::nats::v1::Frame& frame);
+  void HandleBatch(relay::nats::v1::Frame& frame);
   void PublisherLoop();
   // Under mu_: frames what is queued for `out`, appending what to publish.
   void FrameQueued(Outbound& out, std::vector<std::pair<std::string, std::string>>& publish);
@@ -130,12 +130,14 @@ class InstanceLinks {
   const std::string self_;
   const std::uint64_t incarnation_;
   const OnReceived on_received_;
+  std::string header_bytes_;  // every frame's from_instance and incarnation, serialized
   natsSubscription* subscription_ = nullptr;
 
   mutable std::mutex mu_;  // leaf: never held while calling nats.c
   std::condition_variable wake_;
   bool stopping_ = false;
   bool resend_all_ = false;
+  bool work_ = false;  // something to frame, resend or send: wakes the publisher
   std::map<std::string, Outbound> outbound_;
   // Acks to send: sender -> (stream, seq); naks wait in control_.
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> acks_due_;

@@ -220,7 +220,12 @@ int main(int argc, char** argv) {
     grpc_server->GetHealthCheckService()->SetServingStatus(false);
     attach.StopAccepting();
   };
-  drain_hooks.close_all = [&] { gateway.Shutdown(); };
+  // In a cluster the service goes on elsewhere: 1012 tells clients to
+  // reconnect now (through the load balancer, to another instance).
+  drain_hooks.close_all = [&] {
+    gateway.Shutdown(backplane != nullptr ? relay::core::CloseReason::kServiceRestart
+                                          : relay::core::CloseReason::kServerShutdown);
+  };
   drain_hooks.on_closing = [&] {
     if (!stop_signalled) {
       stop_signalled = true;

@@ -242,7 +242,7 @@ class BasicWsGateway final : public WsGateway {
   absl::Status Listen() override;
   std::uint16_t port() const override { return bound_port_; }
   absl::string_view scheme() const override { return kTls ? kTransportWss : kTransportWs; }
-  void Shutdown() override;
+  void Shutdown(core::CloseReason reason) override;
   absl::Status ReloadTls() override;
   const RefusalCounts& refused() const override { return *refused_; }
   RelayMetrics* metrics() override { return &metrics_; }
@@ -305,6 +305,7 @@ class BasicWsGateway final : public WsGateway {
   HandshakeLimiter handshakes_;
   RelayMetrics metrics_;
   ReadinessCheck readiness_;
+  core::CloseReason shutdown_reason_ = core::CloseReason::kServerShutdown;
   // Accept back-off at the fd limit: one "episode" from the first failed
   // accept to the next accepted socket, logged once at each end.
   asio::steady_timer accept_backoff_timer_;
@@ -393,8 +394,8 @@ absl::Status BasicWsGateway<Config>::Listen() {
                    "too)"
                  : " (another process holds it)";
     }
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.host, ":",
-                                               config_.port, ": ", ec.message(), hint));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.host, ":", config_.port,
+                                               ": ", ec.message(), hint));
   }
   bound_port_ = acceptor_->local_endpoint(ec).port();
   HoldReserveFds();
@@ -405,15 +406,16 @@ absl::Status BasicWsGateway<Config>::Listen() {
 }
 
 template <typename Config>
-void BasicWsGateway<Config>::Shutdown() {
+void BasicWsGateway<Config>::Shutdown(core::CloseReason reason) {
   if (shutting_down_) return;
   shutting_down_ = true;
+  shutdown_reason_ = reason;
   asio::error_code ec;
   if (acceptor_) acceptor_->close(ec);
   accept_backoff_timer_.cancel();
   housekeeping_timer_.cancel();
   keepalive_timer_.cancel();
-  core_->CloseAll(core::CloseReason::kServerShutdown);
+  core_->CloseAll(reason);
 }
 
 template <typename Config>
@@ -618,9 +620,8 @@ template <typename Config>
 void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->handshake.Release();  // answered: no longer idle in the handshake
-  const HttpResponse response =
-      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_,
-                &readiness_);
+  const HttpResponse response = RouteHttp(con->get_request().get_method(), con->get_resource(),
+                                          *core_, *refused_, &metrics_, &readiness_);
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
@@ -658,7 +659,7 @@ void BasicWsGateway<Config>::OnOpen(connection_hdl hdl) {
   if (shutting_down_) {
     WsPeerSink<Server>(&server_, hdl, &frame_cache_, config_.max_queued_bytes_per_connection,
                        &metrics_.ws_bytes)
-        .Close(core::CloseReason::kServerShutdown);
+        .Close(shutdown_reason_);
   }
 }
 

@@ -56,9 +56,12 @@ class WsGateway {
   // "ws" or "wss".
   virtual absl::string_view scheme() const = 0;
 
-  // Stops accepting and asks every client to close (1001). The io_context
-  // runs out of work once the last connection is gone.
-  virtual void Shutdown() = 0;
+  // Stops accepting and asks every client to close for `reason`: 1001
+  // (server_shutdown) for a relay alone, 1012 (service_restart) for an
+  // instance of a cluster, whose clients may reconnect at once and land on
+  // another instance. The io_context runs out of work once the last
+  // connection is gone.
+  virtual void Shutdown(core::CloseReason reason = core::CloseReason::kServerShutdown) = 0;
 
   // Re-reads the certificate and key (SIGHUP). New handshakes use the new
   // pair; open connections keep theirs. On failure the old pair stays in use.
