@@ -5,6 +5,8 @@
 // --servers, the receivers spread over every instance, the broadcaster on the
 // first.
 #include <memory>
+#include <set>
+#include <string>
 
 #include "bench/relay-bench/driver.h"
 #include "bench/relay-bench/json_scan.h"
@@ -61,8 +63,8 @@ class FanoutDriver final : public Driver {
         if (type == "peers") MarkReady(client);
         return;
       }
-      known_receivers_ += type == "peers" ? CountNodeIds(message) : 1;
-      if (known_receivers_ >= opt_.receivers) MarkReady(client);
+      for (std::string_view id : PeerNodeIds(message)) known_receivers_.emplace(id);
+      if (known_receivers_.size() >= static_cast<std::size_t>(opt_.receivers)) MarkReady(client);
       return;
     }
     if (type != "message") return;
@@ -99,17 +101,8 @@ class FanoutDriver final : public Driver {
     broadcaster_->SendText(scratch_);
   }
 
-  static int CountNodeIds(std::string_view peers) {
-    int n = 0;
-    for (std::size_t at = peers.find(R"("node_id":)"); at != std::string_view::npos;
-         at = peers.find(R"("node_id":)", at + 1)) {
-      ++n;
-    }
-    return n;
-  }
-
   WsClient* broadcaster_ = nullptr;
-  int known_receivers_ = 0;
+  std::set<std::string> known_receivers_;  // the broadcaster's, by node id
   std::uint64_t broadcasts_ = 0;
   std::vector<Stream> streams_;         // one per receiver, all from the broadcaster
   std::vector<std::uint32_t> pending_;  // closed loop: receivers that got seq, by seq % W

@@ -49,15 +49,13 @@ class PairsDriver final : public Driver {
     // A is ready once it knows B: in cluster mode B's registration reaches
     // A's instance some time after B's own `peers`, and a direct sent before
     // would be refused as unknown_target.
-    if (type == "peers") {
-      if (client.role == kReceiver || message.find(R"("node_id":"b")") != std::string_view::npos) {
-        MarkReady(client);
+    if (type == "peers" || type == "peer_joined") {
+      if (client.role == kReceiver) {
+        if (type == "peers") MarkReady(client);
+        return;
       }
-      return;
-    }
-    if (type == "peer_joined") {
-      if (client.role == kSender && TopLevelMember(message, "node_id") == R"("b")") {
-        MarkReady(client);
+      for (std::string_view id : PeerNodeIds(message)) {
+        if (id == "b") MarkReady(client);
       }
       return;
     }

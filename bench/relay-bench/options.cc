@@ -108,7 +108,9 @@ modes:
 
 Cluster mode: --servers spreads the clients over several relay instances, round robin: the two
 ends of each pair on different instances, fan-out receivers over all (the broadcaster on the
-first), presence observers on the next instance after their joiner's.
+first), presence observers on the next instance after their joiner's, any other client (llm,
+idle, churn) on the next instance in the order they are made. A sender waits until its instance
+knows its receivers (`peers` / `peer_joined`) before the load starts.
 
 flags:
   --host H (127.0.0.1)  --port N (8765)  --server relay|echo (idle, churn; relay)
