@@ -31,20 +31,28 @@ Driver::~Driver() {
 }
 
 bool Driver::Init(std::string* error) {
-  server_addr_.sin_family = AF_INET;
-  server_addr_.sin_port = htons(static_cast<std::uint16_t>(opt_.port));
-  if (inet_pton(AF_INET, opt_.host.c_str(), &server_addr_.sin_addr) != 1) {
-    *error = "--host must be an IPv4 address, not \"" + opt_.host + "\"";
-    return false;
+  for (const ServerAddress& address : opt_.ServerList()) {
+    Server server;
+    server.addr.sin_family = AF_INET;
+    server.addr.sin_port = htons(static_cast<std::uint16_t>(address.port));
+    if (inet_pton(AF_INET, address.host.c_str(), &server.addr.sin_addr) != 1) {
+      *error = "--host must be an IPv4 address, not \"" + address.host + "\"";
+      return false;
+    }
+    server.host_header = address.host + ":" + std::to_string(address.port);
+    servers_.push_back(std::move(server));
   }
-  host_header_ = opt_.host + ":" + std::to_string(opt_.port);
+  if (servers_.size() > 1) result_.servers = static_cast<int>(servers_.size());
   return true;
 }
 
 std::string Driver::Params() const { return "payload=" + std::to_string(opt_.payload_bytes); }
 
-WsClient* Driver::AddClient(std::string path, int role, int index) {
+WsClient* Driver::AddClient(std::string path, int role, int index, int server) {
   const auto serial = static_cast<std::uint32_t>(clients_.size());
+  const int n = server_count();
+  server_of_.push_back(server >= 0 && server < n ? server
+                                                 : RoundRobinServer(static_cast<int>(serial), n));
   auto client = std::make_unique<WsClient>(&loop_, this, 0x9E3779B97F4A7C15ull * (serial + 1));
   client->role = role;
   client->index = index;
@@ -65,7 +73,8 @@ bool Driver::StartClient(WsClient& client) {
     source.sin_addr.s_addr = htonl(0x7F000002u + client.serial % opt_.source_ips);
     source_ptr = &source;
   }
-  if (!client.Start(server_addr_, host_header_, paths_[client.serial], &error, source_ptr)) {
+  const Server& server = servers_[static_cast<std::size_t>(server_of_[client.serial])];
+  if (!client.Start(server.addr, server.host_header, paths_[client.serial], &error, source_ptr)) {
     ++result_.connect_failures;
     Problem("connect: " + error);
     return false;

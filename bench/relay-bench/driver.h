@@ -34,15 +34,17 @@ class Driver : public WsClientHandler {
   explicit Driver(const BenchOptions& options);
   virtual ~Driver();
 
-  // Resolves the server address; false with `*error` when it is not an IPv4 address.
+  // Resolves the server addresses; false with `*error` when one is not an IPv4 address.
   bool Init(std::string* error);
   // Runs the mode and returns what it measured and checked.
   virtual RunResult Run() = 0;
 
  protected:
   // --- clients -------------------------------------------------------------
-  // A new client, not started; `path` is the URL path to upgrade.
-  WsClient* AddClient(std::string path, int role, int index);
+  // A new client, not started; `path` is the URL path to upgrade, `server`
+  // its index in opt_.ServerList() (-1: RoundRobinServer of its serial).
+  WsClient* AddClient(std::string path, int role, int index, int server = -1);
+  int server_count() const { return static_cast<int>(servers_.size()); }
   // Starts every added client that was not started yet, at most
   // connect_concurrency not ready at once, and runs the loop until each is
   // ready (MarkReady). False on timeout or on a problem.
@@ -135,8 +137,12 @@ class Driver : public WsClientHandler {
   std::string scratch_;  // message under construction
 
  private:
-  sockaddr_in server_addr_{};
-  std::string host_header_;
+  struct Server {
+    sockaddr_in addr{};
+    std::string host_header;
+  };
+  std::vector<Server> servers_;  // opt_.ServerList(), resolved
+  std::vector<int> server_of_;   // by serial
   std::string run_id_;
   std::deque<WsClient*> to_start_;
   std::vector<char> ready_;  // by serial

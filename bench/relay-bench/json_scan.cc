@@ -89,4 +89,46 @@ std::optional<std::string_view> StringContents(std::string_view raw) {
   return raw.substr(1, raw.size() - 2);
 }
 
+std::optional<std::vector<std::string_view>> ArrayElements(std::string_view raw) {
+  std::size_t i = 0;
+  SkipSpace(raw, &i);
+  if (i >= raw.size() || raw[i] != '[') return std::nullopt;
+  ++i;
+  std::vector<std::string_view> elements;
+  SkipSpace(raw, &i);
+  if (i < raw.size() && raw[i] == ']') return elements;
+  while (true) {
+    SkipSpace(raw, &i);
+    const std::size_t start = i;
+    if (!SkipValue(raw, &i)) return std::nullopt;
+    elements.push_back(raw.substr(start, i - start));
+    SkipSpace(raw, &i);
+    if (i >= raw.size()) return std::nullopt;
+    if (raw[i] == ']') return elements;
+    if (raw[i] != ',') return std::nullopt;
+    ++i;
+  }
+}
+
+std::vector<std::string_view> PeerNodeIds(std::string_view message) {
+  std::vector<std::string_view> ids;
+  const auto type_raw = TopLevelMember(message, "type");
+  const auto type = type_raw ? StringContents(*type_raw) : std::nullopt;
+  auto add = [&ids](std::string_view object) {
+    const auto raw = TopLevelMember(object, "node_id");
+    const auto id = raw ? StringContents(*raw) : std::nullopt;
+    if (id) ids.push_back(*id);
+  };
+  if (type == "peer_joined") {
+    add(message);
+  } else if (type == "peers") {
+    const auto peers = TopLevelMember(message, "peers");
+    const auto elements = peers ? ArrayElements(*peers) : std::nullopt;
+    if (elements) {
+      for (std::string_view peer : *elements) add(peer);
+    }
+  }
+  return ids;
+}
+
 }  // namespace relay::bench

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace relay::bench {
 
@@ -17,6 +18,13 @@ std::optional<std::string_view> TopLevelMember(std::string_view doc, std::string
 // The contents of a raw JSON string value without its quotes (escapes are
 // left as they are), or nullopt when `raw` is not a string.
 std::optional<std::string_view> StringContents(std::string_view raw);
+
+// The raw elements of a raw JSON array, or nullopt when `raw` is not one.
+std::optional<std::vector<std::string_view>> ArrayElements(std::string_view raw);
+
+// The node ids a relay message names: every `peers[].node_id` of a `peers`
+// message, or the `node_id` of a `peer_joined` (empty for anything else).
+std::vector<std::string_view> PeerNodeIds(std::string_view message);
 
 }  // namespace relay::bench
 

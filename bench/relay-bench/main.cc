@@ -23,6 +23,7 @@ std::unique_ptr<Driver> MakeDriver(const BenchOptions& options) {
     case Mode::kEcho: return MakeEchoDriver(options);
     case Mode::kIdle: return MakeIdleDriver(options);
     case Mode::kChurn: return MakeChurnDriver(options);
+    case Mode::kPresence: return MakePresenceDriver(options);
   }
   return nullptr;
 }

@@ -1,8 +1,12 @@
 // relay-bench fanout: one mesh, N receivers and one broadcaster. Closed loop:
 // W broadcasts in flight, where a broadcast is done when all N receivers got
 // it; open loop (--rate): R broadcasts per second. Throughput counts
-// deliveries (N per broadcast); latency is per delivery, one way.
+// deliveries (N per broadcast); latency is per delivery, one way. With
+// --servers, the receivers spread over every instance, the broadcaster on the
+// first.
 #include <memory>
+#include <set>
+#include <string>
 
 #include "bench/relay-bench/driver.h"
 #include "bench/relay-bench/json_scan.h"
@@ -26,12 +30,14 @@ class FanoutDriver final : public Driver {
     const std::string path = RelayPath(MeshId("fanout"));
     streams_.resize(opt_.receivers);
     // Receivers first, so that the broadcaster joins a full mesh.
-    for (int i = 0; i < opt_.receivers; ++i) AddClient(path, kReceiver, i);
+    for (int i = 0; i < opt_.receivers; ++i) {
+      AddClient(path, kReceiver, i, FanoutReceiverServer(i, server_count()));
+    }
     if (!OpenAll()) return Finish();
-    broadcaster_ = AddClient(path, kBroadcaster, 0);
+    broadcaster_ = AddClient(path, kBroadcaster, 0, 0);
     if (!OpenAll()) return Finish();
-    // The peer_joined of the broadcaster reaches every receiver before any
-    // broadcast: nothing else to wait for.
+    // The broadcaster knew every receiver before it was ready (OnMessage):
+    // nothing else to wait for.
     pending_.assign(static_cast<std::size_t>(opt_.window), 0);
 
     // One sender: the broadcaster.
@@ -49,8 +55,16 @@ class FanoutDriver final : public Driver {
 
   void OnMessage(WsClient& client, std::string_view message) override {
     const std::string_view type = TypeOf(message);
-    if (type == "peers") {
-      MarkReady(client);
+    // The broadcaster is ready once it knows all N receivers: in cluster mode
+    // the receivers on other instances reach its instance some time after
+    // their own `peers`, and a broadcast sent before would miss them.
+    if (type == "peers" || type == "peer_joined") {
+      if (client.role == kReceiver) {
+        if (type == "peers") MarkReady(client);
+        return;
+      }
+      for (std::string_view id : PeerNodeIds(message)) known_receivers_.emplace(id);
+      if (known_receivers_.size() >= static_cast<std::size_t>(opt_.receivers)) MarkReady(client);
       return;
     }
     if (type != "message") return;
@@ -88,6 +102,7 @@ class FanoutDriver final : public Driver {
   }
 
   WsClient* broadcaster_ = nullptr;
+  std::set<std::string> known_receivers_;  // the broadcaster's, by node id
   std::uint64_t broadcasts_ = 0;
   std::vector<Stream> streams_;         // one per receiver, all from the broadcaster
   std::vector<std::uint32_t> pending_;  // closed loop: receivers that got seq, by seq % W

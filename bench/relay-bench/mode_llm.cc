@@ -6,6 +6,8 @@
 // twice. With one responder per mesh the order is checked too (the relay
 // forwards FIFO); with several, responses may legitimately interleave.
 #include <memory>
+#include <set>
+#include <string>
 
 #include "bench/relay-bench/driver.h"
 #include "bench/relay-bench/json_scan.h"
@@ -36,6 +38,7 @@ class LlmDriver final : public Driver {
       }
     }
     streams_.resize(requesters_.size());
+    known_responders_.resize(requesters_.size());
     if (!OpenAll()) return Finish();
 
     RunLoad(
@@ -60,8 +63,19 @@ class LlmDriver final : public Driver {
 
   void OnMessage(WsClient& client, std::string_view message) override {
     const std::string_view type = TypeOf(message);
-    if (type == "peers") {
-      MarkReady(client);
+    if (type == "peers" || type == "peer_joined") {
+      // A requester is ready once it knows every capable peer of its mesh:
+      // in cluster mode (--servers) they may live on another instance, whose
+      // registrations reach the requester's some time after their `peers`.
+      if (client.role == kResponder) {
+        if (type == "peers") MarkReady(client);
+        return;
+      }
+      std::set<std::string>& known = known_responders_[client.index];
+      for (std::string_view id : PeerNodeIds(message)) {
+        if (id.substr(0, 3) == "llm") known.emplace(id);
+      }
+      if (known.size() >= static_cast<std::size_t>(opt_.responders)) MarkReady(client);
     } else if (type == "llm_request" && client.role == kResponder) {
       Answer(client, message);
     } else if (type == "llm_response" && client.role == kRequester) {
@@ -125,6 +139,7 @@ class LlmDriver final : public Driver {
 
   std::vector<WsClient*> requesters_;
   std::vector<Stream> streams_;  // one per requester: its requests and their answers
+  std::vector<std::set<std::string>> known_responders_;  // by requester: capable peers seen
 };
 
 }  // namespace

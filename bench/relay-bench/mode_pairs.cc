@@ -1,7 +1,8 @@
 // relay-bench pairs: P meshes of two peers; A sends `direct` to B, B checks
 // every `message` (sequence, sender, latency). Closed loop: W messages in
 // flight per pair, the next one leaves when B got one. Open loop (--rate):
-// R messages per second in total, round robin over the pairs.
+// R messages per second in total, round robin over the pairs. With
+// --servers, A and B of each pair are on different instances (cluster mode).
 #include <memory>
 
 #include "bench/relay-bench/driver.h"
@@ -26,8 +27,9 @@ class PairsDriver final : public Driver {
     streams_.resize(opt_.pairs);
     for (int i = 0; i < opt_.pairs; ++i) {
       const std::string path = RelayPath(MeshId("p" + std::to_string(i)));
-      senders_.push_back(AddClient(path, kSender, i));
-      AddClient(path, kReceiver, i);
+      // With --servers, the two ends on different instances.
+      senders_.push_back(AddClient(path, kSender, i, PairSenderServer(i, server_count())));
+      AddClient(path, kReceiver, i, PairReceiverServer(i, server_count()));
     }
     if (!OpenAll()) return Finish();
 
@@ -44,11 +46,20 @@ class PairsDriver final : public Driver {
 
   void OnMessage(WsClient& client, std::string_view message) override {
     const std::string_view type = TypeOf(message);
-    if (type == "peers") {
-      MarkReady(client);
+    // A is ready once it knows B: in cluster mode B's registration reaches
+    // A's instance some time after B's own `peers`, and a direct sent before
+    // would be refused as unknown_target.
+    if (type == "peers" || type == "peer_joined") {
+      if (client.role == kReceiver) {
+        if (type == "peers") MarkReady(client);
+        return;
+      }
+      for (std::string_view id : PeerNodeIds(message)) {
+        if (id == "b") MarkReady(client);
+      }
       return;
     }
-    if (type != "message") return;  // joined, peer_joined; error is recorded by TypeOf
+    if (type != "message") return;  // joined, peer_left; error is recorded by TypeOf
     const std::uint64_t now = NowNs();
     const auto from = TopLevelMember(message, "from");
     const auto raw = TopLevelMember(message, "payload");

@@ -1,6 +1,8 @@
 // relay-bench command line (see options.h).
 #include "bench/relay-bench/options.h"
 
+#include <arpa/inet.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -28,6 +30,48 @@ bool ParseInt(const std::string& text, long min, long max, long* out) {
 
 }  // namespace
 
+std::vector<ServerAddress> BenchOptions::ServerList() const {
+  if (!servers.empty()) return servers;
+  ServerAddress one;
+  one.host = host;
+  one.port = port;
+  return {one};
+}
+
+bool ParseServerList(const std::string& text, std::vector<ServerAddress>* out) {
+  std::vector<ServerAddress> parsed;
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', begin);
+    const std::string item =
+        text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    ServerAddress server;
+    const std::size_t colon = item.rfind(':');
+    std::string port_text = item;
+    if (colon != std::string::npos) {
+      if (colon > 0) server.host = item.substr(0, colon);
+      port_text = item.substr(colon + 1);
+    }
+    long port;
+    in_addr ignored{};
+    if (!ParseInt(port_text, 1, 65535, &port) ||
+        inet_pton(AF_INET, server.host.c_str(), &ignored) != 1) {
+      return false;
+    }
+    server.port = static_cast<int>(port);
+    parsed.push_back(server);
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
+  }
+  out->insert(out->end(), parsed.begin(), parsed.end());
+  return true;
+}
+
+int RoundRobinServer(int index, int servers) { return servers <= 1 ? 0 : index % servers; }
+int PairSenderServer(int pair, int servers) { return RoundRobinServer(pair, servers); }
+int PairReceiverServer(int pair, int servers) { return RoundRobinServer(pair + 1, servers); }
+int FanoutReceiverServer(int receiver, int servers) { return RoundRobinServer(receiver, servers); }
+
 const char* ModeName(Mode mode) {
   switch (mode) {
     case Mode::kPairs: return "pairs";
@@ -36,6 +80,7 @@ const char* ModeName(Mode mode) {
     case Mode::kEcho: return "echo";
     case Mode::kIdle: return "idle";
     case Mode::kChurn: return "churn";
+    case Mode::kPresence: return "presence";
   }
   return "?";
 }
@@ -56,15 +101,27 @@ modes:
   echo     C connections to an echo server, W in flight each (or --rate); round trips
   idle     C connections held open (relay: registered, meshes of two); server RSS before/after
   churn    K concurrent connect + register + leave cycles; server RSS and fds before/after
+  presence K mesh slots, each an observer and a joiner (on different servers with --servers):
+           the joiner registers under a fresh node id, leaves and again; latency: register sent
+           -> the observer's peer_joined (presence convergence); rate: joins/s (each counted
+           when `joined` arrives); every join must reach its observer exactly once
+
+Cluster mode: --servers spreads the clients over several relay instances, round robin: the two
+ends of each pair on different instances, fan-out receivers over all (the broadcaster on the
+first), presence observers on the next instance after their joiner's, any other client (llm,
+idle, churn) on the next instance in the order they are made. A sender waits until its instance
+knows its receivers (`peers` / `peer_joined`) before the load starts.
 
 flags:
   --host H (127.0.0.1)  --port N (8765)  --server relay|echo (idle, churn; relay)
+  --servers H:P,H:P,... (repeatable; `:P` or `P` for 127.0.0.1): clients spread over these
+                        instead of --host/--port
   --server-pid PID      server process for CPU %, RSS and fds from /proc
   --duration S (5)      --warmup S (1)  --drain-timeout S (10)  --setup-timeout S (60)
   --payload-bytes N (64, min 42)
   --pairs P (100)  --window W (16)  --rate R (0 = closed loop)
   --receivers N (100)  --meshes M (50)  --requesters N (1)  --responders N (1)
-  --connections C (echo 100, idle 10000)  --concurrency K (64)
+  --connections C (echo 100, idle 10000)  --concurrency K (churn, presence: 64)
   --settle S (1)  --hold S (2)  --source-ips N (0)  --connect-concurrency N (256)
   --label NAME  --json-out FILE (append the RESULT line)  --quiet
 )";
@@ -83,7 +140,8 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
   }
   static const std::map<std::string, Mode> kModes = {
       {"pairs", Mode::kPairs}, {"fanout", Mode::kFanout}, {"llm", Mode::kLlm},
-      {"echo", Mode::kEcho},   {"idle", Mode::kIdle},     {"churn", Mode::kChurn}};
+      {"echo", Mode::kEcho},   {"idle", Mode::kIdle},     {"churn", Mode::kChurn},
+      {"presence", Mode::kPresence}};
   const auto it = kModes.find(mode);
   if (it == kModes.end()) {
     *error = "unknown mode \"" + mode + "\"";
@@ -106,6 +164,7 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
   const std::map<std::string, std::function<bool(const std::string&)>> flags = {
       {"--host", [o](const std::string& v) { o->host = v; return !v.empty(); }},
       {"--port", integer(&o->port, 1, 65535)},
+      {"--servers", [o](const std::string& v) { return ParseServerList(v, &o->servers); }},
       {"--server",
        [o](const std::string& v) {
          if (v == "relay") o->server = ServerKind::kRelay;
@@ -183,7 +242,8 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
     *error = "echo mode runs against an echo server only";
     return false;
   }
-  if ((o->mode == Mode::kPairs || o->mode == Mode::kFanout || o->mode == Mode::kLlm) &&
+  if ((o->mode == Mode::kPairs || o->mode == Mode::kFanout || o->mode == Mode::kLlm ||
+       o->mode == Mode::kPresence) &&
       o->server != ServerKind::kRelay) {
     *error = std::string(ModeName(o->mode)) + " mode needs the relay";
     return false;

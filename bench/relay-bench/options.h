@@ -9,17 +9,28 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace relay::bench {
 
-enum class Mode { kPairs, kFanout, kLlm, kEcho, kIdle, kChurn };
+enum class Mode { kPairs, kFanout, kLlm, kEcho, kIdle, kChurn, kPresence };
 enum class ServerKind { kRelay, kEcho };
+
+// One server of --servers: an IPv4 address and a port.
+struct ServerAddress {
+  std::string host = "127.0.0.1";
+  int port = 8765;
+  bool operator==(const ServerAddress& o) const { return host == o.host && port == o.port; }
+};
 
 struct BenchOptions {
   Mode mode = Mode::kPairs;
   // Server: ws://host:port; relay paths are /relay/{mesh_id}, echo paths /.
   std::string host = "127.0.0.1";
   int port = 8765;
+  // Cluster mode: the instances clients are spread over (--servers), in order; empty: just
+  // host:port. ServerList() is what the drivers use.
+  std::vector<ServerAddress> servers;
   ServerKind server = ServerKind::kRelay;  // idle and churn run against either
   pid_t server_pid = 0;                    // 0: no CPU / RSS / fd figures
 
@@ -37,7 +48,7 @@ struct BenchOptions {
   int requesters = 1;   // llm: per mesh
   int responders = 1;   // llm: capable peers per mesh
   int connections = -1;  // echo (default 100) and idle (default 10000)
-  int concurrency = 64;  // churn: connections cycling at once
+  int concurrency = 64;  // churn: connections cycling at once; presence: joiners at once
   double settle_s = 1;   // idle, churn: pause before sampling server memory
   double hold_s = 2;     // idle: keep the connections after measuring, then check them
   int source_ips = 0;    // churn/idle: spread clients over 127.0.0.2.. (0: kernel's choice)
@@ -46,7 +57,27 @@ struct BenchOptions {
   std::string label;     // tag of the machine-readable line
   std::string json_out;  // append the machine-readable line to this file
   bool quiet = false;    // no human table
+
+  // --servers if given, else {host:port}: never empty.
+  std::vector<ServerAddress> ServerList() const;
 };
+
+// Parses one --servers value: comma-separated `host:port`, `:port` or `port`
+// (host 127.0.0.1), appended to *out. False on an empty item, a bad port or a
+// host that is not an IPv4 address.
+bool ParseServerList(const std::string& text, std::vector<ServerAddress>* out);
+
+// Where the clients go, by index into ServerList() of `servers` entries
+// (round robin, so that the two ends of a pair never share an instance when
+// there are 2+):
+//   pairs:    the sender of pair i on i % n, its receiver on (i + 1) % n;
+//   fanout:   the broadcaster on 0, receiver i on i % n;
+//   presence: joiner slot k on k % n, its observer on (k + 1) % n;
+//   any other client: its serial (order of creation) % n.
+int PairSenderServer(int pair, int servers);
+int PairReceiverServer(int pair, int servers);
+int FanoutReceiverServer(int receiver, int servers);
+int RoundRobinServer(int index, int servers);
 
 // Parses argv; on failure returns false with `*error`. `--help` sets *help.
 bool ParseOptions(int argc, char** argv, BenchOptions* options, bool* help, std::string* error);

@@ -42,7 +42,8 @@ std::string JsonString(const std::string& s) {
 
 std::string FormatHuman(const RunResult& r) {
   std::string out;
-  out += Format("relay-bench %s against %s  %s%s%s\n", r.mode.c_str(), r.server.c_str(),
+  out += Format("relay-bench %s against %s%s  %s%s%s\n", r.mode.c_str(), r.server.c_str(),
+                r.servers > 1 ? Format(" x%d instances", r.servers).c_str() : "",
                 r.params.c_str(), r.label.empty() ? "" : "  label=", r.label.c_str());
   if (r.mode == "idle") {
     out += Format("  connections      %" PRId64 " held open\n", r.connections);
@@ -98,6 +99,7 @@ std::string FormatMachineLine(const RunResult& r) {
   out += ",\"server\":" + JsonString(r.server);
   out += ",\"label\":" + JsonString(r.label);
   out += ",\"params\":" + JsonString(r.params);
+  out += Format(",\"servers\":%d", r.servers);
   out += Format(",\"ok\":%s", r.ok() ? "true" : "false");
   out += Format(",\"window_s\":%.3f,\"completed\":%" PRIu64 ",\"rate\":%.1f", r.window_s,
                 r.completed, r.rate);

@@ -16,6 +16,7 @@ struct RunResult {
   std::string server;  // relay or echo
   std::string label;
   std::string params;  // e.g. "P=100 W=16 payload=64"
+  int servers = 1;     // relay instances the clients were spread over (--servers)
 
   // Throughput over the measured window.
   double window_s = 0;

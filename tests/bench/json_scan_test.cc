@@ -2,6 +2,8 @@
 // messages, skipping nested values and escaped strings.
 #include "bench/relay-bench/json_scan.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace relay::bench {
@@ -42,6 +44,26 @@ TEST(JsonScanTest, NotAnObjectOrMalformed) {
   EXPECT_EQ(TopLevelMember(R"({"a":1 "type":"x"})", "type"), std::nullopt);
   EXPECT_EQ(StringContents("42"), std::nullopt);
   EXPECT_EQ(StringContents("\""), std::nullopt);
+}
+
+TEST(JsonScanTest, PeerNodeIdsOfPeersAndPeerJoined) {
+  using Ids = std::vector<std::string_view>;
+  EXPECT_EQ(PeerNodeIds(R"({"type":"peers","peers":[{"node_id":"a","name":"a","capabilities":[]},)"
+                        R"({"node_id":"llm0","capabilities":["llm"],"joined_at":1.5}]})"),
+            (Ids{"a", "llm0"}));
+  EXPECT_EQ(PeerNodeIds(R"({"type":"peers","peers":[]})"), Ids{});
+  EXPECT_EQ(PeerNodeIds(R"({"type":"peer_joined","node_id":"b","name":"b","capabilities":[]})"),
+            (Ids{"b"}));
+  EXPECT_EQ(PeerNodeIds(R"({"type":"peer_left","node_id":"b"})"), Ids{});
+  EXPECT_EQ(PeerNodeIds(R"({"type":"peers","peers":[{"node_id":"a"},)"), Ids{});  // truncated
+}
+
+TEST(JsonScanTest, ArrayElements) {
+  EXPECT_EQ(ArrayElements(R"([1, "x", {"a":[2]}, []])"),
+            (std::vector<std::string_view>{"1", R"("x")", R"({"a":[2]})", "[]"}));
+  EXPECT_EQ(ArrayElements("[]"), std::vector<std::string_view>{});
+  EXPECT_EQ(ArrayElements("{}"), std::nullopt);
+  EXPECT_EQ(ArrayElements("[1,"), std::nullopt);
 }
 
 }  // namespace
