@@ -52,9 +52,22 @@ def relayctl_bin(pytestconfig):
 
 def pytest_configure(config):
     config.addinivalue_line(
+        "markers", "cluster_gap(reason): a behaviour cluster mode does not have yet; in the cluster "
+        "topology the test is expected to fail (strict xfail), with the reason")
+    config.addinivalue_line(
         "markers", "one_instance(reason): in the cluster topology, every client of the test connects "
         "to the first instance, since the test asserts what one process counts or does (its /health, "
         "/stats, its own SIGTERM); the other instances still run and share the meshes")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A known gap of cluster mode, written as the test a user would run: it must fail there
+    # (strict), so closing the gap shows up as an XPASS to remove the mark.
+    for item in items:
+        gap = item.get_closest_marker("cluster_gap")
+        callspec = getattr(item, "callspec", None)
+        if gap is not None and callspec is not None and callspec.params.get("topology") == "cluster":
+            item.add_marker(pytest.mark.xfail(reason=gap.args[0], strict=True))
 
 
 def pytest_generate_tests(metafunc):

@@ -644,10 +644,13 @@ async def test_takeover_same_token(relay):
     await other.send({"type": "direct", "target": "laptop", "payload": "to the new one"})
     assert (await new.recv())["payload"] == "to the new one"
     await other.ping_barrier()  # and still no late peer_left
-    health = relay.get_json("/health")
-    assert health["connections"] == 2
+    # The old connection is gone: two open, on whichever instances they are.
+    instances = getattr(relay, "instances", [relay])
+    assert sum(r.get_json("/health")["connections"] for r in instances) == 2
 
 
+@pytest.mark.cluster_gap("an open-mesh takeover probes the holder, and no probe crosses instances yet: "
+                         "a holder on another instance counts as alive (node_id_in_use)")
 async def test_takeover_without_tokens(relay):
     # In an open mesh the id moves only once its holder is gone: here the old socket stopped
     # reading (a phone that left Wi-Fi) and never answers the relay's probe.
