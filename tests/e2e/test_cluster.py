@@ -188,19 +188,19 @@ async def test_a_hung_nats_node_loses_nothing_silently_and_nobody_leaves(cluster
     rc.wait_ready()
 
 
-async def test_nats_unreachable_at_start_is_not_ready_says_why_and_recovers(relay_factory, tmp_path):
+async def test_nats_unreachable_at_start_is_not_ready_refuses_registrations_clearly_and_recovers(relay_factory, tmp_path):
     port = natscluster.free_port()
     relay = relay_factory(env={"NATS_URL": "nats://127.0.0.1:%d" % port, "NATS_KV_REPLICAS": "1",
                                "RELAY_DATA_DIR": ""})
     status, _, body = relay.http("GET", "/ready")
     assert status == 503 and b"NATS" in body, (status, body)
-    # Its own peers are served meanwhile.
+    # A registration must be claimed cluster-wide and checked against the shared auth state:
+    # refused with a clear, retryable error, the connection left open.
     mesh = unique_mesh()
-    a = await connect_registered(relay, mesh, "a")
-    b = await connect_registered(relay, mesh, "b")
-    await a.expect("peer_joined")
-    await a.send({"type": "direct", "target": "b", "payload": "local"})
-    assert (await b.expect("message"))["payload"] == "local"
+    a = await Client.connect(relay, mesh)
+    await a.send({"type": "register", "node_id": "a", "capabilities": []})
+    refused = await a.expect("error")
+    assert refused["code"] in ("auth_unavailable", "cluster_unavailable"), refused
     await poll(lambda: "nats_unreachable" in relay.stderr_text(), what="nats_unreachable logged")
     # NATS comes up where it was configured: the relay joins without a restart.
     node = natscluster.NatsNode(0, "late", str(tmp_path))
@@ -208,6 +208,22 @@ async def test_nats_unreachable_at_start_is_not_ready_says_why_and_recovers(rela
     node.start([])
     try:
         await poll(lambda: relay.http("GET", "/ready")[0] == 200, timeout=20, what="ready")
+        # The same connection registers once NATS answers (the auth store opens within a
+        # second of the backplane), and its mesh works.
+        for _ in range(40):
+            await a.send({"type": "register", "node_id": "a", "capabilities": []})
+            msg = await a.recv()
+            if msg["type"] == "joined":
+                break
+            assert msg["type"] == "error" and msg["code"] in ("auth_unavailable", "cluster_unavailable"), msg
+            await asyncio.sleep(0.25)
+        assert msg["type"] == "joined", msg
+        await a.expect("peers")
+        a.node_id = "a"
+        b = await connect_registered(relay, mesh, "b")
+        await a.expect("peer_joined")
+        await a.send({"type": "direct", "target": "b", "payload": "local"})
+        assert (await b.expect("message"))["payload"] == "local"
     finally:
         relay.stop()
         node.stop()
