@@ -285,13 +285,11 @@ void NatsBackplane::OnFollowWritten(const std::string& mesh_id, absl::StatusOr<O
         .Str("what", std::string(others.status().message()));
     // Joining goes on (what must cross is refused while NATS is away); the
     // follow entry is written again by OnTick until it lands.
+    unfollowed_.insert(mesh_id);
     if (pending != pending_.end()) {
       std::function<void()> ready = std::move(pending->second.ready);
       pending_.erase(pending);
-      unfollowed_.insert(mesh_id);
       ready();
-    } else {
-      unfollowed_.insert(mesh_id);
     }
     return;
   }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -247,6 +248,16 @@ class NatsBackplaneTest : public ::testing::Test {
     return instance;
   }
 
+  // a on `one`, then b on `two`, both in mesh "m", once a has seen b join.
+  std::pair<std::shared_ptr<Client>, std::shared_ptr<Client>> JoinAcross(Instance& one,
+                                                                         Instance& two) {
+    auto a = one.Join("m", "a");
+    EXPECT_TRUE(WaitFor([&] { return a->Saw([](auto& e) { return e.has_joined(); }); }, kTimeout));
+    auto b = two.Join("m", "b");
+    EXPECT_TRUE(WaitFor([&] { return a->presence().size() == 1; }, kTimeout));
+    return {a, b};
+  }
+
   static NatsServer* server_;
   static int counter_;
   std::string cluster_;
@@ -285,10 +296,10 @@ TEST_F(NatsBackplaneTest, PeersOnTwoInstancesShareOneMesh) {
 TEST_F(NatsBackplaneTest, OneSendersMixedTrafficArrivesInOrderOnAnotherInstance) {
   auto one = NewInstance("one");
   auto two = NewInstance("two");
-  auto a = one->Join("m", "a");
-  ASSERT_TRUE(WaitFor([&] { return a->Saw([](auto& e) { return e.has_joined(); }); }, kTimeout));
-  auto b = two->Join("m", "b");
-  ASSERT_TRUE(WaitFor([&] { return a->presence().size() == 1; }, kTimeout));
+  const auto joined = JoinAcross(*one, *two);
+  ASSERT_FALSE(HasFailure());
+  auto a = joined.first;
+  auto b = joined.second;
   constexpr int kMessages = 1000;
   std::vector<std::string> sent;
   for (int i = 0; i < kMessages; ++i) {
@@ -304,10 +315,10 @@ TEST_F(NatsBackplaneTest, OneSendersMixedTrafficArrivesInOrderOnAnotherInstance)
 TEST_F(NatsBackplaneTest, AKilledInstancesPeersLeaveEverywhereWithinTenSeconds) {
   auto one = NewInstance("one");
   auto two = NewInstance("two");
-  auto a = one->Join("m", "a");
-  ASSERT_TRUE(WaitFor([&] { return a->Saw([](auto& e) { return e.has_joined(); }); }, kTimeout));
-  auto b = two->Join("m", "b");
-  ASSERT_TRUE(WaitFor([&] { return a->presence().size() == 1; }, kTimeout));
+  const auto joined = JoinAcross(*one, *two);
+  ASSERT_FALSE(HasFailure());
+  auto a = joined.first;
+  auto b = joined.second;
   const auto killed = std::chrono::steady_clock::now();
   two->Kill();
   ASSERT_TRUE(WaitFor(
@@ -331,10 +342,10 @@ TEST_F(NatsBackplaneTest, AKilledInstancesPeersLeaveEverywhereWithinTenSeconds) 
 TEST_F(NatsBackplaneTest, AGracefulStopIsAnnouncedAtOnce) {
   auto one = NewInstance("one");
   auto two = NewInstance("two");
-  auto a = one->Join("m", "a");
-  ASSERT_TRUE(WaitFor([&] { return a->Saw([](auto& e) { return e.has_joined(); }); }, kTimeout));
-  auto b = two->Join("m", "b");
-  ASSERT_TRUE(WaitFor([&] { return a->presence().size() == 1; }, kTimeout));
+  const auto joined = JoinAcross(*one, *two);
+  ASSERT_FALSE(HasFailure());
+  auto a = joined.first;
+  auto b = joined.second;
   two->Stop();
   // Well inside the 6 s a silent instance takes to be declared dead.
   ASSERT_TRUE(WaitFor(
@@ -377,10 +388,10 @@ TEST_F(NatsBackplaneTest, ARestartedInstanceTakesItsIdBackAndRejoins) {
 TEST_F(NatsBackplaneTest, WithNatsGoneADirectToAnotherInstanceIsRefusedToItsSender) {
   auto one = NewInstance("one");
   auto two = NewInstance("two");
-  auto a = one->Join("m", "a");
-  ASSERT_TRUE(WaitFor([&] { return a->Saw([](auto& e) { return e.has_joined(); }); }, kTimeout));
-  auto b = two->Join("m", "b");
-  ASSERT_TRUE(WaitFor([&] { return a->presence().size() == 1; }, kTimeout));
+  const auto joined = JoinAcross(*one, *two);
+  ASSERT_FALSE(HasFailure());
+  auto a = joined.first;
+  auto b = joined.second;
   server_->Stop();
   ASSERT_TRUE(WaitFor([&] { return !one->Ready(); }, kTimeout));
   one->Handle(a, DirectEvent("b", "\"lost?\""));
