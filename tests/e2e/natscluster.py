@@ -168,6 +168,7 @@ class RelayCluster:
         base = {"NATS_URL": nats.url, "RELAY_CLUSTER": self.name, "NATS_KV_REPLICAS": "3",
                 "RELAY_DATA_DIR": ""}
         base.update(env or {})
+        self.name = base["RELAY_CLUSTER"]  # a test may ask for a cluster of its own
         self.env = base
         self.instance_ids = []
         self.instances = []

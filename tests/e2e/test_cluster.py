@@ -4,7 +4,6 @@ when a NATS node restarts or hangs, and when NATS is not there at all. The proto
 across instances is test_protocol.py's, run again on a cluster (SPREAD_OVER_CLUSTER)."""
 
 import asyncio
-import os
 import re
 import subprocess
 import time
@@ -49,8 +48,6 @@ async def spread_mesh(rc, mesh, nodes):
         c = await Client.connect(rc.instances[i % len(rc.instances)], mesh)
         await c.register(node)
         clients.append(c)
-    for c in clients:
-        await poll(lambda c=c: True, what="registered")
     # Everyone hears of everyone who joined after them.
     for i, c in enumerate(clients):
         for later in clients[i + 1:]:
@@ -100,15 +97,15 @@ async def test_a_drained_instances_peers_are_told_to_reconnect_and_come_back_els
 
 
 async def send_numbered(sender, target, count, interval):
-    """Directs 0..count-1 to `target`; returns the numbers the relay refused (cluster_unavailable)."""
+    """Directs 0..count-1 to `target`, `interval` apart."""
     for i in range(count):
         await sender.send({"type": "direct", "target": target, "payload": i})
         await asyncio.sleep(interval)
 
 
 async def drain_numbers(client, until, timeout=20):
-    """Messages' payloads and refusals seen by `client` until `until` is in the payloads."""
-    got, refused = [], 0
+    """The payloads of the messages `client` gets until `until` is among them."""
+    got = []
     deadline = time.monotonic() + timeout
     while until not in got:
         left = deadline - time.monotonic()
@@ -118,10 +115,9 @@ async def drain_numbers(client, until, timeout=20):
             got.append(msg["payload"])
         elif msg["type"] == "error":
             assert msg["code"] == "cluster_unavailable", msg
-            refused += 1
         else:
             raise AssertionError("unexpected %r" % msg)
-    return got, refused
+    return got
 
 
 async def assert_no_presence_change(clients):
@@ -144,7 +140,7 @@ async def run_traffic_through(nats_outage, rc, mesh):
     await asyncio.get_running_loop().run_in_executor(None, nats_outage)
     await sender
     await a.send({"type": "direct", "target": "b", "payload": "end"})
-    got, _ = await drain_numbers(b, "end", timeout=30)
+    got = await drain_numbers(b, "end", timeout=30)
     refused = 0
     while True:
         try:
@@ -244,8 +240,10 @@ def test_a_second_instance_with_a_live_instance_id_refuses_to_start(relay_bin, c
     assert rc.instances[0].http("GET", "/ready")[0] == 200
 
 
-async def test_metrics_show_the_cluster(cluster):
-    rc = cluster()
+async def test_metrics_show_the_cluster(cluster, nats_cluster):
+    # A RELAY_CLUSTER of its own: instances other tests of the module killed are still counted
+    # live in the shared one until they are declared dead (6 s).
+    rc = cluster(env={"RELAY_CLUSTER": nats_cluster.relay_cluster + "_metrics"})
     text = rc.instances[0].http("GET", "/metrics")[2].decode()
     assert re.search(r"^relay_nats_connected 1$", text, re.M), text
     assert re.search(r"^relay_cluster_ready 1$", text, re.M), text
