@@ -184,7 +184,14 @@ ClusterReadiness NatsBackplane::Readiness() const {
   if (!opened_.load(std::memory_order_acquire)) return {false, "joining the cluster"};
   if (!cluster_.leases->synced()) return {false, "reading the cluster's instances"};
   if (!cluster_.leases->fresh()) return {false, "this instance's lease is not being renewed"};
+  for (const auto& [reason, ready] : also_required_) {
+    if (!ready()) return {false, reason};
+  }
   return {true, ""};
+}
+
+void NatsBackplane::RequireAlso(std::string reason, std::function<bool()> ready) {
+  also_required_.emplace_back(std::move(reason), std::move(ready));
 }
 
 std::map<std::string, relay::nats::v1::InstanceLease> NatsBackplane::LiveInstances() const {

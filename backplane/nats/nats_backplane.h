@@ -76,6 +76,11 @@ class NatsBackplane final : public core::Backplane {
   // Blocking; not on the core thread.
   void Stop();
 
+  // Another part the instance cannot serve without (the shared
+  // authentication store): Readiness() says `reason` while `ready` answers
+  // false. Set before Start; `ready` must be thread-safe.
+  void RequireAlso(std::string reason, std::function<bool()> ready);
+
   // Thread-safe.
   ClusterReadiness Readiness() const;
   // Every live instance's lease (relayctl stats' cluster totals).
@@ -142,6 +147,8 @@ class NatsBackplane final : public core::Backplane {
   core::CoreExecutor* const executor_;
   const std::uint64_t incarnation_;
   std::function<void(absl::Status)> on_fatal_;
+  // Written before Start only, so read without a lock.
+  std::vector<std::pair<std::string, std::function<bool()>>> also_required_;
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> opened_{false};  // set once `cluster_` is complete

@@ -166,8 +166,13 @@ int main(int argc, char** argv) {
     auth_settings.cluster = config.cluster.name;
     auth_settings.replicas = config.cluster.kv_replicas;
     auth_settings.max_join_token_lifetime = config.core.max_join_token_lifetime;
-    auth_store = std::make_unique<relay::backplane::nats::DeferredAuthStore>(
+    auto deferred_auth = std::make_unique<relay::backplane::nats::DeferredAuthStore>(
         nats.get(), auth_settings, &core_executor);
+    // Until the shared store opens every registration would be refused
+    // auth_unavailable, so the instance is not ready to take peers.
+    backplane->RequireAlso("opening the cluster's authentication store",
+                           [store = deferred_auth.get()] { return store->opened(); });
+    auth_store = std::move(deferred_auth);
     std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
     backplane_for_callbacks = backplane.get();
   }
