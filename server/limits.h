@@ -140,6 +140,12 @@ inline constexpr absl::Duration kDrainPollInterval = absl::Milliseconds(20);
 // answers cluster_unavailable rather than spin against a busy key.
 inline constexpr int kMaxNodeClaimAttempts = 3;
 
+// How much longer than the probe itself (TAKEOVER_PROBE_TIMEOUT) a claimant
+// waits for the answer of a holder's instance: two backplane hops, each
+// resent after 500 ms when lost. Past it the holder is presumed alive
+// (node_id_in_use), as for a transport that cannot probe.
+inline constexpr absl::Duration kRemoteProbeSlack = absl::Seconds(3);
+
 // Longest KV key the NATS adapter asks for. A direct get names the key twice
 // in its subject, and a protocol line over nats-server's 4096 bytes closes
 // the client's connection for good; a node key of two 256-byte ids encoded

@@ -428,7 +428,7 @@ bool RelayCore::MayTakeOverLocal(Connection& conn, const relay::v1::Register& re
   // Equal credentials that prove nothing (an open mesh) are anyone's: the
   // id moves only when its holder is gone. A holder already closing is gone.
   if (admission.proves_node || held_by.closing || held_by.id == conn.probed_holder) return true;
-  if (held_by.claimant != 0) {
+  if (held_by.claimant != 0 || held_by.remote_claimant) {
     SendError(conn, ErrorCode::kNodeIdInUse,
               absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
                            " is held by a connection that is being checked for another "
@@ -780,6 +780,8 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
   EndJoining(conn);
   const ConnectionId claimant = conn.claimant;
+  // A claimant elsewhere waits on this holder: gone is silent.
+  std::optional<Connection::RemoteClaimant> remote_claimant = std::move(conn.remote_claimant);
   if (conn.awaiting_holder != 0) {
     if (Connection* holder = Find(conn.awaiting_holder);
         holder != nullptr && holder->claimant == id) {
@@ -789,6 +791,10 @@ void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
   connections_.erase(it);
   // The holder a claimant waited on is gone: its claim goes on.
   if (claimant != 0) OnProbeAnswered(id, claimant, /*answered=*/false);
+  if (remote_claimant) {
+    AnswerProbe(remote_claimant->instance, remote_claimant->mesh_id, remote_claimant->request,
+                relay::v1::ProbeResult::SILENT);
+  }
 }
 
 void RelayCore::LeaveMesh(Connection& conn, bool announce) {
@@ -850,6 +856,7 @@ void RelayCore::ExpireUnregistered() {
     auto it = meshes_.find(mesh_id);
     return it != meshes_.end() && !it->second->roster.empty();
   });
+  ExpireRemoteProbes();
   const absl::Time deadline = clock_->Now() - config_.registration_timeout;
   for (auto& [id, conn] : connections_) {
     if (!conn->registered() && !conn->closing && conn->opened_at <= deadline) {

@@ -219,8 +219,24 @@ class RelayCore final : private BackplaneListener {
       // this deep before RelayCore is complete (std::optional asks whether
       // it is constructible then). claim.emplace() value-initializes it: 0.
       int attempts;
+      // An open mesh's holder on another instance, asked whether it is
+      // alive (ProbeRequest); the claim waits for the ProbeResult.
+      struct RemoteProbe {
+        std::string instance;
+        std::uint64_t revision;  // the holder's entry, claimed at it when silent
+        absl::Time deadline;     // then presumed alive
+      };
+      std::optional<RemoteProbe> remote_probe;
     };
     std::optional<PendingClaim> claim;
+    // On the holder's instance: the claimant elsewhere this connection is
+    // being probed for (a ProbeRequest), answered when the probe ends.
+    struct RemoteClaimant {
+      std::string instance;
+      std::string mesh_id;
+      relay::v1::ProbeRequest request;
+    };
+    std::optional<RemoteClaimant> remote_claimant;
 
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
@@ -313,6 +329,21 @@ class RelayCore final : private BackplaneListener {
   // is alive; the answer (or the holder's end) resumes the claimant.
   void StartTakeoverProbe(Connection& claimant, Connection& holder, const relay::v1::Register& reg);
   void OnProbeAnswered(ConnectionId holder_id, ConnectionId claimant_id, bool answered);
+  // The same across instances (relay_core_remote.cc): the claimant asks the
+  // holder's instance, which probes its connection and answers.
+  void StartRemoteProbe(Connection& claimant, const NodeClaim& held);
+  void OnProbeRequest(const relay::v1::BackplaneEnvelope& envelope);
+  void OnRemoteProbeAnswered(ConnectionId holder_id, std::uint64_t probe_id, bool answered);
+  void AnswerProbe(const std::string& instance, const std::string& mesh_id,
+                   const relay::v1::ProbeRequest& request, relay::v1::ProbeResult::Answer answer);
+  // Claims again after a remote probe (at the silent holder's revision, or
+  // afresh), within kMaxNodeClaimAttempts.
+  void ClaimAgain(Connection& conn, std::uint64_t expected_revision);
+  void OnProbeResult(const relay::v1::BackplaneEnvelope& envelope);
+  // Claimants whose holder's instance did not answer in time: presumed alive.
+  void ExpireRemoteProbes();
+  // What ends every claim: the join is decided, what was held is handled.
+  void EndClaim(Connection& conn);
   // Keeps an event of a claimant that is waiting (bounded), or refuses it.
   void Hold(Connection& conn, HeldEvent held);
   // Handles what a claimant held, in order, until it waits again or closes.

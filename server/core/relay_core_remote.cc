@@ -128,16 +128,20 @@ void RelayCore::OnClaimAnswered(ConnectionId id, const std::string& mesh_id,
       }
       case NodeClaim::Outcome::kHeld:
         OnClaimHeld(*conn, answer);
-        if (conn->claim) return;  // claimed again: its answer goes on
+        if (conn->claim) return;  // claimed again, or its holder probed: the answer goes on
         break;
       case NodeClaim::Outcome::kUnavailable:
         RefuseClaimUnavailable(*conn, "the cluster cannot be reached now");
         break;
     }
   }
-  conn->probed_holder = 0;  // a probe's answer serves one admission only
-  EndJoining(*conn);
-  ReplayHeld(*conn);
+  EndClaim(*conn);
+}
+
+void RelayCore::EndClaim(Connection& conn) {
+  conn.probed_holder = 0;  // a probe's answer serves one admission only
+  EndJoining(conn);
+  ReplayHeld(conn);
 }
 
 void RelayCore::OnClaimHeld(Connection& conn, const NodeClaim& answer) {
@@ -166,14 +170,15 @@ void RelayCore::OnClaimHeld(Connection& conn, const NodeClaim& answer) {
     take_over = true;
   }
   if (!take_over) {
-    // An open mesh's holder elsewhere cannot be probed from here: presumed
-    // alive.
-    const bool same =
-        auth::ConstantTimeEquals(holder.credential_digest(), claim.admission.credential);
+    if (auth::ConstantTimeEquals(holder.credential_digest(), claim.admission.credential)) {
+      // Equal credentials that prove nothing (an open mesh): the id moves
+      // only once its holder is gone, which its instance finds out.
+      StartRemoteProbe(conn, answer);
+      return;
+    }
     SendError(conn, ErrorCode::kNodeIdInUse,
               absl::StrCat("node_id ", QuoteForMessage(claim.reg.node_id()),
-                           same ? " is held by a live connection"
-                                : " is held by another connection with other credentials"));
+                           " is held by another connection with other credentials"));
     conn.claim.reset();
     return;
   }
@@ -200,6 +205,10 @@ void RelayCore::RefuseClaimUnavailable(Connection& conn, absl::string_view why) 
 }
 
 void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
+  // Answered whether or not the mesh is followed here: a holder gone with
+  // its mesh is an answer too.
+  if (envelope.has_probe_request()) return OnProbeRequest(envelope);
+  if (envelope.has_probe_result()) return OnProbeResult(envelope);
   auto it = meshes_.find(envelope.mesh_id());
   if (it == meshes_.end()) {
     // Not followed here any more: whoever it was for left meanwhile.
@@ -243,6 +252,8 @@ void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
     case Kind::kRosterRequest:
       OnRosterRequest(mesh, envelope.from_instance());
       break;
+    case Kind::kProbeRequest:  // handled above
+    case Kind::kProbeResult:
     case Kind::kRosterEnd:  // the backplane's own marker
     case Kind::KIND_NOT_SET:
       break;
@@ -339,6 +350,20 @@ void RelayCore::OnRosterRequest(Mesh& mesh, const std::string& from_instance) {
 
 void RelayCore::OnInstanceGone(const std::string& instance_id) {
   log::Event(log::Level::kWarn, log::LogEvent::kInstanceGone).Str("instance", instance_id);
+  // Claimants waiting on a holder there: its entry is a dead instance's now.
+  std::vector<ConnectionId> probing;
+  for (const auto& [id, conn] : connections_) {
+    if (conn->claim && conn->claim->remote_probe &&
+        conn->claim->remote_probe->instance == instance_id) {
+      probing.push_back(id);
+    }
+  }
+  for (ConnectionId id : probing) {
+    Connection* conn = Find(id);
+    if (conn == nullptr || !conn->claim || !conn->claim->remote_probe) continue;
+    conn->claim->remote_probe.reset();
+    ClaimAgain(*conn, /*expected_revision=*/0);
+  }
   std::vector<std::string> mesh_ids;
   for (const auto& [id, mesh] : meshes_) {
     if (mesh->roster.remote_instances().count(instance_id) > 0) mesh_ids.push_back(id);
@@ -357,6 +382,172 @@ void RelayCore::OnInstanceGone(const std::string& instance_id) {
       if (meshes_.count(mesh_id) == 0) break;
       RemoveMember(mesh, node_id, /*announce=*/true);
     }
+  }
+}
+
+// --- Open-mesh takeover across instances ---------------------------------------
+//
+// The claimant's instance asks the holder's (ProbeRequest), which probes
+// its connection as for a local claimant and answers (ProbeResult). A
+// silent holder's entry is then claimed at the revision probed, so a holder
+// that re-registered meanwhile is not taken over by this answer.
+
+void RelayCore::StartRemoteProbe(Connection& conn, const NodeClaim& held) {
+  Connection::PendingClaim& claim = *conn.claim;
+  if (claim.attempts >= limits::kMaxNodeClaimAttempts) {
+    RefuseClaimUnavailable(conn, "its holder kept changing");
+    return;
+  }
+  const std::string& instance = held.holder.instance();
+  relay::v1::BackplaneEnvelope envelope = Envelope(*conn.joining);
+  relay::v1::ProbeRequest* request = envelope.mutable_probe_request();
+  request->set_node_id(claim.reg.node_id());
+  request->set_revision(held.revision);
+  request->set_probe_id(conn.id);
+  if (!backplane_->Send(instance, envelope)) {
+    RefuseClaimUnavailable(conn, "the relay instance holding it cannot be reached");
+    return;
+  }
+  log::Event(log::Level::kInfo, log::LogEvent::kTakeoverProbe)
+      .Uint("conn", conn.id)
+      .Str("holder_instance", instance)
+      .Str("mesh", claim.reg.mesh_id())
+      .Str("node", claim.reg.node_id());
+  claim.remote_probe = Connection::PendingClaim::RemoteProbe{
+      instance, held.revision,
+      clock_->Now() + config_.takeover_probe_timeout + limits::kRemoteProbeSlack};
+}
+
+void RelayCore::OnProbeRequest(const relay::v1::BackplaneEnvelope& envelope) {
+  using relay::v1::ProbeResult;
+  const relay::v1::ProbeRequest& request = envelope.probe_request();
+  const std::string& from = envelope.from_instance();
+  auto it = meshes_.find(envelope.mesh_id());
+  const Member* member = it == meshes_.end() ? nullptr : it->second->roster.Find(request.node_id());
+  if (member == nullptr || !member->local() || member->revision != request.revision()) {
+    return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::NOT_HERE);
+  }
+  Connection& holder = ConnectionOf(*member);
+  if (holder.closing) return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::SILENT);
+  if (holder.claimant != 0 || holder.remote_claimant) {
+    return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::BUSY);
+  }
+  const ConnectionId holder_id = holder.id;
+  const std::uint64_t probe_id = request.probe_id();
+  const bool started = holder.sink->Probe(config_.takeover_probe_timeout,
+                                          [this, holder_id, probe_id](bool answered) {
+                                            OnRemoteProbeAnswered(holder_id, probe_id, answered);
+                                          });
+  if (!started) {
+    // The transport cannot tell: presumed alive, as for a local claimant.
+    return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::ALIVE);
+  }
+  log::Event(log::Level::kInfo, log::LogEvent::kTakeoverProbe)
+      .Uint("holder", holder_id)
+      .Str("claimant_instance", from)
+      .Str("mesh", envelope.mesh_id())
+      .Str("node", request.node_id());
+  holder.remote_claimant = Connection::RemoteClaimant{from, envelope.mesh_id(), request};
+}
+
+void RelayCore::OnRemoteProbeAnswered(ConnectionId holder_id, std::uint64_t probe_id,
+                                      bool answered) {
+  Connection* holder = Find(holder_id);
+  // Gone meanwhile: Disconnect answered for it.
+  if (holder == nullptr || !holder->remote_claimant ||
+      holder->remote_claimant->request.probe_id() != probe_id) {
+    return;
+  }
+  Connection::RemoteClaimant claimant = *std::move(holder->remote_claimant);
+  holder->remote_claimant.reset();
+  const bool alive = answered && holder->registered() && !holder->closing;
+  AnswerProbe(claimant.instance, claimant.mesh_id, claimant.request,
+              alive ? relay::v1::ProbeResult::ALIVE : relay::v1::ProbeResult::SILENT);
+}
+
+void RelayCore::AnswerProbe(const std::string& instance, const std::string& mesh_id,
+                            const relay::v1::ProbeRequest& request,
+                            relay::v1::ProbeResult::Answer answer) {
+  relay::v1::BackplaneEnvelope envelope;
+  envelope.set_mesh_id(mesh_id);
+  envelope.set_from_instance(backplane_->instance_id());
+  relay::v1::ProbeResult* result = envelope.mutable_probe_result();
+  result->set_node_id(request.node_id());
+  result->set_probe_id(request.probe_id());
+  result->set_revision(request.revision());
+  result->set_answer(answer);
+  // Lost, the claimant's deadline answers for it.
+  backplane_->Send(instance, envelope);
+}
+
+void RelayCore::OnProbeResult(const relay::v1::BackplaneEnvelope& envelope) {
+  using relay::v1::ProbeResult;
+  const ProbeResult& result = envelope.probe_result();
+  Connection* conn = Find(result.probe_id());
+  if (conn == nullptr || !conn->claim || !conn->claim->remote_probe) return;
+  const Connection::PendingClaim::RemoteProbe probe = *conn->claim->remote_probe;
+  // Only the answer to the probe this claim waits for.
+  if (probe.instance != envelope.from_instance() || probe.revision != result.revision() ||
+      conn->claim->reg.node_id() != result.node_id()) {
+    return;
+  }
+  conn->claim->remote_probe.reset();
+  const std::string node = QuoteForMessage(result.node_id());
+  if (conn->closing) {
+    conn->claim.reset();
+  } else {
+    switch (result.answer()) {
+      case ProbeResult::SILENT:
+        return ClaimAgain(*conn, probe.revision);
+      case ProbeResult::NOT_HERE:
+        // Moved or released since the entry was read: read it again.
+        return ClaimAgain(*conn, /*expected_revision=*/0);
+      case ProbeResult::BUSY:
+        SendError(*conn, ErrorCode::kNodeIdInUse,
+                  absl::StrCat("node_id ", node,
+                               " is held by a connection that is being checked for another "
+                               "claim; retry in a few seconds"));
+        break;
+      default:  // ALIVE, and anything newer than this relay: presumed alive
+        SendError(*conn, ErrorCode::kNodeIdInUse,
+                  absl::StrCat("node_id ", node,
+                               " is held by a live connection (it answered a liveness check)"));
+        break;
+    }
+    conn->claim.reset();
+  }
+  EndClaim(*conn);
+}
+
+void RelayCore::ClaimAgain(Connection& conn, std::uint64_t expected_revision) {
+  if (conn.claim->attempts >= limits::kMaxNodeClaimAttempts) {
+    RefuseClaimUnavailable(conn, "its holder kept changing");
+    EndClaim(conn);
+    return;
+  }
+  ClaimNode(conn, expected_revision);
+}
+
+void RelayCore::ExpireRemoteProbes() {
+  const absl::Time now = clock_->Now();
+  std::vector<ConnectionId> late;
+  for (const auto& [id, conn] : connections_) {
+    if (conn->claim && conn->claim->remote_probe && conn->claim->remote_probe->deadline <= now) {
+      late.push_back(id);
+    }
+  }
+  for (ConnectionId id : late) {
+    Connection* conn = Find(id);
+    if (conn == nullptr || !conn->claim || !conn->claim->remote_probe) continue;
+    const std::string node = QuoteForMessage(conn->claim->reg.node_id());
+    conn->claim.reset();
+    if (!conn->closing) {
+      SendError(*conn, ErrorCode::kNodeIdInUse,
+                absl::StrCat("node_id ", node,
+                             " is held by a connection on another relay instance, which did not "
+                             "answer a liveness check in time; retry in a few seconds"));
+    }
+    EndClaim(*conn);
   }
 }
 

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "server/auth/crypto.h"
 #include "server/core/relay_core.h"
+#include "server/limits.h"
 #include "tests/core/client_events.h"
 #include "tests/core/fake_backplane.h"
 #include "tests/core/fake_clock.h"
@@ -390,6 +391,151 @@ TEST_F(ClaimTest, AHolderOnTheSameInstanceIsProbedThenItsEntryIsClaimedAtItsRevi
   ASSERT_NE(bus_.Node("m", "phone"), nullptr);
   EXPECT_GT(bus_.Node("m", "phone")->revision, old_revision);
   EXPECT_EQ(HolderSeenBy(1, "m", "phone"), "i0");
+}
+
+// --- An open mesh's holder on another instance is probed there ------------------
+
+class RemoteProbeTest : public ClaimTest {
+ protected:
+  // An open mesh "m" with `phone` held on i0 (token "t" proves nothing),
+  // a watcher on i2, and a claimant of the same id with the same token on
+  // i1, its registration sent and every envelope delivered.
+  void SetUp() override {
+    Start(3);
+    watcher_ = Joined(2, "m", "watcher");
+    old_phone_ = Joined(0, "m", "phone", "t");
+    watcher_.sink->Clear();
+    claimant_ = Open(1);
+    Send(claimant_, RegisterEvent("m", "phone", {}, "t"));
+    bus_.DeliverAll();
+  }
+
+  Peer watcher_;
+  Peer old_phone_;
+  Peer claimant_;
+};
+
+TEST_F(RemoteProbeTest, AHolderThatDoesNotAnswerIsReplacedAndTheMeshSeesOnlyTheNewConnection) {
+  EXPECT_THAT(claimant_.sink->events, IsEmpty());  // waits for the probe over there
+  ASSERT_EQ(old_phone_.sink->probes.size(), 1u);
+  EXPECT_EQ(old_phone_.sink->probe_timeouts[0], CoreConfig{}.takeover_probe_timeout);
+  const std::uint64_t old_revision = bus_.Node("m", "phone")->revision;
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(false));
+  bus_.DeliverAll();
+
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers"));
+  EXPECT_THAT(old_phone_.sink->closes, ElementsAre(CloseReason::kReplaced));
+  EXPECT_THAT(Seen(*watcher_.sink), ElementsAre("peer_joined:phone"));
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i1");
+  EXPECT_GT(bus_.Node("m", "phone")->revision, old_revision);
+  EXPECT_EQ(HolderSeenBy(2, "m", "phone"), "i1");
+  Send(watcher_, DirectEvent("phone", "\"found you\""));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers", "message:\"found you\""));
+}
+
+TEST_F(RemoteProbeTest, AHolderThatAnswersKeepsItsNodeIdAndTheClaimantMayRetryLater) {
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(true));
+  bus_.DeliverAll();
+
+  EXPECT_THAT(claimant_.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(claimant_.sink->closes, IsEmpty());
+  EXPECT_THAT(old_phone_.sink->closes, IsEmpty());
+  EXPECT_THAT(Seen(*watcher_.sink), IsEmpty());
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i0");
+  Send(watcher_, DirectEvent("phone", "\"still yours\""));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*old_phone_.sink), ElementsAre("message:\"still yours\""));
+
+  // Once the holder stops answering, the same connection gets the id.
+  claimant_.sink->Clear();
+  Send(claimant_, RegisterEvent("m", "phone", {}, "t"));
+  bus_.DeliverAll();
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(false));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers"));
+}
+
+TEST_F(RemoteProbeTest, OtherCredentialsAreRefusedWithoutProbingTheHolder) {
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(true));
+  bus_.DeliverAll();
+  Peer stranger = Open(1);
+  Send(stranger, RegisterEvent("m", "phone", {}, "guess"));
+  bus_.DeliverAll();
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(old_phone_.sink->probes, IsEmpty());
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i0");
+}
+
+TEST_F(RemoteProbeTest, ASecondClaimantWhileTheHolderIsProbedIsToldToRetry) {
+  Peer second = Open(2);
+  Send(second, RegisterEvent("m", "phone", {}, "t"));
+  bus_.DeliverAll();
+  EXPECT_THAT(second.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+  EXPECT_EQ(old_phone_.sink->probes.size(), 1u);  // one probe, for the first claimant
+
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(false));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers"));
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i1");
+}
+
+TEST_F(RemoteProbeTest, AHolderThatLeavesDuringTheProbeLeavesItsIdToTheClaimant) {
+  cores_[0]->Disconnect(old_phone_.id, CloseReason::kClientClosed);
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers"));
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i1");
+  // It left for real, then the claimant joined.
+  EXPECT_THAT(Seen(*watcher_.sink), ElementsAre("peer_left:phone", "peer_joined:phone"));
+}
+
+TEST_F(RemoteProbeTest, AHolderWhoseInstanceDiesDuringTheProbeIsTakenOver) {
+  bus_.Kill("i0");
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("joined", "peers"));
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i1");
+  EXPECT_THAT(Seen(*watcher_.sink), ElementsAre("peer_left:phone", "peer_joined:phone"));
+}
+
+TEST_F(RemoteProbeTest,
+       NoAnswerFromTheHoldersInstanceInTimeIsNodeIdInUseAndALateOneChangesNothing) {
+  clock_.Advance(CoreConfig{}.takeover_probe_timeout + limits::kRemoteProbeSlack);
+  cores_[1]->ExpireUnregistered();
+  EXPECT_THAT(claimant_.sink->ErrorCodes(), ElementsAre("node_id_in_use"));
+
+  // The holder's answer comes after all: the claim it was for is over.
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(false));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*claimant_.sink), ElementsAre("node_id_in_use"));
+  EXPECT_THAT(old_phone_.sink->closes, IsEmpty());
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i0");
+}
+
+TEST_F(RemoteProbeTest, WhatTheClaimantPipelinesWaitsForTheProbeAndIsHandledInOrderAfterJoined) {
+  Send(claimant_, DirectEvent("watcher", "\"1\""));
+  Send(claimant_, DirectEvent("watcher", "\"2\""));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*watcher_.sink), IsEmpty());
+  ASSERT_TRUE(old_phone_.sink->AnswerProbe(false));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*watcher_.sink),
+              ElementsAre("peer_joined:phone", "message:\"1\"", "message:\"2\""));
+}
+
+TEST_F(RemoteProbeTest, AForgedProbeResultForAnotherConnectionIsIgnored) {
+  // Another instance answers for a probe it was never asked: only the
+  // holder's instance's answer, for the revision probed, counts.
+  BackplaneEnvelope forged;
+  forged.set_mesh_id("m");
+  forged.set_from_instance("i2");
+  forged.mutable_probe_result()->set_node_id("phone");
+  forged.mutable_probe_result()->set_probe_id(claimant_.id);
+  forged.mutable_probe_result()->set_revision(bus_.Node("m", "phone")->revision);
+  forged.mutable_probe_result()->set_answer(relay::v1::ProbeResult::SILENT);
+  bus_.Inject("i2", "i1", forged);
+  bus_.DeliverAll();
+  EXPECT_THAT(claimant_.sink->events, IsEmpty());
+  EXPECT_EQ(bus_.Node("m", "phone")->holder, "i0");
 }
 
 }  // namespace
