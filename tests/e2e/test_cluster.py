@@ -4,13 +4,16 @@ when a NATS node restarts or hangs, and when NATS is not there at all. The proto
 across instances is test_protocol.py's, run again on a cluster (SPREAD_OVER_CLUSTER)."""
 
 import asyncio
+import os
 import re
+import signal
 import subprocess
 import time
 
 import pytest
 
 import natscluster
+import procstats
 from relayclient import Client, RelayProcess, connect_registered, marker_barrier, poll, unique_mesh
 
 # SIGKILL to peer_left everywhere: issue 12's bound.
@@ -251,3 +254,51 @@ async def test_metrics_show_the_cluster(cluster, nats_cluster):
     for family in ("relay_nats_reconnects_total", "relay_nats_rtt_seconds", "relay_backplane_retransmits_total",
                    "relay_backplane_resets_total", "relay_backplane_frames_sent_total"):
         assert re.search(r"^%s " % family, text, re.M), family
+
+
+# server/limits.h: kBackplaneResendWindowBytes, what one instance keeps unacknowledged for another.
+RESEND_WINDOW_BYTES = 16 << 20
+
+
+async def test_a_paused_instance_costs_the_others_a_bounded_window_and_senders_hear_of_the_rest(cluster):
+    # A relay instance that stops reading (SIGSTOP: a VM paused, a process stuck in swap) for
+    # less than the 6 s that declare it dead: what the others send it waits in a bounded resend
+    # window; past the window the senders are told, and nothing else grows.
+    rc = cluster(size=2, env={"RATE_LIMIT_BYTES_PER_SECOND": "0",
+                              "MAX_QUEUED_BYTES_PER_CONNECTION": str(64 << 20)})
+    mesh = unique_mesh()
+    a, b = await spread_mesh(rc, mesh, ["a", "b"])
+    sender_pid = rc.instances[0].proc.pid
+    rss_before = procstats.rss_bytes(sender_pid)
+    chunk = "x" * (32 << 10)
+    count = 1536  # 48 MiB: three windows
+    os.kill(rc.instances[1].proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(count):
+            await a.send({"type": "direct", "target": "b", "payload": {"n": i, "pad": chunk}})
+        await a.send({"type": "ping"})
+        refused = 0
+        while True:
+            msg = await a.recv(timeout=10)
+            if msg["type"] == "pong":
+                break
+            assert msg["type"] == "error" and msg["code"] == "cluster_unavailable", msg
+            refused += 1
+        rss_paused = procstats.rss_bytes(sender_pid)
+    finally:
+        os.kill(rc.instances[1].proc.pid, signal.SIGCONT)
+    # The window, and the frames being built into it, not the 32 MiB sent.
+    assert rss_paused - rss_before < 2 * RESEND_WINDOW_BYTES, (rss_before, rss_paused)
+    assert refused > 0, "48 MiB fit into a 16 MiB window?"
+    await a.send({"type": "direct", "target": "b", "payload": {"n": "end"}})
+    got = []
+    while True:
+        msg = await b.expect("message", timeout=20)
+        if msg["payload"]["n"] == "end":
+            break
+        got.append(msg["payload"]["n"])
+    # Once each, in order; every missing one was refused to its sender.
+    assert got == sorted(set(got)), got[:20]
+    assert len(got) + refused == count, (len(got), refused)
+    await assert_no_presence_change([a, b])
+
