@@ -7,6 +7,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "backplane/nats/dead_instance_sweep.h"
 #include "backplane/nats/nats_names.h"
 #include "backplane/nats/proto/presence.pb.h"
 #include "server/limits.h"
@@ -523,8 +524,34 @@ void NatsBackplane::OnDead(const std::string& id, std::uint64_t incarnation) {
     if (pending.waiting.count(id) > 0) waiting.push_back(mesh_id);
   }
   for (const std::string& mesh_id : waiting) StopWaitingFor(mesh_id, id);
-  if (opened_.load(std::memory_order_acquire)) cluster_.links->Forget(id);
+  if (opened_.load(std::memory_order_acquire)) {
+    cluster_.links->Forget(id);
+    MaybeSweep(id, incarnation);
+  }
   if (listener_ != nullptr) listener_->OnInstanceGone(id);
+}
+
+void NatsBackplane::MaybeSweep(const std::string& id, std::uint64_t incarnation) {
+  // One live instance cleans up: the one with the smallest id. Two that see
+  // the cluster differently both sweep, harmlessly (every removal is
+  // conditional); none leaves entries readers treat as absent anyway.
+  for (const auto& [other, lease] : cluster_.leases->Live()) {
+    if (other < settings_.instance_id) return;
+  }
+  sweeper_.Post([this, id, incarnation] {
+    absl::StatusOr<SweepCounts> swept =
+        SweepDeadInstance(*cluster_.nodes, *cluster_.follow, id, incarnation);
+    if (!swept.ok()) {
+      log::Event(log::Level::kWarn, log::LogEvent::kDeadInstanceSwept)
+          .Str("instance", id)
+          .Str("why", std::string(swept.status().message()));
+      return;
+    }
+    log::Event(log::Level::kInfo, log::LogEvent::kDeadInstanceSwept)
+        .Str("instance", id)
+        .Uint("nodes", swept->nodes)
+        .Uint("follows", swept->follows);
+  });
 }
 
 void NatsBackplane::OnTick() {

@@ -136,6 +136,9 @@ class NatsBackplane final : public core::Backplane {
                        absl::StatusOr<std::vector<std::pair<std::string, std::uint64_t>>> others);
   void OnAlive(const std::string& id, std::uint64_t incarnation);
   void OnDead(const std::string& id, std::uint64_t incarnation);
+  // Removes what `id` left in the KV buckets, if this instance is the one
+  // to (dead_instance_sweep.h).
+  void MaybeSweep(const std::string& id, std::uint64_t incarnation);
   void OnTick();
   void StopWaitingFor(const std::string& mesh_id, const std::string& instance);
   bool SendItem(const std::string& to, relay::nats::v1::Item item, bool refusable);
@@ -158,6 +161,9 @@ class NatsBackplane final : public core::Backplane {
   // Follow writes, in order. Declared after cluster_, so it stops (running
   // what is queued) while the buckets it writes still exist.
   KvWorker worker_;
+  // Sweeps after dead instances (a whole bucket read each): apart from
+  // worker_, so joins never queue behind one.
+  KvWorker sweeper_;
   std::thread ticker_;  // opens the cluster, then ticks the core side
 
   // The core thread's.

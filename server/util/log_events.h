@@ -42,10 +42,11 @@ enum class LogEvent {
   kRosterTimeout,         // an instance did not answer a roster request in time
   kInstanceFenced,        // this instance was declared dead by the others: it stops
   kKvConfigDiffers,       // a KV bucket exists with other settings: shared as it is
+  kDeadInstanceSwept,     // what a dead instance left in the KV buckets was removed
 };
 
 // One entry per LogEvent, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 23> kLogEventNames = {
+inline constexpr std::array<absl::string_view, 24> kLogEventNames = {
     "connect",
     "register",
     "leave",
@@ -69,9 +70,10 @@ inline constexpr std::array<absl::string_view, 23> kLogEventNames = {
     "roster_timeout",
     "instance_fenced",
     "kv_config_differs",
+    "dead_instance_swept",
 };
 inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
-static_assert(static_cast<std::size_t>(LogEvent::kKvConfigDiffers) + 1 == kLogEventCount,
+static_assert(static_cast<std::size_t>(LogEvent::kDeadInstanceSwept) + 1 == kLogEventCount,
               "kLogEventNames must name every LogEvent");
 
 inline absl::string_view LogEventName(LogEvent event) {

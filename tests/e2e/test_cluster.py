@@ -69,6 +69,11 @@ async def test_a_killed_instances_peers_leave_everywhere_and_the_rest_keep_relay
         msg = await survivor.expect("peer_left", timeout=DEAD_INSTANCE_BOUND)
         assert msg["node_id"] == "b", msg
     assert time.monotonic() - killed_at < DEAD_INSTANCE_BOUND
+    # One survivor removes what the dead one left in NATS: b's node entry, its follow mark.
+    dead_id = re.escape(rc.instance_ids[1])
+    swept = re.compile(r"dead_instance_swept instance=%s nodes=1 follows=1" % dead_id)
+    await poll(lambda: any(swept.search(r.stderr_text()) for r in (rc.instances[0], rc.instances[2])),
+               what="the dead instance's entries swept")
     await a.send({"type": "direct", "target": "c", "payload": "after"})
     msg = await c.expect("message")
     assert msg["payload"] == "after" and msg["from"] == "a", msg
