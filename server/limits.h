@@ -146,6 +146,11 @@ inline constexpr int kMaxNodeClaimAttempts = 3;
 // (node_id_in_use), as for a transport that cannot probe.
 inline constexpr absl::Duration kRemoteProbeSlack = absl::Seconds(3);
 
+// A token binding or signed mesh due to go is let go only once the cluster
+// says the mesh has no members anywhere; when it cannot say (NATS away),
+// the record is kept and the question asked again after this.
+inline constexpr absl::Duration kClusterLivenessRetry = absl::Minutes(1);
+
 // Longest KV key the NATS adapter asks for. A direct get names the key twice
 // in its subject, and a protocol line over nats-server's 4096 bytes closes
 // the client's connection for good; a node key of two 256-byte ids encoded

@@ -1,35 +1,12 @@
 #include "backplane/nats/dead_instance_sweep.h"
 
-#include <memory>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "backplane/nats/proto/presence.pb.h"
-#include "server/limits.h"
 
 namespace relay::backplane::nats {
 namespace {
-
-// Every live entry of `bucket` as it is now (the watch's initial values).
-absl::StatusOr<std::vector<KvEntry>> Snapshot(const KvBucket& bucket) {
-  absl::StatusOr<std::unique_ptr<KvBucket::Watch>> watch = bucket.WatchAll();
-  if (!watch.ok()) return watch.status();
-  std::vector<KvEntry> entries;
-  for (;;) {
-    absl::StatusOr<std::optional<KvEntry>> next =
-        (*watch)->Next(absl::Milliseconds(limits::kNatsKvWaitMs));
-    if (!next.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("reading ", bucket.name(), ": ", next.status().message()));
-    }
-    if (!next->has_value()) return entries;  // the initial values are all in
-    if (!(*next)->deleted) entries.push_back(**std::move(next));
-  }
-}
 
 // A conflict is someone else's newer write: theirs stays, and is no failure.
 absl::Status IgnoringConflicts(absl::Status status) {
@@ -42,7 +19,7 @@ absl::StatusOr<SweepCounts> SweepDeadInstance(const KvBucket& nodes, const KvBuc
                                               const std::string& instance_id,
                                               std::uint64_t incarnation) {
   SweepCounts counts;
-  absl::StatusOr<std::vector<KvEntry>> node_entries = Snapshot(nodes);
+  absl::StatusOr<std::vector<KvEntry>> node_entries = nodes.Entries(">");
   if (!node_entries.ok()) return node_entries.status();
   for (const KvEntry& entry : *node_entries) {
     relay::nats::v1::NodeEntry node;
@@ -53,7 +30,7 @@ absl::StatusOr<SweepCounts> SweepDeadInstance(const KvBucket& nodes, const KvBuc
     if (absl::Status s = IgnoringConflicts(deleted); !s.ok()) return s;
   }
 
-  absl::StatusOr<std::vector<KvEntry>> follow_entries = Snapshot(follow);
+  absl::StatusOr<std::vector<KvEntry>> follow_entries = follow.Entries(">");
   if (!follow_entries.ok()) return follow_entries.status();
   for (const KvEntry& entry : *follow_entries) {
     relay::nats::v1::Followers stored;

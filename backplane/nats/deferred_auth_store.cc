@@ -83,9 +83,10 @@ void DeferredAuthStore::SetBindingExpiry(std::string mesh_id, std::optional<absl
   done(NotYet());
 }
 
-void DeferredAuthStore::DeleteBinding(std::string mesh_id, WriteDone done) {
+void DeferredAuthStore::DeleteBinding(std::string mesh_id, store::BindingRemoval removal,
+                                      WriteDone done) {
   if (auto* s = store_.load(std::memory_order_acquire)) {
-    return s->DeleteBinding(std::move(mesh_id), std::move(done));
+    return s->DeleteBinding(std::move(mesh_id), std::move(removal), std::move(done));
   }
   done(NotYet());
 }
@@ -98,9 +99,10 @@ void DeferredAuthStore::TouchSignedMesh(std::string mesh_id, absl::Time last_use
   done(NotYet());
 }
 
-void DeferredAuthStore::DeleteSignedMesh(std::string mesh_id, WriteDone done) {
+void DeferredAuthStore::DeleteSignedMesh(std::string mesh_id,
+                                         std::optional<absl::Time> unused_since, WriteDone done) {
   if (auto* s = store_.load(std::memory_order_acquire)) {
-    return s->DeleteSignedMesh(std::move(mesh_id), std::move(done));
+    return s->DeleteSignedMesh(std::move(mesh_id), unused_since, std::move(done));
   }
   done(NotYet());
 }

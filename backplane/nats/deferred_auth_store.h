@@ -40,9 +40,10 @@ class DeferredAuthStore final : public store::AuthStore {
   void LookupMesh(std::string mesh_id, Done<store::MeshAuthState> done) override;
   void SetBindingExpiry(std::string mesh_id, std::optional<absl::Time> expires_at,
                         WriteDone done) override;
-  void DeleteBinding(std::string mesh_id, WriteDone done) override;
+  void DeleteBinding(std::string mesh_id, store::BindingRemoval removal, WriteDone done) override;
   void TouchSignedMesh(std::string mesh_id, absl::Time last_used_at, WriteDone done) override;
-  void DeleteSignedMesh(std::string mesh_id, WriteDone done) override;
+  void DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                        WriteDone done) override;
   void DeleteNoncesExpiredBy(absl::Time now, WriteDone done) override;
 
  private:

@@ -225,6 +225,29 @@ absl::StatusOr<std::unique_ptr<KvBucket::Watch>> KvBucket::WatchAll() const {
   return std::unique_ptr<Watch>(new Watch(watcher));
 }
 
+absl::StatusOr<std::vector<KvEntry>> KvBucket::Entries(absl::string_view key_filter) const {
+  const std::string filter(key_filter);
+  kvWatchOptions options;
+  kvWatchOptions_Init(&options);
+  options.IgnoreDeletes = true;
+  kvWatcher* watcher = nullptr;
+  if (natsStatus s = kvStore_Watch(&watcher, kv_, filter.c_str(), &options); s != NATS_OK) {
+    return KvError(absl::StrCat("watch ", name_, " ", filter), s, static_cast<jsErrCode>(0));
+  }
+  Watch watch(watcher);
+  std::vector<KvEntry> entries;
+  for (;;) {
+    absl::StatusOr<std::optional<KvEntry>> next =
+        watch.Next(absl::Milliseconds(limits::kNatsKvWaitMs));
+    if (!next.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("reading ", name_, " ", filter, ": ", next.status().message()));
+    }
+    if (!next->has_value()) return entries;  // the initial values are all in
+    if (!(*next)->deleted) entries.push_back(**std::move(next));
+  }
+}
+
 KvBucket::Watch::~Watch() {
   kvWatcher_Stop(watcher_);
   kvWatcher_Destroy(watcher_);

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -103,6 +104,11 @@ class KvBucket {
     kvWatcher* watcher_;
   };
   absl::StatusOr<std::unique_ptr<Watch>> WatchAll() const;
+
+  // The latest entry of every key matching `key_filter` (a key, or one with
+  // NATS wildcards: "mesh.*", ">" for all) that is not deleted, read once.
+  // Unavailable when NATS does not answer within kNatsKvWaitMs per entry.
+  absl::StatusOr<std::vector<KvEntry>> Entries(absl::string_view key_filter) const;
 
  private:
   KvBucket(std::string name, jsCtx* js, kvStore* kv) : name_(std::move(name)), js_(js), kv_(kv) {}

@@ -515,7 +515,8 @@ absl::Status NatsAuthStore::DoTouchSignedMesh(const std::string& mesh_id,
 // record that changed between the read and the delete was written by
 // another instance after this one decided to delete it (a new binding after
 // the grace, a founder saved), and that write stands.
-absl::Status NatsAuthStore::DoDeleteBinding(const std::string& mesh_id) const {
+absl::Status NatsAuthStore::DoDeleteBinding(const std::string& mesh_id,
+                                            const store::BindingRemoval& removal) const {
   absl::StatusOr<std::string> key = MeshKey(mesh_id);
   if (!key.ok()) return key.status();
   absl::StatusOr<Latest> latest = ReadLatest(*auth_, *key);
@@ -525,12 +526,16 @@ absl::Status NatsAuthStore::DoDeleteBinding(const std::string& mesh_id) const {
       DecodeAuth(*latest->value, mesh_id, auth_->name(), *key);
   if (!state.ok()) return state.status();
   if (!state->binding) return absl::OkStatus();  // signed: not this delete's
+  // Revived (its grace stopped) or replaced by another instance since this
+  // one decided: it stands.
+  if (!removal.Matches(*state->binding)) return absl::OkStatus();
   absl::Status deleted = auth_->Delete(*key, latest->revision);
   if (deleted.ok() || absl::IsAborted(deleted)) return absl::OkStatus();
   return Outage(deleted);
 }
 
-absl::Status NatsAuthStore::DoDeleteSignedMesh(const std::string& mesh_id) const {
+absl::Status NatsAuthStore::DoDeleteSignedMesh(const std::string& mesh_id,
+                                               std::optional<absl::Time> unused_since) const {
   absl::StatusOr<std::string> key = MeshKey(mesh_id);
   if (!key.ok()) return key.status();
   absl::StatusOr<std::string> nonces = MeshNoncesFilter(mesh_id);
@@ -542,6 +547,8 @@ absl::Status NatsAuthStore::DoDeleteSignedMesh(const std::string& mesh_id) const
         DecodeAuth(*latest->value, mesh_id, auth_->name(), *key);
     if (!state.ok()) return state.status();
     if (!state->signed_mesh) return absl::OkStatus();  // bound: not this delete's
+    // Used since through another instance: it stays, its nonces too.
+    if (unused_since && state->signed_mesh->last_used_at > *unused_since) return absl::OkStatus();
     absl::Status deleted = auth_->Delete(*key, latest->revision);
     if (absl::IsAborted(deleted)) return absl::OkStatus();  // it moved on: it stays, its nonces too
     if (!deleted.ok()) return Outage(deleted);
@@ -590,9 +597,12 @@ void NatsAuthStore::SetBindingExpiry(std::string mesh_id, std::optional<absl::Ti
       std::move(done));
 }
 
-void NatsAuthStore::DeleteBinding(std::string mesh_id, WriteDone done) {
+void NatsAuthStore::DeleteBinding(std::string mesh_id, store::BindingRemoval removal,
+                                  WriteDone done) {
   Write(
-      mesh_id, [this, mesh_id] { return DoDeleteBinding(mesh_id); }, std::move(done));
+      mesh_id,
+      [this, mesh_id, removal = std::move(removal)] { return DoDeleteBinding(mesh_id, removal); },
+      std::move(done));
 }
 
 void NatsAuthStore::TouchSignedMesh(std::string mesh_id, absl::Time last_used_at, WriteDone done) {
@@ -601,9 +611,11 @@ void NatsAuthStore::TouchSignedMesh(std::string mesh_id, absl::Time last_used_at
       std::move(done));
 }
 
-void NatsAuthStore::DeleteSignedMesh(std::string mesh_id, WriteDone done) {
+void NatsAuthStore::DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                                     WriteDone done) {
   Write(
-      mesh_id, [this, mesh_id] { return DoDeleteSignedMesh(mesh_id); }, std::move(done));
+      mesh_id, [this, mesh_id, unused_since] { return DoDeleteSignedMesh(mesh_id, unused_since); },
+      std::move(done));
 }
 
 void NatsAuthStore::DeleteNoncesExpiredBy(absl::Time, WriteDone done) {

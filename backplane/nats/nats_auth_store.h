@@ -137,10 +137,11 @@ class NatsAuthStore final : public store::AuthStore {
   void LookupMesh(std::string mesh_id, Done<store::MeshAuthState> done) override;
   void SetBindingExpiry(std::string mesh_id, std::optional<absl::Time> expires_at,
                         WriteDone done) override;
-  void DeleteBinding(std::string mesh_id, WriteDone done) override;
+  void DeleteBinding(std::string mesh_id, store::BindingRemoval removal, WriteDone done) override;
   void TouchSignedMesh(std::string mesh_id, absl::Time last_used_at, WriteDone done) override;
   // Deletes the mesh's record and purges its nonces.
-  void DeleteSignedMesh(std::string mesh_id, WriteDone done) override;
+  void DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                        WriteDone done) override;
   // Nothing to do: the nonces bucket's max age removes used nonces.
   void DeleteNoncesExpiredBy(absl::Time now, WriteDone done) override;
 
@@ -178,9 +179,11 @@ class NatsAuthStore final : public store::AuthStore {
   absl::StatusOr<store::MeshAuthState> DoLookupMesh(const std::string& mesh_id) const;
   absl::Status DoSetBindingExpiry(const std::string& mesh_id,
                                   std::optional<absl::Time> expires_at) const;
-  absl::Status DoDeleteBinding(const std::string& mesh_id) const;
+  absl::Status DoDeleteBinding(const std::string& mesh_id,
+                               const store::BindingRemoval& removal) const;
   absl::Status DoTouchSignedMesh(const std::string& mesh_id, absl::Time last_used_at) const;
-  absl::Status DoDeleteSignedMesh(const std::string& mesh_id) const;
+  absl::Status DoDeleteSignedMesh(const std::string& mesh_id,
+                                  std::optional<absl::Time> unused_since) const;
 
   const std::unique_ptr<KvBucket> auth_;
   const std::unique_ptr<KvBucket> nonces_;

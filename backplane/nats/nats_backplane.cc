@@ -531,6 +531,36 @@ void NatsBackplane::OnDead(const std::string& id, std::uint64_t incarnation) {
   if (listener_ != nullptr) listener_->OnInstanceGone(id);
 }
 
+void NatsBackplane::MeshHasMembers(const std::string& mesh_id,
+                                   std::function<void(absl::StatusOr<bool>)> done) {
+  // On the sweeper: a read of one mesh's entries, never ahead of a join's
+  // claim on the other worker.
+  sweeper_.Post([this, mesh_id, done = std::move(done)]() mutable {
+    absl::StatusOr<bool> live = ReadMeshHasMembers(mesh_id);
+    executor_->Post(
+        [done = std::move(done), live = std::move(live)]() mutable { done(std::move(live)); });
+  });
+}
+
+absl::StatusOr<bool> NatsBackplane::ReadMeshHasMembers(const std::string& mesh_id) const {
+  if (!opened_.load(std::memory_order_acquire) || !connection_->connected()) {
+    return absl::UnavailableError("NATS is unreachable");
+  }
+  absl::StatusOr<std::string> filter = MeshNodesFilter(mesh_id);
+  if (!filter.ok()) return filter.status();
+  absl::StatusOr<std::vector<KvEntry>> entries = cluster_.nodes->Entries(*filter);
+  if (!entries.ok()) return entries.status();
+  for (const KvEntry& entry : *entries) {
+    relay::nats::v1::NodeEntry node;
+    if (!node.ParseFromString(entry.value)) continue;
+    // This instance's own members the core knows better than its entries
+    // (one whose release is still queued is gone already).
+    if (node.member().instance() == settings_.instance_id) continue;
+    if (cluster_.leases->IsLive(node.member().instance(), node.incarnation())) return true;
+  }
+  return false;
+}
+
 void NatsBackplane::MaybeSweep(const std::string& id, std::uint64_t incarnation) {
   // One live instance cleans up: the one with the smallest id. Two that see
   // the cluster differently both sweep, harmlessly (every removal is

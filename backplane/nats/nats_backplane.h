@@ -103,6 +103,8 @@ class NatsBackplane final : public core::Backplane {
   void ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
                  std::uint64_t expected_revision,
                  std::function<void(core::NodeClaim)> done) override;
+  void MeshHasMembers(const std::string& mesh_id,
+                      std::function<void(absl::StatusOr<bool>)> done) override;
   void ReleaseNode(const std::string& mesh_id, const std::string& node_id) override;
 
  private:
@@ -139,6 +141,8 @@ class NatsBackplane final : public core::Backplane {
   // Removes what `id` left in the KV buckets, if this instance is the one
   // to (dead_instance_sweep.h).
   void MaybeSweep(const std::string& id, std::uint64_t incarnation);
+  // On a KV worker: any node entry of `mesh_id` held by a live instance.
+  absl::StatusOr<bool> ReadMeshHasMembers(const std::string& mesh_id) const;
   void OnTick();
   void StopWaitingFor(const std::string& mesh_id, const std::string& instance);
   bool SendItem(const std::string& to, relay::nats::v1::Item item, bool refusable);

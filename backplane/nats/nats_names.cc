@@ -127,4 +127,9 @@ absl::StatusOr<std::string> MeshNoncesFilter(absl::string_view mesh_id) {
   return CheckedKey(absl::StrCat(*mesh, ".*"));
 }
 
+// The same shape in another bucket: both key a mesh's records under its token.
+absl::StatusOr<std::string> MeshNodesFilter(absl::string_view mesh_id) {
+  return MeshNoncesFilter(mesh_id);
+}
+
 }  // namespace relay::backplane::nats

@@ -52,6 +52,8 @@ absl::StatusOr<std::string> NodeKey(absl::string_view mesh_id, absl::string_view
 absl::StatusOr<std::string> NonceKey(absl::string_view mesh_id, absl::string_view nonce);
 // The filter matching every NonceKey of `mesh_id` ("<mesh_tok>.*").
 absl::StatusOr<std::string> MeshNoncesFilter(absl::string_view mesh_id);
+// The filter matching every NodeKey of `mesh_id` ("<mesh_tok>.*").
+absl::StatusOr<std::string> MeshNodesFilter(absl::string_view mesh_id);
 
 }  // namespace relay::backplane::nats
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "relay/v1/relay.pb.h"
 
@@ -89,6 +90,13 @@ class Backplane {
   // answered before this call: a claim of the same key asked earlier and
   // still in flight (a takeover here) must survive the release behind it.
   virtual void ReleaseNode(const std::string& mesh_id, const std::string& node_id) = 0;
+
+  // Whether any other live instance holds a member of `mesh_id`, as the
+  // node entries say (the core knows its own): before a mesh's token binding or
+  // signed key is let go. `done` runs once on the core thread (inline
+  // allowed); an error when the cluster cannot be read now.
+  virtual void MeshHasMembers(const std::string& mesh_id,
+                              std::function<void(absl::StatusOr<bool>)> done) = 0;
 };
 
 // A relay alone: no other instance. Subscribe is ready at once, nothing is
@@ -112,6 +120,9 @@ class NullBackplane final : public Backplane {
     done(std::move(claim));
   }
   void ReleaseNode(const std::string&, const std::string&) override {}
+  void MeshHasMembers(const std::string&, std::function<void(absl::StatusOr<bool>)> done) override {
+    done(false);  // only this relay, whose core knows its own members
+  }
 
  private:
   const std::string instance_id_;

@@ -393,7 +393,11 @@ MeshAuth::Decision MeshAuth::DecideRegister(const AttemptPtr& attempt) {
         if (went_open) {
           // An open registrant of this mesh was admitted while the claim was
           // out: the mesh went live open first, and stays open while it lives.
-          if (result->created) store_->DeleteBinding(mesh_id, Persisted());
+          if (result->created && result->state.binding) {
+            store_->DeleteBinding(mesh_id,
+                                  store::BindingRemoval{result->state.binding->hash, std::nullopt},
+                                  Persisted());
+          }
           attempt->mesh_live = true;
           return std::nullopt;
         }
@@ -599,7 +603,7 @@ MeshAuth::Decision MeshAuth::DecideRegisterMesh(const AttemptPtr& attempt) {
           // The mesh went live open while the claim was out (see
           // DecideRegister): it cannot be signed now.
           if (result->outcome == store::SignedMeshOutcome::kFounded) {
-            store_->DeleteSignedMesh(mesh_id, Persisted());
+            store_->DeleteSignedMesh(mesh_id, std::nullopt, Persisted());
           }
           attempt->mesh_live = true;
           return std::nullopt;
@@ -621,7 +625,7 @@ void MeshAuth::MeshEmptied(const std::string& mesh_id, absl::Time now) {
   store_->SetBindingExpiry(mesh_id, binding->second.expires_at, Persisted());
 }
 
-void MeshAuth::ForgetSigned(const std::string& mesh_id) {
+void MeshAuth::ForgetSigned(const std::string& mesh_id, std::optional<absl::Time> unused_since) {
   signed_.erase(mesh_id);
   // Its nonces were checked against its key; a new owner brings another.
   auto first = nonces_.lower_bound(NonceKey(mesh_id, std::string()));
@@ -632,7 +636,7 @@ void MeshAuth::ForgetSigned(const std::string& mesh_id) {
   }
   nonces_.erase(first, it);
   nonces_per_mesh_.erase(mesh_id);
-  store_->DeleteSignedMesh(mesh_id, Persisted());
+  store_->DeleteSignedMesh(mesh_id, unused_since, Persisted());
   log::Event(log::Level::kInfo, log::LogEvent::kSignedMeshExpired)
       .Double("ttl_days", absl::ToDoubleHours(config_.signed_mesh_ttl) / 24);
 }
@@ -645,14 +649,25 @@ void MeshAuth::Expire(absl::Time now, const std::function<bool(const std::string
     // has its registrant (MeshEmptied starts the grace later); otherwise
     // the registrant left before joining, and a grace has passed since.
     if (!binding->second.expires_at && mesh_live(mesh_id)) continue;
-    store_->DeleteBinding(mesh_id, Persisted());
+    if (cluster_liveness_ && store_->shared()) {
+      ConfirmBindingExpiry(mesh_id, now);
+      continue;
+    }
+    // The binding as memory knows it, and past its grace when memory saw
+    // one start: another process on the same relay.db may have revived it.
+    const std::optional<absl::Time> expired_by =
+        binding->second.expires_at ? std::optional<absl::Time>(now) : std::nullopt;
+    store_->DeleteBinding(mesh_id, store::BindingRemoval{binding->second.hash, expired_by},
+                          Persisted());
     bindings_.erase(binding);
   }
   for (const std::string& mesh_id : signed_expiry_.PopDue(now)) {
     if (mesh_live(mesh_id)) {
       signed_expiry_.Schedule(mesh_id, now + config_.signed_mesh_ttl);  // in use now
+    } else if (cluster_liveness_ && store_->shared()) {
+      ConfirmSignedExpiry(mesh_id, now);
     } else {
-      ForgetSigned(mesh_id);
+      ForgetSigned(mesh_id, std::nullopt);
     }
   }
   bool expired_nonce = false;
@@ -668,6 +683,93 @@ void MeshAuth::Expire(absl::Time now, const std::function<bool(const std::string
   }
   if (expired_nonce) store_->DeleteNoncesExpiredBy(now, Persisted());
   for (const std::string& ip : window_expiry_.PopDue(now)) created_by_ip_.erase(ip);
+}
+
+// --- Cluster mode: letting records go only when nobody uses them ------------------
+//
+// This instance's memory sees its own members only: a family that left
+// through it and came back through another instance is live there, and the
+// grace memory started, or the check an admission answered late scheduled,
+// says nothing about it. The cluster (node entries) and the store (which
+// every instance updates) decide; memory forgets its copy whenever either
+// says the record is in use, and reads it again at the next registration.
+
+void MeshAuth::ConfirmBindingExpiry(const std::string& mesh_id, absl::Time now) {
+  const std::string hash = bindings_.at(mesh_id).hash;
+  std::weak_ptr<const bool> alive = alive_;
+  cluster_liveness_(mesh_id, [this, alive, mesh_id, hash, now](absl::StatusOr<bool> live) {
+    if (alive.expired()) return;
+    auto binding = bindings_.find(mesh_id);
+    if (binding == bindings_.end() || binding->second.hash != hash) return;  // decided meanwhile
+    if (!live.ok()) {
+      // Never let a family's binding go on a guess.
+      binding_expiry_.Schedule(mesh_id, now + limits::kClusterLivenessRetry);
+      return;
+    }
+    if (*live) {
+      // Its members' instances start the grace when the last one leaves.
+      binding_expiry_.Cancel(mesh_id);
+      bindings_.erase(binding);
+      return;
+    }
+    store_->LookupMesh(mesh_id,
+                       [this, alive, mesh_id, hash, now](absl::StatusOr<store::MeshAuthState> got) {
+                         if (!alive.expired())
+                           SettleBindingExpiry(mesh_id, hash, now, std::move(got));
+                       });
+  });
+}
+
+void MeshAuth::SettleBindingExpiry(const std::string& mesh_id, const std::string& hash,
+                                   absl::Time now, absl::StatusOr<store::MeshAuthState> stored) {
+  auto binding = bindings_.find(mesh_id);
+  if (binding == bindings_.end() || binding->second.hash != hash) return;
+  if (!stored.ok()) {
+    binding_expiry_.Schedule(mesh_id, now + limits::kClusterLivenessRetry);
+    return;
+  }
+  const std::optional<store::TokenBinding>& truth = stored->binding;
+  if (!truth || truth->hash != hash) {
+    // Gone, or replaced by a binding made after its grace: not ours.
+    binding_expiry_.Cancel(mesh_id);
+    bindings_.erase(binding);
+    return;
+  }
+  if (!truth->expires_at) {
+    // Nobody is here and no grace runs (its registrant left before joining,
+    // or the family left through instances that each still saw the other):
+    // it starts now.
+    binding->second.expires_at = now + config_.mesh_binding_grace;
+    binding_expiry_.Schedule(mesh_id, *binding->second.expires_at);
+    store_->SetBindingExpiry(mesh_id, binding->second.expires_at, Persisted());
+    return;
+  }
+  if (*truth->expires_at > now) {
+    // A later grace, started by another instance.
+    binding->second.expires_at = truth->expires_at;
+    binding_expiry_.Schedule(mesh_id, *truth->expires_at);
+    return;
+  }
+  // Conditional in the store too: revived since this lookup, it stays.
+  store_->DeleteBinding(mesh_id, store::BindingRemoval{hash, now}, Persisted());
+  bindings_.erase(binding);
+}
+
+void MeshAuth::ConfirmSignedExpiry(const std::string& mesh_id, absl::Time now) {
+  std::weak_ptr<const bool> alive = alive_;
+  cluster_liveness_(mesh_id, [this, alive, mesh_id, now](absl::StatusOr<bool> live) {
+    if (alive.expired() || !signed_.contains(mesh_id)) return;
+    if (!live.ok()) {
+      signed_expiry_.Schedule(mesh_id, now + limits::kClusterLivenessRetry);
+      return;
+    }
+    if (*live) {
+      signed_expiry_.Schedule(mesh_id, now + config_.signed_mesh_ttl);  // in use elsewhere
+      return;
+    }
+    // The store keeps it if another instance recorded a use within the TTL.
+    ForgetSigned(mesh_id, now - config_.signed_mesh_ttl);
+  });
 }
 
 }  // namespace relay::core

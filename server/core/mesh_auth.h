@@ -111,6 +111,17 @@ class MeshAuth {
   // the per-IP creation counts of past minutes. Costs what it removes.
   void Expire(absl::Time now, const std::function<bool(const std::string&)>& mesh_live);
 
+  // Cluster mode: whether `mesh_id` has members on any live instance (the
+  // cluster's node entries). `done` runs once, inline or on the core
+  // thread; an error when nobody can tell now.
+  using ClusterLiveness = std::function<void(const std::string& mesh_id,
+                                             std::function<void(absl::StatusOr<bool>)> done)>;
+  // With it and a shared store, a binding or signed mesh due to go (this
+  // instance's memory says so) goes only once neither the cluster (members
+  // elsewhere) nor the store (revived, used or re-graced by another
+  // instance) says it is in use: memory alone sees only this instance.
+  void SetClusterLiveness(ClusterLiveness liveness) { cluster_liveness_ = std::move(liveness); }
+
   std::size_t signed_meshes() const { return signed_.size(); }
   std::size_t bindings() const { return bindings_.size(); }
   std::size_t nonces() const { return nonces_.size(); }
@@ -157,7 +168,14 @@ class MeshAuth {
   void ChargeRecord(absl::string_view client_ip, absl::Time now);
   void TouchSigned(store::SignedMesh& mesh, absl::Time now);
   void AddNonce(store::UsedNonce record);
-  void ForgetSigned(const std::string& mesh_id);
+  // Forgets it here and deletes it in the store (with `unused_since`, only
+  // if the store's last use is no later).
+  void ForgetSigned(const std::string& mesh_id, std::optional<absl::Time> unused_since);
+  // Expire's cluster-mode checks, answered later (SetClusterLiveness).
+  void ConfirmBindingExpiry(const std::string& mesh_id, absl::Time now);
+  void SettleBindingExpiry(const std::string& mesh_id, const std::string& hash, absl::Time now,
+                           absl::StatusOr<store::MeshAuthState> stored);
+  void ConfirmSignedExpiry(const std::string& mesh_id, absl::Time now);
   // The completion of a write nobody waits for: logs a failure (any thread).
   static store::AuthStore::WriteDone Persisted();
   void Hit(Limit limit) const {
@@ -168,6 +186,7 @@ class MeshAuth {
   LimitHits* const hits_;
   CoreExecutor* const executor_;
   const CoreConfig config_;
+  ClusterLiveness cluster_liveness_;
   // Expires with MeshAuth: a store answer that comes back later is dropped.
   const std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
   absl::flat_hash_map<std::string, store::TokenBinding> bindings_;

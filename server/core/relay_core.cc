@@ -35,6 +35,12 @@ RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* au
       auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_,
             executor) {
   backplane_->SetListener(this);
+  if (backplane_->clustered()) {
+    auth_.SetClusterLiveness(
+        [this](const std::string& mesh_id, std::function<void(absl::StatusOr<bool>)> done) {
+          backplane_->MeshHasMembers(mesh_id, std::move(done));
+        });
+  }
 }
 
 absl::Status RelayCore::LoadAuthState() { return auth_.Load(clock_->Now()); }

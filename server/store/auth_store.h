@@ -42,6 +42,21 @@ struct TokenBinding {
   std::optional<absl::Time> expires_at;
 };
 
+// Which binding a DeleteBinding removes: the one with `hash` and, when
+// `expired_by` is set, only one whose grace had ended by then. A binding
+// revived or replaced since the caller decided (by another relay instance,
+// or another process on the same relay.db) is not the one decided on, and
+// stays.
+struct BindingRemoval {
+  std::string hash;
+  std::optional<absl::Time> expired_by;
+
+  bool Matches(const TokenBinding& binding) const {
+    return binding.hash == hash &&
+           (!expired_by || (binding.expires_at && *binding.expires_at <= *expired_by));
+  }
+};
+
 struct Founder {
   std::string node_id;
   std::string verify_key;  // raw Ed25519 public key that proved the founding
@@ -188,11 +203,17 @@ class AuthStore {
   // A binding's grace: starts (a time) or stops (nullopt, the mesh lives).
   virtual void SetBindingExpiry(std::string mesh_id, std::optional<absl::Time> expires_at,
                                 WriteDone done) = 0;
-  virtual void DeleteBinding(std::string mesh_id, WriteDone done) = 0;
+  // Removes the binding of `mesh_id` if it is still the one `removal`
+  // describes; otherwise (and when there is none) changes nothing.
+  virtual void DeleteBinding(std::string mesh_id, BindingRemoval removal, WriteDone done) = 0;
   // A signed mesh's last use (its time-to-live counts from it).
   virtual void TouchSignedMesh(std::string mesh_id, absl::Time last_used_at, WriteDone done) = 0;
-  // Removes the signed mesh, its founders and its used nonces.
-  virtual void DeleteSignedMesh(std::string mesh_id, WriteDone done) = 0;
+  // Removes the signed mesh, its founders and its used nonces; with
+  // `unused_since`, only if its last use (as stored) is no later: one used
+  // since through another relay instance, or another process on the same
+  // relay.db, stays.
+  virtual void DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                                WriteDone done) = 0;
   virtual void DeleteNoncesExpiredBy(absl::Time now, WriteDone done) = 0;
 };
 
@@ -224,9 +245,13 @@ class MemoryAuthStore final : public AuthStore {
   void SetBindingExpiry(std::string, std::optional<absl::Time>, WriteDone done) override {
     done(absl::OkStatus());
   }
-  void DeleteBinding(std::string, WriteDone done) override { done(absl::OkStatus()); }
+  void DeleteBinding(std::string, BindingRemoval, WriteDone done) override {
+    done(absl::OkStatus());
+  }
   void TouchSignedMesh(std::string, absl::Time, WriteDone done) override { done(absl::OkStatus()); }
-  void DeleteSignedMesh(std::string, WriteDone done) override { done(absl::OkStatus()); }
+  void DeleteSignedMesh(std::string, std::optional<absl::Time>, WriteDone done) override {
+    done(absl::OkStatus());
+  }
   void DeleteNoncesExpiredBy(absl::Time, WriteDone done) override { done(absl::OkStatus()); }
 };
 

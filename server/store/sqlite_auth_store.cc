@@ -333,8 +333,14 @@ class SqliteAuthStore::Db {
     return s.Run();
   }
 
-  absl::Status DeleteBinding(const std::string& mesh_id) {
-    return Run("DELETE FROM token_bindings WHERE mesh_id = ?", mesh_id);
+  absl::Status DeleteBinding(const std::string& mesh_id, const BindingRemoval& removal) {
+    // The condition in the statement: another process on this relay.db may
+    // have revived or replaced the binding since it was decided on.
+    Statement s(db_,
+                "DELETE FROM token_bindings WHERE mesh_id = ?1 AND hash = ?2 AND "
+                "(?3 IS NULL OR (expires_at IS NOT NULL AND expires_at <= ?3))");
+    s.Text(1, mesh_id).Blob(2, removal.hash).OptionalTime(3, removal.expired_by);
+    return s.Run();
   }
 
   absl::Status TouchSignedMesh(const std::string& mesh_id, absl::Time last_used_at) {
@@ -343,11 +349,18 @@ class SqliteAuthStore::Db {
     return s.Run();
   }
 
-  absl::Status DeleteSignedMesh(const std::string& mesh_id) {
+  absl::Status DeleteSignedMesh(const std::string& mesh_id,
+                                std::optional<absl::Time> unused_since) {
     return InTransaction([&]() -> absl::Status {
-      for (const char* sql :
-           {"DELETE FROM signed_meshes WHERE mesh_id = ?", "DELETE FROM founders WHERE mesh_id = ?",
-            "DELETE FROM used_nonces WHERE mesh_id = ?"}) {
+      Statement mesh(db_,
+                     "DELETE FROM signed_meshes WHERE mesh_id = ?1 AND "
+                     "(?2 IS NULL OR last_used_at IS NULL OR last_used_at <= ?2)");
+      mesh.Text(1, mesh_id).OptionalTime(2, unused_since);
+      if (absl::Status st = mesh.Run(); !st.ok()) return st;
+      // Used since: it stays, founders and nonces with it.
+      if (unused_since && sqlite3_changes(db_) == 0) return absl::OkStatus();
+      for (const char* sql : {"DELETE FROM founders WHERE mesh_id = ?",
+                              "DELETE FROM used_nonces WHERE mesh_id = ?"}) {
         if (absl::Status st = Run(sql, mesh_id); !st.ok()) return st;
       }
       return absl::OkStatus();
@@ -554,8 +567,9 @@ void SqliteAuthStore::SetBindingExpiry(std::string mesh_id, std::optional<absl::
         std::move(done));
 }
 
-void SqliteAuthStore::DeleteBinding(std::string mesh_id, WriteDone done) {
-  Write([mesh_id = std::move(mesh_id)](Db& db) { return db.DeleteBinding(mesh_id); },
+void SqliteAuthStore::DeleteBinding(std::string mesh_id, BindingRemoval removal, WriteDone done) {
+  Write([mesh_id = std::move(mesh_id),
+         removal = std::move(removal)](Db& db) { return db.DeleteBinding(mesh_id, removal); },
         std::move(done));
 }
 
@@ -566,8 +580,10 @@ void SqliteAuthStore::TouchSignedMesh(std::string mesh_id, absl::Time last_used_
         std::move(done));
 }
 
-void SqliteAuthStore::DeleteSignedMesh(std::string mesh_id, WriteDone done) {
-  Write([mesh_id = std::move(mesh_id)](Db& db) { return db.DeleteSignedMesh(mesh_id); },
+void SqliteAuthStore::DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                                       WriteDone done) {
+  Write([mesh_id = std::move(mesh_id),
+         unused_since](Db& db) { return db.DeleteSignedMesh(mesh_id, unused_since); },
         std::move(done));
 }
 

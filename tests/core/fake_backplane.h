@@ -30,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/backplane.h"
 
@@ -75,6 +77,10 @@ class FakeBackplane {
     }
     void ReleaseNode(const std::string& mesh_id, const std::string& node_id) override {
       bus_->Release(id_, mesh_id, node_id);
+    }
+    void MeshHasMembers(const std::string& mesh_id,
+                        std::function<void(absl::StatusOr<bool>)> done) override {
+      bus_->HasMembers(id_, mesh_id, std::move(done));
     }
     BackplaneListener* listener() const { return listener_; }
 
@@ -289,6 +295,25 @@ class FakeBackplane {
     kv_ops_[id].push_back([this, key, revision = won->second] {
       auto it = nodes_.find(key);
       if (it != nodes_.end() && it->second.revision == revision) nodes_.erase(it);
+    });
+  }
+
+  // Queued like a claim, and read from the node map when delivered: any
+  // entry of the mesh another live instance wrote.
+  void HasMembers(const std::string& id, const std::string& mesh_id,
+                  std::function<void(absl::StatusOr<bool>)> done) {
+    kv_ops_[id].push_back([this, id, mesh_id, done = std::move(done)] {
+      if (cut_.count(id) > 0) {
+        done(absl::UnavailableError("cut off"));
+        return;
+      }
+      for (const auto& [key, entry] : nodes_) {
+        if (key.first == mesh_id && entry.holder != id && Alive(entry.holder)) {
+          done(true);
+          return;
+        }
+      }
+      done(false);
     });
   }
 

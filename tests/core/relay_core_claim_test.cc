@@ -393,6 +393,84 @@ TEST_F(ClaimTest, AHolderOnTheSameInstanceIsProbedThenItsEntryIsClaimedAtItsRevi
   EXPECT_EQ(HolderSeenBy(1, "m", "phone"), "i0");
 }
 
+// --- A token binding lets go only when the family left every instance ----------
+
+// One instance's memory sees its own members only. Here the family left
+// through i0 (whose memory started the grace) and came back through i1.
+TEST_F(ClaimTest, ABindingOutlivesAGraceOneInstanceStartedWhileTheFamilyLivesOnAnother) {
+  store_.set_shared(true);
+  StartBound(3);
+  Peer phone = Joined(0, "family", "phone", "t");
+  cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
+  bus_.DeliverAll();
+  ASSERT_TRUE(store_.bindings.at("family").expires_at.has_value());
+  clock_.Advance(absl::Hours(1));
+  Peer back = Joined(1, "family", "phone", "t");
+  EXPECT_FALSE(store_.bindings.at("family").expires_at.has_value());  // it lives again
+
+  clock_.Advance(CoreConfig{}.mesh_binding_grace);
+  for (auto& core : cores_) core->ExpireUnregistered();
+  bus_.DeliverAll();
+  ASSERT_EQ(store_.bindings.count("family"), 1u);
+  Peer stranger = Open(2);
+  Send(stranger, RegisterEvent("family", "laptop", {}, "guess"));
+  bus_.DeliverAll();
+  EXPECT_THAT(stranger.sink->ErrorCodes(), ElementsAre("auth_failed"));
+  Send(back, PingEvent());
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*back.sink), ElementsAre("pong"));
+}
+
+TEST_F(ClaimTest, ABindingGoesAGraceAfterTheFamilyLeftItsLastInstance) {
+  store_.set_shared(true);
+  StartBound(3);
+  Peer phone = Joined(0, "family", "phone", "t");
+  cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
+  bus_.DeliverAll();
+  clock_.Advance(absl::Hours(1));
+  Peer back = Joined(1, "family", "phone", "t");
+  cores_[1]->Disconnect(back.id, CloseReason::kClientClosed);  // i1's grace: an hour later
+  bus_.DeliverAll();
+
+  // i0's grace ends first: the store's later one stands.
+  clock_.Advance(CoreConfig{}.mesh_binding_grace - absl::Minutes(30));
+  for (auto& core : cores_) core->ExpireUnregistered();
+  bus_.DeliverAll();
+  ASSERT_EQ(store_.bindings.count("family"), 1u);
+  Peer early = Open(2);
+  Send(early, RegisterEvent("family", "laptop", {}, "new-owner"));
+  bus_.DeliverAll();
+  EXPECT_THAT(early.sink->ErrorCodes(), ElementsAre("auth_failed"));
+
+  clock_.Advance(absl::Hours(1));
+  for (auto& core : cores_) core->ExpireUnregistered();
+  bus_.DeliverAll();
+  EXPECT_EQ(store_.bindings.count("family"), 0u);
+  Peer owner = Open(2);
+  Send(owner, RegisterEvent("family", "laptop", {}, "new-owner"));
+  bus_.DeliverAll();
+  EXPECT_THAT(Seen(*owner.sink), ElementsAre("joined", "peers"));
+}
+
+TEST_F(ClaimTest, ABindingIsKeptWhileTheClusterCannotSayWhetherItsMeshLives) {
+  store_.set_shared(true);
+  StartBound(2);
+  Peer phone = Joined(0, "family", "phone", "t");
+  cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
+  bus_.DeliverAll();
+  bus_.Cut("i0");
+  clock_.Advance(CoreConfig{}.mesh_binding_grace + absl::Seconds(1));
+  cores_[0]->ExpireUnregistered();
+  bus_.DeliverAll();
+  EXPECT_EQ(store_.bindings.count("family"), 1u);
+  // Asked again once the cluster answers.
+  bus_.Cut("i0", false);
+  clock_.Advance(limits::kClusterLivenessRetry + absl::Seconds(1));
+  cores_[0]->ExpireUnregistered();
+  bus_.DeliverAll();
+  EXPECT_EQ(store_.bindings.count("family"), 0u);
+}
+
 // --- An open mesh's holder on another instance is probed there ------------------
 
 class RemoteProbeTest : public ClaimTest {

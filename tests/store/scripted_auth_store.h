@@ -33,6 +33,10 @@ class ScriptedAuthStore final : public AuthStore {
  public:
   // Conditional operations wait for Answer/Fail from now on (or no longer).
   void hold(bool on) { hold_ = on; }
+  // Says it is written by other instances too (AuthStore::shared()), as the
+  // cluster's store does: MeshAuth then looks a mesh up before deciding.
+  void set_shared(bool on) { shared_ = on; }
+  bool shared() const override { return shared_; }
   // Every operation fails at once with `status` from now on (a broken
   // store), writes included; OkStatus() heals it.
   void fail_all(absl::Status status) { fail_all_ = std::move(status); }
@@ -145,8 +149,12 @@ class ScriptedAuthStore final : public AuthStore {
       if (auto b = bindings.find(mesh_id); b != bindings.end()) b->second.expires_at = expires_at;
     });
   }
-  void DeleteBinding(std::string mesh_id, WriteDone done) override {
-    Write(std::move(done), [&] { bindings.erase(mesh_id); });
+  void DeleteBinding(std::string mesh_id, BindingRemoval removal, WriteDone done) override {
+    Write(std::move(done), [&] {
+      if (auto b = bindings.find(mesh_id); b != bindings.end() && removal.Matches(b->second)) {
+        bindings.erase(b);
+      }
+    });
   }
   void TouchSignedMesh(std::string mesh_id, absl::Time last_used_at, WriteDone done) override {
     Write(std::move(done), [&] {
@@ -155,8 +163,13 @@ class ScriptedAuthStore final : public AuthStore {
       }
     });
   }
-  void DeleteSignedMesh(std::string mesh_id, WriteDone done) override {
+  void DeleteSignedMesh(std::string mesh_id, std::optional<absl::Time> unused_since,
+                        WriteDone done) override {
     Write(std::move(done), [&] {
+      auto m = signed_meshes.find(mesh_id);
+      if (unused_since && m != signed_meshes.end() && m->second.last_used_at > *unused_since) {
+        return;  // used since
+      }
       signed_meshes.erase(mesh_id);
       ForgetNonces(mesh_id);
     });
@@ -214,6 +227,7 @@ class ScriptedAuthStore final : public AuthStore {
   }
 
   bool hold_ = false;
+  bool shared_ = false;
   absl::Status fail_all_;
   std::deque<Waiting> waiting_;
 };

@@ -146,7 +146,9 @@ TEST_F(SqliteAuthStoreTest, DeletesAreDurable) {
     ASSERT_TRUE(Bind(*store, {"m", "s", "h", std::nullopt}).ok());
     ASSERT_TRUE(UseNonce(*store, {"home", "old", "a", kNow}).ok());
     ASSERT_TRUE(UseNonce(*store, {"home", "new", "b", kNow + absl::Hours(1)}).ok());
-    ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) { store->DeleteBinding("m", d); }).ok());
+    ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                  store->DeleteBinding("m", {"h", std::nullopt}, d);
+                }).ok());
     ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
                   store->DeleteNoncesExpiredBy(kNow + absl::Seconds(1), d);
                 }).ok());
@@ -156,6 +158,41 @@ TEST_F(SqliteAuthStoreTest, DeletesAreDurable) {
   EXPECT_TRUE(snapshot->bindings.empty());
   ASSERT_EQ(snapshot->nonces.size(), 1u);
   EXPECT_EQ(snapshot->nonces[0].nonce, "new");
+}
+
+// Two relays on one relay.db: one decided to let a binding or a signed mesh
+// go from its memory while the other revived or used it.
+TEST_F(SqliteAuthStoreTest, DeletesLeaveWhatWasRevivedOrUsedSince) {
+  auto store = Open();
+  ASSERT_TRUE(Bind(*store, {"m", "s", "h", std::nullopt}).ok());
+  ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                store->DeleteBinding("m", {"h", kNow}, d);
+              }).ok());
+  ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                store->DeleteBinding("m", {"other", std::nullopt}, d);
+              }).ok());
+  EXPECT_EQ(store->Load()->bindings.size(), 1u);  // no grace ran; another hash
+  ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                store->SetBindingExpiry("m", kNow - absl::Minutes(1), d);
+              }).ok());
+  ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                store->DeleteBinding("m", {"h", kNow}, d);
+              }).ok());
+  EXPECT_TRUE(store->Load()->bindings.empty());
+
+  ASSERT_TRUE(Sign(*store, "home", "mesh-key", {"mac", "mac-key"}, kNow).ok());
+  ASSERT_TRUE(UseNonce(*store, {"home", "n", "a", kNow + absl::Hours(1)}).ok());
+  ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                store->DeleteSignedMesh("home", kNow - absl::Hours(1), d);
+              }).ok());
+  absl::StatusOr<AuthSnapshot> kept = store->Load();
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->signed_meshes.size(), 1u);
+  EXPECT_EQ(kept->nonces.size(), 1u);  // its nonces stay with it
+  ASSERT_TRUE(
+      WaitWrite([&](AuthStore::WriteDone d) { store->DeleteSignedMesh("home", kNow, d); }).ok());
+  EXPECT_TRUE(store->Load()->signed_meshes.empty());
+  EXPECT_TRUE(store->Load()->nonces.empty());
 }
 
 TEST_F(SqliteAuthStoreTest, BindingExpiryStartsAndStops) {
@@ -230,8 +267,9 @@ TEST_F(SqliteAuthStoreTest, SignedMeshLastUseSurvivesAndDeleteRemovesItsNoncesTo
     for (const SignedMesh& m : snapshot->signed_meshes) {
       EXPECT_EQ(m.last_used_at, m.mesh_id == "home" ? kNow : absl::InfinitePast()) << m.mesh_id;
     }
-    ASSERT_TRUE(
-        WaitWrite([&](AuthStore::WriteDone d) { store->DeleteSignedMesh("home", d); }).ok());
+    ASSERT_TRUE(WaitWrite([&](AuthStore::WriteDone d) {
+                  store->DeleteSignedMesh("home", std::nullopt, d);
+                }).ok());
   }
   auto store = Open();
   absl::StatusOr<AuthSnapshot> snapshot = store->Load();

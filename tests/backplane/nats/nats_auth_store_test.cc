@@ -386,12 +386,18 @@ TEST_F(NatsAuthStoreTest, DeletesRemoveTheirOwnKindOnly) {
   ASSERT_TRUE(Bind(*a_, {"bound", "s", "h", std::nullopt}).ok());
   ASSERT_TRUE(Sign(*a_, "signed", "key", {"f", "key"}).ok());
   // Each delete leaves the other kind alone.
-  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteBinding("signed", d); }).ok());
-  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("bound", d); }).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteBinding("signed", {"h", std::nullopt}, d);
+              }).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteSignedMesh("bound", std::nullopt, d);
+              }).ok());
   EXPECT_TRUE(Lookup(*a_, "signed")->signed_mesh.has_value());
   EXPECT_TRUE(Lookup(*a_, "bound")->binding.has_value());
 
-  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { b_->DeleteBinding("bound", d); }).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                b_->DeleteBinding("bound", {"h", std::nullopt}, d);
+              }).ok());
   absl::StatusOr<MeshAuthState> gone = Lookup(*a_, "bound");
   ASSERT_TRUE(gone.ok()) << gone.status();
   EXPECT_TRUE(!gone->binding && !gone->signed_mesh);
@@ -400,8 +406,44 @@ TEST_F(NatsAuthStoreTest, DeletesRemoveTheirOwnKindOnly) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->created);
   // Deleting what is not there is no error.
-  EXPECT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteBinding("none", d); }).ok());
-  EXPECT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("none", d); }).ok());
+  EXPECT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteBinding("none", {"h", std::nullopt}, d);
+              }).ok());
+  EXPECT_TRUE(
+      WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("none", std::nullopt, d); }).ok());
+}
+
+// Another instance revived the binding (a family back through it) or used
+// the signed mesh since this one decided to let it go: the store keeps it.
+TEST_F(NatsAuthStoreTest, DeletesDecidedOnStaleMemoryLeaveWhatAnotherInstanceRevived) {
+  ASSERT_TRUE(Bind(*a_, {"family", "s", "h", std::nullopt}).ok());
+  // a's grace ended; b cleared it meanwhile (the mesh lives again there).
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                b_->DeleteBinding("family", {"h", kNow}, d);
+              }).ok());
+  EXPECT_TRUE(Lookup(*a_, "family")->binding.has_value());
+  // Another binding made after a grace is not the one decided on either.
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteBinding("family", {"other-hash", std::nullopt}, d);
+              }).ok());
+  EXPECT_TRUE(Lookup(*a_, "family")->binding.has_value());
+  // A grace that later started and ended is.
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                b_->SetBindingExpiry("family", kNow - absl::Minutes(1), d);
+              }).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteBinding("family", {"h", kNow}, d);
+              }).ok());
+  EXPECT_FALSE(Lookup(*a_, "family")->binding.has_value());
+
+  ASSERT_TRUE(Sign(*a_, "home", "key", {"f", "key"}).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { b_->TouchSignedMesh("home", kNow, d); }).ok());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
+                a_->DeleteSignedMesh("home", kNow - absl::Hours(1), d);
+              }).ok());
+  EXPECT_TRUE(Lookup(*a_, "home")->signed_mesh.has_value());
+  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("home", kNow, d); }).ok());
+  EXPECT_FALSE(Lookup(*a_, "home")->signed_mesh.has_value());
 }
 
 // As in SQLite, a signed mesh goes with its used nonces: a new owner of the
@@ -411,7 +453,8 @@ TEST_F(NatsAuthStoreTest, DeleteSignedMeshRemovesItsNoncesAndNoOtherMeshs) {
   ASSERT_TRUE(UseNonce(*a_, {"home", "n1", "phone", kNow + absl::Hours(1)}).ok());
   ASSERT_TRUE(UseNonce(*a_, {"home", "n2", "phone", kNow + absl::Hours(1)}).ok());
   ASSERT_TRUE(UseNonce(*a_, {"other", "n1", "phone", kNow + absl::Hours(1)}).ok());
-  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { b_->DeleteSignedMesh("home", d); }).ok());
+  ASSERT_TRUE(
+      WriteOp([&](AuthStore::WriteDone d) { b_->DeleteSignedMesh("home", std::nullopt, d); }).ok());
   EXPECT_FALSE(Lookup(*a_, "home")->signed_mesh.has_value());
   for (const char* nonce : {"n1", "n2"}) {
     absl::StatusOr<NonceResult> reused =
@@ -693,7 +736,8 @@ TEST_F(NatsAuthStoreTest, AnyMeshIdWorksAndNoTwoCollide) {
   }
   // A signed mesh whose id holds the wildcards goes with its own nonces only.
   ASSERT_TRUE(Sign(*a_, "*", "key", {"f", "key"}).ok());
-  ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("*", d); }).ok());
+  ASSERT_TRUE(
+      WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("*", std::nullopt, d); }).ok());
   EXPECT_FALSE(UseNonce(*a_, {">", ">", "other", kNow + absl::Hours(1)})->created);
   EXPECT_FALSE(UseNonce(*a_, {"a.*", "a.*", "other", kNow + absl::Hours(1)})->created);
 }
@@ -725,7 +769,9 @@ TEST_F(NatsAuthStoreTest, AMeshIdOverTheKeyLimitIsInvalidArgument) {
   EXPECT_EQ(UseNonce(*a_, {long_id, "n", "f", kNow}).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Lookup(*a_, long_id).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteBinding(long_id, d); }).code(),
+  EXPECT_EQ(WriteOp([&](AuthStore::WriteDone d) {
+              a_->DeleteBinding(long_id, {"h", std::nullopt}, d);
+            }).code(),
             absl::StatusCode::kInvalidArgument);
   // The connection survives: a key that long never reached NATS.
   EXPECT_TRUE(Bind(*a_, {"after", "s", "h", std::nullopt}).ok());
@@ -747,9 +793,12 @@ TEST_F(NatsAuthStoreTest, WithNatsGoneEveryAnswerIsUnavailableAndAfterARestartIt
   unavailable(UseNonce(*a_, {"signed", "n", "f", kNow + absl::Hours(1)}).status());
   unavailable(Lookup(*a_, "kept").status());
   unavailable(WriteOp([&](AuthStore::WriteDone d) { a_->SetBindingExpiry("kept", kNow, d); }));
-  unavailable(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteBinding("kept", d); }));
+  unavailable(WriteOp([&](AuthStore::WriteDone d) {
+    a_->DeleteBinding("kept", {"h", std::nullopt}, d);
+  }));
   unavailable(WriteOp([&](AuthStore::WriteDone d) { a_->TouchSignedMesh("signed", kNow, d); }));
-  unavailable(WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("signed", d); }));
+  unavailable(
+      WriteOp([&](AuthStore::WriteDone d) { a_->DeleteSignedMesh("signed", std::nullopt, d); }));
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
 
   ASSERT_TRUE(server_.Start().ok());
