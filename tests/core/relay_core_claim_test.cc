@@ -397,20 +397,33 @@ TEST_F(ClaimTest, AHolderOnTheSameInstanceIsProbedThenItsEntryIsClaimedAtItsRevi
 
 // One instance's memory sees its own members only. Here the family left
 // through i0 (whose memory started the grace) and came back through i1.
-TEST_F(ClaimTest, ABindingOutlivesAGraceOneInstanceStartedWhileTheFamilyLivesOnAnother) {
-  store_.set_shared(true);
-  StartBound(3);
-  Peer phone = Joined(0, "family", "phone", "t");
-  cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
-  bus_.DeliverAll();
-  ASSERT_TRUE(store_.bindings.at("family").expires_at.has_value());
-  clock_.Advance(absl::Hours(1));
-  Peer back = Joined(1, "family", "phone", "t");
-  EXPECT_FALSE(store_.bindings.at("family").expires_at.has_value());  // it lives again
+class BindingGraceTest : public ClaimTest {
+ protected:
+  // Three instances on a shared store; "family" bound to "t". Its phone
+  // left through i0 (whose memory starts the grace) and, an hour later,
+  // came back through i1.
+  Peer LeftThroughI0AndBackThroughI1() {
+    store_.set_shared(true);
+    StartBound(3);
+    Peer phone = Joined(0, "family", "phone", "t");
+    cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
+    bus_.DeliverAll();
+    EXPECT_TRUE(store_.bindings.at("family").expires_at.has_value());
+    clock_.Advance(absl::Hours(1));
+    Peer back = Joined(1, "family", "phone", "t");
+    EXPECT_FALSE(store_.bindings.at("family").expires_at.has_value());  // it lives again
+    return back;
+  }
+  void ExpireEverywhere() {
+    for (auto& core : cores_) core->ExpireUnregistered();
+    bus_.DeliverAll();
+  }
+};
 
+TEST_F(BindingGraceTest, ABindingOutlivesAGraceOneInstanceStartedWhileTheFamilyLivesOnAnother) {
+  Peer back = LeftThroughI0AndBackThroughI1();
   clock_.Advance(CoreConfig{}.mesh_binding_grace);
-  for (auto& core : cores_) core->ExpireUnregistered();
-  bus_.DeliverAll();
+  ExpireEverywhere();
   ASSERT_EQ(store_.bindings.count("family"), 1u);
   Peer stranger = Open(2);
   Send(stranger, RegisterEvent("family", "laptop", {}, "guess"));
@@ -421,21 +434,14 @@ TEST_F(ClaimTest, ABindingOutlivesAGraceOneInstanceStartedWhileTheFamilyLivesOnA
   EXPECT_THAT(Seen(*back.sink), ElementsAre("pong"));
 }
 
-TEST_F(ClaimTest, ABindingGoesAGraceAfterTheFamilyLeftItsLastInstance) {
-  store_.set_shared(true);
-  StartBound(3);
-  Peer phone = Joined(0, "family", "phone", "t");
-  cores_[0]->Disconnect(phone.id, CloseReason::kClientClosed);
-  bus_.DeliverAll();
-  clock_.Advance(absl::Hours(1));
-  Peer back = Joined(1, "family", "phone", "t");
+TEST_F(BindingGraceTest, ABindingGoesAGraceAfterTheFamilyLeftItsLastInstance) {
+  Peer back = LeftThroughI0AndBackThroughI1();
   cores_[1]->Disconnect(back.id, CloseReason::kClientClosed);  // i1's grace: an hour later
   bus_.DeliverAll();
 
   // i0's grace ends first: the store's later one stands.
   clock_.Advance(CoreConfig{}.mesh_binding_grace - absl::Minutes(30));
-  for (auto& core : cores_) core->ExpireUnregistered();
-  bus_.DeliverAll();
+  ExpireEverywhere();
   ASSERT_EQ(store_.bindings.count("family"), 1u);
   Peer early = Open(2);
   Send(early, RegisterEvent("family", "laptop", {}, "new-owner"));
@@ -443,8 +449,7 @@ TEST_F(ClaimTest, ABindingGoesAGraceAfterTheFamilyLeftItsLastInstance) {
   EXPECT_THAT(early.sink->ErrorCodes(), ElementsAre("auth_failed"));
 
   clock_.Advance(absl::Hours(1));
-  for (auto& core : cores_) core->ExpireUnregistered();
-  bus_.DeliverAll();
+  ExpireEverywhere();
   EXPECT_EQ(store_.bindings.count("family"), 0u);
   Peer owner = Open(2);
   Send(owner, RegisterEvent("family", "laptop", {}, "new-owner"));
@@ -452,7 +457,7 @@ TEST_F(ClaimTest, ABindingGoesAGraceAfterTheFamilyLeftItsLastInstance) {
   EXPECT_THAT(Seen(*owner.sink), ElementsAre("joined", "peers"));
 }
 
-TEST_F(ClaimTest, ABindingIsKeptWhileTheClusterCannotSayWhetherItsMeshLives) {
+TEST_F(BindingGraceTest, ABindingIsKeptWhileTheClusterCannotSayWhetherItsMeshLives) {
   store_.set_shared(true);
   StartBound(2);
   Peer phone = Joined(0, "family", "phone", "t");
