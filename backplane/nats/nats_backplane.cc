@@ -362,7 +362,7 @@ bool NatsBackplane::Send(const std::string& instance_id,
                          const relay::v1::BackplaneEnvelope& envelope) {
   if (!Live(instance_id)) return false;
   Item item;
-  item.set_envelope(envelope.SerializeAsString());
+  envelope.SerializeToString(item.mutable_envelope());
   return SendItem(instance_id, std::move(item), envelope.has_delivery());
 }
 
@@ -492,7 +492,7 @@ void NatsBackplane::OnReceived(InstanceLinks::Received received) {
         continue;
       }
     }
-    if (listener_ != nullptr) listener_->OnEnvelope(envelope);
+    if (listener_ != nullptr) listener_->OnEnvelope(std::move(envelope));
   }
 }
 

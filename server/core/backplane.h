@@ -33,8 +33,9 @@ namespace relay::core {
 class BackplaneListener {
  public:
   virtual ~BackplaneListener() = default;
-  // An envelope from another instance.
-  virtual void OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) = 0;
+  // An envelope from another instance, the listener's to take apart (a
+  // delivery's event is moved, not copied, into what the peers get).
+  virtual void OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) = 0;
   // `instance_id` is gone (stopped, lost, partitioned away): every member
   // it held has left.
   virtual void OnInstanceGone(const std::string& instance_id) = 0;

@@ -204,7 +204,7 @@ void RelayCore::RefuseClaimUnavailable(Connection& conn, absl::string_view why) 
                    why, "); this connection is not registered, retry later"));
 }
 
-void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
+void RelayCore::OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) {
   // Answered whether or not the mesh is followed here: a holder gone with
   // its mesh is an answer too.
   if (envelope.has_probe_request()) return OnProbeRequest(envelope);
@@ -241,7 +241,7 @@ void RelayCore::OnEnvelope(const relay::v1::BackplaneEnvelope& envelope) {
       break;
     }
     case Kind::kDelivery:
-      OnRemoteDelivery(mesh, envelope.delivery());
+      OnRemoteDelivery(mesh, std::move(*envelope.mutable_delivery()));
       break;
     case Kind::kLlmLoad:
       if (Member* member = mesh.roster.Find(envelope.llm_load().node_id()); member != nullptr) {
@@ -311,8 +311,8 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   MaybeForgetMesh(mesh);  // a takeover may have moved the last member held here
 }
 
-void RelayCore::OnRemoteDelivery(Mesh& mesh, const relay::v1::RemoteDelivery& delivery) {
-  auto event = std::make_shared<const relay::v1::ServerEvent>(delivery.event());
+void RelayCore::OnRemoteDelivery(Mesh& mesh, relay::v1::RemoteDelivery&& delivery) {
+  auto event = std::make_shared<const relay::v1::ServerEvent>(std::move(*delivery.mutable_event()));
   if (delivery.target_node().empty()) {
     const Member* except = mesh.roster.Find(delivery.except_node());
     Fanout(mesh, except, event);

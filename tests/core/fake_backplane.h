@@ -359,7 +359,7 @@ class FakeBackplane {
       return;
     }
     BackplaneListener* listener = instances_.at(to)->listener();
-    if (listener != nullptr) listener->OnEnvelope(envelope);
+    if (listener != nullptr) listener->OnEnvelope(relay::v1::BackplaneEnvelope(envelope));
   }
 
   void MaybeReady(const std::pair<std::string, std::string>& key) {
