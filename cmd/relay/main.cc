@@ -302,6 +302,26 @@ int main(int argc, char** argv) {
     });
     watch_readiness(false);
   }
+  // Cluster mode: this instance's counts ride on its lease (rewritten every
+  // second by the lease thread), so any instance can show the cluster's
+  // totals without asking the others. Read here, on the core thread, which
+  // owns the counts; SetSummary only stores them under the leases' lock.
+  asio::steady_timer summary_timer(io);
+  std::function<void()> publish_summary = [&] {
+    const relay::v1::Stats stats = core.GetStats();
+    relay::backplane::nats::InstanceLeases::Summary summary;
+    summary.connections = stats.open_sockets();
+    summary.peers = stats.registered_peers();
+    summary.messages_relayed = stats.messages_relayed();
+    backplane->SetSummary(summary);
+    summary_timer.expires_after(std::chrono::seconds(1));
+    // Stops with the drain, as the readiness timer does: the event loop
+    // must run out of work for the relay to exit.
+    summary_timer.async_wait([&](const asio::error_code& ec) {
+      if (!ec && !core.draining()) publish_summary();
+    });
+  };
+  if (backplane != nullptr) asio::post(io, publish_summary);
 
   relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
   std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"
