@@ -37,6 +37,7 @@
 #include "backplane/nats/cluster_metrics.h"
 #include "backplane/nats/deferred_auth_store.h"
 #include "backplane/nats/nats_backplane.h"
+#include "backplane/nats/nats_cluster_view.h"
 #include "backplane/nats/nats_connection.h"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
@@ -132,6 +133,8 @@ int main(int argc, char** argv) {
   // blocks start-up: with NATS unreachable the relay serves its own peers
   // and /ready says why it is not ready, while nats.c keeps trying.
   std::unique_ptr<relay::backplane::nats::NatsBackplane> backplane;
+  // The Admin API's cluster-wide meshes view, over the backplane.
+  std::unique_ptr<relay::backplane::nats::NatsClusterView> cluster_view;
   // nats.c's state callbacks reach the backplane through this, under a lock,
   // so that none runs into a backplane being destroyed (they may come until
   // the connection is closed, after the backplane).
@@ -173,6 +176,7 @@ int main(int argc, char** argv) {
     backplane->RequireAlso("opening the cluster's authentication store",
                            [store = deferred_auth.get()] { return store->opened(); });
     auth_store = std::move(deferred_auth);
+    cluster_view = std::make_unique<relay::backplane::nats::NatsClusterView>(backplane.get());
     std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
     backplane_for_callbacks = backplane.get();
   }
@@ -252,7 +256,7 @@ int main(int argc, char** argv) {
         if (!ran.ok()) return ran;
         return *result;
       },
-      config.admin_token);
+      config.admin_token, cluster_view.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
