@@ -1,7 +1,8 @@
 // Tests for backplane/nats/nats_cluster_view.h against a real nats-server
 // with JetStream: two backplanes (two instances) each hold nodes, and the
 // view of either lists all of them with the instance holding each; the
-// leases carry each instance's counts; with NATS gone the view says
+// entries of instances with no live lease are left out; the leases carry
+// each instance's counts; with NATS gone the view says
 // UNAVAILABLE instead of answering a partial list.
 #include "backplane/nats/nats_cluster_view.h"
 
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "backplane/nats/nats_names.h"
+#include "backplane/nats/proto/presence.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/backplane/nats/nats_server.h"
@@ -170,6 +173,25 @@ TEST_F(NatsClusterViewTest, AStoppedInstancesNodesAreNotListed) {
         return nodes.ok() && Held(*nodes) == std::vector<std::string>{"m/n1@ia"};
       },
       kTimeout));
+}
+
+TEST_F(NatsClusterViewTest, AnEntryOfAnInstanceWithNoLiveLeaseIsNotListed) {
+  auto a = NewInstance("ia");
+  ASSERT_EQ(a->Claim("m", "n1").outcome, core::NodeClaim::Outcome::kClaimed);
+  // What a process that died unseen (never swept) leaves behind.
+  KvBucketConfig config;
+  config.name = BucketName(cluster_, Bucket::kNodes);
+  absl::StatusOr<std::unique_ptr<KvBucket>> nodes = KvBucket::Open(a->connection->raw(), config);
+  ASSERT_TRUE(nodes.ok()) << nodes.status();
+  relay::nats::v1::NodeEntry ghost;
+  ghost.mutable_member()->set_node_id("n2");
+  ghost.mutable_member()->set_instance("ghost");
+  ghost.set_incarnation(7);
+  ASSERT_TRUE((*nodes)->Put(*NodeKey("m", "n2"), ghost.SerializeAsString(), 0).ok());
+
+  absl::StatusOr<std::vector<admin::ClusterNode>> listed = a->view->Nodes("m");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_THAT(Held(*listed), ::testing::ElementsAre("m/n1@ia"));
 }
 
 TEST_F(NatsClusterViewTest, LeasesCarryEachInstancesCounts) {
