@@ -18,6 +18,11 @@ namespace {
 // Empty cells would shift the eye to the next column; "-" marks "none".
 std::string OrDash(std::string text) { return text.empty() ? "-" : std::move(text); }
 
+// The instance id a relay without NATS gives its peers (core::NullBackplane).
+bool IsClusterInstance(const std::string& instance) {
+  return !instance.empty() && instance != "local";
+}
+
 }  // namespace
 
 std::string FormatAge(absl::Duration age) {
@@ -86,18 +91,31 @@ std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::T
       absl::StrCat("Mesh: ", Printable(mesh.mesh_id()), "  Peers: ", mesh.peer_count(),
                    "  Age: ", FormatAgeSince(mesh.created_at(), now),
                    "  Messages: ", mesh.messages_relayed(), "\n\n");
+  // A relay alone holds every peer itself (instance "local"): the INSTANCE
+  // column only appears when a cluster answered.
+  const bool clustered =
+      std::any_of(response.peers().begin(), response.peers().end(),
+                  [](const relay::v1::PeerDetail& p) { return IsClusterInstance(p.instance()); });
   std::vector<TableRow> rows;
   for (const relay::v1::PeerDetail& peer : response.peers()) {
-    rows.push_back({peer.node_id(), OrDash(peer.name()),
-                    OrDash(absl::StrJoin(peer.capabilities(), ",")), OrDash(peer.transport()),
-                    OrDash(peer.remote_address()), FormatAgeSince(peer.joined_at(), now),
-                    absl::StrCat(peer.messages_in()), absl::StrCat(peer.messages_out()),
-                    FormatBytes(peer.bytes_in()), FormatBytes(peer.bytes_out()),
-                    FormatBytes(peer.queued_bytes())});
+    TableRow row = {peer.node_id(),
+                    OrDash(peer.name()),
+                    OrDash(absl::StrJoin(peer.capabilities(), ",")),
+                    OrDash(peer.transport()),
+                    OrDash(peer.remote_address()),
+                    FormatAgeSince(peer.joined_at(), now),
+                    absl::StrCat(peer.messages_in()),
+                    absl::StrCat(peer.messages_out()),
+                    FormatBytes(peer.bytes_in()),
+                    FormatBytes(peer.bytes_out()),
+                    FormatBytes(peer.queued_bytes())};
+    if (clustered) row.insert(row.begin() + 1, OrDash(peer.instance()));
+    rows.push_back(std::move(row));
   }
-  out += FormatTable({"NODE", "NAME", "CAPABILITIES", "TRANSPORT", "REMOTE", "JOINED", "MSGS_IN",
-                      "MSGS_OUT", "BYTES_IN", "BYTES_OUT", "QUEUED"},
-                     rows);
+  TableRow header = {"NODE",    "NAME",     "CAPABILITIES", "TRANSPORT", "REMOTE", "JOINED",
+                     "MSGS_IN", "MSGS_OUT", "BYTES_IN",     "BYTES_OUT", "QUEUED"};
+  if (clustered) header.insert(header.begin() + 1, "INSTANCE");
+  out += FormatTable(header, rows);
   return out;
 }
 

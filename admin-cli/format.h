@@ -39,6 +39,9 @@ std::string FormatMeshListFooter(const relay::v1::ListMeshesResponse& response,
 // "Mesh: ID  Peers: N  Age: A  Messages: M", a blank line, then the
 // NODE NAME CAPABILITIES TRANSPORT REMOTE JOINED MSGS_IN MSGS_OUT BYTES_IN
 // BYTES_OUT QUEUED table (JOINED is an age, bytes are FormatBytes sizes).
+// From a cluster (a peer on an instance other than "local"), an INSTANCE
+// column after NODE says which instance holds each peer; peers held
+// elsewhere have no transport, address or counters here ("-", 0).
 std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now);
 
 // "key: value" lines, values aligned; keys are the proto field names, one

@@ -204,6 +204,21 @@ void NatsBackplane::SetSummary(InstanceLeases::Summary summary) {
   if (opened_.load(std::memory_order_acquire)) cluster_.leases->SetSummary(summary);
 }
 
+absl::StatusOr<std::vector<LiveNode>> NatsBackplane::ReadNodes(
+    const std::optional<std::string>& mesh_id) const {
+  if (!opened_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("not joined to the cluster yet");
+  }
+  // Fail at once rather than after a KV timeout: the operator asked now.
+  if (!connection_->connected()) return absl::UnavailableError("NATS is unreachable");
+  return ReadLiveNodes(
+      *cluster_.nodes,
+      [this](const std::string& id, std::uint64_t incarnation) {
+        return cluster_.leases->IsLive(id, incarnation);
+      },
+      mesh_id);
+}
+
 InstanceLinks::Counters NatsBackplane::link_counters() const {
   if (!opened_.load(std::memory_order_acquire)) return {};
   return cluster_.links->counters();

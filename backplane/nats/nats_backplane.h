@@ -24,6 +24,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -38,6 +39,7 @@
 #include "backplane/nats/kv_bucket.h"
 #include "backplane/nats/kv_worker.h"
 #include "backplane/nats/nats_connection.h"
+#include "backplane/nats/node_snapshot.h"
 #include "server/core/backplane.h"
 #include "server/core/core_executor.h"
 
@@ -86,6 +88,12 @@ class NatsBackplane final : public core::Backplane {
   // Every live instance's lease (relayctl stats' cluster totals).
   std::map<std::string, relay::nats::v1::InstanceLease> LiveInstances() const;
   void SetSummary(InstanceLeases::Summary summary);
+  // Every node a live instance holds, of `mesh_id` only when given (the
+  // operator's cluster-wide view, nats_cluster_view.h). Blocking, bounded
+  // by NATS timeouts: never on the core thread. UNAVAILABLE before the
+  // cluster is joined, while NATS is unreachable, or when the read breaks
+  // off.
+  absl::StatusOr<std::vector<LiveNode>> ReadNodes(const std::optional<std::string>& mesh_id) const;
   InstanceLinks::Counters link_counters() const;
   // The last round trip to NATS, in seconds; NaN before the first.
   double nats_rtt_seconds() const { return rtt_seconds_.load(std::memory_order_relaxed); }

@@ -37,6 +37,7 @@
 #include "backplane/nats/cluster_metrics.h"
 #include "backplane/nats/deferred_auth_store.h"
 #include "backplane/nats/nats_backplane.h"
+#include "backplane/nats/nats_cluster_view.h"
 #include "backplane/nats/nats_connection.h"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
@@ -132,6 +133,8 @@ int main(int argc, char** argv) {
   // blocks start-up: with NATS unreachable the relay serves its own peers
   // and /ready says why it is not ready, while nats.c keeps trying.
   std::unique_ptr<relay::backplane::nats::NatsBackplane> backplane;
+  // The Admin API's cluster-wide meshes view, over the backplane.
+  std::unique_ptr<relay::backplane::nats::NatsClusterView> cluster_view;
   // nats.c's state callbacks reach the backplane through this, under a lock,
   // so that none runs into a backplane being destroyed (they may come until
   // the connection is closed, after the backplane).
@@ -173,6 +176,7 @@ int main(int argc, char** argv) {
     backplane->RequireAlso("opening the cluster's authentication store",
                            [store = deferred_auth.get()] { return store->opened(); });
     auth_store = std::move(deferred_auth);
+    cluster_view = std::make_unique<relay::backplane::nats::NatsClusterView>(backplane.get());
     std::lock_guard<std::mutex> lock(backplane_for_callbacks_mu);
     backplane_for_callbacks = backplane.get();
   }
@@ -252,7 +256,7 @@ int main(int argc, char** argv) {
         if (!ran.ok()) return ran;
         return *result;
       },
-      config.admin_token);
+      config.admin_token, cluster_view.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -302,6 +306,26 @@ int main(int argc, char** argv) {
     });
     watch_readiness(false);
   }
+  // Cluster mode: this instance's counts ride on its lease (rewritten every
+  // second by the lease thread), so any instance can show the cluster's
+  // totals without asking the others. Read here, on the core thread, which
+  // owns the counts; SetSummary only stores them under the leases' lock.
+  asio::steady_timer summary_timer(io);
+  std::function<void()> publish_summary = [&] {
+    const relay::v1::Stats stats = core.GetStats();
+    relay::backplane::nats::InstanceLeases::Summary summary;
+    summary.connections = stats.open_sockets();
+    summary.peers = stats.registered_peers();
+    summary.messages_relayed = stats.messages_relayed();
+    backplane->SetSummary(summary);
+    summary_timer.expires_after(std::chrono::seconds(1));
+    // Stops with the drain, as the readiness timer does: the event loop
+    // must run out of work for the relay to exit.
+    summary_timer.async_wait([&](const asio::error_code& ec) {
+      if (!ec && !core.draining()) publish_summary();
+    });
+  };
+  if (backplane != nullptr) asio::post(io, publish_summary);
 
   relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
   std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"

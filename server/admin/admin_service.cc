@@ -4,12 +4,15 @@
 #include "server/admin/admin_service.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/admin/cluster_meshes.h"
 #include "server/admin/grpc_status.h"
 #include "server/auth/crypto.h"
 #include "server/util/log.h"
@@ -24,14 +27,22 @@ grpc::Status CoreUnavailable(const absl::Status& why) {
                       "relay core unavailable: " + std::string(why.message()));
 }
 
+// The cluster's store could not be read whole: say so, rather than show
+// this instance's part as if it were the cluster.
+grpc::Status ClusterUnavailable(const absl::Status& why) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "cluster view unavailable: " + std::string(why.message()));
+}
+
 }  // namespace
 
 AdminService::AdminService(CoreRunner run_on_core, core::RelayCore* core, Drainer drainer,
-                           std::string admin_token)
+                           std::string admin_token, const ClusterView* cluster)
     : run_on_core_(std::move(run_on_core)),
       core_(core),
       drainer_(std::move(drainer)),
-      admin_token_(std::move(admin_token)) {}
+      admin_token_(std::move(admin_token)),
+      cluster_(cluster) {}
 
 grpc::Status AdminService::Authorize(const grpc::ServerContext& context) const {
   if (admin_token_.empty()) return grpc::Status::OK;
@@ -73,6 +84,7 @@ grpc::Status AdminService::ListMeshes(grpc::ServerContext* context,
                                       const relay::v1::ListMeshesRequest* request,
                                       relay::v1::ListMeshesResponse* response) {
   if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (cluster_ != nullptr) return ListClusterMeshes(*request, response);
   auto result = std::make_shared<absl::StatusOr<relay::v1::ListMeshesResponse>>();
   absl::Status ran = run_on_core_(
       [core = core_, result, request = *request] { *result = core->ListMeshesPage(request); });
@@ -86,12 +98,42 @@ grpc::Status AdminService::GetMesh(grpc::ServerContext* context,
                                    const relay::v1::GetMeshRequest* request,
                                    relay::v1::GetMeshResponse* response) {
   if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (cluster_ != nullptr) return GetClusterMesh(request->mesh_id(), response);
   auto result = std::make_shared<absl::StatusOr<relay::v1::GetMeshResponse>>();
   absl::Status ran = run_on_core_(
       [core = core_, result, mesh_id = request->mesh_id()] { *result = core->GetMesh(mesh_id); });
   if (!ran.ok()) return CoreUnavailable(ran);
   if (!result->ok()) return ToGrpcStatus(result->status());
   *response = *std::move(*result);
+  return grpc::Status::OK;
+}
+
+// Cluster mode: the store first (a blocking read, here on the gRPC
+// thread), then this instance's own figures from the core thread.
+grpc::Status AdminService::ListClusterMeshes(const relay::v1::ListMeshesRequest& request,
+                                             relay::v1::ListMeshesResponse* response) {
+  absl::StatusOr<std::vector<ClusterNode>> nodes = cluster_->Nodes(std::nullopt);
+  if (!nodes.ok()) return ClusterUnavailable(nodes.status());
+  auto local = std::make_shared<relay::v1::ListMeshesResponse>();
+  absl::Status ran = run_on_core_([core = core_, local] { *local = core->ListMeshes(); });
+  if (!ran.ok()) return CoreUnavailable(ran);
+  absl::StatusOr<relay::v1::ListMeshesResponse> merged = ClusterMeshList(*nodes, *local, request);
+  if (!merged.ok()) return ToGrpcStatus(merged.status());
+  *response = *std::move(merged);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetClusterMesh(const std::string& mesh_id,
+                                          relay::v1::GetMeshResponse* response) {
+  absl::StatusOr<std::vector<ClusterNode>> nodes = cluster_->Nodes(mesh_id);
+  if (!nodes.ok()) return ClusterUnavailable(nodes.status());
+  auto local = std::make_shared<absl::StatusOr<relay::v1::GetMeshResponse>>();
+  absl::Status ran =
+      run_on_core_([core = core_, local, mesh_id] { *local = core->GetMesh(mesh_id); });
+  if (!ran.ok()) return CoreUnavailable(ran);
+  absl::StatusOr<relay::v1::GetMeshResponse> merged = ClusterMeshDetail(mesh_id, *nodes, *local);
+  if (!merged.ok()) return ToGrpcStatus(merged.status());
+  *response = *std::move(merged);
   return grpc::Status::OK;
 }
 

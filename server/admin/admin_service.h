@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "relay/v1/relay.grpc.pb.h"
+#include "server/admin/cluster_view.h"
 #include "server/core/relay_core.h"
 
 namespace relay::admin {
@@ -41,16 +42,22 @@ class AdminService final : public relay::v1::Admin::Service {
   // `core` is used only inside closures given to `run_on_core`; it must
   // outlive the service. `admin_token` empty: no token required (the admin
   // plane is then bound to loopback, or served over TLS: see relay_config).
+  // `cluster` (cluster mode; null alone): meshes list/show then show every
+  // instance's members, read from it on the calling gRPC thread (it blocks
+  // on NATS; the core thread never does). It must outlive the service.
   AdminService(CoreRunner run_on_core, core::RelayCore* core, Drainer drainer = nullptr,
-               std::string admin_token = "");
+               std::string admin_token = "", const ClusterView* cluster = nullptr);
   AdminService(const AdminService&) = delete;
   AdminService& operator=(const AdminService&) = delete;
 
   grpc::Status GetStats(grpc::ServerContext* context, const relay::v1::GetStatsRequest* request,
                         relay::v1::Stats* response) override;
+  // In cluster mode, every mesh with a member on any instance;
+  // UNAVAILABLE when the cluster's store cannot be read.
   grpc::Status ListMeshes(grpc::ServerContext* context, const relay::v1::ListMeshesRequest* request,
                           relay::v1::ListMeshesResponse* response) override;
-  // NOT_FOUND (from the core) when no live mesh has that id.
+  // NOT_FOUND when no live mesh has that id (in cluster mode: on no
+  // instance); each peer's `instance` holds its connection.
   grpc::Status GetMesh(grpc::ServerContext* context, const relay::v1::GetMeshRequest* request,
                        relay::v1::GetMeshResponse* response) override;
   grpc::Status KickPeer(grpc::ServerContext* context, const relay::v1::KickPeerRequest* request,
@@ -67,11 +74,15 @@ class AdminService final : public relay::v1::Admin::Service {
   // OK, or UNAUTHENTICATED unless the call carries
   // "authorization: Bearer <admin token>" (compared in constant time).
   grpc::Status Authorize(const grpc::ServerContext& context) const;
+  grpc::Status ListClusterMeshes(const relay::v1::ListMeshesRequest& request,
+                                 relay::v1::ListMeshesResponse* response);
+  grpc::Status GetClusterMesh(const std::string& mesh_id, relay::v1::GetMeshResponse* response);
 
   const CoreRunner run_on_core_;
   core::RelayCore* const core_;
   const Drainer drainer_;
   const std::string admin_token_;
+  const ClusterView* const cluster_;
 };
 
 }  // namespace relay::admin

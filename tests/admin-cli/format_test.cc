@@ -148,6 +148,30 @@ TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
             "0         0B        0B         0B\n");
 }
 
+TEST(FormatMeshDetailTest, FromAClusterAnInstanceColumnSaysWhoHoldsEachPeer) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("m");
+  auto* here = response.add_peers();
+  here->set_node_id("a");
+  here->set_instance("relay-1");
+  here->set_transport("ws");
+  auto* there = response.add_peers();
+  there->set_node_id("b");
+  there->set_instance("relay-2");
+  const std::string out = FormatMeshDetail(response, kNow);
+  EXPECT_NE(out.find("NODE  INSTANCE  NAME"), std::string::npos) << out;
+  EXPECT_NE(out.find("a     relay-1   -     -             ws"), std::string::npos) << out;
+  EXPECT_NE(out.find("b     relay-2   -     -             -"), std::string::npos) << out;
+}
+
+TEST(FormatMeshDetailTest, AloneNoInstanceColumn) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("m");
+  response.add_peers()->set_node_id("a");
+  response.mutable_peers(0)->set_instance("local");
+  EXPECT_EQ(FormatMeshDetail(response, kNow).find("INSTANCE"), std::string::npos);
+}
+
 TEST(FormatMeshDetailTest, MeshIdInTheHeaderLineCannotSendEscapes) {
   relay::v1::GetMeshResponse response;
   response.mutable_mesh()->set_mesh_id("evil\x1b]0;pwned\x07");
