@@ -123,6 +123,7 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   const absl::Duration uptime = absl::Seconds(stats.uptime_seconds());
   std::vector<std::pair<std::string, std::string>> lines = {
       {"version", OrDash(stats.version())},
+      {"instance_id", OrDash(stats.instance_id())},
       {"uptime", absl::StrCat(FormatAge(uptime), " (", absl::ToInt64Seconds(uptime), "s)")},
       {"active_meshes", absl::StrCat(stats.active_meshes())},
       {"open_sockets", absl::StrCat(stats.open_sockets())},
@@ -133,6 +134,20 @@ std::string FormatStats(const relay::v1::Stats& stats) {
       {"llm_requests", absl::StrCat(stats.llm_requests())},
       {"auth_records", absl::StrCat(stats.auth_records())},
   };
+  if (stats.has_cluster()) {
+    // The cluster's totals first, then each instance (leases, ~1 s old).
+    const relay::v1::ClusterStats& cluster = stats.cluster();
+    lines.emplace_back("cluster.instances", absl::StrCat(cluster.instances_size()));
+    lines.emplace_back("cluster.open_sockets", absl::StrCat(cluster.open_sockets()));
+    lines.emplace_back("cluster.registered_peers", absl::StrCat(cluster.registered_peers()));
+    lines.emplace_back("cluster.messages_relayed", absl::StrCat(cluster.messages_relayed()));
+    for (const relay::v1::InstanceStats& instance : cluster.instances()) {
+      lines.emplace_back(
+          absl::StrCat("cluster.instance.", instance.instance_id()),
+          absl::StrCat(instance.open_sockets(), " sockets, ", instance.registered_peers(),
+                       " peers, ", instance.messages_relayed(), " relayed"));
+    }
+  }
   for (const relay::v1::ErrorCount& error : stats.errors()) {
     lines.emplace_back(absl::StrCat("errors.", error.code()), absl::StrCat(error.count()));
   }

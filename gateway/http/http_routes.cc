@@ -40,6 +40,11 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
   AppendSeconds(&out, stats.uptime_seconds());
   out.append(",\"version\":");
   AppendString(&out, stats.version());
+  if (!stats.instance_id().empty()) {
+    // Cluster mode: which instance answered (its peers' ids stay private).
+    out.append(",\"instance_id\":");
+    AppendString(&out, stats.instance_id());
+  }
   absl::StrAppend(&out, ",\"active_meshes\":", stats.active_meshes(),
                   ",\"active_connections\":", stats.registered_peers(),
                   ",\"open_sockets\":", stats.open_sockets(),

@@ -77,6 +77,21 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* context,
   absl::Status ran = run_on_core_([core = core_, result] { *result = core->GetStats(); });
   if (!ran.ok()) return CoreUnavailable(ran);
   *response = std::move(*result);
+  if (cluster_ != nullptr) {
+    // From the leases in memory: no NATS round trip.
+    relay::v1::ClusterStats* totals = response->mutable_cluster();
+    for (const InstanceSummary& instance : cluster_->LiveInstances()) {
+      relay::v1::InstanceStats* out = totals->add_instances();
+      out->set_instance_id(instance.instance_id);
+      out->set_started_at(instance.started_at);
+      out->set_open_sockets(instance.open_sockets);
+      out->set_registered_peers(instance.registered_peers);
+      out->set_messages_relayed(instance.messages_relayed);
+      totals->set_open_sockets(totals->open_sockets() + instance.open_sockets);
+      totals->set_registered_peers(totals->registered_peers() + instance.registered_peers);
+      totals->set_messages_relayed(totals->messages_relayed() + instance.messages_relayed);
+    }
+  }
   return grpc::Status::OK;
 }
 

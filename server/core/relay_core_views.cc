@@ -23,6 +23,7 @@ HealthCounts RelayCore::Health() const { return HealthCounts{LiveMeshes(), regis
 relay::v1::Stats RelayCore::GetStats() const {
   relay::v1::Stats stats;
   stats.set_uptime_seconds(absl::ToDoubleSeconds(clock_->Now() - started_at_));
+  if (backplane_->clustered()) stats.set_instance_id(backplane_->instance_id());
   stats.set_active_meshes(static_cast<std::uint32_t>(LiveMeshes()));
   stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
   stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));

@@ -137,3 +137,44 @@ def test_a_stranger_gets_no_mesh_or_node_id(cluster, relayctl_bin):
             await c.close()
 
     asyncio.run(scenario())
+
+
+def test_stats_show_this_instance_and_the_clusters_totals(cluster, relayctl_bin):
+    rc = cluster(env={"ADMIN_TOKEN": TOKEN})
+    mesh = "views-stats-" + uuid.uuid4().hex[:8]
+    ids = rc.instance_ids
+
+    async def scenario():
+        clients = await spread(rc, mesh, ["s0", "s1", "s2", "s3", "s4"])  # 2, 2, 1 per instance
+        want_peers = {ids[0]: 2, ids[1]: 2, ids[2]: 1}
+
+        def cluster_stats():
+            stats = ctl_json(run_ctl(relayctl_bin, "--addr", rc.instances[1].grpc_addr, "--json",
+                                     "stats"))
+            return stats if {i["instance_id"]: i.get("registered_peers", 0)
+                             for i in stats.get("cluster", {}).get("instances", [])} == want_peers \
+                else None
+
+        # Leases carry each instance's counts, rewritten every second.
+        stats = await poll(lambda: cluster_stats(), timeout=10, what="every lease's counts")
+        assert stats["instance_id"] == ids[1], stats
+        totals = stats["cluster"]
+        assert totals["registered_peers"] == 5, totals
+        assert totals["open_sockets"] == sum(i["open_sockets"] for i in totals["instances"])
+        assert totals["registered_peers"] == sum(i["registered_peers"] for i in totals["instances"])
+        # The instance's own figure agrees with its lease.
+        assert stats["registered_peers"] == 2, stats
+
+        text = (await asyncio.to_thread(run_ctl, relayctl_bin, "--addr", rc.instances[1].grpc_addr,
+                                        "stats")).stdout
+        assert "cluster.registered_peers" in text and ids[2] in text, text
+
+        # The public /stats: which instance answered, and nothing of the others.
+        for i, r in enumerate(rc.instances):
+            body = r.get_json("/stats")
+            assert body["instance_id"] == ids[i], body
+            assert "cluster" not in body, body
+        for c in clients:
+            await c.close()
+
+    asyncio.run(scenario())
