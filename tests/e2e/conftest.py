@@ -58,6 +58,9 @@ def pytest_configure(config):
         "markers", "one_instance(reason): in the cluster topology, every client of the test connects "
         "to the first instance, since the test asserts what one process counts or does (its /health, "
         "/stats, its own SIGTERM); the other instances still run and share the meshes")
+    config.addinivalue_line(
+        "markers", "single_only(reason): the test cannot run in the cluster topology at all (it needs "
+        "--data-dir, which cluster mode refuses, or restarts the one relay); skipped there, with the reason")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -66,6 +69,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         gap = item.get_closest_marker("cluster_gap")
         callspec = getattr(item, "callspec", None)
+        only = item.get_closest_marker("single_only")
+        if only is not None and callspec is not None and callspec.params.get("topology") == "cluster":
+            item.add_marker(pytest.mark.skip(reason="single topology only: " + only.args[0]))
         if gap is not None and callspec is not None and callspec.params.get("topology") == "cluster":
             item.add_marker(pytest.mark.xfail(reason=gap.args[0], strict=True))
 
