@@ -111,9 +111,17 @@ def relay_factory(relay_bin, topology, request):
         started.append(r)
         return r
 
+    clusters = []
+
     def start(*extra_args, env=None):
         if topology == "cluster":
             pinned = request.node.get_closest_marker("one_instance") is not None
+            if clusters and "RELAY_CLUSTER" not in (env or {}):
+                # A second relay of one test is a separate relay in the single topology: its
+                # cluster must not share the first one's meshes.
+                env = dict(env or {}, RELAY_CLUSTER="%s_%d" % (
+                    request.getfixturevalue("nats_cluster").relay_cluster, len(clusters)))
+            clusters.append(True)
             return natscluster.RelayCluster(start_process, request.getfixturevalue("nats_cluster"),
                                             extra_args=extra_args, env=env, pinned=pinned)
         return start_process(*extra_args, env=env)
