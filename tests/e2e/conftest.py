@@ -58,6 +58,9 @@ def pytest_configure(config):
         "markers", "one_instance(reason): in the cluster topology, every client of the test connects "
         "to the first instance, since the test asserts what one process counts or does (its /health, "
         "/stats, its own SIGTERM); the other instances still run and share the meshes")
+    config.addinivalue_line(
+        "markers", "single_only(reason): the test cannot run in the cluster topology at all (it needs "
+        "--data-dir, which cluster mode refuses, or restarts the one relay); skipped there, with the reason")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -66,6 +69,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         gap = item.get_closest_marker("cluster_gap")
         callspec = getattr(item, "callspec", None)
+        only = item.get_closest_marker("single_only")
+        if only is not None and callspec is not None and callspec.params.get("topology") == "cluster":
+            item.add_marker(pytest.mark.skip(reason="single topology only: " + only.args[0]))
         if gap is not None and callspec is not None and callspec.params.get("topology") == "cluster":
             item.add_marker(pytest.mark.xfail(reason=gap.args[0], strict=True))
 
@@ -105,9 +111,17 @@ def relay_factory(relay_bin, topology, request):
         started.append(r)
         return r
 
+    clusters = []
+
     def start(*extra_args, env=None):
         if topology == "cluster":
             pinned = request.node.get_closest_marker("one_instance") is not None
+            if clusters and "RELAY_CLUSTER" not in (env or {}):
+                # A second relay of one test is a separate relay in the single topology: its
+                # cluster must not share the first one's meshes.
+                env = dict(env or {}, RELAY_CLUSTER="%s_%d" % (
+                    request.getfixturevalue("nats_cluster").relay_cluster, len(clusters)))
+            clusters.append(True)
             return natscluster.RelayCluster(start_process, request.getfixturevalue("nats_cluster"),
                                             extra_args=extra_args, env=env, pinned=pinned)
         return start_process(*extra_args, env=env)

@@ -202,6 +202,14 @@ class RelayCluster:
     def next_instance(self):
         return self.instances[next(self._next)]
 
+    @property
+    def returncode(self):  # a test that ends the first instance itself records its exit here
+        return self.instances[0].returncode
+
+    @returncode.setter
+    def returncode(self, value):
+        self.instances[0].returncode = value
+
     def __getattr__(self, name):
         # host, port, grpc_addr, http, get_json, proc, ...: the first instance's.
         return getattr(self.instances[0], name)

@@ -19,6 +19,8 @@ from relayclient import (Client, assert_error, assert_served_elsewhere, connect_
 from signing import (ABSENT, FAR_FUTURE, NOW, SOON, Key, b64, found, join, make_token, refused, reg, register_mesh_msg,
                      stats, mesh_ids, wait_auth_counts, wait_mesh_gone)
 
+SPREAD_OVER_CLUSTER = True
+
 # ---------------------------------------------------------------------------
 # The test's own signer (no relay): pinned to the spec's bytes and to RFC 8032
 # ---------------------------------------------------------------------------
@@ -117,6 +119,7 @@ async def test_emptied_open_mesh_leaves_no_binding(relay):
     await b.ping_barrier()
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 async def test_token_object_on_unsigned_mesh_refused(relay):
     key = Key()
     # mesh that does not exist
@@ -139,6 +142,7 @@ async def test_token_object_on_unsigned_mesh_refused(relay):
 # Token-bound meshes
 # ---------------------------------------------------------------------------
 
+@pytest.mark.one_instance("counts one process's connections on /health")
 async def test_token_bound_mesh_same_token_joins_others_refused(relay):
     mesh = unique_mesh("bound")
     a = await connect_registered(relay, mesh, "a", ["llm"], token="s3cret")
@@ -160,6 +164,7 @@ async def test_token_bound_mesh_same_token_joins_others_refused(relay):
     await wait_auth_counts(relay, len(bad))
 
 
+@pytest.mark.cluster_gap("a registration refused by a token-bound mesh's binding is answered only after the shared (NATS KV) auth store's lookup, so frames the client pipelines behind it get not_registered ('the registration is still being checked ...') before the auth_failed; one relay answers the refusal before reading them: only the one auth_failed, then the close")
 async def test_refused_client_still_writing_gets_the_error_and_the_close(relay):
     """A client that pipelines messages behind a refused register is still writing when the relay
     closes it: the close must arrive as 1008, not as a connection reset that drops the error."""
@@ -181,6 +186,7 @@ async def test_refused_client_still_writing_gets_the_error_and_the_close(relay):
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 async def test_token_binding_outlives_last_peer(relay):
     mesh = unique_mesh("bound")
     a = await connect_registered(relay, mesh, "a", token="keep-me")
@@ -410,6 +416,7 @@ async def test_register_mesh_for_other_mesh_than_url_refused(relay):
         await c.ping_barrier()
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 async def test_founder_rejoin_same_key_ok_other_key_refused(relay):
     mesh = unique_mesh("signed")
     key = Key()
@@ -433,6 +440,7 @@ async def test_founder_rejoin_same_key_ok_other_key_refused(relay):
     await wait_auth_counts(relay, 6)
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 async def test_unknown_node_key_cannot_reprove_a_signed_mesh(relay):
     """The mesh public key is public: proving with an arbitrary node key of one's own (node_public_key)
     must not pass as the founder proving the mesh key again."""
@@ -527,6 +535,7 @@ BAD_JOINS = {
 }
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 @pytest.mark.parametrize("case", list(BAD_JOINS))
 async def test_signed_mesh_refuses_bad_join(relay, case):
     mesh = "signé-" + uuid.uuid4().hex[:8]
@@ -557,6 +566,7 @@ async def test_token_of_another_signed_mesh_refused(relay):
     await f.ping_barrier()
 
 
+@pytest.mark.one_instance("reads one process's /stats auth_failed counters (signing.wait_auth_counts)")
 async def test_nonce_replay_by_other_node_refused_same_node_reconnect_ok(relay):
     mesh = unique_mesh("signed")
     key = Key()
@@ -698,6 +708,7 @@ async def test_takeover_signed_mesh_founder_reproves(relay):
 # /stats counts auth failures
 # ---------------------------------------------------------------------------
 
+@pytest.mark.one_instance("reads one process's /stats counters")
 async def test_stats_count_every_auth_failure(relay):
     key = Key()
     bound = unique_mesh("bound")

@@ -94,6 +94,8 @@ def test_help_lists_new_flags(relay_bin):
 # Rate limit
 # ---------------------------------------------------------------------------
 
+SPREAD_OVER_CLUSTER = True
+
 RATE_ARGS = {"flags": (("--rate-limit-per-second", "10", "--rate-limit-burst", "20"), None),
              "env": ((), {"RATE_LIMIT_PER_SECOND": "10", "RATE_LIMIT_BURST": "20"})}
 
@@ -151,6 +153,7 @@ async def test_flood_gets_rate_limited_then_closed_while_others_are_served(relay
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.one_instance("reads the pinger's rate_limited counts on one process's /stats")
 @pytest.mark.parametrize("how", list(RATE_ARGS))
 async def test_refusal_streak_of_burst_closes_1008_while_others_are_served(relay_factory, how):
     args, env = RATE_ARGS[how]
@@ -233,6 +236,7 @@ async def test_close_after_100_refusals_when_burst_is_larger(relay_factory):
 # Max peers per mesh
 # ---------------------------------------------------------------------------
 
+@pytest.mark.one_instance("counts one process's connections on /health and mesh_full on /stats")
 async def test_mesh_full_refuses_third_peer_and_keeps_it_open(relay_factory):
     relay = relay_factory("--max-peers-per-mesh", "2")
     mesh = unique_mesh("full")

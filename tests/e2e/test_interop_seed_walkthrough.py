@@ -8,11 +8,16 @@ plain blocking RFC 6455 client (rawws), as wscat would.
 import json
 import time
 
+import pytest
+
 import grpcpeer
 import rawws
 from relayclient import Client
 
+SPREAD_OVER_CLUSTER = True
 
+
+@pytest.mark.one_instance("ends on one process's /stats totals (llm requests, meshes, connections)")
 async def test_wscat_walkthrough_asyncio_client(relay):
     # Terminal 2: first client (Mac)
     mac = await Client.connect(relay, "test-mesh")

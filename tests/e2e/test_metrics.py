@@ -3,10 +3,14 @@ every family parses with its type, and the counters move as traffic flows."""
 
 import asyncio
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from grpcpeer import GrpcPeer, pb
 from relayclient import Client, connect_registered, mesh_of, unique_mesh
+
+SPREAD_OVER_CLUSTER = True
 
 
 def scrape(relay):
@@ -73,6 +77,7 @@ async def test_limit_hits_and_auth_records_move_when_a_bound_refuses(relay):
     assert value(families, "relay_auth_records") == 1  # the mesh's token binding
 
 
+@pytest.mark.one_instance("counts one process's connections and messages on its /metrics")
 async def test_counters_move_as_messages_flow(relay):
     before = scrape(relay)
     mesh = unique_mesh("metrics")

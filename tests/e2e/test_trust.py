@@ -9,11 +9,15 @@ import os
 import tempfile
 import time
 
+import pytest
+
 import rawws
 from procstats import cpu_seconds, rss_bytes
 from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, expect_refused,
                          is_sanitized, mesh_of, unique_mesh)
 from signing import Key, found, make_token, register_mesh_msg
+
+SPREAD_OVER_CLUSTER = True
 
 MIB = 1 << 20
 
@@ -96,6 +100,7 @@ async def test_takeover_probe_seconds_is_configurable(relay_factory):
 # register_mesh on a live open mesh
 # ---------------------------------------------------------------------------
 
+@pytest.mark.single_only('uses --data-dir and restarts the relay on it; cluster mode refuses a data dir (KV is the truth)')
 async def test_stranger_cannot_sign_a_live_open_mesh(relay_factory):
     data_dir = tempfile.mkdtemp(prefix="relay-trust-")
     relay = relay_factory("--data-dir", data_dir)
@@ -154,6 +159,7 @@ async def test_megabyte_request_ids_are_refused_and_pin_nothing(relay_factory):
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.one_instance("reads the asker's too_many_requests count on one process's /stats")
 async def test_pending_llm_requests_are_bounded_in_bytes(relay):
     mesh = unique_mesh("llm")
     model = await connect_registered(relay, mesh, "model", ["llm"])
@@ -179,6 +185,7 @@ async def test_pending_llm_requests_are_bounded_in_bytes(relay):
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.single_only("uses --data-dir (refused in cluster mode) and bounds one process's RSS")
 async def test_join_tokens_with_huge_nonces_or_far_expiry_are_refused_and_not_stored(relay_factory):
     data_dir = tempfile.mkdtemp(prefix="relay-trust-")
     relay = relay_factory("--data-dir", data_dir)
@@ -212,6 +219,7 @@ async def test_join_tokens_with_huge_nonces_or_far_expiry_are_refused_and_not_st
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.one_instance('AUTH_RECORDS_PER_IP_PER_MINUTE is counted by each process for the IPs it serves')
 async def test_token_bindings_per_ip_per_minute_are_bounded(relay):
     # One client minting token-bound meshes: the 21st in a minute is refused, and stays connected.
     codes = []
@@ -230,6 +238,7 @@ async def test_token_bindings_per_ip_per_minute_are_bounded(relay):
     await assert_served_elsewhere(relay)
 
 
+@pytest.mark.cluster_gap("--max-auth-records 3 on each instance: the fourth token-bound mesh (on an instance that made one of the three records) joins instead of getting auth_unavailable; each instance seems to count only the records it created, not the shared store's total")
 async def test_auth_records_in_total_are_bounded(relay_factory):
     relay = relay_factory("--max-auth-records", "3")
     for i in range(3):
