@@ -201,8 +201,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   relay::gateway::WsGateway& gateway = **created;
+  // Cluster mode: reads the backplane's readiness and makes gRPC health
+  // follow it (set once gRPC runs). On the event loop only.
+  std::function<std::string()> refresh_readiness;
   if (backplane != nullptr) {
-    gateway.SetReadinessCheck([&backplane] { return backplane->Readiness().reason; });
+    // /ready also brings gRPC health up to date (refresh_readiness, below),
+    // so no probe ever sees one ready and the other not.
+    gateway.SetReadinessCheck(
+        [&] { return refresh_readiness ? refresh_readiness() : backplane->Readiness().reason; });
     gateway.metrics()->cluster_series = [&nats, &backplane](relay::metrics::PrometheusText* out) {
       relay::backplane::nats::WriteClusterMetrics(*nats, *backplane, out);
     };
@@ -289,12 +295,21 @@ int main(int argc, char** argv) {
   // Cluster mode: gRPC health follows the backplane's readiness (what
   // /ready shows) until a drain takes it down for good.
   asio::steady_timer readiness_timer(io);
-  std::function<void(bool)> watch_readiness = [&](bool was_serving) {
-    const bool serving = !core.draining() && backplane->Readiness().ready;
-    if (serving != was_serving && !core.draining()) set_serving(serving);
+  bool serving_now = backplane == nullptr;
+  refresh_readiness = [&]() -> std::string {
+    const relay::backplane::nats::ClusterReadiness readiness = backplane->Readiness();
+    // A drain took health down for good: left alone.
+    if (!core.draining() && readiness.ready != serving_now) {
+      serving_now = readiness.ready;
+      set_serving(serving_now);
+    }
+    return readiness.reason;
+  };
+  std::function<void()> watch_readiness = [&] {
+    refresh_readiness();
     readiness_timer.expires_after(std::chrono::milliseconds(250));
-    readiness_timer.async_wait([&, serving](const asio::error_code& ec) {
-      if (!ec && !core.draining()) watch_readiness(serving);
+    readiness_timer.async_wait([&](const asio::error_code& ec) {
+      if (!ec && !core.draining()) watch_readiness();
     });
   };
   if (backplane != nullptr) {
@@ -304,7 +319,8 @@ int main(int argc, char** argv) {
       relay::log::Error("cluster: ", fatal.message());
       std::_Exit(1);
     });
-    watch_readiness(false);
+    // Posted: the loop is not running yet, and /ready's calls run on it.
+    asio::post(io, [&] { watch_readiness(); });
   }
   // Cluster mode: this instance's counts ride on its lease (rewritten every
   // second by the lease thread), so any instance can show the cluster's

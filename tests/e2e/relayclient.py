@@ -330,6 +330,15 @@ def assert_error(msg, code, request_id=None, has_request_id=None):
             type(msg["request_id"]) is type(request_id), "expected request_id %r in %r" % (request_id, msg)
 
 
+def drain_close(relay):
+    """(code, reason) a drain closes clients with: 1012 "service restart" on a cluster instance
+    (ADR 0009: reconnect, the balancer picks another instance), 1001 "server shutting down" on a
+    relay alone."""
+    if hasattr(relay, "instances"):
+        return (1012, "service restart")
+    return (1001, "server shutting down")
+
+
 async def poll(predicate, timeout=DEFAULT_TIMEOUT, interval=0.05, what="condition"):
     """Polls a cheap synchronous check (e.g. /health) until true."""
     deadline = time.monotonic() + timeout

@@ -151,7 +151,8 @@ def test_stats_show_this_instance_and_the_clusters_totals(cluster, relayctl_bin)
         def cluster_stats():
             stats = ctl_json(run_ctl(relayctl_bin, "--addr", rc.instances[1].grpc_addr, "--json",
                                      "stats"))
-            return stats if {i["instance_id"]: i.get("registered_peers", 0)
+            # relayctl --json writes uint64 as JSON strings (proto3's JSON mapping; issue 13).
+            return stats if {i["instance_id"]: int(i.get("registered_peers", 0))
                              for i in stats.get("cluster", {}).get("instances", [])} == want_peers \
                 else None
 
@@ -159,11 +160,11 @@ def test_stats_show_this_instance_and_the_clusters_totals(cluster, relayctl_bin)
         stats = await poll(lambda: cluster_stats(), timeout=10, what="every lease's counts")
         assert stats["instance_id"] == ids[1], stats
         totals = stats["cluster"]
-        assert totals["registered_peers"] == 5, totals
-        assert totals["open_sockets"] == sum(i["open_sockets"] for i in totals["instances"])
-        assert totals["registered_peers"] == sum(i["registered_peers"] for i in totals["instances"])
+        assert int(totals["registered_peers"]) == 5, totals
+        for field in ("open_sockets", "registered_peers"):
+            assert int(totals[field]) == sum(int(i[field]) for i in totals["instances"]), totals
         # The instance's own figure agrees with its lease.
-        assert stats["registered_peers"] == 2, stats
+        assert int(stats["registered_peers"]) == 2, stats
 
         text = (await asyncio.to_thread(run_ctl, relayctl_bin, "--addr", rc.instances[1].grpc_addr,
                                         "stats")).stdout
