@@ -123,7 +123,6 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   const absl::Duration uptime = absl::Seconds(stats.uptime_seconds());
   std::vector<std::pair<std::string, std::string>> lines = {
       {"version", OrDash(stats.version())},
-      {"instance_id", OrDash(stats.instance_id())},
       {"uptime", absl::StrCat(FormatAge(uptime), " (", absl::ToInt64Seconds(uptime), "s)")},
       {"active_meshes", absl::StrCat(stats.active_meshes())},
       {"open_sockets", absl::StrCat(stats.open_sockets())},
@@ -134,6 +133,9 @@ std::string FormatStats(const relay::v1::Stats& stats) {
       {"llm_requests", absl::StrCat(stats.llm_requests())},
       {"auth_records", absl::StrCat(stats.auth_records())},
   };
+  if (!stats.instance_id().empty()) {
+    lines.insert(lines.begin() + 1, {"instance_id", stats.instance_id()});  // cluster mode
+  }
   if (stats.has_cluster()) {
     // The cluster's totals first, then each instance (leases, ~1 s old).
     const relay::v1::ClusterStats& cluster = stats.cluster();

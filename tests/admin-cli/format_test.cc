@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace relay::cli {
@@ -185,6 +186,32 @@ TEST(FormatMeshDetailTest, UnknownTransportIsDash) {
   EXPECT_NE(FormatMeshDetail(response, kNow).find("old   -     -             -          -"),
             std::string::npos)
       << FormatMeshDetail(response, kNow);
+}
+
+TEST(FormatStatsTest, AClusterInstanceNamesItselfThenTheClustersTotalsAndEachInstance) {
+  relay::v1::Stats stats;
+  stats.set_version("1.0.0");
+  stats.set_instance_id("relay-b");
+  stats.set_registered_peers(2);
+  relay::v1::ClusterStats* cluster = stats.mutable_cluster();
+  for (const auto& [id, peers] : {std::pair<const char*, int>{"relay-a", 3}, {"relay-b", 2}}) {
+    relay::v1::InstanceStats* instance = cluster->add_instances();
+    instance->set_instance_id(id);
+    instance->set_open_sockets(peers + 1);
+    instance->set_registered_peers(peers);
+    instance->set_messages_relayed(10);
+  }
+  cluster->set_open_sockets(7);
+  cluster->set_registered_peers(5);
+  cluster->set_messages_relayed(20);
+  const std::string text = FormatStats(stats);
+  EXPECT_THAT(text, ::testing::StartsWith("version:"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\ninstance_id:"));
+  EXPECT_LT(text.find("instance_id:"), text.find("uptime:"));
+  EXPECT_THAT(text, ::testing::HasSubstr("cluster.instances:"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("cluster.registered_peers: +5\n"));
+  EXPECT_THAT(text, ::testing::ContainsRegex(
+                        "cluster.instance.relay-a: +4 sockets, 3 peers, 10 relayed\n"));
 }
 
 TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
