@@ -239,6 +239,14 @@ void InstanceLinks::PublisherLoop() {
       out.resend_from = 0;
       FrameQueued(out, publish);
     }
+    // Naks before acks: a nak queued before frames that an ack below covers
+    // arrived must reach the sender first, or it reads "asked for what it
+    // acknowledged" as a receiver that lost its state and restarts the
+    // stream (a spurious backplane_reset, and rosters rebuilt).
+    for (Control& control : control_) {
+      publish.emplace_back(InboxSubject(cluster_, control.to), control.frame.SerializeAsString());
+    }
+    control_.clear();
     if (now - last_acks_ >= kAckInterval) {
       last_acks_ = now;
       for (const auto& [to, ack] : acks_due_) {
@@ -251,10 +259,6 @@ void InstanceLinks::PublisherLoop() {
       }
       acks_due_.clear();
     }
-    for (Control& control : control_) {
-      publish.emplace_back(InboxSubject(cluster_, control.to), control.frame.SerializeAsString());
-    }
-    control_.clear();
     if (publish.empty()) continue;
     lock.unlock();
     for (const auto& [subject, bytes] : publish) {

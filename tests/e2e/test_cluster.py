@@ -292,8 +292,10 @@ async def test_a_paused_instance_costs_the_others_a_bounded_window_and_senders_h
         rss_paused = procstats.rss_bytes(sender_pid)
     finally:
         os.kill(rc.instances[1].proc.pid, signal.SIGCONT)
-    # The window, and the frames being built into it, not the 32 MiB sent.
-    assert rss_paused - rss_before < 2 * RESEND_WINDOW_BYTES, (rss_before, rss_paused)
+    # The window, and the frames being built into it, not the 48 MiB sent. (Under ASan freed
+    # memory sits in its quarantine, so resident memory says nothing there.)
+    if "ASAN_OPTIONS" not in os.environ:
+        assert rss_paused - rss_before < 2 * RESEND_WINDOW_BYTES, (rss_before, rss_paused)
     assert refused > 0, "48 MiB fit into a 16 MiB window?"
     await a.send({"type": "direct", "target": "b", "payload": {"n": "end"}})
     got = []

@@ -64,11 +64,13 @@ class Endpoint {
   NatsConnection& connection() { return *connection_; }
 
  private:
-  std::unique_ptr<NatsConnection> connection_;
-  std::unique_ptr<InstanceLinks> links_;
+  // Declared first, so destroyed last: a delivery still running while the
+  // links stop writes here.
   std::mutex mu_;
   std::vector<std::string> got_;
   int restarts_ = 0;
+  std::unique_ptr<NatsConnection> connection_;
+  std::unique_ptr<InstanceLinks> links_;
 };
 
 std::vector<std::string> Range(int from, int to) {
