@@ -561,19 +561,16 @@ absl::StatusOr<bool> NatsBackplane::ReadMeshHasMembers(const std::string& mesh_i
   if (!opened_.load(std::memory_order_acquire) || !connection_->connected()) {
     return absl::UnavailableError("NATS is unreachable");
   }
-  absl::StatusOr<std::string> filter = MeshNodesFilter(mesh_id);
-  if (!filter.ok()) return filter.status();
-  absl::StatusOr<std::vector<KvEntry>> entries = cluster_.nodes->Entries(*filter);
-  if (!entries.ok()) return entries.status();
-  for (const KvEntry& entry : *entries) {
-    relay::nats::v1::NodeEntry node;
-    if (!node.ParseFromString(entry.value)) continue;
-    // This instance's own members the core knows better than its entries
-    // (one whose release is still queued is gone already).
-    if (node.member().instance() == settings_.instance_id) continue;
-    if (cluster_.leases->IsLive(node.member().instance(), node.incarnation())) return true;
-  }
-  return false;
+  // This instance's own members the core knows better than its entries
+  // (one whose release is still queued is gone already).
+  absl::StatusOr<std::vector<LiveNode>> others = ReadLiveNodes(
+      *cluster_.nodes,
+      [this](const std::string& id, std::uint64_t incarnation) {
+        return id != settings_.instance_id && cluster_.leases->IsLive(id, incarnation);
+      },
+      mesh_id);
+  if (!others.ok()) return others.status();
+  return !others->empty();
 }
 
 void NatsBackplane::MaybeSweep(const std::string& id, std::uint64_t incarnation) {

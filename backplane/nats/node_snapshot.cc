@@ -1,48 +1,30 @@
 #include "backplane/nats/node_snapshot.h"
 
 #include <algorithm>
-#include <memory>
 #include <tuple>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "backplane/nats/nats_names.h"
 #include "backplane/nats/proto/presence.pb.h"
-#include "server/limits.h"
 
 namespace relay::backplane::nats {
 
 absl::StatusOr<std::vector<LiveNode>> ReadLiveNodes(const KvBucket& nodes,
                                                     const IsLiveInstance& is_live,
                                                     const std::optional<std::string>& mesh_id) {
-  // Keys start with the mesh's token, so one mesh is picked out by key
-  // without decoding the others' values.
-  std::string prefix;
-  if (mesh_id.has_value()) {
-    absl::StatusOr<std::string> key = MeshKey(*mesh_id);
-    if (!key.ok()) return key.status();
-    prefix = *key + ".";
-  }
-  // A watch's initial values are the bucket as it is now, ended by a
-  // marker: only a read that reached the marker is whole.
-  absl::StatusOr<std::unique_ptr<KvBucket::Watch>> watch = nodes.WatchAll();
-  if (!watch.ok()) {
+  // Keys start with the mesh's token, so NATS picks one mesh's entries out
+  // by key; only a read that reached the watch's end marker is whole.
+  absl::StatusOr<std::string> filter =
+      mesh_id.has_value() ? MeshNodesFilter(*mesh_id) : absl::StatusOr<std::string>(">");
+  if (!filter.ok()) return filter.status();
+  absl::StatusOr<std::vector<KvEntry>> entries = nodes.Entries(*filter);
+  if (!entries.ok()) {
     return absl::UnavailableError(
-        absl::StrCat("reading ", nodes.name(), ": ", watch.status().message()));
+        absl::StrCat("reading ", nodes.name(), ": ", entries.status().message()));
   }
   std::vector<LiveNode> live;
-  for (;;) {
-    absl::StatusOr<std::optional<KvEntry>> next =
-        (*watch)->Next(absl::Milliseconds(limits::kNatsKvWaitMs));
-    if (!next.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("reading ", nodes.name(), ": ", next.status().message()));
-    }
-    if (!next->has_value()) break;
-    const KvEntry& entry = **next;
-    if (entry.deleted || !absl::StartsWith(entry.key, prefix)) continue;
+  for (KvEntry& entry : *entries) {
     const std::size_t dot = entry.key.find('.');
     if (dot == std::string::npos) continue;
     absl::StatusOr<std::string> mesh = IdFromToken(entry.key.substr(0, dot));

@@ -1,5 +1,6 @@
 // ReadLiveNodes: the nodes bucket (one entry per registered node, key
-// <mesh_tok>.<node_tok>) read whole, as it is now, keeping only entries of
+// <mesh_tok>.<node_tok>) as it is now, whole or one mesh's keys (a filtered
+// KvBucket::Entries), keeping only entries of
 // live instances: an entry a dead instance left behind, before it is swept,
 // is treated as absent, as every other reader does (ADR 0009, section 3).
 // Blocking (NATS round trips): never on the core thread.
