@@ -100,6 +100,33 @@ def nats_cluster():
 
 
 @pytest.fixture
+def cluster(relay_bin, nats_cluster):
+    """cluster(**kw) -> a RelayCluster (natscluster.py) on the module's NATS cluster, for tests
+    of cluster mode itself; its instances are stopped (SIGTERM, then SIGKILL after 15 s) at
+    teardown, whatever state the test left them in."""
+    nats_cluster.wait_ready()
+    started = []
+
+    def start_process(*args, env=None):
+        r = RelayProcess(relay_bin, args, env=env)
+        started.append(r)
+        return r
+
+    def make(**kw):
+        return natscluster.RelayCluster(start_process, nats_cluster, **kw)
+
+    yield make
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.terminate()
+    for r in started:
+        try:
+            r.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            r.kill()
+
+
+@pytest.fixture
 def relay_factory(relay_bin, topology, request):
     """relay_factory(*extra_args, env={...}) -> a started RelayProcess (or, in the "cluster"
     topology, a RelayCluster of three). Each process is stopped with SIGTERM (by PID) at teardown

@@ -10,38 +10,12 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 import natscluster
 import procstats
 from relayclient import Client, RelayProcess, connect_registered, marker_barrier, poll, unique_mesh
 
 # SIGKILL to peer_left everywhere: issue 12's bound.
 DEAD_INSTANCE_BOUND = 10.0
-
-
-@pytest.fixture
-def cluster(relay_bin, nats_cluster):
-    nats_cluster.wait_ready()
-    started = []
-
-    def start_process(*args, env=None):
-        r = RelayProcess(relay_bin, args, env=env)
-        started.append(r)
-        return r
-
-    def make(**kw):
-        return natscluster.RelayCluster(start_process, nats_cluster, **kw)
-
-    yield make
-    for r in started:
-        if r.proc.poll() is None:
-            r.proc.terminate()
-    for r in started:
-        try:
-            r.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            r.kill()
 
 
 async def spread_mesh(rc, mesh, nodes):

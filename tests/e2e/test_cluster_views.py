@@ -10,37 +10,9 @@ import os
 import subprocess
 import uuid
 
-import pytest
-
-import natscluster
-from relayclient import Client, RelayProcess, poll
+from relayclient import Client, poll
 
 TOKEN = "views-admin-token"
-
-
-@pytest.fixture
-def cluster(relay_bin, nats_cluster):
-    # As test_cluster.py's fixture (a module of its own owns that one).
-    nats_cluster.wait_ready()
-    started = []
-
-    def start_process(*args, env=None):
-        r = RelayProcess(relay_bin, args, env=env)
-        started.append(r)
-        return r
-
-    def make(**kw):
-        return natscluster.RelayCluster(start_process, nats_cluster, **kw)
-
-    yield make
-    for r in started:
-        if r.proc.poll() is None:
-            r.proc.terminate()
-    for r in started:
-        try:
-            r.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            r.kill()
 
 
 def run_ctl(relayctl_bin, *args, token=TOKEN, timeout=20):
