@@ -126,6 +126,18 @@ core::CloseReason AttachStreamState::Detach() {
 
 void AttachStreamState::ReadNext() {
   std::lock_guard<std::mutex> lock(mu);
+  if (reading_paused) {
+    read_deferred = true;
+    return;
+  }
+  if (stream != nullptr && !finished && !closing) stream->BeginRead();
+}
+
+void AttachStreamState::SetReading(bool reading) {
+  std::lock_guard<std::mutex> lock(mu);
+  reading_paused = !reading;
+  if (!reading || !read_deferred) return;
+  read_deferred = false;
   if (stream != nullptr && !finished && !closing) stream->BeginRead();
 }
 

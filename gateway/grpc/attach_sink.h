@@ -69,6 +69,9 @@ struct AttachStreamState {
   std::uint64_t bytes_out = 0;
   std::optional<core::CloseReason> close_reason;  // set when the relay closed it
   bool cancelled = false;
+  // Flow control (PeerSink::SetReading): while paused, the next read waits.
+  bool reading_paused = false;
+  bool read_deferred = false;
 
   // Not under `mu`: set before the state is shared.
   TransportBytes* const bytes_metrics;
@@ -95,8 +98,10 @@ struct AttachStreamState {
   core::CloseReason Detach();
 
   // After the core handled the previous event: the next read, unless the
-  // stream is ending (one event in flight per stream).
+  // stream is ending (one event in flight per stream) or the core paused
+  // reading (then at SetReading).
   void ReadNext();
+  void SetReading(bool reading);
 };
 
 // The core's handle on a stream.
@@ -115,6 +120,7 @@ class AttachSink final : public core::PeerSink {
   core::SendResult Send(const core::ServerEventPtr& event) override;
   // Ends the stream with AttachCloseStatus(reason) after what is queued.
   void Close(core::CloseReason reason) override;
+  void SetReading(bool reading) override { state_->SetReading(reading); }
   Counters counters() const override;
   // The application cannot ping one stream: HTTP/2 keepalive (the server's
   // GRPC_ARG_KEEPALIVE_* settings) breaks the stream of a peer that

@@ -61,6 +61,15 @@ struct WsConnectionState {
   // next pong, or with false by the timer.
   std::function<void(bool)> probe_done;
   std::shared_ptr<asio::steady_timer> probe_timer;
+  // Flow control (PeerSink::SetReading). The core asks; reads stop at the end
+  // of the OnMessage that asked (no read is in flight there) and restart
+  // from a posted handler, so there is never a second read in flight.
+  bool reading_wanted = true;
+  bool reading_paused = false;
+  // websocketpp's connection lives as long as an operation in flight holds
+  // it; with reads paused and nothing being written, none does. Paused, the
+  // connection holds itself (released on resume).
+  std::shared_ptr<void> self_while_paused;
 };
 
 // `Base` is websocketpp::config::asio or ::asio_tls; `Socket` its socket policy.

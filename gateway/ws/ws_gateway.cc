@@ -109,6 +109,27 @@ void SettleProbe(const ConnectionPtr& con, bool answered) {
   done(answered);
 }
 
+// Restarts reading a connection the core had paused (PeerSink::SetReading),
+// from a handler of its own: posted, it never runs inside the connection's
+// read loop, where websocketpp is about to issue the next read itself.
+template <typename Server>
+void ResumeReadingLater(Server* server, const connection_hdl& hdl) {
+  asio::post(server->get_io_service(), [server, hdl] {
+    websocketpp::lib::error_code ec;
+    typename Server::connection_ptr con = server->get_con_from_hdl(hdl, ec);
+    if (ec || !con->reading_wanted || !con->reading_paused) return;
+    con->reading_paused = false;
+    // `con` keeps it alive to the end of this handler; the read, from then.
+    con->self_while_paused.reset();
+    const auto state = con->get_state();
+    if (state != websocketpp::session::state::open &&
+        state != websocketpp::session::state::closing) {
+      return;
+    }
+    con->handle_resume_reading();
+  });
+}
+
 // Delivers core events to one WebSocket connection, within the
 // per-connection send buffer bound.
 template <typename Server>
@@ -188,12 +209,24 @@ class WsPeerSink final : public core::PeerSink {
     return true;
   }
 
+  // Applied by OnMessage (pausing) or a posted handler (resuming).
+  void SetReading(bool reading) override {
+    websocketpp::lib::error_code ec;
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
+    if (ec) return;
+    con->reading_wanted = reading;
+    if (reading && con->reading_paused) ResumeReadingLater(server_, hdl_);
+  }
+
   // The close frame waits behind what is queued; a peer that never reads
   // never answers it, so the close handshake timeout then cuts TCP.
   void Close(core::CloseReason reason) override {
     websocketpp::lib::error_code ec;
     typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
     if (ec) return;
+    // The client's close frame must be read, whatever the core had paused.
+    con->reading_wanted = true;
+    if (con->reading_paused) ResumeReadingLater(server_, hdl_);
     if (!con->close_reason) con->close_reason = reason;
     const WsClose close = WsCloseFor(reason);
     con->close(close.code, std::string(close.text), ec);
@@ -693,6 +726,13 @@ void BasicWsGateway<Config>::OnMessage(connection_hdl hdl, WsMessagePtr msg) {
   } else {
     core_->RejectAdmitted(con->core_id, failure.code, failure.message, failure.request_id_json,
                           wire_bytes);
+  }
+  // Inside the read loop no read is in flight, and websocketpp issues the
+  // next one after the buffer it holds, unless paused now.
+  if (!con->reading_wanted && !con->reading_paused) {
+    con->reading_paused = true;
+    con->self_while_paused = con;
+    con->handle_pause_reading();
   }
 }
 

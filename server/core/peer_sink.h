@@ -45,6 +45,15 @@ class PeerSink {
     return false;
   }
 
+  // Flow control while a registration is being decided: the core holds what
+  // the client pipelines behind it (bounded by MAX_EVENTS_WHILE_REGISTERING),
+  // and asks the transport to stop reading meanwhile, so a client that keeps
+  // writing is slowed by TCP instead of having its excess refused. The
+  // transport may still hand over what it had already read (a WebSocket
+  // read buffer's worth). Resumes when the held events were handled or the
+  // connection closes. A transport that cannot pause ignores it.
+  virtual void SetReading(bool /*reading*/) {}
+
   // What the transport counted for this connection, for the Admin API.
   struct Counters {
     std::uint64_t bytes_in = 0;      // wire bytes received (frames, messages)

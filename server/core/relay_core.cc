@@ -589,6 +589,10 @@ void RelayCore::Hold(Connection& conn, HeldEvent held) {
   }
   conn.held_bytes += held.wire_bytes;
   conn.held.push_back(std::move(held));
+  if (!conn.reading_paused) {
+    conn.reading_paused = true;
+    conn.sink->SetReading(false);
+  }
 }
 
 void RelayCore::ReplayHeld(Connection& conn) {
@@ -605,6 +609,11 @@ void RelayCore::ReplayHeld(Connection& conn) {
   if (conn.closing) {
     conn.held.clear();
     conn.held_bytes = 0;
+  }
+  // Closing too: the transport must read the client's close frame.
+  if (conn.held.empty() && conn.reading_paused) {
+    conn.reading_paused = false;
+    conn.sink->SetReading(true);
   }
 }
 

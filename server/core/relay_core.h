@@ -204,6 +204,7 @@ class RelayCore final : private BackplaneListener {
     relay::v1::Register pending_register;
     std::deque<HeldEvent> held;
     std::size_t held_bytes = 0;
+    bool reading_paused = false;  // PeerSink::SetReading(false) while events are held
     ConnectionId claimant = 0;
     ConnectionId probed_holder = 0;
     // The auth store is deciding this connection's registration; what it

@@ -23,6 +23,7 @@ class RecordingSink final : public PeerSink {
     return SendResult::Queued();
   }
   void Close(CloseReason reason) override { closes.push_back(reason); }
+  void SetReading(bool on) override { reading.push_back(on); }
   // Keeps the probe for the test to answer (AnswerProbe), as a transport
   // would after a ping.
   bool Probe(absl::Duration timeout, std::function<void(bool)> done) override {
@@ -63,6 +64,7 @@ class RecordingSink final : public PeerSink {
 
   std::vector<ServerEventPtr> events;
   std::vector<CloseReason> closes;
+  std::vector<bool> reading;  // every SetReading, in order
   bool can_probe = true;
   std::vector<std::function<void(bool)>> probes;  // open ones, oldest first
   std::vector<absl::Duration> probe_timeouts;     // every probe asked

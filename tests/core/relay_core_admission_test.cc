@@ -183,6 +183,44 @@ TEST_F(RelayCoreAdmissionTest, EventsPipelinedAfterRegisterAreHandledInOrderAfte
                                          "already_registered"));
 }
 
+// A client that keeps writing behind a registration the store is deciding
+// is asked to stop (its transport stops reading, TCP slows it) from the
+// first held event until what was held has been handled; once, not per
+// event.
+TEST_F(RelayCoreAdmissionTest, ReadingPausesWhileEventsAreHeldAndResumesOnceHandled) {
+  Peer p = relay_.Connect();
+  relay_.core.Handle(p.id, RegisterEvent("m", "a", {}, "secret"));
+  EXPECT_THAT(p.sink->reading, IsEmpty());  // nothing held yet
+  relay_.core.Handle(p.id, PingEvent());
+  relay_.core.Handle(p.id, PingEvent());
+  EXPECT_THAT(p.sink->reading, ElementsAre(false));
+  Answer();
+  EXPECT_THAT(Seen(*p.sink), ElementsAre("joined", "peers", "pong", "pong"));
+  EXPECT_THAT(p.sink->reading, ElementsAre(false, true));
+  relay_.core.Handle(p.id, PingEvent());
+  EXPECT_THAT(p.sink->reading, ElementsAre(false, true));
+}
+
+// Refused after the wait (it lost the race for the binding): what it held
+// is dropped with the connection, and reading resumes so the transport can
+// read the client's close frame.
+TEST_F(RelayCoreAdmissionTest, ARefusedRegistrationResumesReadingForTheClose) {
+  Peer winner = relay_.Connect();
+  Peer loser = relay_.Connect();
+  relay_.core.Handle(winner.id, RegisterEvent("m", "a", {}, "token-a"));
+  relay_.core.Handle(loser.id, RegisterEvent("m", "b", {}, "token-b"));
+  for (int i = 0; i < 3; ++i) relay_.core.Handle(loser.id, BroadcastEvent("\"x\""));
+  ASSERT_EQ(store_.waiting(), 2u);
+  EXPECT_THAT(loser.sink->reading, ElementsAre(false));
+  EXPECT_THAT(winner.sink->reading, IsEmpty());
+  Answer(0);
+  Answer(0);
+  EXPECT_THAT(Seen(*loser.sink), ElementsAre("auth_failed"));
+  EXPECT_THAT(loser.sink->closes, ElementsAre(CloseReason::kAuthFailed));
+  EXPECT_THAT(loser.sink->reading, ElementsAre(false, true));
+  EXPECT_THAT(Seen(*winner.sink), ElementsAre("joined", "peers"));
+}
+
 // A member joining a live signed mesh with a new nonce waits for the store
 // while the mesh goes on; what it pipelined reaches the others after its
 // peer_joined, in order.

@@ -164,7 +164,27 @@ async def test_token_bound_mesh_same_token_joins_others_refused(relay):
     await wait_auth_counts(relay, len(bad))
 
 
-@pytest.mark.cluster_gap("a registration refused by a token-bound mesh's binding is answered only after the shared (NATS KV) auth store's lookup, so frames the client pipelines behind it get not_registered ('the registration is still being checked ...') before the auth_failed; one relay answers the refusal before reading them: only the one auth_failed, then the close")
+async def test_messages_pipelined_behind_a_checked_registration_all_arrive_in_order(relay):
+    """A client joining a token-bound mesh writes its messages right behind the register, without
+    waiting for `joined`. However long the relay takes to check the token (with a cluster's shared
+    store, a NATS round trip), every message is handled after the join, in order, and none is
+    refused: the relay stops reading the client meanwhile instead of refusing the excess."""
+    mesh = unique_mesh("bound")
+    a = await connect_registered(relay, mesh, "a", token="s3cret")
+    c = await Client.connect(relay, mesh, label="pipeliner")
+    await c.send(reg("c", "s3cret"))
+    count = 600
+    for i in range(count):
+        await c.send_raw(json.dumps({"type": "direct", "target": "a", "payload": {"i": i, "pad": "p" * 60}}))
+    assert (await c.recv())["type"] == "joined"
+    assert (await c.recv())["type"] == "peers"
+    await a.expect("peer_joined")
+    got = [(await a.expect("message"))["payload"]["i"] for _ in range(count)]
+    assert got == list(range(count))
+    await c.ping_barrier()  # nothing else came to c: no error for any of them
+    await assert_served_elsewhere(relay)
+
+
 async def test_refused_client_still_writing_gets_the_error_and_the_close(relay):
     """A client that pipelines messages behind a refused register is still writing when the relay
     closes it: the close must arrive as 1008, not as a connection reset that drops the error."""
