@@ -182,6 +182,7 @@ class RelayCluster:
             self.instances.append(factory(*extra_args, env=instance_env))
         # pinned: every client on the first instance (tests of one process's own counts and
         # signals), the others still running and sharing the meshes.
+        self.pinned = pinned
         self._next = itertools.cycle([0] if pinned else range(size))
         self.wait_ready(ready_timeout)
 

@@ -333,9 +333,12 @@ def assert_error(msg, code, request_id=None, has_request_id=None):
 def instance(relay, i):
     """In the cluster topology, instance i (modulo their number) of the RelayCluster, so a test can
     say where a client goes: a bad client on one instance, its bystanders on others. Clients of a
-    RelayProcess all go to that instance. A relay alone is every instance."""
+    RelayProcess all go to that instance. A relay alone is every instance, and so is the first
+    instance of a test marked one_instance."""
     instances = getattr(relay, "instances", None)
-    return instances[i % len(instances)] if instances else relay
+    if not instances:
+        return relay
+    return instances[0] if relay.pinned else instances[i % len(instances)]
 
 
 def instances(relay):
