@@ -182,6 +182,7 @@ async def test_bad_capabilities_update_changes_nothing(relay):
     await still_usable(bad, peer)  # peer got no peer_updated before the direct
     await peer.send({"type": "llm_request", "request_id": "q", "prompt": "x"})
     assert_error(await peer.recv(), "no_llm_peer", request_id="q")
+    await w.round_trip()
 
 
 async def test_limits_at_boundary_accepted(relay):
@@ -258,6 +259,7 @@ async def test_invalid_utf8_split_across_fragments_closes_1007(relay):
 async def test_invalid_utf8_after_long_ascii_run_closes_1007(relay):
     # The relay checks UTF-8 eight bytes at a time over ASCII runs: a bad byte
     # at any offset after such a run must still be caught.
+    w = await Witness(relay).start()
     for offset in range(9):
         r = rawws.RawWS(relay.host, relay.port, "/relay/" + unique_mesh())
         try:
@@ -268,6 +270,7 @@ async def test_invalid_utf8_after_long_ascii_run_closes_1007(relay):
             assert closed.code == 1007, (offset, closed)
         finally:
             r.close()
+    await w.round_trip()
 
 
 async def test_characters_split_across_fragments_are_relayed(relay):
