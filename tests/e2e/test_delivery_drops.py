@@ -28,6 +28,11 @@ def stats(relay):
     return relay.get_json("/stats")
 
 
+def relayed_or_dropped(s):
+    """Deliveries a relay made or dropped as closing, from one /stats."""
+    return s["total_messages_relayed"] + s["drops"]["closing"]
+
+
 def dropped_metrics(relay):
     """{reason: value} of relay_deliveries_dropped_total."""
     status, _, body = relay.http("GET", "/metrics")
@@ -90,8 +95,8 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
             await producer.send({"type": "broadcast", "payload": {"n": i}})
         await producer.ping_barrier()
         # Each of them was either queued for the leaver or dropped, by the leaver's relay.
-        await poll(lambda: stats(relay)["total_messages_relayed"] + stats(relay)["drops"]["closing"]
-                   == 12 + burst, timeout=10, what="every broadcast relayed or dropped")
+        await poll(lambda: relayed_or_dropped(stats(relay)) == 12 + burst, timeout=10,
+                   what="every broadcast relayed or dropped")
 
         drops = assert_metrics_agree(relay)
         assert 1 <= drops["closing"] <= burst, drops
