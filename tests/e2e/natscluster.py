@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -181,6 +182,7 @@ class RelayCluster:
             self.instances.append(factory(*extra_args, env=instance_env))
         # pinned: every client on the first instance (tests of one process's own counts and
         # signals), the others still running and sharing the meshes.
+        self.pinned = pinned
         self._next = itertools.cycle([0] if pinned else range(size))
         self.wait_ready(ready_timeout)
 
@@ -188,12 +190,24 @@ class RelayCluster:
         deadline = time.monotonic() + timeout
         for r in self.instances:
             while True:
-                status, _, body = r.http("GET", "/ready")
+                status, _, body = self._probe(r)
                 if status == 200:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError("relay %s not ready: %s\n%s" % (r.args, body, r.stderr_text()))
                 time.sleep(0.05)
+
+    @staticmethod
+    def _probe(r):
+        """GET /ready; over TLS before the test set what trusts the certificate, without checking
+        it (readiness only: the test's own requests do check it)."""
+        if not r.tls or r.ssl_context is not None:
+            return r.http("GET", "/ready")
+        r.ssl_context = ssl._create_unverified_context()
+        try:
+            return r.http("GET", "/ready")
+        finally:
+            r.ssl_context = None
 
     # What tests use of a RelayProcess. A client's connection goes to the next instance.
     def ws_url(self, mesh, quote=True):
@@ -201,6 +215,15 @@ class RelayCluster:
 
     def next_instance(self):
         return self.instances[next(self._next)]
+
+    @property
+    def ssl_context(self):
+        return self.instances[0].ssl_context
+
+    @ssl_context.setter
+    def ssl_context(self, context):  # what trusts the certificate every instance serves
+        for r in self.instances:
+            r.ssl_context = context
 
     @property
     def returncode(self):  # a test that ends the first instance itself records its exit here

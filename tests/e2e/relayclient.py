@@ -330,6 +330,22 @@ def assert_error(msg, code, request_id=None, has_request_id=None):
             type(msg["request_id"]) is type(request_id), "expected request_id %r in %r" % (request_id, msg)
 
 
+def instance(relay, i):
+    """In the cluster topology, instance i (modulo their number) of the RelayCluster, so a test can
+    say where a client goes: a bad client on one instance, its bystanders on others. Clients of a
+    RelayProcess all go to that instance. A relay alone is every instance, and so is the first
+    instance of a test marked one_instance."""
+    instances = getattr(relay, "instances", None)
+    if not instances:
+        return relay
+    return instances[0] if relay.pinned else instances[i % len(instances)]
+
+
+def instances(relay):
+    """Every process of the relay: the RelayCluster's instances, or the one RelayProcess."""
+    return list(getattr(relay, "instances", None) or [relay])
+
+
 def drain_close(relay):
     """(code, reason) a drain closes clients with: 1012 "service restart" on a cluster instance
     (ADR 0009: reconnect, the balancer picks another instance), 1001 "server shutting down" on a

@@ -1,7 +1,11 @@
 """One admission policy for every transport, against the real binary: WebSocket clients and gRPC
 peers (RelayCore.Attach, from Python's grpcio) share MAX_CONNECTIONS and MAX_CONNECTIONS_PER_IP, a
 freed slot of either kind goes to the next client of either kind, and refusals of both transports
-are counted under the same names in /stats "refused" and relay_upgrades_refused_total."""
+are counted under the same names in /stats "refused" and relay_upgrades_refused_total.
+
+In the cluster topology every test keeps its clients on the first instance (one_instance): the
+limits are each process's own, and so are its counts; the other instances run and share the
+meshes, so each admission there is also a cluster registration."""
 
 import asyncio
 
@@ -12,6 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import rawws
 from grpcpeer import GrpcPeer
 from relayclient import connect_registered, poll, unique_mesh
+
+# Run again on three instances (conftest.py).
+SPREAD_OVER_CLUSTER = True
 
 
 @pytest.fixture
@@ -71,6 +78,7 @@ async def grpc_register(peer, mesh, node_id):
     await asyncio.to_thread(peer.register, mesh, node_id)
 
 
+@pytest.mark.one_instance("MAX_CONNECTIONS bounds one process; counts its sockets and refusals on /stats")
 async def test_websocket_and_grpc_peers_together_are_bounded_by_max_connections(relay_factory, peers):
     relay = relay_factory("--max-connections", "4")
     mesh = unique_mesh("slots")
@@ -107,6 +115,7 @@ async def test_websocket_and_grpc_peers_together_are_bounded_by_max_connections(
     assert open_sockets(relay) == 4
 
 
+@pytest.mark.one_instance("MAX_CONNECTIONS_PER_IP bounds one process; counts its sockets and refusals on /stats")
 async def test_the_per_ip_limit_counts_grpc_peers_and_websocket_clients_together(relay_factory, peers):
     relay = relay_factory("--max-connections-per-ip", "2")
     mesh = unique_mesh("per-ip")
@@ -136,6 +145,7 @@ async def test_the_per_ip_limit_counts_grpc_peers_and_websocket_clients_together
     assert refused(relay)["too_many_connections"] == 2
 
 
+@pytest.mark.one_instance("drains one process with SIGTERM and reads its refusal counts")
 async def test_refusals_while_draining_are_counted_alike_for_both_transports(relay_factory, peers):
     relay = relay_factory("--drain-grace-seconds", "30")
     mesh = unique_mesh("drain")

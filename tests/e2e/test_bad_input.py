@@ -1,6 +1,11 @@
 """Bad input from one client: the right error or close code, and afterwards a client pair in
 ANOTHER mesh is still served (a direct round trip), and where the spec says so the bad
-client's own connection stays usable."""
+client's own connection stays usable.
+
+In the cluster topology the bad client is on the first instance (RawWS connects to
+relay.host/port, which is the first instance's), its mesh's `peer` on the second, and the
+Witness pair on the second and third: the bystanders are never on the bad client's instance,
+and what the bad client does reaches its peer through the backplane."""
 
 import asyncio
 import os
@@ -15,7 +20,7 @@ import pytest
 
 import rawws
 from procstats import cpu_seconds
-from relayclient import Client, assert_error, connect_registered, is_sanitized, marker_barrier, mesh_of, unique_mesh
+from relayclient import Client, assert_error, connect_registered, instance, is_sanitized, marker_barrier, unique_mesh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,8 +28,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPREAD_OVER_CLUSTER = True
 
 
+def bad_side(relay):
+    """Where bad clients connect: the first instance, as RawWS (relay.host/port) does."""
+    return instance(relay, 0)
+
+
+def peer_side(relay):
+    """Where the bad client's mesh peers connect: another instance than the bad client's."""
+    return instance(relay, 1)
+
+
 class Witness:
-    """Two clients in their own mesh; round_trip() proves the relay still serves others."""
+    """Two clients in their own mesh; round_trip() proves the relay still serves others. In the
+    cluster topology they are on the second and third instances, never on bad_side's."""
 
     def __init__(self, relay):
         self.relay = relay
@@ -32,7 +48,11 @@ class Witness:
         self.n = 0
 
     async def start(self):
-        self.x, self.y = await mesh_of(self.relay, unique_mesh("witness"), [("wx", []), ("wy", [])])
+        mesh = unique_mesh("witness")
+        self.x = await connect_registered(instance(self.relay, 1), mesh, "wx")
+        self.y = await connect_registered(instance(self.relay, 2), mesh, "wy")
+        pj = await self.x.expect("peer_joined")
+        assert pj["node_id"] == "wy", pj
         return self
 
     async def round_trip(self):
@@ -48,8 +68,8 @@ class Witness:
 async def setup_mesh(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh("bad")
-    peer = await connect_registered(relay, mesh, "peer")
-    bad = await Client.connect(relay, mesh)
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
+    bad = await Client.connect(bad_side(relay), mesh)
     await bad.register("bad")
     await peer.expect("peer_joined")
     return w, peer, bad, mesh
@@ -117,7 +137,7 @@ async def test_unknown_type(relay, type_):
 async def test_unknown_type_before_register_is_unknown_type_or_not_registered(relay):
     """Either answer tells the client what is wrong; the socket stays and may register."""
     w = await Witness(relay).start()
-    u = await Client.connect(relay, unique_mesh())
+    u = await Client.connect(bad_side(relay), unique_mesh())
     await u.send({"type": "teleport"})
     err = await u.expect("error")
     assert err["code"] in ("unknown_type", "not_registered"), err
@@ -162,6 +182,7 @@ async def test_bad_capabilities_update_changes_nothing(relay):
     await still_usable(bad, peer)  # peer got no peer_updated before the direct
     await peer.send({"type": "llm_request", "request_id": "q", "prompt": "x"})
     assert_error(await peer.recv(), "no_llm_peer", request_id="q")
+    await w.round_trip()
 
 
 async def test_limits_at_boundary_accepted(relay):
@@ -193,8 +214,8 @@ async def test_limits_at_boundary_accepted(relay):
 async def test_bad_register_is_bad_message_and_stays_unregistered(relay, msg):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
-    u = await Client.connect(relay, mesh)
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
+    u = await Client.connect(bad_side(relay), mesh)
     await u.send(msg)
     await u.expect_error("bad_message")
     await w.round_trip()
@@ -207,7 +228,7 @@ async def test_bad_register_is_bad_message_and_stays_unregistered(relay, msg):
 async def test_invalid_utf8_in_text_frame_closes_1007(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("raw")
@@ -238,6 +259,7 @@ async def test_invalid_utf8_split_across_fragments_closes_1007(relay):
 async def test_invalid_utf8_after_long_ascii_run_closes_1007(relay):
     # The relay checks UTF-8 eight bytes at a time over ASCII runs: a bad byte
     # at any offset after such a run must still be caught.
+    w = await Witness(relay).start()
     for offset in range(9):
         r = rawws.RawWS(relay.host, relay.port, "/relay/" + unique_mesh())
         try:
@@ -248,13 +270,14 @@ async def test_invalid_utf8_after_long_ascii_run_closes_1007(relay):
             assert closed.code == 1007, (offset, closed)
         finally:
             r.close()
+    await w.round_trip()
 
 
 async def test_characters_split_across_fragments_are_relayed(relay):
     # A multi-byte character cut between two fragments is valid UTF-8 and
     # reaches the peer intact, as do characters right after long ASCII runs.
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("raw")
@@ -273,7 +296,7 @@ async def test_characters_split_across_fragments_are_relayed(relay):
 async def test_invalid_utf8_in_binary_frame_is_bad_json(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("raw")
@@ -307,7 +330,7 @@ def _send_in_background(r, data):
 async def test_two_mib_frame_closes_1009(relay, opcode):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("big")
@@ -384,7 +407,7 @@ async def test_nesting_over_64_levels_is_bad_json(relay):
 async def test_vanished_client_without_close_frame_gives_peer_left(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     r.register("ghost")
     await peer.expect("peer_joined")
@@ -398,7 +421,7 @@ async def test_vanished_client_with_reset_gives_peer_left(relay):
     import struct
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     r.register("reset")
     await peer.expect("peer_joined")
@@ -422,7 +445,7 @@ KILLED_CLIENT = textwrap.dedent("""
 async def test_killed_client_process_gives_peer_left_and_llm_peer_left(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     proc = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, HERE, relay.host, str(relay.port), mesh],
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -448,7 +471,7 @@ async def test_close_frame_with_odd_payload_is_handled(relay):
     """A close frame with a reserved code: the relay closes the connection and keeps serving."""
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("odd")
@@ -464,7 +487,7 @@ async def test_close_frame_with_odd_payload_is_handled(relay):
 async def test_unmasked_client_frame_is_rejected(relay):
     w = await Witness(relay).start()
     mesh = unique_mesh()
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("nomask")
@@ -479,7 +502,7 @@ async def test_unmasked_client_frame_is_rejected(relay):
 
 async def test_every_error_has_string_code_and_message(relay):
     w, peer, bad, mesh = await setup_mesh(relay)
-    u = await Client.connect(relay, mesh)
+    u = await Client.connect(bad_side(relay), mesh)
     cases = [
         (bad, "{", "bad_json"),
         (bad, "[]", "bad_message"),
@@ -507,7 +530,9 @@ async def test_duplicate_prompt_is_bad_json_and_never_reaches_the_llm_peer(relay
     different requests. Refused whole: the LLM peer gets nothing, the requester bad_json."""
     w = await Witness(relay).start()
     mesh = unique_mesh("dup")
-    llm, asker = await mesh_of(relay, mesh, [("llm", ["llm"]), ("asker", [])])
+    llm = await connect_registered(peer_side(relay), mesh, "llm", ["llm"])
+    asker = await connect_registered(bad_side(relay), mesh, "asker")
+    await llm.expect("peer_joined")
     for frame in [
         '{"type":"llm_request","request_id":"1","prompt":"A","prompt":"B"}',
         '{"type":"llm_request","request_id":"2","prompt":"A","\\u0070rompt":"B"}',
@@ -567,7 +592,7 @@ async def test_megabyte_frames_of_tiny_members_are_bad_message_and_cheap(relay_f
     relay = relay_factory("--rate-limit-bytes-per-second", "0")
     w = await Witness(relay).start()
     mesh = unique_mesh("members")
-    peer = await connect_registered(relay, mesh, "peer")
+    peer = await connect_registered(peer_side(relay), mesh, "peer")
     r = rawws.RawWS(relay.host, relay.port, "/relay/" + mesh)
     try:
         r.register("bad")

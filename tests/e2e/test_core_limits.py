@@ -12,8 +12,8 @@ import pytest
 import websockets
 
 import grpcpeer
-from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, marker_barrier, mesh_of,
-                         poll, unique_mesh)
+from relayclient import (Client, assert_error, assert_served_elsewhere, connect_registered, instance, marker_barrier,
+                         mesh_of, poll, unique_mesh)
 
 
 def stats(relay):
@@ -104,10 +104,16 @@ RATE_ARGS = {"flags": (("--rate-limit-per-second", "10", "--rate-limit-burst", "
 async def test_flood_gets_rate_limited_then_closed_while_others_are_served(relay_factory, how):
     args, env = RATE_ARGS[how]
     relay = relay_factory(*args, env=env)
-    # a bystander mesh, registered before the flood
-    b1, b2 = await mesh_of(relay, unique_mesh("bystander"), [("b1", []), ("b2", [])])
+    # a bystander mesh, registered before the flood; in the cluster the flooder is on the first
+    # instance (whose /stats is read), the bystanders and its receiver on the others
+    bystanders = unique_mesh("bystander")
+    b1 = await connect_registered(instance(relay, 1), bystanders, "b1")
+    b2 = await connect_registered(instance(relay, 2), bystanders, "b2")
+    assert (await b1.expect("peer_joined"))["node_id"] == "b2"
     mesh = unique_mesh("flood")
-    rx, fl = await mesh_of(relay, mesh, [("rx", []), ("fl", [])])
+    rx = await connect_registered(instance(relay, 1), mesh, "rx")
+    fl = await connect_registered(instance(relay, 0), mesh, "fl")
+    assert (await rx.expect("peer_joined"))["node_id"] == "fl"
 
     async def bystander():
         # 5 rounds = 10 messages + 1 register: well inside b1's own burst of 20

@@ -2,7 +2,11 @@
 counted by reason in /stats "drops" and relay_deliveries_dropped_total{reason}. A peer that
 closes while broadcasts to it are still coming counts them as "closing"; a peer that stops
 reading is closed as a slow consumer (MAX_QUEUED_BYTES_PER_CONNECTION) and counts
-"slow_consumer" once."""
+"slow_consumer" once.
+
+In the cluster topology the producer is on the second instance and the peer that closes or stops
+reading on the first (RawWS connects to relay.host/port): the deliveries reach it through the
+backplane, and the first instance, which holds the connection, counts the drops."""
 
 import asyncio
 import json
@@ -11,14 +15,22 @@ import subprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 import rawws
-from relayclient import connect_registered, poll, unique_mesh
+from relayclient import connect_registered, instance, poll, unique_mesh
 
 MIB = 1 << 20
 REASONS = ("closing", "slow_consumer", "unreachable")
 
+# Run again on three instances (conftest.py).
+SPREAD_OVER_CLUSTER = True
+
 
 def stats(relay):
     return relay.get_json("/stats")
+
+
+def relayed_or_dropped(s):
+    """Deliveries a relay made or dropped as closing, from one /stats."""
+    return s["total_messages_relayed"] + s["drops"]["closing"]
 
 
 def dropped_metrics(relay):
@@ -54,7 +66,7 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
     relay = relay_factory("--max-queued-bytes-per-connection", str(16 * MIB),
                           "--rate-limit-bytes-per-second", "0")
     mesh = unique_mesh("closing")
-    producer = await connect_registered(relay, mesh, "producer")
+    producer = await connect_registered(instance(relay, 1), mesh, "producer")
     # The leaver reads nothing after it registered; a small receive window keeps the kernel from
     # taking much of what the relay sends it.
     leaver = await asyncio.to_thread(rawws.RawWS, relay.host, relay.port, "/relay/" + mesh,
@@ -69,6 +81,9 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
         for _ in range(12):
             await producer.send_raw(frame)
         await producer.ping_barrier()
+        # The leaver's relay has them all (from the producer's instance, in the cluster).
+        await poll(lambda: stats(relay)["total_messages_relayed"] == 12, timeout=10,
+                   what="the 12 broadcasts queued for the leaver")
         queued = await asyncio.to_thread(queued_bytes, relayctl_bin, relay, mesh, "leaver")
         assert queued > 0, "nothing waits in the relay for the leaver: the test proves nothing"
         assert assert_metrics_agree(relay) == {"closing": 0, "slow_consumer": 0, "unreachable": 0}
@@ -79,6 +94,9 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
         for i in range(burst):
             await producer.send({"type": "broadcast", "payload": {"n": i}})
         await producer.ping_barrier()
+        # Each of them was either queued for the leaver or dropped, by the leaver's relay.
+        await poll(lambda: relayed_or_dropped(stats(relay)) == 12 + burst, timeout=10,
+                   what="every broadcast relayed or dropped")
 
         drops = assert_metrics_agree(relay)
         assert 1 <= drops["closing"] <= burst, drops
@@ -89,9 +107,14 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
         # The leaver is gone soon after (its close handshake times out) and told nobody but the
         # producer; once it is, broadcasts have no recipient and nothing more is dropped.
         assert await producer.recv(timeout=10) == {"type": "peer_left", "node_id": "leaver"}
+        # A newcomer on the leaver's relay gets that broadcast: that relay has handled it.
+        late = await connect_registered(instance(relay, 0), mesh, "late")
+        assert (await producer.expect("peer_joined"))["node_id"] == "late"
         await producer.send({"type": "broadcast", "payload": {"n": "after"}})
-        await producer.ping_barrier()
+        assert await late.recv() == {"type": "message", "from": "producer", "payload": {"n": "after"}}
         assert assert_metrics_agree(relay) == drops
+        # Nor did the producer's relay drop any (in the cluster, one that forwards to the leaver's).
+        assert assert_metrics_agree(instance(relay, 1))["unreachable"] == 0
     finally:
         leaver.close()
 
@@ -100,7 +123,7 @@ async def test_a_slow_consumer_is_closed_and_counted_as_dropped_slow_consumer_on
     relay = relay_factory("--max-queued-bytes-per-connection", str(MIB),
                           "--rate-limit-bytes-per-second", "0")
     mesh = unique_mesh("slow")
-    producer = await connect_registered(relay, mesh, "producer")
+    producer = await connect_registered(instance(relay, 1), mesh, "producer")
     slow = await asyncio.to_thread(rawws.RawWS, relay.host, relay.port, "/relay/" + mesh,
                                    rcvbuf=64 * 1024)
     try:
@@ -132,5 +155,6 @@ async def test_a_slow_consumer_is_closed_and_counted_as_dropped_slow_consumer_on
         assert await producer.recv(timeout=10) == {"type": "peer_left", "node_id": "slow"}
         await producer.ping_barrier()
         assert assert_metrics_agree(relay)["slow_consumer"] == 1
+        assert assert_metrics_agree(instance(relay, 1))["unreachable"] == 0
     finally:
         slow.close()

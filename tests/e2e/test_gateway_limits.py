@@ -1,7 +1,12 @@
 """The gateway's transport limits against the real binary: the per-connection send buffer
 (slow consumers are closed with 1013 and the relay's memory stays bounded), connections in
 total and per client IP (HTTP 503 too_many_connections, X-Forwarded-For from trusted proxies
-only), the HTTP handshake timeout (slowloris), and the validation of these settings."""
+only), the HTTP handshake timeout (slowloris), and the validation of these settings.
+
+In the cluster topology the slow consumer and the slowloris are on the first instance (RawWS and
+raw sockets connect to relay.host/port), the producer and the witness pair on the others: a slow
+consumer fed through the backplane is closed alike, and the peers of the other instances are
+unharmed. The connection limits are each process's own (one_instance)."""
 
 import asyncio
 import json
@@ -16,9 +21,12 @@ import pytest
 
 import rawws
 from procstats import rss_bytes
-from relayclient import Client, connect_registered, mesh_of, poll, unique_mesh
+from relayclient import Client, connect_registered, instance, instances, mesh_of, poll, unique_mesh
 
 MIB = 1 << 20
+
+# Run again on three instances (conftest.py).
+SPREAD_OVER_CLUSTER = True
 
 
 class RssSampler:
@@ -58,8 +66,21 @@ async def round_trip(x, y, n):
     return time.monotonic() - t0
 
 
+async def witnesses(relay):
+    """A pair in a mesh of its own, on other instances than the first in the cluster."""
+    mesh = unique_mesh("witness")
+    wx = await connect_registered(instance(relay, 1), mesh, "wx")
+    wy = await connect_registered(instance(relay, 2), mesh, "wy")
+    assert (await wx.expect("peer_joined"))["node_id"] == "wy"
+    return wx, wy
+
+
 def closes(relay):
     return relay.get_json("/stats")["closes"]
+
+
+def open_sockets(relay):
+    return relay.get_json("/stats")["open_sockets"]
 
 
 def refused(relay):
@@ -84,11 +105,12 @@ BOUND = 4 * MIB
 async def test_slow_consumer_is_closed_1013_and_memory_stays_bounded(relay_factory):
     relay = relay_factory("--max-queued-bytes-per-connection", str(BOUND),
                           "--rate-limit-bytes-per-second", "0")  # 32 MiB offered at once
-    wx, wy = await mesh_of(relay, unique_mesh("witness"), [("wx", []), ("wy", [])])
+    wx, wy = await witnesses(relay)
     await round_trip(wx, wy, 0)
 
     mesh = unique_mesh("slow")
-    producer = await connect_registered(relay, mesh, "producer")
+    producer = await connect_registered(instance(relay, 1), mesh, "producer")
+    sockets = open_sockets(relay)
     # The slow consumer registers, then never reads again. A small receive window keeps the
     # kernel from absorbing much of what the relay sends it.
     slow = await asyncio.to_thread(rawws.RawWS, relay.host, relay.port, "/relay/" + mesh,
@@ -115,7 +137,7 @@ async def test_slow_consumer_is_closed_1013_and_memory_stays_bounded(relay_facto
                    what="closes.slow_consumer == 1")
         worst_round_trip = max(worst_round_trip, await round_trip(wx, wy, 1000))
         # Its TCP connection is gone soon after (close handshake timeout), not left open.
-        await poll(lambda: relay.get_json("/stats")["open_sockets"] == 3, timeout=10,
+        await poll(lambda: open_sockets(relay) == sockets, timeout=10,
                    what="the slow consumer's socket to be closed")
     growth = rss.peak - baseline
     print("slow consumer: offered %.1f MiB, bound %.1f MiB, RSS baseline %.1f MiB, peak %.1f MiB "
@@ -147,13 +169,14 @@ async def test_reader_within_the_bound_is_not_closed(relay_factory):
         await a.send({"type": "broadcast", "payload": payload})
         msg = await b.recv()
         assert msg["from"] == "a" and len(msg["payload"]) == len(payload)
-    assert closes(relay)["slow_consumer"] == 0
+    assert [closes(r)["slow_consumer"] for r in instances(relay)] == [0] * len(instances(relay))
 
 
 # ---------------------------------------------------------------------------
 # Connection limits
 # ---------------------------------------------------------------------------
 
+@pytest.mark.one_instance("MAX_CONNECTIONS bounds one process; counts its sockets and refusals on /stats")
 async def test_too_many_connections_in_total_is_503_and_counted(relay_factory):
     relay = relay_factory("--max-connections", "3")
     mesh = unique_mesh()
@@ -177,6 +200,7 @@ async def test_too_many_connections_in_total_is_503_and_counted(relay_factory):
     assert refused(relay) == 2
 
 
+@pytest.mark.one_instance("MAX_CONNECTIONS_PER_IP bounds one process; counts its refusals on /stats")
 async def test_too_many_connections_per_ip_is_503_others_still_connect(relay_factory):
     relay = relay_factory("--max-connections-per-ip", "2")
     mesh = unique_mesh()
@@ -192,6 +216,7 @@ async def test_too_many_connections_per_ip_is_503_others_still_connect(relay_fac
     assert refused(relay) == 1
 
 
+@pytest.mark.one_instance("MAX_CONNECTIONS bounds one process; counts its sockets on /stats")
 async def test_connections_that_vanish_after_the_upgrade_free_their_slot(relay_factory):
     relay = relay_factory("--max-connections", "1")
     mesh = unique_mesh()
@@ -271,7 +296,8 @@ def wait_for_eof(sock, timeout):
 
 async def test_half_sent_request_is_closed_after_the_handshake_timeout(relay_factory):
     relay = relay_factory("--handshake-timeout-seconds", "1")
-    wx, wy = await mesh_of(relay, unique_mesh("witness"), [("wx", []), ("wy", [])])
+    wx, wy = await witnesses(relay)
+    sockets = open_sockets(relay)
 
     def slowloris():
         with socket.create_connection((relay.host, relay.port), timeout=5) as sock:
@@ -289,7 +315,7 @@ async def test_half_sent_request_is_closed_after_the_handshake_timeout(relay_fac
     assert 0.7 <= waited < 3.0, (waited, data)
     assert 0.7 <= waited_silent < 3.0, waited_silent
     await round_trip(wx, wy, 1)
-    assert relay.get_json("/stats")["open_sockets"] == 2
+    assert open_sockets(relay) == sockets
 
 
 async def test_default_handshake_timeout_is_not_1s(relay):

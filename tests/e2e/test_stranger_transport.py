@@ -4,7 +4,12 @@ that never send an upgrade (per IP, in total, up to the process's fd limit), and
 edges (HEAD, upgrades without a WebSocket version, HTTP/1.0 probes without Host). Each attack
 fails, and a bystander pair in another mesh keeps exchanging direct messages during and after it.
 
-fds and CPU are read from /proc/PID; every socket the test opens is closed by the test."""
+fds and CPU are read from /proc/PID; every socket the test opens is closed by the test.
+
+In the cluster topology every attack goes to the first instance (relay.host/port are its), and
+the bystander pair is on the second and third: a stranger's attack on one instance leaves the
+peers of the others unharmed. The clients a test makes after an attack go round robin, so the
+attacked instance must take new clients again."""
 
 import asyncio
 import contextlib
@@ -15,7 +20,10 @@ import time
 
 import rawws
 from procstats import cpu_seconds, open_fds
-from relayclient import mesh_of, poll, unique_mesh
+from relayclient import connect_registered, instance, instances, mesh_of, poll, unique_mesh
+
+# Run again on three instances (conftest.py), the attacks on the first.
+SPREAD_OVER_CLUSTER = True
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -44,7 +52,12 @@ async def direct(x, y, n):
 
 
 async def bystanders(relay):
-    return await mesh_of(relay, unique_mesh("bystander"), [("by-x", []), ("by-y", [])])
+    """A pair in a mesh of its own, on other instances than the attacked one in the cluster."""
+    mesh = unique_mesh("bystander")
+    x = await connect_registered(instance(relay, 1), mesh, "by-x")
+    y = await connect_registered(instance(relay, 2), mesh, "by-y")
+    assert (await x.expect("peer_joined"))["node_id"] == "by-y"
+    return x, y
 
 
 def open_idle(relay, count, source="127.0.0.1"):
@@ -146,22 +159,27 @@ async def test_public_endpoints_name_no_mesh_and_no_node(relay):
     await direct(phone, mac, 1)
 
     secrets = [secret_mesh, "phone-1x7", "mac-9q2", x.node_id, y.node_id]
-    bodies = {}
-    for path in ("/", "/health", "/ready", "/stats", "/metrics", "/nope", "/relay/" + secret_mesh):
-        status, headers, body = await asyncio.to_thread(
-            raw_http, relay, ("GET %s HTTP/1.1\r\nHost: relay\r\n\r\n" % path).encode())
-        bodies[path] = body.decode("utf-8", "replace") + json.dumps(headers)
-    # The upgrade errors a stranger can provoke.
-    for request in (upgrade("/relay/a/b"), upgrade("/relay/%zz"), upgrade("/relay/" + secret_mesh, version=None)):
-        _, headers, body = await asyncio.to_thread(raw_http, relay, request)
-        bodies[request[:40]] = body.decode("utf-8", "replace") + json.dumps(headers)
-    for where, text in bodies.items():
-        for secret in secrets:
-            # /relay/<secret> echoes the requester's own path at most; it must not either.
-            assert secret not in text, "%r shows %r: %s" % (where, secret, text[:300])
-    stats = relay.get_json("/stats")
-    assert "meshes" not in stats, stats
-    assert stats["active_meshes"] == 2 and stats["active_connections"] == 4, stats
+    # Every instance of a cluster: those holding members of a mesh and those that do not.
+    for r in instances(relay):
+        bodies = {}
+        for path in ("/", "/health", "/ready", "/stats", "/metrics", "/nope", "/relay/" + secret_mesh):
+            status, headers, body = await asyncio.to_thread(
+                raw_http, r, ("GET %s HTTP/1.1\r\nHost: relay\r\n\r\n" % path).encode())
+            bodies[path] = body.decode("utf-8", "replace") + json.dumps(headers)
+        # The upgrade errors a stranger can provoke.
+        for request in (upgrade("/relay/a/b"), upgrade("/relay/%zz"), upgrade("/relay/" + secret_mesh, version=None)):
+            _, headers, body = await asyncio.to_thread(raw_http, r, request)
+            bodies[request[:40]] = body.decode("utf-8", "replace") + json.dumps(headers)
+        for where, text in bodies.items():
+            for secret in secrets:
+                # /relay/<secret> echoes the requester's own path at most; it must not either.
+                assert secret not in text, "%r shows %r: %s" % (where, secret, text[:300])
+    stats = [r.get_json("/stats") for r in instances(relay)]
+    assert all("meshes" not in s for s in stats), stats
+    # What the bodies were checked against: the relay does hold the four peers and two meshes
+    # (an instance counts the meshes it has members of: exactly 2 for a relay alone).
+    assert sum(s["active_connections"] for s in stats) == 4, stats
+    assert max(s["active_meshes"] for s in stats) <= 2 <= sum(s["active_meshes"] for s in stats), stats
     await direct(x, y, 2)
 
 
@@ -262,6 +280,8 @@ async def test_idle_sockets_up_to_the_fd_limit_do_not_spin_the_relay(relay_facto
                           "--handshake-timeout-seconds", "60")
     pid = relay.proc.pid
     x, y = await bystanders(relay)
+    # A pair on the instance that reaches its fd limit (the same relay when alone).
+    u, v = await mesh_of(instance(relay, 0), unique_mesh("held"), [("held-u", []), ("held-v", [])])
     baseline = open_fds(pid)
     limit = baseline + 48
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
@@ -276,7 +296,8 @@ async def test_idle_sockets_up_to_the_fd_limit_do_not_spin_the_relay(relay_facto
               % (limit, len(socks), open_fds(pid), 100 * share))
         assert share < 0.25, "relay spins at its fd limit: %.0f%% of a core" % (100 * share)
         assert open_fds(pid) <= limit
-        await direct(x, y, 1)  # open connections are served at the fd limit
+        await direct(u, v, 1)  # open connections are served at the fd limit
+        await direct(x, y, 1)
     finally:
         close_all(socks)
     # Once the idle sockets are gone (and with them the backlog), the relay accepts again.

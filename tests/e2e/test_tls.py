@@ -1,7 +1,10 @@
 """TLS against the real binary: wss:// and https:// on the WebSocket port with a certificate
 from a throwaway CA made with the openssl CLI, the TLS policy (1.2 and 1.3 only, ECDHE + AEAD),
 reloading the certificate on SIGHUP without dropping connections, and gRPC over TLS with
-relayctl --tls --ca-file."""
+relayctl --tls --ca-file.
+
+In the cluster topology every instance serves the same certificate: wss clients are spread over
+them, and the slow TLS consumer (RawWS, on the first instance) is fed from another instance."""
 
 import asyncio
 import os
@@ -16,7 +19,10 @@ import pytest
 import websockets
 
 import rawws
-from relayclient import Client, assert_served_elsewhere, connect_registered, mesh_of, poll, unique_mesh
+from relayclient import Client, assert_served_elsewhere, connect_registered, instance, mesh_of, poll, unique_mesh
+
+# Run again on three instances (conftest.py).
+SPREAD_OVER_CLUSTER = True
 
 
 def openssl(*args, cwd=None, input=None):
@@ -151,6 +157,7 @@ def test_s_client_handshake_fails_with_old_protocols_and_ciphers(tls_relay, pki,
     assert tls_relay.get_json("/health")["status"] == "ok"
 
 
+@pytest.mark.one_instance("reloads one process's certificate with SIGHUP and counts its sockets on /stats")
 async def test_sighup_reloads_the_certificate_without_dropping_connections(tls_relay, pki):
     context = pki.client_context()
     assert served_serial(tls_relay, context) == 0x1001
@@ -197,7 +204,8 @@ async def test_slow_consumer_over_tls_is_closed_and_torn_down(relay_factory, pki
                           "--max-queued-bytes-per-connection", str(2 << 20))
     relay.ssl_context = pki.client_context()
     mesh = unique_mesh("tls-slow")
-    producer = await connect_registered(relay, mesh, "producer")
+    producer = await connect_registered(instance(relay, 1), mesh, "producer")
+    sockets = relay.get_json("/stats")["open_sockets"]
     slow = await asyncio.to_thread(rawws.RawWS, relay.host, relay.port, "/relay/" + mesh,
                                    rcvbuf=64 * 1024, ssl_context=pki.client_context())
     await asyncio.to_thread(slow.register, "slow")
@@ -208,7 +216,7 @@ async def test_slow_consumer_over_tls_is_closed_and_torn_down(relay_factory, pki
     await poll(lambda: relay.get_json("/stats")["closes"]["slow_consumer"] == 1, timeout=10,
                what="closes.slow_consumer == 1")
     t0 = time.monotonic()
-    await poll(lambda: relay.get_json("/stats")["open_sockets"] == 1, timeout=10,
+    await poll(lambda: relay.get_json("/stats")["open_sockets"] == sockets, timeout=10,
                what="the slow consumer's socket to be closed")
     assert time.monotonic() - t0 < 5
     assert await producer.recv() == {"type": "peer_left", "node_id": "slow"}
