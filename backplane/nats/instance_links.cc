@@ -6,23 +6,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "backplane/nats/nats_names.h"
+#include "backplane/nats/proto/frame.pb.h"
 #include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::backplane::nats {
 namespace {
 
-using relay::nats::v1::Batch;
 using relay::nats::v1::Frame;
-using relay::nats::v1::Item;
 using Clock = std::chrono::steady_clock;
 
 const auto kAckInterval = absl::ToChronoMilliseconds(limits::kBackplaneAckInterval);
 const auto kRetransmitAfter = absl::ToChronoMilliseconds(limits::kBackplaneRetransmitAfter);
-
-std::size_t ItemBytes(const Item& item) {
-  return item.envelope().size() + item.unfollow_mesh().size() + 8;
-}
 
 std::uint64_t NewStreamId() {
   static absl::BitGen* gen = new absl::BitGen();  // under the caller's lock
@@ -39,12 +34,8 @@ InstanceLinks::InstanceLinks(NatsConnection* connection, std::string cluster, st
       cluster_(std::move(cluster)),
       self_(std::move(self)),
       incarnation_(incarnation),
-      on_received_(std::move(on_received)) {
-  Frame header;
-  header.set_from_instance(self_);
-  header.set_incarnation(incarnation_);
-  header_bytes_ = header.SerializeAsString();
-}
+      on_received_(std::move(on_received)),
+      header_bytes_(FrameHeader(self_, incarnation_)) {}
 
 InstanceLinks::~InstanceLinks() {
   {
@@ -89,8 +80,9 @@ InstanceLinks::Outbound& InstanceLinks::OutboundTo(const std::string& to) {
   return it->second;
 }
 
-bool InstanceLinks::Send(const std::string& to, Item item, bool refusable) {
-  const std::size_t bytes = ItemBytes(item);
+bool InstanceLinks::Send(const std::string& to, std::string item, bool refusable,
+                         Wakeup wakeup) {
+  const std::size_t bytes = item.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
@@ -112,9 +104,11 @@ bool InstanceLinks::Send(const std::string& to, Item item, bool refusable) {
     out.queued_bytes += bytes;
     work_ = true;
   }
-  wake_.notify_one();
+  if (wakeup == Wakeup::kNow) wake_.notify_one();
   return true;
 }
+
+void InstanceLinks::Wake() { wake_.notify_one(); }
 
 void InstanceLinks::Forget(const std::string& to) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -156,68 +150,60 @@ void InstanceLinks::RestartStream(Outbound& out) {
   out.next_seq = 1;
   out.acked = 0;
   out.resend_from = 0;
-  for (Batch& batch : out.window) {
-    batch.set_stream(out.stream);
-    batch.set_seq(out.next_seq++);
+  for (SentBatch& batch : out.window) {
+    // Rare (a receiver restarted, a window overflowed): framed again under
+    // the new numbers; a frame still being published keeps its old bytes.
+    batch.seq = out.next_seq++;
+    const absl::string_view items = absl::string_view(*batch.frame).substr(batch.items_at);
+    batch.frame = std::make_shared<const std::string>(
+        BatchFrame(header_bytes_, out.stream, batch.seq, items, &batch.items_at));
   }
   if (!out.window.empty()) out.resend_from = 1;
   ++counters_.resets;
 }
 
-std::string InstanceLinks::FrameBytes(const Batch& batch) const {
-  // The Frame's wire form without copying the batch into one: the fixed
-  // header fields, then field 3 (batch) as a length-delimited record.
-  // Protocol Buffers parse concatenated fields as one message.
-  const std::string body = batch.SerializeAsString();
-  std::string out = header_bytes_;
-  out.reserve(out.size() + body.size() + 11);
-  out.push_back(static_cast<char>((Frame::kBatchFieldNumber << 3) | 2));
-  for (std::size_t n = body.size();; n >>= 7) {
-    if (n < 0x80) {
-      out.push_back(static_cast<char>(n));
-      break;
-    }
-    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
-  }
-  out.append(body);
-  return out;
-}
-
-void InstanceLinks::FrameQueued(Outbound& out,
-                                std::vector<std::pair<std::string, std::string>>& publish) {
+void InstanceLinks::FrameQueued(Outbound& out, Publishing& publish) {
   while (!out.queue.empty()) {
-    Batch batch;
-    batch.set_stream(out.stream);
-    batch.set_seq(out.next_seq++);
+    // The records of as many queued items as one frame holds, back to back:
+    // the batch's item field is the records themselves.
     std::size_t bytes = 0;
-    while (!out.queue.empty()) {
-      const std::size_t next = ItemBytes(out.queue.front());
-      if (bytes > 0 && bytes + next > limits::kBackplaneMaxFrameBytes) break;
-      bytes += next;
-      *batch.add_items() = std::move(out.queue.front());
+    std::size_t count = 0;
+    for (const std::string& next : out.queue) {
+      if (bytes > 0 && bytes + next.size() > limits::kBackplaneMaxFrameBytes) break;
+      bytes += next.size();
+      ++count;
+    }
+    SentBatch batch;
+    batch.seq = out.next_seq++;
+    batch.bytes = bytes;
+    auto frame =
+        std::make_shared<std::string>(BatchFrameStart(header_bytes_, out.stream, batch.seq, bytes));
+    batch.items_at = frame->size();
+    for (; count > 0; --count) {
+      frame->append(out.queue.front());
       out.queue.pop_front();
     }
+    batch.frame = std::move(frame);
     out.queued_bytes -= bytes;
     out.window_bytes += bytes;
     if (out.window.empty()) out.last_progress = Clock::now();
-    publish.emplace_back(out.subject, FrameBytes(batch));
+    publish.emplace_back(out.subject, batch.frame);
     out.window.push_back(std::move(batch));
     ++counters_.frames_sent;
   }
 }
 
-void InstanceLinks::Resend(Outbound& out, std::uint64_t from_seq,
-                           std::vector<std::pair<std::string, std::string>>& publish) {
-  for (const Batch& batch : out.window) {
-    if (batch.seq() < from_seq) continue;
-    publish.emplace_back(out.subject, FrameBytes(batch));
+void InstanceLinks::Resend(Outbound& out, std::uint64_t from_seq, Publishing& publish) {
+  for (const SentBatch& batch : out.window) {
+    if (batch.seq < from_seq) continue;
+    publish.emplace_back(out.subject, batch.frame);
     ++counters_.retransmits;
   }
   out.last_progress = Clock::now();
 }
 
 void InstanceLinks::PublisherLoop() {
-  std::vector<std::pair<std::string, std::string>> publish;
+  Publishing publish;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     // The flag, not the notify, says there is work: a Send while this
@@ -244,7 +230,8 @@ void InstanceLinks::PublisherLoop() {
     // acknowledged" as a receiver that lost its state and restarts the
     // stream (a spurious backplane_reset, and rosters rebuilt).
     for (Control& control : control_) {
-      publish.emplace_back(InboxSubject(cluster_, control.to), control.frame.SerializeAsString());
+      publish.emplace_back(InboxSubject(cluster_, control.to),
+                           std::make_shared<const std::string>(std::move(control.frame)));
     }
     control_.clear();
     if (now - last_acks_ >= kAckInterval) {
@@ -255,7 +242,8 @@ void InstanceLinks::PublisherLoop() {
         frame.set_incarnation(incarnation_);
         frame.mutable_ack()->set_stream(ack.first);
         frame.mutable_ack()->set_seq(ack.second);
-        publish.emplace_back(InboxSubject(cluster_, to), frame.SerializeAsString());
+        publish.emplace_back(InboxSubject(cluster_, to),
+                             std::make_shared<const std::string>(frame.SerializeAsString()));
       }
       acks_due_.clear();
     }
@@ -263,8 +251,8 @@ void InstanceLinks::PublisherLoop() {
     lock.unlock();
     for (const auto& [subject, bytes] : publish) {
       // A failure (disconnected, buffer full) is what the window is for.
-      natsConnection_Publish(connection_->raw(), subject.c_str(), bytes.data(),
-                             static_cast<int>(bytes.size()));
+      natsConnection_Publish(connection_->raw(), subject.c_str(), bytes->data(),
+                             static_cast<int>(bytes->size()));
     }
     publish.clear();
     lock.lock();
@@ -272,130 +260,132 @@ void InstanceLinks::PublisherLoop() {
 }
 
 void InstanceLinks::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
-  Frame frame;
-  const bool parsed = frame.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
-  natsMsg_Destroy(msg);
+  // Owned from here; released on whichever thread lets go of the items last.
+  std::shared_ptr<natsMsg> owned(msg, &natsMsg_Destroy);
+  FrameView frame;
+  const bool parsed = ParseFrame(
+      absl::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
+      &frame);
   auto* links = static_cast<InstanceLinks*>(self);
-  if (!parsed || frame.from_instance().empty() || frame.from_instance() == links->self_) {
+  if (!parsed || frame.from_instance.empty() || frame.from_instance == links->self_) {
     // Only other relays of this cluster publish here (NATS permissions);
     // anything else is not ours to act on.
     return;
   }
-  links->HandleFrame(frame);
+  links->HandleFrame(frame, std::move(owned));
 }
 
-void InstanceLinks::HandleFrame(Frame& frame) {
-  switch (frame.body_case()) {
-    case Frame::kBatch:
-      HandleBatch(frame);
+void InstanceLinks::HandleFrame(FrameView& frame, std::shared_ptr<natsMsg> msg) {
+  const std::string from(frame.from_instance);
+  switch (frame.body) {
+    case FrameView::Body::kBatch:
+      HandleBatch(frame, std::move(msg));
       return;
-    case Frame::kAck: {
+    case FrameView::Body::kAck: {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = outbound_.find(frame.from_instance());
+      auto it = outbound_.find(from);
       if (it == outbound_.end()) return;
       Outbound& out = it->second;
-      if (frame.ack().stream() != out.stream || frame.ack().seq() <= out.acked) return;
-      while (!out.window.empty() && out.window.front().seq() <= frame.ack().seq()) {
-        for (const Item& item : out.window.front().items()) out.window_bytes -= ItemBytes(item);
+      if (frame.stream != out.stream || frame.seq <= out.acked) return;
+      while (!out.window.empty() && out.window.front().seq <= frame.seq) {
+        out.window_bytes -= out.window.front().bytes;
         out.window.pop_front();
       }
-      out.acked = frame.ack().seq();
+      out.acked = frame.seq;
       out.last_progress = Clock::now();
       return;
     }
-    case Frame::kNak: {
+    case FrameView::Body::kNak: {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = outbound_.find(frame.from_instance());
+        auto it = outbound_.find(from);
         if (it == outbound_.end()) return;
         Outbound& out = it->second;
-        if (frame.nak().stream() != out.stream) return;
-        if (frame.nak().seq() <= out.acked) {
+        if (frame.stream != out.stream) return;
+        if (frame.seq <= out.acked) {
           // Asked for what it had acknowledged: it lost its state (a new
           // process under the same id). Start over with what is unacked.
           RestartStream(out);
         } else {
-          out.resend_from = frame.nak().seq();
+          out.resend_from = frame.seq;
         }
         work_ = true;
       }
       wake_.notify_one();
       return;
     }
-    case Frame::BODY_NOT_SET:
+    case FrameView::Body::kNone:
       return;
   }
 }
 
-void InstanceLinks::HandleBatch(Frame& frame) {
+void InstanceLinks::QueueNak(const std::string& to, std::uint64_t stream, std::uint64_t seq) {
+  Frame nak;
+  nak.set_from_instance(self_);
+  nak.set_incarnation(incarnation_);
+  nak.mutable_nak()->set_stream(stream);
+  nak.mutable_nak()->set_seq(seq);
+  control_.push_back(Control{to, nak.SerializeAsString()});
+  ++counters_.gaps;
+  work_ = true;
+}
+
+void InstanceLinks::HandleBatch(FrameView& frame, std::shared_ptr<natsMsg> msg) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::string& gone : forgotten_) inbound_.erase(gone);
     forgotten_.clear();
   }
-  Batch& batch = *frame.mutable_batch();
-  const std::string& from = frame.from_instance();
+  std::string from(frame.from_instance);
   Inbound& in = inbound_[from];
   bool restarted = false;
-  if (in.incarnation != frame.incarnation()) {
+  if (in.incarnation != frame.incarnation) {
     in = Inbound{};  // another process: the layer above sees the new incarnation
-    in.incarnation = frame.incarnation();
+    in.incarnation = frame.incarnation;
   }
-  if (!in.accepted_any || batch.stream() != in.stream) {
-    if (batch.seq() != 1) {
+  if (!in.accepted_any || frame.stream != in.stream) {
+    if (frame.seq != 1) {
       // The start of this stream has not arrived: ask for it.
       const Clock::time_point now = Clock::now();
-      if (in.nak_stream == batch.stream() && now - in.last_nak < kAckInterval) return;
-      in.nak_stream = batch.stream();
+      if (in.nak_stream == frame.stream && now - in.last_nak < kAckInterval) return;
+      in.nak_stream = frame.stream;
       in.last_nak = now;
-      Control nak{from, {}};
-      nak.frame.set_from_instance(self_);
-      nak.frame.set_incarnation(incarnation_);
-      nak.frame.mutable_nak()->set_stream(batch.stream());
-      nak.frame.mutable_nak()->set_seq(1);
       {
         std::lock_guard<std::mutex> lock(mu_);
-        control_.push_back(std::move(nak));
-        ++counters_.gaps;
-        work_ = true;
+        QueueNak(from, frame.stream, 1);
       }
       wake_.notify_one();
       return;
     }
     restarted = in.accepted_any;  // a known sender renumbered: frames may be lost
-    in.stream = batch.stream();
+    in.stream = frame.stream;
     in.expected = 1;
     in.accepted_any = true;
   }
-  if (batch.seq() != in.expected) {
+  if (frame.seq != in.expected) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (batch.seq() < in.expected) {
+    if (frame.seq < in.expected) {
       acks_due_[from] = {in.stream, in.expected - 1};  // a resend: its ack was lost
       return;
     }
     const Clock::time_point now = Clock::now();
     if (now - in.last_nak >= kAckInterval) {
       in.last_nak = now;
-      Control nak{from, {}};
-      nak.frame.set_from_instance(self_);
-      nak.frame.set_incarnation(incarnation_);
-      nak.frame.mutable_nak()->set_stream(in.stream);
-      nak.frame.mutable_nak()->set_seq(in.expected);
-      control_.push_back(std::move(nak));
-      ++counters_.gaps;
+      QueueNak(from, in.stream, in.expected);
     }
     return;
   }
   ++in.expected;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    acks_due_[from] = {in.stream, batch.seq()};
+    acks_due_[from] = {in.stream, frame.seq};
   }
   Received received;
-  received.from = from;
-  received.incarnation = frame.incarnation();
+  received.from = std::move(from);
+  received.incarnation = frame.incarnation;
   received.restarted = restarted;
-  received.items.Swap(batch.mutable_items());
+  received.frame = std::move(msg);
+  received.items = std::move(frame.items);
   on_received_(std::move(received));
 }
 

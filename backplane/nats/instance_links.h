@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "backplane/nats/frame_codec.h"
 #include "backplane/nats/nats_connection.h"
-#include "backplane/nats/proto/frame.pb.h"
 
 namespace relay::backplane::nats {
 
@@ -48,7 +48,10 @@ class InstanceLinks {
     // The sender's numbering restarted: what it sent before may be lost or
     // repeated. Its roster here must be rebuilt.
     bool restarted = false;
-    google::protobuf::RepeatedPtrField<relay::nats::v1::Item> items;
+    // The frame as NATS delivered it: `items` point into it (read in
+    // place, frame_codec.h), so it lives as long as they are used.
+    std::shared_ptr<natsMsg> frame;
+    std::vector<FrameView::Item> items;
   };
   // Runs on nats.c's delivery thread, once per accepted batch, in order.
   using OnReceived = std::function<void(Received)>;
@@ -70,10 +73,20 @@ class InstanceLinks {
   // Subscribes the inbox and starts the publisher.
   absl::Status Start();
 
-  // Queues `item` for instance `to`. A `refusable` item (a delivery) is
-  // refused, false, while NATS is disconnected or `to`'s window is full;
-  // others are always queued. Any thread.
-  bool Send(const std::string& to, relay::nats::v1::Item item, bool refusable);
+  // Queues `item` (a record of frame_codec.h: EnvelopeItem, UnfollowItem)
+  // for instance `to`. A `refusable` item (a delivery) is refused, false,
+  // while NATS is disconnected or `to`'s window is full; others are always
+  // queued. Any thread.
+  //
+  // kNow wakes the publisher at once. kLater leaves it asleep until Wake()
+  // (or its next tick, kBackplaneAckInterval): a thread that sends many
+  // items in a row (the core, one handler after another) wakes it once
+  // for all of them, and they leave in one frame, not one each.
+  enum class Wakeup { kNow, kLater };
+  bool Send(const std::string& to, std::string item, bool refusable,
+            Wakeup wakeup = Wakeup::kNow);
+  // Wakes the publisher for what was sent with kLater. Any thread.
+  void Wake();
   // `to` is gone for good: forget what was queued or unacked for it and
   // what was received from it.
   void Forget(const std::string& to);
@@ -86,13 +99,20 @@ class InstanceLinks {
   Counters counters() const;
 
  private:
+  // A batch sent and not acknowledged yet: its frame, kept as published.
+  struct SentBatch {
+    std::uint64_t seq = 0;
+    std::shared_ptr<const std::string> frame;
+    std::size_t items_at = 0;  // where its item records begin in `frame`
+    std::size_t bytes = 0;     // of its items, as the window counts them
+  };
   struct Outbound {
     std::string subject;
     std::uint64_t stream = 0;
     std::uint64_t next_seq = 1;
-    std::deque<relay::nats::v1::Item> queue;  // not framed yet
+    std::deque<std::string> queue;  // item records not framed yet
     std::size_t queued_bytes = 0;
-    std::deque<relay::nats::v1::Batch> window;  // sent, unacked, in seq order
+    std::deque<SentBatch> window;  // sent, unacked, in seq order
     std::size_t window_bytes = 0;
     std::uint64_t acked = 0;
     std::uint64_t resend_from = 0;  // 0: nothing asked
@@ -109,20 +129,22 @@ class InstanceLinks {
   };
   struct Control {
     std::string to;
-    relay::nats::v1::Frame frame;
+    std::string frame;  // serialized
   };
 
+  // (subject, frame) pairs the publisher sends once it has let go of mu_.
+  using Publishing = std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>;
+
   static void OnMessage(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* self);
-  void HandleFrame(relay::nats::v1::Frame& frame);
-  void HandleBatch(relay::nats::v1::Frame& frame);
+  void HandleFrame(FrameView& frame, std::shared_ptr<natsMsg> msg);
+  void HandleBatch(FrameView& frame, std::shared_ptr<natsMsg> msg);
+  void QueueNak(const std::string& to, std::uint64_t stream, std::uint64_t seq);  // under mu_
   void PublisherLoop();
   // Under mu_: frames what is queued for `out`, appending what to publish.
-  void FrameQueued(Outbound& out, std::vector<std::pair<std::string, std::string>>& publish);
-  void Resend(Outbound& out, std::uint64_t from_seq,
-              std::vector<std::pair<std::string, std::string>>& publish);
+  void FrameQueued(Outbound& out, Publishing& publish);
+  void Resend(Outbound& out, std::uint64_t from_seq, Publishing& publish);
   // Under mu_: a new stream for `out`, its unacked batches renumbered.
   void RestartStream(Outbound& out);
-  std::string FrameBytes(const relay::nats::v1::Batch& batch) const;
   Outbound& OutboundTo(const std::string& to);  // under mu_
 
   NatsConnection* const connection_;
@@ -130,7 +152,7 @@ class InstanceLinks {
   const std::string self_;
   const std::uint64_t incarnation_;
   const OnReceived on_received_;
-  std::string header_bytes_;  // every frame's from_instance and incarnation, serialized
+  const std::string header_bytes_;  // every frame's from_instance and incarnation, serialized
   natsSubscription* subscription_ = nullptr;
 
   mutable std::mutex mu_;  // leaf: never held while calling nats.c

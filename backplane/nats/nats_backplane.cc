@@ -8,8 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "backplane/nats/dead_instance_sweep.h"
+#include "backplane/nats/frame_codec.h"
 #include "backplane/nats/nats_names.h"
 #include "backplane/nats/proto/presence.pb.h"
+#include "server/core/arena_event.h"
 #include "server/limits.h"
 #include "server/util/log.h"
 
@@ -17,7 +19,6 @@ namespace relay::backplane::nats {
 namespace {
 
 using relay::nats::v1::Followers;
-using relay::nats::v1::Item;
 using Others = std::vector<std::pair<std::string, std::uint64_t>>;
 
 // An envelope must fit in one NATS message with room for the frame around
@@ -341,9 +342,7 @@ void NatsBackplane::Unsubscribe(const std::string& mesh_id) {
   auto it = followers_.find(mesh_id);
   if (it != followers_.end()) {
     for (const std::string& to : it->second) {
-      Item item;
-      item.set_unfollow_mesh(mesh_id);
-      SendItem(to, std::move(item), /*refusable=*/false);
+      SendItem(to, UnfollowItem(mesh_id), /*refusable=*/false);
     }
     followers_.erase(it);
   }
@@ -363,12 +362,10 @@ bool NatsBackplane::Publish(const relay::v1::BackplaneEnvelope& envelope) {
   auto it = followers_.find(envelope.mesh_id());
   if (it == followers_.end() || it->second.empty()) return true;
   if (!opened_.load(std::memory_order_acquire)) return false;
-  const std::string bytes = envelope.SerializeAsString();
+  const std::string item = EnvelopeItem(envelope);
   bool all = true;
   for (const std::string& to : it->second) {
-    Item item;
-    item.set_envelope(bytes);
-    all = SendItem(to, std::move(item), envelope.has_delivery()) && all;
+    all = SendItem(to, item, envelope.has_delivery()) && all;
   }
   return all;
 }
@@ -376,14 +373,26 @@ bool NatsBackplane::Publish(const relay::v1::BackplaneEnvelope& envelope) {
 bool NatsBackplane::Send(const std::string& instance_id,
                          const relay::v1::BackplaneEnvelope& envelope) {
   if (!Live(instance_id)) return false;
-  Item item;
-  envelope.SerializeToString(item.mutable_envelope());
-  return SendItem(instance_id, std::move(item), envelope.has_delivery());
+  return SendItem(instance_id, EnvelopeItem(envelope), envelope.has_delivery());
 }
 
-bool NatsBackplane::SendItem(const std::string& to, Item item, bool refusable) {
+bool NatsBackplane::SendItem(const std::string& to, std::string item, bool refusable) {
   if (!opened_.load(std::memory_order_acquire)) return false;
-  return cluster_.links->Send(to, std::move(item), refusable);
+  if (!cluster_.links->Send(to, std::move(item), refusable, InstanceLinks::Wakeup::kLater)) {
+    return false;
+  }
+  if (!wake_posted_) {
+    // Once the handlers already queued on the core thread have run (and
+    // sent what they send), not once per item: the publisher then frames
+    // everything they sent together. Unloaded, that is right after this
+    // handler.
+    wake_posted_ = true;
+    executor_->Post([this] {
+      wake_posted_ = false;
+      if (opened_.load(std::memory_order_acquire)) cluster_.links->Wake();
+    });
+  }
+  return true;
 }
 
 void NatsBackplane::SendRosterRequest(const std::string& mesh_id, const std::string& to) {
@@ -391,9 +400,7 @@ void NatsBackplane::SendRosterRequest(const std::string& mesh_id, const std::str
   request.set_mesh_id(mesh_id);
   request.set_from_instance(settings_.instance_id);
   request.mutable_roster_request();
-  Item item;
-  item.set_envelope(request.SerializeAsString());
-  SendItem(to, std::move(item), /*refusable=*/false);
+  SendItem(to, EnvelopeItem(request), /*refusable=*/false);
 }
 
 void NatsBackplane::ClaimNode(const std::string& mesh_id, const relay::v1::RosterMember& member,
@@ -480,30 +487,29 @@ void NatsBackplane::OnReceived(InstanceLinks::Received received) {
       if (subscribed_.count(mesh_id) > 0) SendRosterRequest(mesh_id, from);
     }
   }
-  for (Item& item : received.items) {
-    if (item.kind_case() == Item::kUnfollowMesh) {
-      auto it = followers_.find(item.unfollow_mesh());
+  for (const FrameView::Item& item : received.items) {
+    if (item.kind == FrameView::Item::Kind::kUnfollowMesh) {
+      auto it = followers_.find(std::string(item.bytes));
       if (it != followers_.end()) it->second.erase(from);
       continue;
     }
-    relay::v1::BackplaneEnvelope envelope;
-    if (!envelope.ParseFromString(item.envelope())) continue;
-    envelope.set_from_instance(from);  // what the link says, not what it claims
-    const std::string& mesh_id = envelope.mesh_id();
-    if (envelope.has_roster_end()) {
+    core::ArenaEnvelope parsed;
+    if (!parsed->ParseFromArray(item.bytes.data(), static_cast<int>(item.bytes.size()))) continue;
+    std::shared_ptr<relay::v1::BackplaneEnvelope> envelope = std::move(parsed).Share();
+    envelope->set_from_instance(from);  // what the link says, not what it claims
+    const std::string& mesh_id = envelope->mesh_id();
+    if (envelope->has_roster_end()) {
       StopWaitingFor(mesh_id, from);
       continue;
     }
-    if (envelope.has_roster_request()) {
+    if (envelope->has_roster_request()) {
       followers_[mesh_id].insert(from);
       if (subscribed_.count(mesh_id) == 0) {
         relay::v1::BackplaneEnvelope end;
         end.set_mesh_id(mesh_id);
         end.set_from_instance(settings_.instance_id);
         end.mutable_roster_end();
-        Item reply;
-        reply.set_envelope(end.SerializeAsString());
-        SendItem(from, std::move(reply), /*refusable=*/false);
+        SendItem(from, EnvelopeItem(end), /*refusable=*/false);
         continue;
       }
     }

@@ -153,7 +153,7 @@ class NatsBackplane final : public core::Backplane {
   absl::StatusOr<bool> ReadMeshHasMembers(const std::string& mesh_id) const;
   void OnTick();
   void StopWaitingFor(const std::string& mesh_id, const std::string& instance);
-  bool SendItem(const std::string& to, relay::nats::v1::Item item, bool refusable);
+  bool SendItem(const std::string& to, std::string item, bool refusable);
   void SendRosterRequest(const std::string& mesh_id, const std::string& to);
   bool Live(const std::string& id) const;
 
@@ -190,6 +190,8 @@ class NatsBackplane final : public core::Backplane {
   // Node entries this instance won, at the revision it wrote: what a
   // release may delete, and only that.
   std::map<std::pair<std::string, std::string>, std::uint64_t> claimed_;
+  // A wake of the links' publisher is posted to the core thread (SendItem).
+  bool wake_posted_ = false;
 };
 
 }  // namespace relay::backplane::nats

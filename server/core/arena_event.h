@@ -1,12 +1,16 @@
-// ArenaEvent: builds one ServerEvent for the hot path (relayed messages)
-// with a single heap allocation.
+// ArenaMessage: one protobuf message for the hot path with a single heap
+// allocation; ArenaEvent, the ServerEvent of a relayed message, and
+// ArenaEnvelope, a BackplaneEnvelope received from another instance.
 //
-// A ServerEvent built the ordinary way costs an allocation per sub-message
-// and per string, plus the shared_ptr's. Here the shared_ptr's control block,
-// a protobuf Arena and the arena's first block are one allocation; the
-// event, its sub-messages and its string objects live in that block, and a
-// payload set with std::move keeps the buffer it came with. The event dies
-// with the last recipient's reference, like any ServerEventPtr.
+// A message built the ordinary way costs an allocation per sub-message and
+// per string, plus the shared_ptr's. Here the shared_ptr's control block, a
+// protobuf Arena and the arena's first block are one allocation; the
+// message, its sub-messages and its string objects live in that block (a
+// payload set with std::move keeps the buffer it came with; a parsed one is
+// copied in), and larger messages continue in blocks the arena allocates
+// itself. The message dies with the last reference, like any shared_ptr:
+// an aliasing shared_ptr to a part of it (a received delivery's event)
+// keeps the whole alive.
 #ifndef RELAY_SERVER_CORE_ARENA_EVENT_H_
 #define RELAY_SERVER_CORE_ARENA_EVENT_H_
 
@@ -20,28 +24,25 @@
 
 namespace relay::core {
 
-class ArenaEvent {
+template <typename Message, std::size_t kFirstBlockBytes>
+class ArenaMessage {
  public:
-  ArenaEvent()
+  ArenaMessage()
       : storage_(std::make_shared<Storage>()),
-        event_(google::protobuf::Arena::CreateMessage<relay::v1::ServerEvent>(&storage_->arena)) {}
+        message_(google::protobuf::Arena::CreateMessage<Message>(&storage_->arena)) {}
 
-  relay::v1::ServerEvent* operator->() { return event_; }
-  relay::v1::ServerEvent& operator*() { return *event_; }
+  Message* operator->() { return message_; }
+  Message& operator*() { return *message_; }
 
-  // The finished event, for Deliver / Fanout. The builder is empty after.
+  // The finished message. The builder is empty after.
   // (C++17 has no moving aliasing constructor: one reference count round trip.)
-  ServerEventPtr Share() && {
-    ServerEventPtr shared(storage_, event_);
+  std::shared_ptr<Message> Share() && {
+    std::shared_ptr<Message> shared(storage_, message_);
     storage_.reset();
     return shared;
   }
 
  private:
-  // Room for a relayed message's event, sub-message and string objects
-  // (larger events continue in blocks the arena allocates itself).
-  static constexpr std::size_t kFirstBlockBytes = 512;
-
   struct Storage {
     Storage() : arena(Options(first_block)) {}
     static google::protobuf::ArenaOptions Options(char* block) {
@@ -55,8 +56,14 @@ class ArenaEvent {
   };
 
   std::shared_ptr<Storage> storage_;
-  relay::v1::ServerEvent* event_;
+  Message* message_;
 };
+
+// Room for a relayed message's event, sub-message and string objects.
+using ArenaEvent = ArenaMessage<relay::v1::ServerEvent, 512>;
+// Room for a delivery envelope around such an event, its payload included
+// when it is short.
+using ArenaEnvelope = ArenaMessage<relay::v1::BackplaneEnvelope, 1024>;
 
 }  // namespace relay::core
 

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -33,9 +34,12 @@ namespace relay::core {
 class BackplaneListener {
  public:
   virtual ~BackplaneListener() = default;
-  // An envelope from another instance, the listener's to take apart (a
-  // delivery's event is moved, not copied, into what the peers get).
-  virtual void OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) = 0;
+  // An envelope from another instance, its from_instance set by the
+  // backplane to the instance it came from (whatever the sender wrote
+  // there, if anything). Shared, not copied: a delivery's
+  // event reaches the peers as a part of it (an aliasing ServerEventPtr),
+  // which keeps it alive while they need it.
+  virtual void OnEnvelope(std::shared_ptr<relay::v1::BackplaneEnvelope> envelope) = 0;
   // `instance_id` is gone (stopped, lost, partitioned away): every member
   // it held has left.
   virtual void OnInstanceGone(const std::string& instance_id) = 0;

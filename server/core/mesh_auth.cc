@@ -223,8 +223,14 @@ void MeshAuth::AskStore(const AttemptPtr& attempt,
   CoreExecutor* const executor = executor_;
   call([in_call, caller, alive, executor, handle](absl::StatusOr<T> answer) {
     // `in_call` is read on the caller's thread only.
-    if (std::this_thread::get_id() == caller && *in_call) {
-      handle(std::move(answer), /*late=*/false);
+    if (std::this_thread::get_id() == caller) {
+      if (*in_call) {
+        handle(std::move(answer), /*late=*/false);
+      } else if (!alive.expired()) {
+        // A store that brings its answers to this thread itself (a task of
+        // their own, auth_store.h): posting again would only add a hop.
+        handle(std::move(answer), /*late=*/true);
+      }
       return;
     }
     if (executor != nullptr) {
@@ -233,12 +239,9 @@ void MeshAuth::AskStore(const AttemptPtr& attempt,
       });
       return;
     }
-    if (std::this_thread::get_id() != caller) {
-      // Wiring error: a store with its own thread needs an executor.
-      log::Error("an auth store answered on another thread and there is no CoreExecutor");
-      std::abort();
-    }
-    if (!alive.expired()) handle(std::move(answer), /*late=*/true);
+    // Wiring error: a store with its own thread needs an executor.
+    log::Error("an auth store answered on another thread and there is no CoreExecutor");
+    std::abort();
   });
   *in_call = false;
 }

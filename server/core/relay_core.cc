@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
 #include "server/core/arena_event.h"
+#include "server/core/lent_delivery.h"
 #include "server/core/member_fields.h"
 #include "server/core/text_rules.h"
 #include "server/limits.h"
@@ -627,11 +628,9 @@ void RelayCore::OnBroadcast(Connection& conn, relay::v1::Broadcast& msg) {
   Fanout(*conn.mesh, conn.member, shared);
   if (!conn.mesh->roster.remote_instances().empty()) {
     // Once to each instance holding members, never once per member.
-    relay::v1::BackplaneEnvelope envelope = Envelope(*conn.mesh);
-    relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
-    delivery->set_except_node(conn.node_id);
-    *delivery->mutable_event() = *shared;
-    if (!backplane_->Publish(envelope)) {
+    LentDelivery lent(conn.mesh->id, *shared);
+    lent.delivery().set_except_node(conn.node_id);
+    if (!backplane_->Publish(lent.envelope())) {
       drops_.Add(DropReason::kUnreachable);
       RefuseUnreachable(conn, nullptr);
     }

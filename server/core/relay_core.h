@@ -380,10 +380,11 @@ class RelayCore final : private BackplaneListener {
   void RemoveMember(Mesh& mesh, std::string node_id, bool announce);
 
   // The backplane (relay_core_remote.cc).
-  void OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) override;
+  void OnEnvelope(std::shared_ptr<relay::v1::BackplaneEnvelope> envelope) override;
   void OnInstanceGone(const std::string& instance_id) override;
   void OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed);
-  void OnRemoteDelivery(Mesh& mesh, relay::v1::RemoteDelivery&& delivery);
+  // `envelope` holds a delivery; its event is shared with the recipients.
+  void OnRemoteDelivery(Mesh& mesh, const std::shared_ptr<relay::v1::BackplaneEnvelope>& envelope);
   void OnRosterRequest(Mesh& mesh, const std::string& from_instance);
   // Hands `event` to `member`'s instance; false (counted as a drop) when
   // the backplane cannot carry it now.

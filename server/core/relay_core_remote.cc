@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/core/lent_delivery.h"
 #include "server/core/member_fields.h"
 #include "server/core/relay_core.h"
 #include "server/core/text_rules.h"
@@ -66,11 +67,9 @@ void RelayCore::PublishLlmLoad(Mesh& mesh, const std::vector<MemberId>& responde
 }
 
 bool RelayCore::SendRemote(Mesh& mesh, const Member& member, const ServerEventPtr& event) {
-  relay::v1::BackplaneEnvelope envelope = Envelope(mesh);
-  relay::v1::RemoteDelivery* delivery = envelope.mutable_delivery();
-  delivery->set_target_node(member.node_id);
-  *delivery->mutable_event() = *event;
-  if (backplane_->Send(member.instance(), envelope)) return true;
+  LentDelivery lent(mesh.id, *event);
+  lent.delivery().set_target_node(member.node_id);
+  if (backplane_->Send(member.instance(), lent.envelope())) return true;
   drops_.Add(DropReason::kUnreachable);
   return false;
 }
@@ -204,7 +203,8 @@ void RelayCore::RefuseClaimUnavailable(Connection& conn, absl::string_view why) 
                    why, "); this connection is not registered, retry later"));
 }
 
-void RelayCore::OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) {
+void RelayCore::OnEnvelope(std::shared_ptr<relay::v1::BackplaneEnvelope> shared) {
+  const relay::v1::BackplaneEnvelope& envelope = *shared;
   // Answered whether or not the mesh is followed here: a holder gone with
   // its mesh is an answer too.
   if (envelope.has_probe_request()) return OnProbeRequest(envelope);
@@ -241,7 +241,7 @@ void RelayCore::OnEnvelope(relay::v1::BackplaneEnvelope&& envelope) {
       break;
     }
     case Kind::kDelivery:
-      OnRemoteDelivery(mesh, std::move(*envelope.mutable_delivery()));
+      OnRemoteDelivery(mesh, shared);
       break;
     case Kind::kLlmLoad:
       if (Member* member = mesh.roster.Find(envelope.llm_load().node_id()); member != nullptr) {
@@ -311,8 +311,10 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   MaybeForgetMesh(mesh);  // a takeover may have moved the last member held here
 }
 
-void RelayCore::OnRemoteDelivery(Mesh& mesh, relay::v1::RemoteDelivery&& delivery) {
-  auto event = std::make_shared<const relay::v1::ServerEvent>(std::move(*delivery.mutable_event()));
+void RelayCore::OnRemoteDelivery(Mesh& mesh,
+                                 const std::shared_ptr<relay::v1::BackplaneEnvelope>& envelope) {
+  const relay::v1::RemoteDelivery& delivery = envelope->delivery();
+  const ServerEventPtr event(envelope, &delivery.event());
   if (delivery.target_node().empty()) {
     const Member* except = mesh.roster.Find(delivery.except_node());
     Fanout(mesh, except, event);

@@ -6,8 +6,11 @@
 // The operations are asynchronous so that a store behind a network (NATS
 // JetStream KV, later) fits: each takes a completion callback, called
 // exactly once, either inline (before the call returns, on the caller's
-// thread) or later on any thread (the store's own). The caller brings the
-// answer back to its thread (MeshAuth posts it through a CoreExecutor).
+// thread) or later: on any thread (the store's own), or on the caller's
+// thread as a task of its own (posted to its CoreExecutor, as NatsAuthStore
+// does), never from inside another of the caller's calls. The caller brings
+// an answer from another thread back to its own (MeshAuth posts it through
+// a CoreExecutor) and takes one on its own thread as it comes.
 //
 // Admission-path operations are conditional, so that a shared store decides
 // races authoritatively: BindIfUnbound, ClaimSignedMesh, UseNonceOnce (and

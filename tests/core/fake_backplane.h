@@ -359,7 +359,10 @@ class FakeBackplane {
       return;
     }
     BackplaneListener* listener = instances_.at(to)->listener();
-    if (listener != nullptr) listener->OnEnvelope(relay::v1::BackplaneEnvelope(envelope));
+    if (listener == nullptr) return;
+    auto received = std::make_shared<relay::v1::BackplaneEnvelope>(envelope);
+    received->set_from_instance(from);  // as a real backplane does: what the link says
+    listener->OnEnvelope(std::move(received));
   }
 
   void MaybeReady(const std::pair<std::string, std::string>& key) {

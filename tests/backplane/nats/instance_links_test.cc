@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "relay/v1/relay.pb.h"
 #include "tests/backplane/nats/nats_server.h"
 
 namespace relay::backplane::nats {
@@ -21,10 +22,11 @@ using testing::WaitFor;
 
 constexpr std::chrono::seconds kTimeout{20};
 
-relay::nats::v1::Item Numbered(int n) {
-  relay::nats::v1::Item item;
-  item.set_envelope(std::to_string(n));
-  return item;
+// An item whose envelope says `n` (as its mesh id).
+std::string Numbered(int n) {
+  relay::v1::BackplaneEnvelope envelope;
+  envelope.set_mesh_id(std::to_string(n));
+  return EnvelopeItem(envelope);
 }
 
 // One instance: a connection and its links, recording what arrives.
@@ -37,14 +39,16 @@ class Endpoint {
     connection_ = *NatsConnection::Connect(settings, [this] {
       if (links_ != nullptr && connection_->connected()) links_->ResendAll();
     });
-    links_ = std::make_unique<InstanceLinks>(connection_.get(), "test", id, incarnation,
-                                             [this](InstanceLinks::Received received) {
-                                               std::lock_guard<std::mutex> lock(mu_);
-                                               if (received.restarted) ++restarts_;
-                                               for (const auto& item : received.items) {
-                                                 got_.push_back(item.envelope());
-                                               }
-                                             });
+    links_ = std::make_unique<InstanceLinks>(
+        connection_.get(), "test", id, incarnation, [this](InstanceLinks::Received received) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (received.restarted) ++restarts_;
+          for (const auto& item : received.items) {
+            relay::v1::BackplaneEnvelope envelope;
+            envelope.ParseFromArray(item.bytes.data(), static_cast<int>(item.bytes.size()));
+            got_.push_back(envelope.mesh_id());
+          }
+        });
   }
   absl::Status Start() {
     if (!WaitFor([&] { return connection_->connected(); }, kTimeout)) {
