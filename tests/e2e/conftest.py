@@ -8,8 +8,13 @@ Cluster mode: a module that sets `SPREAD_OVER_CLUSTER = True` runs every test tw
 relay ("single") and against three relay instances sharing a real three-node NATS cluster
 ("cluster"), with each new client connecting to the next instance in turn (natscluster.py). The
 tests are the same; `relay` and `relay_factory` hand out a RelayCluster instead of a
-RelayProcess. One NATS cluster serves a whole module; each test's relays use their own
-RELAY_CLUSTER name, so tests stay independent.
+RelayProcess. One NATS cluster and one RELAY_CLUSTER name serve a whole module (a second relay
+cluster started within one test gets a name of its own, as a second relay would be separate in
+the single topology). A test's relays are stopped before the next test starts, so node entries
+and leases they leave are those of dead instances, which the next relays ignore; but what they
+wrote to the shared auth buckets (token bindings, signed meshes, used nonces) stays for the
+module's later tests, so a test that protects a mesh uses a mesh id no other test of its module
+uses.
 """
 
 import asyncio
