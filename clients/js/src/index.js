@@ -70,7 +70,8 @@ export class RelayError extends Error {
  * @returns {boolean}
  */
 export function defaultShouldReconnect(info) {
-  if (info.registerError && NO_RETRY_REGISTER_ERRORS.includes(info.registerError.code)) return false;
+  // A refused registration is judged by the relay's error, not by the close that followed it.
+  if (info.registerError) return !NO_RETRY_REGISTER_ERRORS.includes(info.registerError.code);
   return !NO_RETRY_CLOSES.some((c) => c.code === info.code && (c.reason === null || c.reason === info.reason));
 }
 
@@ -582,16 +583,16 @@ export class RelayClient {
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     this._session = null;
     const resumeWants = this._resume?.onDisconnect?.({ client: this, code, reason }) ?? {};
+    if (this._closedByUser) {
+      this._finalClose(code, reason);
+      return;
+    }
     if (!resumeWants.keepPendingRequests) {
       this._failPending('disconnected', `the connection closed (${code}${reason ? ' ' + reason : ''}) before the answer came`);
     }
     this._failPings('disconnected', 'the connection closed before the pong came');
     const peersBefore = [...this.peers.keys()];
     this.peers = new Map();
-    if (this._closedByUser) {
-      this._finalClose(code, reason);
-      return;
-    }
     const retry = this._reconnect !== null && this._shouldReconnect({ code, reason });
     if (!retry) {
       this._emit('disconnect', { code, reason, willReconnect: false, delayMs: null, peers: peersBefore });
@@ -766,8 +767,12 @@ export class RelayClient {
    */
   ping(opts = {}) {
     const timeoutMs = opts.timeoutMs ?? this._requestTimeoutMs;
-    return new Promise((resolve, reject) => {
+    try {
       this.send({ type: 'ping' });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
       /** @type {{resolve: Function, reject: Function, timer: any}} */
       const entry = { resolve, reject, timer: null };
       entry.timer = this._setTimeout(() => {
@@ -805,6 +810,15 @@ export class RelayClient {
 
   /** @param {string} type @param {any} request @param {any} opts @returns {Promise<any>} */
   _request(type, request, opts) {
+    try {
+      return this._startRequest(type, request, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** @param {string} type @param {any} request @param {any} opts @returns {Promise<any>} */
+  _startRequest(type, request, opts) {
     if (request === null || typeof request !== 'object') throw new TypeError(`${type}: the request is an object`);
     if (type !== 'llm_request' && type !== 'chat_request') throw new TypeError(`unknown request type ${type}`);
     const requestId = opts.requestId ?? request.request_id ?? this._newRequestId();
@@ -817,8 +831,8 @@ export class RelayClient {
     void _t; void _f; void _r;
     const frame = { type, request_id: requestId, ...rest };
     const timeoutMs = opts.timeoutMs ?? this._requestTimeoutMs;
+    this.send(frame); // throws not_connected before anything is pending
     return new Promise((resolve, reject) => {
-      this.send(frame); // throws not_connected before anything is pending
       const timer = this._setTimeout(() => {
         if (this._pending.get(key)?.timer !== timer) return;
         this._pending.delete(key);
