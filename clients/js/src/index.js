@@ -305,8 +305,8 @@ export class RelayClient {
       const registerTimer = this._setTimeout(() => {
         if (registered) return;
         registerError = new RelayError('timeout', `no answer to the registration within ${this._registerTimeoutMs} ms`);
-        safeClose(ws, 4000, 'registration timeout');
         finishFailed(4000, 'registration timeout');
+        safeClose(ws, 4000, 'registration timeout');
       }, this._registerTimeoutMs);
       let failed = false;
       const finishFailed = (/** @type {number} */ code, /** @type {string} */ reason) => {
@@ -333,7 +333,15 @@ export class RelayClient {
         }
         this._sendNow(ws, msg);
       };
-      ws.onerror = () => { /* the close event that follows carries what we need */ };
+      // A failed connection fires error, then close 1006; Node 20's global WebSocket (undici,
+      // --experimental-websocket) fires only the error and stays CONNECTING, so the error alone
+      // ends the attempt (the close, if one follows, is ignored).
+      ws.onerror = () => {
+        if (registered) return;
+        // Handlers off first: closing a failed undici socket fires error again, synchronously.
+        finishFailed(1006, '');
+        safeClose(ws, 1000, 'connection failed');
+      };
       ws.onclose = (/** @type {any} */ ev) => {
         if (registered) return;
         finishFailed(ev?.code ?? 1006, ev?.reason ?? '');
@@ -365,8 +373,8 @@ export class RelayClient {
             this._emit('error', err);
             // Any error before `peers` answers our registration (nothing else was sent).
             registerError = err;
-            safeClose(ws, 1000, 'registration refused');
             finishFailed(1000, 'registration refused');
+            safeClose(ws, 1000, 'registration refused');
             return;
           }
           case 'server_draining':
@@ -429,6 +437,16 @@ export class RelayClient {
       this._dispatch(frame);
     };
     ws.onclose = (/** @type {any} */ ev) => this._onSessionClosed(ws, ev?.code ?? 1006, ev?.reason ?? '');
+    // An error is followed by close (1006); should a WebSocket implementation not deliver it,
+    // the session ends a second later all the same.
+    ws.onerror = () => {
+      this._setTimeout(() => {
+        if (ws.onclose !== null && this._ws === ws) {
+          this._onSessionClosed(ws, 1006, '');
+          safeClose(ws, 1000, 'connection failed');
+        }
+      }, 1000);
+    };
     this._setState('open');
     this._emit('peers', this._session.peers);
     this._resume?.onSessionStart?.({ client: this, session: this._session });

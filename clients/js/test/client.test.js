@@ -121,6 +121,20 @@ test('an unreachable relay rejects the first connect with connect_failed', async
   await assert.rejects(p, (e) => e.code === 'connect_failed' && e.closeCode === 1006);
 });
 
+test('an error event alone (no close, as Node 20 undici does) ends the attempt and the session', async () => {
+  const { client, clock } = makeClient();
+  const p = client.connect();
+  await flush();
+  FakeWebSocket.last().onerror({});
+  await assert.rejects(p, (e) => e.code === 'connect_failed' && e.closeCode === 1006);
+  const { client: c2, clock: clock2, ws } = await connected();
+  const disc = c2.waitFor('disconnect');
+  ws.onerror({});
+  await clock2.advance(1000);
+  assert.equal((await disc).code, 1006);
+  void client; void clock;
+});
+
 test('no answer to the registration: timeout', async () => {
   const { client, clock } = makeClient({ registerTimeoutMs: 1000 });
   const p = client.connect();
