@@ -1013,11 +1013,18 @@ function base64(bytes) {
   return btoa(bin);
 }
 
-/** @returns {SubtleCrypto} */
-function subtle() {
+/** @returns {Promise<SubtleCrypto>} */
+async function subtle() {
   const s = /** @type {any} */ (globalThis).crypto?.subtle;
-  if (!s) throw new TypeError('WebCrypto (crypto.subtle) is not available: a secure context (https or localhost) or Node 18+ is needed');
-  return s;
+  if (s) return s;
+  // Node 18 has WebCrypto only as require('node:crypto').webcrypto (global from Node 19). The
+  // module name is a variable so that browser bundlers leave this branch alone.
+  const nodeCrypto = 'node:crypto';
+  if (typeof process === 'object' && process?.versions?.node) {
+    const m = await import(/* webpackIgnore: true */ nodeCrypto);
+    if (m.webcrypto?.subtle) return m.webcrypto.subtle;
+  }
+  throw new TypeError('WebCrypto (crypto.subtle) is not available: a secure context (https or localhost) or Node 18+ is needed');
 }
 
 /**
@@ -1029,7 +1036,7 @@ function subtle() {
  * @returns {Promise<import('./index.js').JoinToken>}
  */
 export async function signJoinToken(fields, meshPrivateKey) {
-  const sig = await subtle().sign({ name: 'Ed25519' }, meshPrivateKey, joinTokenSigningBytes(fields));
+  const sig = await (await subtle()).sign({ name: 'Ed25519' }, meshPrivateKey, joinTokenSigningBytes(fields));
   return { ...fields, signature: base64(new Uint8Array(sig)) };
 }
 
@@ -1040,7 +1047,7 @@ export async function signJoinToken(fields, meshPrivateKey) {
  * @returns {Promise<string>}
  */
 export async function founderProof(meshId, privateKey) {
-  const sig = await subtle().sign({ name: 'Ed25519' }, privateKey, new TextEncoder().encode(meshId));
+  const sig = await (await subtle()).sign({ name: 'Ed25519' }, privateKey, new TextEncoder().encode(meshId));
   return base64(new Uint8Array(sig));
 }
 
@@ -1050,5 +1057,5 @@ export async function founderProof(meshId, privateKey) {
  * @returns {Promise<string>}
  */
 export async function exportPublicKey(publicKey) {
-  return base64(new Uint8Array(await subtle().exportKey('raw', publicKey)));
+  return base64(new Uint8Array(await (await subtle()).exportKey('raw', publicKey)));
 }

@@ -1,7 +1,8 @@
 // The client against the real relay binary (RELAY_BIN; CTest passes the one it built), over the
 // npm `ws` package by default, or Node's global WebSocket with RELAY_JS_WEBSOCKET=global.
 // Without RELAY_BIN these tests are skipped, unless CI is set (then they fail).
-import test from 'node:test';
+import test, { before, after } from 'node:test';
+import { webcrypto } from 'node:crypto';
 import assert from 'node:assert/strict';
 import {
   RelayClient, RelayError, founderProof, signJoinToken, exportPublicKey,
@@ -32,11 +33,11 @@ function client(opts) {
   return c;
 }
 
-test.before(async () => {
+before(async () => {
   if (!skip) relay = await startRelay();
 });
 
-test.after(async () => {
+after(async () => {
   await Promise.all(clients.map((c) => c.close()));
   if (relay) {
     const { code } = await relay.stop();
@@ -169,7 +170,7 @@ test('takeover: the replaced connection closes 1000 and does not reconnect', { s
 
 test('signed mesh: founder by register_mesh, member by a join token signed here', { skip }, async () => {
   const mesh = freshMesh('signed');
-  const key = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  const key = await webcrypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
   const founder = client({
     url: relay.meshUrl(mesh), nodeId: 'mac-1', name: 'My Mac', capabilities: ['llm'],
     registerMesh: { meshId: mesh, meshPublicKey: await exportPublicKey(key.publicKey), founderProof: await founderProof(mesh, key.privateKey), meshName: 'Home' },
