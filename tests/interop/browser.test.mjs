@@ -146,6 +146,18 @@ test('two Chromium pages and a Node client through the real relay', async (t) =>
   await pageB.waitForFunction(() => window.events.message.some((m) => m.from === 'node-1'), { timeout: T, polling: 50 });
   assert.equal(await pageB.evaluate(() => window.events.message.filter((m) => m.from === 'page-a').length), 1, 'a direct is not a broadcast');
 
+  // A stranger in the mesh sends markup as its name and its message: page A shows it as text.
+  const evil = new RelayClient({ url: relay1.meshUrl(mesh), nodeId: 'evil', name: '<b id="evilname">E</b>', WebSocket, reconnect: false });
+  nodeClients.push(evil);
+  await evil.connect();
+  await pageA.waitForSelector('#peers li[data-node-id="evil"]', { timeout: T });
+  evil.broadcast({ message: '<img src=x onerror="window.pwned=1">' });
+  await pageA.waitForFunction(() => document.getElementById('log').textContent.includes('evil: <img src=x onerror="window.pwned=1">'), { timeout: T, polling: 50 });
+  assert.deepEqual(await pageA.evaluate(() => [document.querySelector('#log img, #evilname') === null, typeof window.pwned]), [true, 'undefined']);
+  await evil.close();
+  await pageA.waitForFunction(() => !document.querySelector('#peers li[data-node-id="evil"]'), { timeout: T, polling: 50 });
+  await pageB.waitForFunction(() => window.events.message.some((m) => m.from === 'evil'), { timeout: T, polling: 50 });
+
   // LLM: page B asks; the relay routes to node-1, the only llm peer.
   const answer = await pageB.evaluate(() => window.client.llmRequest({ prompt: 'meaning of life?', model: 'llama3.2' }));
   assert.equal(answer.from, 'node-1');

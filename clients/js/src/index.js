@@ -860,9 +860,20 @@ export class RelayClient {
     });
   }
 
+  /**
+   * A request id no other peer can guess: the relay delivers any peer's llm_response with our
+   * node_id as target, so a peer that could predict an id could answer in place of the one the
+   * request went to. 64 random bits from WebCrypto when there is one (`random` only without).
+   */
   _newRequestId() {
     this._requestCounter++;
-    const rand = Math.floor(this._random() * 0x100000000).toString(36);
+    let rand = '';
+    const c = /** @type {any} */ (globalThis).crypto;
+    if (c && typeof c.getRandomValues === 'function') {
+      for (const w of c.getRandomValues(new Uint32Array(2))) rand += w.toString(16).padStart(8, '0');
+    } else {
+      for (let i = 0; i < 2; i++) rand += Math.floor(this._random() * 0x100000000).toString(16).padStart(8, '0');
+    }
     return `${this.nodeId.slice(0, 32)}-${this._requestCounter}-${rand}`;
   }
 

@@ -195,7 +195,7 @@ test('llm requests are correlated by request_id, 42 and "42" apart', async () =>
   assert.deepEqual(ws.sent[1], { type: 'llm_request', request_id: 42, prompt: 'Hi', model: 'llama3.2' });
   assert.equal(ws.sent[2].type, 'chat_request');
   const autoId = ws.sent[3].request_id;
-  assert.match(autoId, /^me-1-/);
+  assert.match(autoId, /^me-1-[0-9a-f]{16}$/);
   await assert.rejects(client.llmRequest({}, { requestId: 42 }), (e) => e.code === 'bad_request');
   const streamed = [];
   client.on('llm_response', (f) => streamed.push(f.response));
@@ -479,4 +479,26 @@ test('join token signing bytes are what Python json.dumps writes', () => {
   const num = (n) => new TextDecoder().decode(joinTokenSigningBytes({ expires_at: n })).match(/"expires_at":([^,]*)/)[1];
   assert.deepEqual([1e16 + 0.5, 1.5e16 + 2, 123456789012345.6, 0.0001, 0.00001, -2.5, 3.14e300].map(num),
     ['1e+16', '1.5000000000000002e+16', '123456789012345.6', '0.0001', '1e-05', '-2.5', '3.14e+300']);
+});
+
+test('a hostile relay or peer: bad frames, foreign answers and odd members break nothing', async () => {
+  const { client, ws } = await connected();
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  const p = client.llmRequest({ prompt: 'x' }, { requestId: 'mine' });
+  for (const bad of ['', '[]', 'null', '42', '{"type":7}', '{"no":"type"}', '{"type":"peer_joined"}',
+    '{"type":"peers","peers":"nope"}', '{"type":"error"}', '{"type":"__proto__","x":1}',
+    '{"type":"peer_left","node_id":{"toString":1}}', '{"type":"server_draining","reconnect_after_ms":-5}']) {
+    ws.deliver(bad);
+  }
+  ws.deliver({ type: 'llm_response', from: 'eve', request_id: 'not-mine', response: 'forged' });
+  ws.deliver({ type: 'llm_response', from: 'eve', request_id: ['mine'], response: 'forged' });
+  assert.equal(client.pendingRequests, 1);
+  ws.deliver({ type: 'llm_response', from: 'mac', request_id: 'mine', response: 'real' });
+  assert.equal((await p).response, 'real');
+  assert.equal(client.state, 'open');
+  assert.ok(errors.includes('protocol'));
+  assert.ok(errors.includes('unknown')); // an error frame without a code
+  client.broadcast('still works');
+  assert.equal(ws.sent[ws.sent.length - 1].payload, 'still works');
 });
