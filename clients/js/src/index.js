@@ -275,13 +275,22 @@ export class RelayClient {
     if (this.state === 'closed') return Promise.reject(new RelayError('closed', 'the client is closed'));
     if (this.state === 'open' && this._session) return Promise.resolve(this._session);
     if (this._connectPromise) return this._connectPromise;
+    // Reconnecting on its own already: wait for that session rather than open a second socket.
+    if (this.state === 'reconnecting') return this.waitFor('open');
     this._closedByUser = false;
     this._connectPromise = this._attempt().finally(() => { this._connectPromise = null; });
     return this._connectPromise;
   }
 
   async _resolveUrl() {
-    return typeof this._url === 'function' ? await this._url() : this._url;
+    if (typeof this._url !== 'function') return this._url;
+    try {
+      const url = await this._url();
+      if (typeof url !== 'string') throw new TypeError(`the url function returned ${typeof url}, not a string`);
+      return url;
+    } catch (err) {
+      throw new RelayError('connect_failed', `no relay URL: ${errorText(err)}`);
+    }
   }
 
   /** One connection attempt: open, register, wait for `peers`. */

@@ -502,3 +502,17 @@ test('a hostile relay or peer: bad frames, foreign answers and odd members break
   client.broadcast('still works');
   assert.equal(ws.sent[ws.sent.length - 1].payload, 'still works');
 });
+
+test('connect() while reconnecting waits for that session; a failing url function is connect_failed', async () => {
+  const { client, clock, ws } = await connected();
+  ws.serverClose(1006);
+  await flush();
+  const again = client.connect();
+  await clock.advance(250);
+  FakeWebSocket.last().open();
+  FakeWebSocket.last().accept();
+  assert.equal((await again).reconnected, true);
+  assert.equal(FakeWebSocket.instances.length, 2);
+  const { client: c2 } = makeClient({ url: () => { throw new Error('no config'); } });
+  await assert.rejects(c2.connect(), (e) => e.code === 'connect_failed' && /no config/.test(e.message));
+});
