@@ -203,7 +203,8 @@ test('two Chromium pages and a Node client through the real relay', async (t) =>
   const hint = await pageB.evaluate(() => window.events.server_draining[0]);
   assert.equal(hint.graceSeconds, 1);
   assert.ok(hint.reconnectAfterMs >= 0 && hint.reconnectAfterMs < 5000, JSON.stringify(hint));
-  await pageA.waitForSelector('#status[data-state=draining]', { timeout: T });
+  // The draining status lasts only the 1 s grace: its log line stays.
+  await pageA.waitForFunction(() => document.getElementById('log').textContent.includes('the relay is shutting down'), { timeout: T, polling: 50 });
   await pageB.waitForFunction(() => window.events.open.length === 2, { timeout: 20000, polling: 50 });
   const disc = await pageB.evaluate(() => window.events.disconnect[0]);
   assert.equal(disc.code, 1001);

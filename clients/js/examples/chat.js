@@ -104,7 +104,9 @@ async function join() {
   c.on('message', (m) => log('message', show(m.payload), m.from));
   c.on('error', (e) => log('error', `error ${e.code}: ${e.message}`));
   c.on('server_draining', (d) => {
-    setStatus('draining', `the relay is shutting down; reconnecting in ${d.reconnectAfterMs ?? '?'} ms after it closes`);
+    const text = `the relay is shutting down; reconnecting in ${d.reconnectAfterMs ?? '?'} ms after it closes`;
+    setStatus('draining', text);
+    log('system', text);
   });
   c.on('disconnect', (d) => {
     setConnected(false);
