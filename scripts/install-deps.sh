@@ -7,8 +7,10 @@
 #   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest,
 #                                    python3-yaml, python3-grpcio and python3-prometheus-client as
 #                                    independent clients, nginx and systemd to check deploy/,
-#                                    nats-server for tests/backplane/nats), and
-#                                    the fuzzing toolchain: scripts/test.sh fuzzes
+#                                    nats-server for tests/backplane/nats, nodejs, npm and
+#                                    chromium for tests/interop: the JavaScript client's tests
+#                                    and headless Chromium, docs/adr/0011-js-client-and-browser-interop.md),
+#                                    and the fuzzing toolchain: scripts/test.sh fuzzes
 # The sanitizer build (scripts/test-sanitize.sh) needs nothing more: g++ brings libasan8 and libubsan1.
 set -euo pipefail
 
@@ -19,7 +21,10 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libnats-dev
 )
 TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml python3-cryptography curl openssl
-  python3-grpcio python3-prometheus-client nginx systemd nats-server)
+  python3-grpcio python3-prometheus-client nginx systemd nats-server nodejs chromium)
+# npm: Debian's package, unless an npm is already installed (NodeSource's nodejs package bundles
+# npm and conflicts with Debian's, so asking apt for it there would fail).
+command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
 # rapidjson-dev: only the fuzz harness's reference JSON parser (tests/fuzz/json_reference.cc).
 FUZZ_PKGS=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 rapidjson-dev)
 
