@@ -7,7 +7,8 @@
 #   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest,
 #                                    python3-yaml, python3-grpcio and python3-prometheus-client as
 #                                    independent clients, nginx and systemd to check deploy/,
-#                                    nats-server for tests/backplane/nats), and
+#                                    nats-server for tests/backplane/nats, prometheus for
+#                                    promtool, which checks deploy/prometheus/), and
 #                                    the fuzzing toolchain: scripts/test.sh fuzzes
 # The sanitizer build (scripts/test-sanitize.sh) needs nothing more: g++ brings libasan8 and libubsan1.
 set -euo pipefail
@@ -19,7 +20,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libnats-dev
 )
 TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml python3-cryptography curl openssl
-  python3-grpcio python3-prometheus-client nginx systemd nats-server)
+  python3-grpcio python3-prometheus-client nginx systemd nats-server prometheus)
 # rapidjson-dev: only the fuzz harness's reference JSON parser (tests/fuzz/json_reference.cc).
 FUZZ_PKGS=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 rapidjson-dev)
 
