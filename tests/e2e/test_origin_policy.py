@@ -126,7 +126,11 @@ async def test_other_origins_get_403_before_the_upgrade_and_are_counted(relay_fa
     # Two Origin headers, one of them listed: joined, they are no listed origin.
     assert_refused(await asyncio.to_thread(upgrade, relay, [APP, "https://evil.test"]), "two headers")
     assert_refused(await asyncio.to_thread(upgrade, relay, ["https://evil.test", APP]), "two headers")
-    want = len(LOOKALIKES) + 2
+    # Header names are case-insensitive (RFC 9110): a lowercase one is read, not missed.
+    resp = await asyncio.to_thread(rawws.try_upgrade, relay.host, relay.port, "/relay/%s" % unique_mesh("origin"),
+                                   extra_headers=["origin: https://evil.test"])
+    assert_refused(resp, "lowercase header name")
+    want = len(LOOKALIKES) + 3
     assert (await asyncio.to_thread(refused_counts, relay)) == (want, want)
     # The websockets library as a page's script would: refused with the status.
     with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
