@@ -680,8 +680,8 @@ void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->handshake.Release();  // answered: no longer idle in the handshake
   const HttpResponse response =
-      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_,
-                &metrics_, &readiness_, &config_.allowed_origins, con->get_request_header("Origin"));
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_,
+                &readiness_, &config_.allowed_origins, con->get_request_header("Origin"));
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
   if (!response.content_type.empty()) con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");

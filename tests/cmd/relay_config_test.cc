@@ -159,12 +159,13 @@ std::vector<HardeningCase> HardeningCases() {
          return c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("10.1.2.3")) &&
                 !c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("11.0.0.1"));
        }},
-      {"--allowed-origins", "ALLOWED_ORIGINS", " https://app.example.com, HTTPS://Status.Example:443",
+      {"--allowed-origins", "ALLOWED_ORIGINS",
+       " https://app.example.com, HTTPS://Status.Example:443",
        [](const RelayConfig& c) {
          const gateway::net::OriginPolicy& o = c.gateway.allowed_origins;
          return o.ToString() == "https://app.example.com,https://status.example" &&
-                o.AllowsUpgrade("https://status.example") && !o.AllowsUpgrade("https://evil.test") &&
-                o.AllowsUpgrade("");
+                o.AllowsUpgrade("https://status.example") &&
+                !o.AllowsUpgrade("https://evil.test") && o.AllowsUpgrade("");
        }},
   };
 }
