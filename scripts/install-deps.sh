@@ -7,7 +7,8 @@
 #   scripts/install-deps.sh --test   also what the test suite uses (python3-websockets, pytest,
 #                                    python3-yaml, python3-grpcio and python3-prometheus-client as
 #                                    independent clients, nginx and systemd to check deploy/,
-#                                    nats-server for tests/backplane/nats, nodejs, npm and
+#                                    nats-server for tests/backplane/nats, prometheus for
+#                                    promtool, which checks deploy/prometheus/, nodejs, npm and
 #                                    chromium for tests/interop: the JavaScript client's tests
 #                                    and headless Chromium, docs/adr/0011-js-client-and-browser-interop.md),
 #                                    and the fuzzing toolchain: scripts/test.sh fuzzes
@@ -21,7 +22,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libnats-dev
 )
 TEST_PKGS=(python3 python3-websockets python3-pytest python3-yaml python3-cryptography curl openssl
-  python3-grpcio python3-prometheus-client nginx systemd nats-server nodejs chromium)
+  python3-grpcio python3-prometheus-client nginx systemd nats-server prometheus nodejs chromium)
 # npm: Debian's package, unless an npm is already installed (NodeSource's nodejs package bundles
 # npm and conflicts with Debian's, so asking apt for it there would fail).
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)

@@ -221,6 +221,16 @@ const Setting kSettings[] = {
        return absl::OkStatus();
      },
      [](const RelayConfig& c) { return OrNone(c.gateway.trusted_proxies.ToString()); }},
+    {{"allowed_origins", "allowed-origins", "ALLOWED_ORIGINS", "origins", "*",
+      "comma-separated exact origins (https://app.example.com) whose browser pages may connect; "
+      "others get HTTP 403; upgrades without Origin always may; *: any"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<gateway::net::OriginPolicy> origins = gateway::net::OriginPolicy::Parse(v);
+       if (!origins.ok()) return origins.status();
+       c->gateway.allowed_origins = *std::move(origins);
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return c.gateway.allowed_origins.ToString(); }},
     {{"tls_cert_file", "tls-cert-file", "TLS_CERT_FILE", "path", "",
       "PEM certificate chain; with --tls-key-file serves wss://, https:// and gRPC over TLS"},
      [](const std::string& v, RelayConfig* c) {

@@ -38,16 +38,20 @@ enum class Refusal {
   // A malformed or incomplete upgrade websocketpp refused itself (no
   // Sec-WebSocket-Key, HTTP/1.1 without Host...): HTTP 400 `bad_request`.
   kBadRequest,
+  // ALLOWED_ORIGINS is a list and the upgrade's Origin header is not on it
+  // (gateway/http/origin_policy.h): HTTP 403. WebSocket only: browsers do
+  // not speak gRPC.
+  kOriginNotAllowed,
 };
 
 // One entry per Refusal, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 7> kRefusalNames = {
-    "too_many_connections", "draining",  "too_many_handshakes",
-    "bad_mesh_id",          "not_found", "unsupported_websocket_version",
-    "bad_request",
+inline constexpr std::array<absl::string_view, 8> kRefusalNames = {
+    "too_many_connections", "draining",           "too_many_handshakes",
+    "bad_mesh_id",          "not_found",          "unsupported_websocket_version",
+    "bad_request",          "origin_not_allowed",
 };
 inline constexpr std::size_t kRefusalCount = kRefusalNames.size();
-static_assert(static_cast<std::size_t>(Refusal::kBadRequest) + 1 == kRefusalCount,
+static_assert(static_cast<std::size_t>(Refusal::kOriginNotAllowed) + 1 == kRefusalCount,
               "kRefusalNames must name every Refusal");
 
 // "too_many_connections"

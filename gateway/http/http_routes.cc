@@ -105,7 +105,8 @@ namespace {
 
 HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
                       const core::RelayCore& core, const RefusalCounts& refused,
-                      const RelayMetrics* metrics, const ReadinessCheck* readiness) {
+                      const RelayMetrics* metrics, const ReadinessCheck* readiness,
+                      const net::OriginPolicy& origins, absl::string_view origin) {
   const absl::string_view path = resource.substr(0, resource.find('?'));
   const bool known = path == "/" || path == "/health" || path == "/ready" || path == "/stats" ||
                      (path == "/metrics" && metrics != nullptr);
@@ -115,8 +116,19 @@ HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
     }
     return {404, HttpErrorBody(RefusalName(Refusal::kNotFound), "no such route")};
   }
+  // The JSON endpoints answer a browser's CORS preflight; /metrics does not
+  // (http_routes.h).
+  const bool cors = path != "/metrics";
+  if (method == "OPTIONS" && cors) {
+    HttpResponse preflight{204, std::string(), std::string()};
+    preflight.headers = net::PreflightHeaders(origins, origin);
+    preflight.headers.emplace_back("Allow", "GET, HEAD, OPTIONS");
+    return preflight;
+  }
   if (method != "GET" && method != "HEAD") {
-    return {405, HttpErrorBody("method_not_allowed", "use GET")};
+    HttpResponse refused_method{405, HttpErrorBody("method_not_allowed", "use GET")};
+    refused_method.headers.emplace_back("Allow", cors ? "GET, HEAD, OPTIONS" : "GET, HEAD");
+    return refused_method;
   }
   if (path == "/") return {200, InfoBody()};
   if (path == "/health") return {200, HealthBody(core)};
@@ -142,12 +154,27 @@ HttpResponse RouteGet(absl::string_view method, absl::string_view resource,
   return {200, StatsBody(core, refused)};
 }
 
+bool IsCorsPath(absl::string_view resource) {
+  const absl::string_view path = resource.substr(0, resource.find('?'));
+  return path == "/" || path == "/health" || path == "/ready" || path == "/stats";
+}
+
 }  // namespace
 
 HttpResponse RouteHttp(absl::string_view method, absl::string_view resource,
                        const core::RelayCore& core, const RefusalCounts& refused,
-                       const RelayMetrics* metrics, const ReadinessCheck* readiness) {
-  HttpResponse response = RouteGet(method, resource, core, refused, metrics, readiness);
+                       const RelayMetrics* metrics, const ReadinessCheck* readiness,
+                       const net::OriginPolicy* origins, absl::string_view origin) {
+  static const net::OriginPolicy kAnyOrigin;
+  const net::OriginPolicy& policy = origins != nullptr ? *origins : kAnyOrigin;
+  HttpResponse response =
+      RouteGet(method, resource, core, refused, metrics, readiness, policy, origin);
+  // Every answer of a CORS path, errors and 503s included (a status page
+  // reads /ready's 503 too); the preflight carries its own.
+  if (IsCorsPath(resource) && method != "OPTIONS") {
+    for (auto& header : net::CorsHeaders(policy, origin))
+      response.headers.push_back(std::move(header));
+  }
   response.send_body = method != "HEAD";
   return response;
 }

@@ -11,6 +11,7 @@
 
 #include "absl/time/time.h"
 #include "gateway/net/client_ip.h"
+#include "gateway/net/origin_policy.h"
 #include "server/limits.h"
 
 namespace relay::gateway {
@@ -77,6 +78,11 @@ struct GatewayConfig {
   absl::Duration accept_backoff = limits::kAcceptBackoff;
   // Proxies whose X-Forwarded-For names the client (see ResolveClientIp).
   net::TrustedProxies trusted_proxies;
+  // Web origins whose pages may open WebSocket connections (others: HTTP 403
+  // origin_not_allowed) and read /, /health, /ready and /stats (CORS). Every
+  // origin by default: the relay authenticates by token, never by cookies
+  // (origin_policy.h).
+  net::OriginPolicy allowed_origins;
 
   // PEM certificate chain and unencrypted PEM key. Both set: wss:// and
   // https:// on `port` (and the admin gRPC over TLS); both empty: plain.

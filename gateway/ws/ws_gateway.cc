@@ -601,6 +601,32 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
     con->set_body(HttpErrorBody(RefusalName(refusal), mesh_id.status().message()));
     return false;
   }
+  // ALLOWED_ORIGINS (origin_policy.h): a browser page on another origin.
+  // An upgrade without Origin is not from a browser and is let through.
+  const std::string origin = con->get_request_header("Origin");
+  if (!config_.allowed_origins.AllowsUpgrade(origin)) {
+    // The first refusal and every 100th: a page retrying in a loop must not
+    // flood the log. The origin is the client's text: at most 200 bytes of it.
+    if (const std::uint64_t n = refused_->Add(Refusal::kOriginNotAllowed); n % 100 == 1) {
+      const std::optional<asio::ip::tcp::endpoint> peer = TcpPeer(con);
+      log::Event(log::Level::kInfo, RefusalName(Refusal::kOriginNotAllowed))
+          .Str("client_ip", peer.has_value()
+                                ? net::ResolveClientIp(ToIpAddress(peer->address()),
+                                                       con->get_request_header("X-Forwarded-For"),
+                                                       config_.trusted_proxies)
+                                      .address.ToString()
+                                : std::string("unknown"))
+          .Str("origin", absl::string_view(origin).substr(0, 200))
+          .Uint("refused_total", n);
+    }
+    con->set_status(websocketpp::http::status_code::forbidden);
+    con->replace_header("Content-Type", "application/json");
+    con->replace_header("Vary", "Origin");
+    con->set_body(HttpErrorBody(RefusalName(Refusal::kOriginNotAllowed),
+                                "this relay accepts WebSocket connections from browser pages "
+                                "only on the origins its ALLOWED_ORIGINS lists"));
+    return false;
+  }
   if (shutting_down_ || core_->draining()) {
     refused_->Add(Refusal::kDraining);
     con->set_status(websocketpp::http::status_code::service_unavailable);
@@ -653,11 +679,13 @@ template <typename Config>
 void BasicWsGateway<Config>::OnHttp(connection_hdl hdl) {
   ConnectionPtr con = server_.get_con_from_hdl(hdl);
   con->handshake.Release();  // answered: no longer idle in the handshake
-  const HttpResponse response = RouteHttp(con->get_request().get_method(), con->get_resource(),
-                                          *core_, *refused_, &metrics_, &readiness_);
+  const HttpResponse response =
+      RouteHttp(con->get_request().get_method(), con->get_resource(), *core_, *refused_, &metrics_,
+                &readiness_, &config_.allowed_origins, con->get_request_header("Origin"));
   con->set_status(static_cast<websocketpp::http::status_code::value>(response.status));
-  con->replace_header("Content-Type", response.content_type);
+  if (!response.content_type.empty()) con->replace_header("Content-Type", response.content_type);
   con->replace_header("Cache-Control", "no-store");
+  for (const auto& [name, value] : response.headers) con->replace_header(name, value);
   if (response.send_body) {
     con->set_body(response.body);
   } else {

@@ -118,6 +118,8 @@ TEST(RelayConfigTest, HardeningDefaultsMatchTheSpec) {
   EXPECT_EQ(config.gateway.max_pending_handshakes, 4096u);
   EXPECT_EQ(config.gateway.max_pending_handshakes_per_ip, 256u);
   EXPECT_FALSE(config.gateway.tls_enabled());
+  // Every origin, as before ALLOWED_ORIGINS existed: the relay authenticates by token.
+  EXPECT_TRUE(config.gateway.allowed_origins.allows_any());
 }
 
 // Each hardening setting, from its variable and from its flag.
@@ -157,6 +159,14 @@ std::vector<HardeningCase> HardeningCases() {
          return c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("10.1.2.3")) &&
                 !c.gateway.trusted_proxies.Contains(*gateway::net::IpAddress::Parse("11.0.0.1"));
        }},
+      {"--allowed-origins", "ALLOWED_ORIGINS",
+       " https://app.example.com, HTTPS://Status.Example:443",
+       [](const RelayConfig& c) {
+         const gateway::net::OriginPolicy& o = c.gateway.allowed_origins;
+         return o.ToString() == "https://app.example.com,https://status.example" &&
+                o.AllowsUpgrade("https://status.example") &&
+                !o.AllowsUpgrade("https://evil.test") && o.AllowsUpgrade("");
+       }},
   };
 }
 
@@ -181,6 +191,11 @@ TEST(RelayConfigTest, BadHardeningValuesAreRefusedNamingTheSetting) {
       {{"--max-pending-handshakes-per-ip", "many"}, "max-pending-handshakes-per-ip"},
       {{"--max-queued-bytes-per-connection", "1000"}, "max-queued-bytes-per-connection"},
       {{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
+      {{"--allowed-origins", "https://app.example.com/"}, "allowed-origins"},
+      {{"--allowed-origins", "null"}, "allowed-origins"},
+      {{"--allowed-origins", "*,https://app.example.com"}, "allowed-origins"},
+      {{"--allowed-origins", "https://*.example.com"}, "allowed-origins"},
+      {{"--allowed-origins", "app.example.com"}, "allowed-origins"},
       {{"--tls-cert-file", "cert.pem"}, "tls-key-file"},
   };
   for (const auto& [args, named] : bad) {

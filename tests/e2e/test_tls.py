@@ -124,7 +124,7 @@ def test_https_routes(tls_relay):
     assert tls_relay.get_json("/health") == {"status": "ok", "meshes": 0, "connections": 0}
     assert tls_relay.get_json("/stats")["refused"] == {
         "too_many_connections": 0, "draining": 0, "too_many_handshakes": 0, "bad_mesh_id": 0,
-        "not_found": 0, "unsupported_websocket_version": 0, "bad_request": 0}
+        "not_found": 0, "unsupported_websocket_version": 0, "bad_request": 0, "origin_not_allowed": 0}
     assert tls_relay.get_json("/ready") == {"status": "ready"}
     status, headers, _ = tls_relay.http("GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -243,7 +243,8 @@ TEST_F(HttpRoutesTest, StatsAndMetricsShowTheRefusalsOfEveryTransport) {
   const json::Object obj = Parse(stats.body);
   EXPECT_EQ(Raw(obj, "refused"),
             R"({"too_many_connections":2,"draining":1,"too_many_handshakes":0,"bad_mesh_id":0,)"
-            R"("not_found":0,"unsupported_websocket_version":0,"bad_request":0})");
+            R"("not_found":0,"unsupported_websocket_version":0,"bad_request":0,)"
+            R"("origin_not_allowed":0})");
   EXPECT_THAT(exposition.body,
               HasSubstr("relay_upgrades_refused_total{reason=\"too_many_connections\"} 2\n"));
   EXPECT_THAT(exposition.body, HasSubstr("relay_upgrades_refused_total{reason=\"draining\"} 1\n"));
@@ -271,12 +272,119 @@ TEST_F(HttpRoutesTest, UnknownPathIsNotFound) {
   }
 }
 
-TEST_F(HttpRoutesTest, NonGetIsMethodNotAllowed) {
-  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
-    for (const char* path : {"/", "/health", "/stats"}) {
+std::string Header(const HttpResponse& response, const std::string& name) {
+  std::string value = "<none>";
+  int seen = 0;
+  for (const auto& [n, v] : response.headers) {
+    if (n == name) {
+      value = v;
+      ++seen;
+    }
+  }
+  EXPECT_LE(seen, 1) << name << " sent twice";
+  return value;
+}
+
+TEST_F(HttpRoutesTest, NonGetIsMethodNotAllowedNamingTheMethodsAllowed) {
+  RelayMetrics metrics;
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "TRACE"}) {
+    for (const char* path : {"/", "/health", "/ready", "/stats"}) {
       const HttpResponse response = RouteHttp(method, path, core_);
       EXPECT_EQ(response.status, 405) << method << " " << path;
+      EXPECT_EQ(Header(response, "Allow"), "GET, HEAD, OPTIONS") << method << " " << path;
       Parse(response.body);
+    }
+  }
+  // /metrics answers no preflight, so OPTIONS is not allowed there.
+  for (const char* method : {"POST", "OPTIONS"}) {
+    const HttpResponse response = RouteHttp(method, "/metrics", core_, {}, &metrics);
+    EXPECT_EQ(response.status, 405) << method;
+    EXPECT_EQ(Header(response, "Allow"), "GET, HEAD") << method;
+  }
+}
+
+// --- CORS (ALLOWED_ORIGINS) ---------------------------------------------------
+
+net::OriginPolicy Origins(absl::string_view list) {
+  absl::StatusOr<net::OriginPolicy> policy = net::OriginPolicy::Parse(list);
+  EXPECT_TRUE(policy.ok()) << policy.status();
+  return policy.ok() ? *policy : net::OriginPolicy();
+}
+
+TEST_F(HttpRoutesTest, AnyOriginPolicyAnswersStarWithoutVary) {
+  for (const char* path : {"/", "/health", "/ready", "/stats", "/stats?x=1"}) {
+    for (const char* origin : {"https://anywhere.test", ""}) {
+      const HttpResponse response =
+          RouteHttp("GET", path, core_, {}, nullptr, nullptr, nullptr, origin);
+      EXPECT_EQ(Header(response, "Access-Control-Allow-Origin"), "*") << path << " " << origin;
+      EXPECT_EQ(Header(response, "Vary"), "<none>") << path;
+    }
+  }
+}
+
+TEST_F(HttpRoutesTest, OriginListEchoesAnAllowedOriginWithVaryAndNothingForOthers) {
+  const net::OriginPolicy origins = Origins("https://status.example.com,http://localhost:3000");
+  for (const char* path : {"/", "/health", "/ready", "/stats"}) {
+    const HttpResponse allowed =
+        RouteHttp("GET", path, core_, {}, nullptr, nullptr, &origins, "http://localhost:3000");
+    EXPECT_EQ(Header(allowed, "Access-Control-Allow-Origin"), "http://localhost:3000") << path;
+    EXPECT_EQ(Header(allowed, "Vary"), "Origin") << path;
+    for (const char* other : {"https://evil.test", "https://STATUS.example.com",
+                              "https://status.example.com/", "null", "*", ""}) {
+      const HttpResponse refused =
+          RouteHttp("GET", path, core_, {}, nullptr, nullptr, &origins, other);
+      EXPECT_EQ(refused.status, 200)
+          << path << ": the data is public; only the browser's read is refused";
+      EXPECT_EQ(Header(refused, "Access-Control-Allow-Origin"), "<none>") << path << " " << other;
+      EXPECT_EQ(Header(refused, "Vary"), "Origin") << path << " " << other;
+    }
+  }
+}
+
+TEST_F(HttpRoutesTest, ReadyWhileDrainingStillCarriesCors) {
+  const net::OriginPolicy origins = Origins("https://status.example.com");
+  core_.Drain(absl::Seconds(20));
+  const HttpResponse ready = RouteHttp("GET", "/ready", core_, {}, nullptr, nullptr, &origins,
+                                       "https://status.example.com");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(Header(ready, "Access-Control-Allow-Origin"), "https://status.example.com");
+}
+
+TEST_F(HttpRoutesTest, PreflightIs204WithMethodsHeadersAndMaxAge) {
+  const net::OriginPolicy origins = Origins("https://status.example.com");
+  for (const net::OriginPolicy* policy :
+       {static_cast<const net::OriginPolicy*>(nullptr), &origins}) {
+    for (const char* path : {"/", "/health", "/ready", "/stats"}) {
+      const HttpResponse response = RouteHttp("OPTIONS", path, core_, {}, nullptr, nullptr, policy,
+                                              "https://status.example.com");
+      EXPECT_EQ(response.status, 204) << path;
+      EXPECT_EQ(response.body, "") << path;
+      EXPECT_EQ(response.content_type, "") << path;
+      EXPECT_EQ(Header(response, "Access-Control-Allow-Origin"),
+                policy == nullptr ? "*" : "https://status.example.com")
+          << path;
+      EXPECT_EQ(Header(response, "Access-Control-Allow-Methods"), "GET, HEAD") << path;
+      EXPECT_THAT(Header(response, "Access-Control-Allow-Headers"), HasSubstr("Content-Type"));
+      EXPECT_EQ(Header(response, "Access-Control-Max-Age"), "7200") << path;
+      EXPECT_EQ(Header(response, "Allow"), "GET, HEAD, OPTIONS") << path;
+    }
+  }
+  // A preflight from an origin not listed: no permission at all.
+  const HttpResponse refused =
+      RouteHttp("OPTIONS", "/health", core_, {}, nullptr, nullptr, &origins, "https://evil.test");
+  EXPECT_EQ(refused.status, 204);
+  EXPECT_EQ(Header(refused, "Access-Control-Allow-Origin"), "<none>");
+  EXPECT_EQ(Header(refused, "Access-Control-Allow-Methods"), "<none>");
+  EXPECT_EQ(Header(refused, "Vary"), "Origin");
+}
+
+TEST_F(HttpRoutesTest, MetricsAndOtherPathsNeverCarryCors) {
+  RelayMetrics metrics;
+  for (const char* path : {"/metrics", "/nope", "/relay/x"}) {
+    for (const char* method : {"GET", "HEAD"}) {
+      const HttpResponse response =
+          RouteHttp(method, path, core_, {}, &metrics, nullptr, nullptr, "https://anywhere.test");
+      EXPECT_EQ(Header(response, "Access-Control-Allow-Origin"), "<none>") << method << " " << path;
     }
   }
 }
