@@ -150,6 +150,7 @@ const std::vector<FlagSpec>& Flags() {
   static const auto* const flags = new std::vector<FlagSpec>{
       {"--help", false, SetTrue<&CliOptions::help>, {}},
       {"-h", false, SetTrue<&CliOptions::help>, {}},
+      {"--version", false, SetTrue<&CliOptions::version>, {}},
       {"--json", false, SetTrue<&CliOptions::json>, {}},
       {"--tls", false, SetTrue<&CliOptions::tls>, {}},
       {"--ca-file", true, SetCaFile, {}},
@@ -360,6 +361,8 @@ absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const
 
   if (options.help) return options;
   if (flag_error.has_value()) return *flag_error;
+  // Like --help, needs no command (`relayctl --version`).
+  if (options.version) return options;
   if (absl::Status status = ParseCommand(words, options); !status.ok()) return status;
   if (absl::Status status = CheckCommandFlags(given, options); !status.ok()) return status;
   return options;
@@ -406,6 +409,7 @@ std::string Usage() {
       "  --timeout SECONDS    deadline of each call (default: ",
       absl::ToDoubleSeconds(kDefaultTimeout),
       ")\n"
+      "  --version            relayctl's version and git commit\n"
       "  --help, -h           this text\n"
       "  --                   ends flags (for an id starting with \"-\")\n"
       "\n"

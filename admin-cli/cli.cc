@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "admin-cli/commands.h"
+#include "admin-cli/json_output.h"
+#include "cmd/relay/build_info.h"
 
 namespace relay::cli {
 
@@ -23,6 +25,16 @@ int RunCli(const std::vector<std::string>& args, const CliEnv& env,
   }
   if (options->help) {
     out << Usage();
+    return kExitOk;
+  }
+  if (options->version) {
+    if (options->json) {
+      JsonObject json;
+      json.Add("version", build_info::Version()).Add("commit", build_info::Commit());
+      out << json.ToString();
+    } else {
+      out << build_info::VersionLine("relayctl") << "\n";
+    }
     return kExitOk;
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> channel = make_channel(*options);

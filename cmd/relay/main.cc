@@ -39,6 +39,7 @@
 #include "backplane/nats/nats_backplane.h"
 #include "backplane/nats/nats_cluster_view.h"
 #include "backplane/nats/nats_connection.h"
+#include "cmd/relay/build_info.h"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
 #include "cmd/relay/relay_config.h"
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
   }
   if (loaded->help) {
     std::cout << relay::RelayUsage();
+    return 0;
+  }
+  if (loaded->version) {
+    std::cout << relay::build_info::VersionLine("relay") << "\n";
     return 0;
   }
   const relay::RelayConfig& config = loaded->config;
@@ -343,7 +348,7 @@ int main(int argc, char** argv) {
   };
   if (backplane != nullptr) asio::post(io, publish_summary);
 
-  relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
+  relay::log::Info(relay::build_info::VersionLine("relay"), " starting: ", config.Describe());
   std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"
             << gateway.port() << "\n"
             << "relay: listening grpc on " << config.grpc_host << ":" << grpc_port << std::endl;

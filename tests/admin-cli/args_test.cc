@@ -171,6 +171,15 @@ TEST(ParseArgsTest, HelpAnywhereWinsEvenOverErrors) {
   EXPECT_TRUE(ParseOk({"bogus", "--timeout", "x", "--help"}).help);
 }
 
+TEST(ParseArgsTest, VersionNeedsNoCommandButFlagErrorsStillCount) {
+  EXPECT_TRUE(ParseOk({"--version"}).version);
+  CliOptions json = ParseOk({"--json", "--version"});
+  EXPECT_TRUE(json.version && json.json);
+  EXPECT_EQ(ParseOk({"--version"}).command, Command::kNone);
+  ExpectUsageError({"--version", "--timeout", "x"}, "--timeout wants a positive number");
+  ExpectUsageError({"--version=1"}, "--version takes no value");
+}
+
 TEST(ParseArgsTest, UsageErrors) {
   ExpectUsageError({}, "missing command");
   ExpectUsageError({"--json"}, "missing command");

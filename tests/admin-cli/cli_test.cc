@@ -53,6 +53,20 @@ TEST_F(CliTest, HelpExits0WithUsageOnStdout) {
   EXPECT_TRUE(targets_.empty());
 }
 
+TEST_F(CliTest, VersionExits0WithoutConnecting) {
+  EXPECT_EQ(Run({"--version"}), kExitOk);
+  EXPECT_EQ(out_.str().rfind("relayctl 1.", 0), 0u) << out_.str();
+  EXPECT_NE(out_.str().find(" (commit "), std::string::npos) << out_.str();
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_TRUE(targets_.empty());
+}
+
+TEST_F(CliTest, VersionAsJson) {
+  EXPECT_EQ(Run({"--version", "--json"}), kExitOk);
+  EXPECT_EQ(out_.str().rfind("{\"version\":\"1.", 0), 0u) << out_.str();
+  EXPECT_NE(out_.str().find(",\"commit\":\""), std::string::npos) << out_.str();
+}
+
 TEST_F(CliTest, DefaultAddress) {
   EXPECT_EQ(Run({"health"}), kExitOk);
   EXPECT_EQ(targets_, std::vector<std::string>{"127.0.0.1:50051"});
