@@ -41,6 +41,17 @@ TEST_F(CliTest, BadUsageExits2WithMessageAndUsageOnStderr) {
   EXPECT_TRUE(targets_.empty()) << "no connection on a usage error";
 }
 
+TEST_F(CliTest, BadUsageUnderJsonAlsoPrintsAnErrorObjectOnStdout) {
+  EXPECT_EQ(Run({"--json", "meshes", "show"}), kExitUsage);
+  EXPECT_EQ(out_.str(),
+            "{\"error\":{\"code\":\"usage\",\"message\":\"meshes show: missing MESH_ID\"}}\n");
+  EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);
+  // After "--" it is a word, not the flag.
+  out_.str("");
+  EXPECT_EQ(Run({"stats", "--", "--json"}), kExitUsage);
+  EXPECT_EQ(out_.str(), "");
+}
+
 TEST_F(CliTest, NoArgumentsIsAUsageError) {
   EXPECT_EQ(Run({}), kExitUsage);
   EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);

@@ -272,11 +272,15 @@ async def test_meshes_show_json(relay, relayctl_bin):
         assert peer["transport"] == "ws", peer
         assert peer["remote_address"].startswith("127.0.0.1:"), peer
         assert abs(peer["joined_at"] - time.time()) < 60, peer
-        # Raw numbers (uint64 as strings): the register frame in, joined/peers out at least.
-        assert int(peer["bytes_in"]) > 0 and int(peer["bytes_out"]) > 0, peer
-        assert int(peer["messages_in"]) >= 1 and int(peer["messages_out"]) >= 2, peer
-        assert int(peer["queued_bytes"]) >= 0, peer
-    assert int(mac["bytes_in"]) > 3000 and int(android["bytes_out"]) > 3000, data
+        # Raw numbers, uint64 as JSON numbers (never strings: jq sums and compares them):
+        # the register frame in, joined/peers out at least.
+        for key in ("bytes_in", "bytes_out", "messages_in", "messages_out", "queued_bytes"):
+            assert type(peer[key]) is int, (key, peer)
+        assert peer["bytes_in"] > 0 and peer["bytes_out"] > 0, peer
+        assert peer["messages_in"] >= 1 and peer["messages_out"] >= 2, peer
+        assert peer["queued_bytes"] >= 0, peer
+    assert type(data["mesh"]["messages_relayed"]) is int, data
+    assert mac["bytes_in"] > 3000 and android["bytes_out"] > 3000, data
 
 
 async def test_meshes_show_percent_decoded_mesh(relay, relayctl_bin):
@@ -290,6 +294,43 @@ def test_meshes_show_unknown_exits_1(relay, relayctl_bin):
     r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "nope")
     assert r.returncode == 1, r
     assert r.stdout == "" and r.stderr == 'relayctl: no live mesh "nope"\n', r
+
+
+def json_error(result, exit_code, code):
+    """The one JSON error object a failing relayctl --json printed on stdout."""
+    assert result.returncode == exit_code, result
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    data = json.loads(result.stdout)
+    assert list(data) == ["error"] and data["error"]["code"] == code, data
+    assert isinstance(data["error"]["message"], str) and data["error"]["message"], data
+    # The same sentence on stderr, for a person.
+    assert result.stderr == "relayctl: %s\n" % data["error"]["message"], result.stderr
+    return data["error"]
+
+
+def test_failing_commands_under_json_print_an_error_object(relay, relayctl_bin):
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", "nope"),
+                     1, "not_found")
+    assert err == {"code": "not_found", "message": 'no live mesh "nope"', "rpc": "GetMesh"}, err
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "peers", "kick", "nope", "x"),
+                     1, "not_found")
+    assert err["rpc"] == "KickPeer", err
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "loud"),
+                     1, "invalid_argument")
+    assert "loud" in err["message"], err
+
+
+def test_unreachable_under_json_prints_an_error_object(relayctl_bin):
+    r = run_ctl(relayctl_bin, "--addr", "127.0.0.1:%d" % free_port(), "--timeout", "2", "--json", "stats")
+    err = json_error(r, 3, "unavailable")
+    assert err["rpc"] == "GetStats" and "cannot reach the relay" in err["message"], err
+
+
+def test_usage_error_under_json_prints_an_error_object(relayctl_bin):
+    r = run_ctl(relayctl_bin, "--json", "meshes", "show")
+    assert r.returncode == 2, r
+    assert json.loads(r.stdout) == {"error": {"code": "usage", "message": "meshes show: missing MESH_ID"}}, r
+    assert "Usage: relayctl" in r.stderr
 
 
 async def test_meshes_show_after_mesh_emptied_exits_1(relay, relayctl_bin):
@@ -479,6 +520,9 @@ async def test_stats_json(relay, relayctl_bin):
     await two_clients(relay)
     data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats"))
     assert data["active_meshes"] == 1 and data["registered_peers"] == 2, data
+    # 64-bit counters are JSON numbers, as the 32-bit ones.
+    assert type(data["total_connections"]) is int and data["total_connections"] >= 2, data
+    assert type(data["messages_received"]) is int, data
 
 
 def test_health_serving(relay, relayctl_bin):
