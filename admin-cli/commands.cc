@@ -208,7 +208,8 @@ int Stats(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std:
   grpc::Status status =
       admin.GetStats(NewContext(options).get(), relay::v1::GetStatsRequest(), &response);
   if (!status.ok()) return ReportFailure(options, "GetStats", status, out, err);
-  return Print(options, response, options.json ? "" : FormatStats(response), out, err);
+  out << (options.json ? FormatStatsJson(response) : FormatStats(response));
+  return kExitOk;
 }
 
 int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterface>& channel,

@@ -268,6 +268,16 @@ int main(int argc, char** argv) {
         return *result;
       },
       config.admin_token, cluster_view.get());
+  // The transports' refusals, counted outside the core: GetStats lists them
+  // as /stats does.
+  admin.set_stats_extension([&refused](relay::v1::Stats* stats) {
+    for (std::size_t i = 0; i < relay::gateway::kRefusalCount; ++i) {
+      const auto refusal = static_cast<relay::gateway::Refusal>(i);
+      relay::v1::RefusalCount* count = stats->add_refused();
+      count->set_reason(std::string(relay::gateway::RefusalName(refusal)));
+      count->set_count(refused.Get(refusal));
+    }
+  });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -77,6 +77,7 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* context,
   absl::Status ran = run_on_core_([core = core_, result] { *result = core->GetStats(); });
   if (!ran.ok()) return CoreUnavailable(ran);
   *response = std::move(*result);
+  if (stats_extension_) stats_extension_(response);
   if (cluster_ != nullptr) {
     // From the leases in memory: no NATS round trip.
     relay::v1::ClusterStats* totals = response->mutable_cluster();

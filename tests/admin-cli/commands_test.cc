@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/admin-cli/fake_admin_server.h"
 
@@ -383,14 +384,12 @@ TEST_F(CommandsTest, MissingTokenExits1AndSaysHowToGiveIt) {
 TEST_F(CommandsTest, StatsPrintsKeyValueLines) {
   EXPECT_EQ(Run(Command::kStats), kExitOk);
   EXPECT_NE(out_.str().find("version:"), std::string::npos);
-  EXPECT_NE(out_.str().find("errors.unknown_target: 3\n"), std::string::npos) << out_.str();
+  EXPECT_THAT(out_.str(), ::testing::ContainsRegex("\nerrors.unknown_target: +3\n"));
 }
 
 TEST_F(CommandsTest, StatsJson) {
   EXPECT_EQ(Run(Command::kStats, true), kExitOk);
-  EXPECT_NE(out_.str().find("\"errors\":[{\"code\":\"unknown_target\",\"count\":3}]"),
-            std::string::npos)
-      << out_.str();
+  EXPECT_NE(out_.str().find("\"errors\":{\"unknown_target\":3}"), std::string::npos) << out_.str();
 }
 
 TEST_F(CommandsTest, HealthServingExits0) {

@@ -461,9 +461,12 @@ async def test_stats(relay, relayctl_bin):
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "stats")
     assert r.returncode == 0, r
     kv = parse_kv(r.stdout)
-    assert kv["active_meshes"] == "1" and kv["registered_peers"] == "2", kv
-    assert kv["messages_relayed"] == "1", kv
-    assert "uptime" in kv and "version" in kv, kv
+    # GET /stats' names.
+    assert kv["active_meshes"] == "1" and kv["active_connections"] == "2", kv
+    assert kv["total_messages_relayed"] == "1", kv
+    assert "uptime_seconds" in kv and "version" in kv, kv
+    assert {k for k in kv if k.startswith("refused.")} == {
+        "refused." + reason for reason in relay.get_json("/stats")["refused"]}, kv
     # What an operator checks when clients say they were cut off: every
     # bound's refusals and every drop reason, listed even at 0.
     assert kv["limits.request_id_bytes"] == "1", kv
@@ -522,7 +525,37 @@ async def test_stats_json(relay, relayctl_bin):
     assert data["active_meshes"] == 1 and data["registered_peers"] == 2, data
     # 64-bit counters are JSON numbers, as the 32-bit ones.
     assert type(data["total_connections"]) is int and data["total_connections"] >= 2, data
-    assert type(data["messages_received"]) is int, data
+    assert type(data["total_messages_received"]) is int, data
+
+
+@pytest.mark.one_instance("compares one process's /stats with its own Admin API")
+async def test_stats_json_has_the_names_and_shapes_of_http_stats(relay, relayctl_bin):
+    a, b = await two_clients(relay)
+    await a.send({"type": "broadcast", "payload": 1})
+    await b.expect("message")
+    await a.send({"type": "direct", "target": "nobody", "payload": 1})
+    assert_error(await a.recv(), "unknown_target")
+    # A refusal before the upgrade (HTTP 404): counted by the gateway, not the core.
+    status, _, _ = relay.http("GET", "/nowhere", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                                          "Sec-WebSocket-Version": "13",
+                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert status == 404, status
+    http_stats = relay.get_json("/stats")
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats"))
+    http_stats.pop("uptime_seconds")
+    uptime = data.pop("uptime_seconds")
+    assert isinstance(uptime, (int, float)) and uptime >= 0, uptime
+    # Every /stats key with its value and shape (errors, closes, refused... as objects).
+    assert {k: data[k] for k in http_stats} == http_stats, (data, http_stats)
+    assert data["refused"]["not_found"] >= 1 and data["errors"]["unknown_target"] == 1, data
+    # Beyond /stats: only relayctl 1.0's names, as aliases with the same values.
+    aliases = {"registered_peers": "active_connections", "messages_received": "total_messages_received",
+               "messages_relayed": "total_messages_relayed", "llm_requests": "total_llm_requests"}
+    # In cluster mode also "cluster": every instance's lease counts (Admin API only).
+    extra = set(aliases) | ({"cluster"} if "instance_id" in http_stats else set())
+    assert set(data) - set(http_stats) == extra, set(data) - set(http_stats)
+    for old, new in aliases.items():
+        assert data[old] == data[new], (old, data)
 
 
 def test_health_serving(relay, relayctl_bin):
