@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "admin-cli/format.h"
 #include "admin-cli/json_output.h"
@@ -38,6 +39,31 @@ std::string TokenHint(const CliOptions& options) {
 // snake_case ("not_found", "unauthenticated", "unavailable").
 std::string JsonCode(const grpc::Status& status) { return absl::AsciiStrToLower(CodeName(status)); }
 
+// What a failed connection's message says about TLS, as a hint to append:
+// a plaintext call to a TLS port fails with only "Socket closed", a TLS call
+// to a plaintext port with "wrong version number". Empty when it says nothing.
+std::string TlsHint(const CliOptions& options, const grpc::Status& status) {
+  const std::string& message = status.error_message();
+  if (!options.tls) {
+    if (absl::StrContains(message, "Socket closed") ||
+        absl::StrContains(message, "Connection reset")) {
+      return "; if the relay serves TLS (TLS_CERT_FILE), use --tls (and --ca-file PEM for a "
+             "private CA)";
+    }
+    return "";
+  }
+  if (absl::StrContains(message, "wrong version number")) {
+    return "; the relay does not speak TLS on this port: try without --tls";
+  }
+  if (absl::StrContains(message, "certificate verify failed")) {
+    return "; the relay's certificate is not trusted: give its CA with --ca-file PEM";
+  }
+  if (absl::StrContains(message, "ALPN")) {
+    return "; this port speaks TLS but not gRPC: is --addr the relay's GRPC_PORT?";
+  }
+  return "";
+}
+
 // Prints why `rpc` failed and returns the exit code for it: one
 // "relayctl: ..." line on `err`, and with --json the same sentence as a JSON
 // error object on `out` (a script reading stdout always gets one document).
@@ -50,7 +76,7 @@ int ReportFailure(const CliOptions& options, absl::string_view rpc, const grpc::
                         absl::FormatDuration(options.timeout), " (", rpc, ": DEADLINE_EXCEEDED)");
   } else if (code == kExitUnreachable) {
     text = absl::StrCat("cannot reach the relay at ", options.addr, ": ", status.error_message(),
-                        " (", rpc, ": ", CodeName(status), ")");
+                        " (", rpc, ": ", CodeName(status), ")", TlsHint(options, status));
   } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
     text = absl::StrCat(rpc, " refused: ", status.error_message(), " (", CodeName(status), "; ",
                         TokenHint(options), ")");

@@ -430,6 +430,28 @@ TEST_F(CommandsTest, FailuresUnderJsonPrintOneErrorObjectOnStdout) {
   EXPECT_NE(err_.str().find("relayctl: cannot reach"), std::string::npos) << err_.str();
 }
 
+TEST_F(CommandsTest, ASocketClosedWithoutTlsSuggestsTls) {
+  server_.admin.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                    "failed to connect to all addresses; last error: UNAVAILABLE: "
+                                    "ipv4:127.0.0.1:1: Socket closed");
+  EXPECT_EQ(Run(Command::kStats), kExitUnreachable);
+  EXPECT_THAT(
+      err_.str(),
+      ::testing::EndsWith("(GetStats: UNAVAILABLE); if the relay serves TLS (TLS_CERT_FILE), use "
+                          "--tls (and --ca-file PEM for a private CA)\n"));
+  err_.str("");
+  CliOptions tls = Options(Command::kStats);
+  tls.tls = true;
+  EXPECT_EQ(Run(tls), kExitUnreachable);
+  EXPECT_EQ(err_.str().find("use --tls"), std::string::npos) << err_.str();
+}
+
+TEST_F(CommandsTest, ARefusedConnectionGetsNoTlsHint) {
+  server_.admin.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE, "Connection refused");
+  EXPECT_EQ(Run(Command::kStats), kExitUnreachable);
+  EXPECT_EQ(err_.str().find("--tls"), std::string::npos) << err_.str();
+}
+
 TEST_F(CommandsTest, DeadlineExceededExits3) {
   server_.admin.fail = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "slow");
   EXPECT_EQ(Run(Command::kMeshesList), kExitUnreachable);
