@@ -161,7 +161,10 @@ const std::vector<FlagSpec>& Flags() {
       {"--page-token", true, SetPageToken, {Command::kMeshesList}},
       {"--all", false, SetTrue<&CliOptions::all_pages>, {Command::kMeshesList}},
       {"--sort", true, SetSort, {Command::kMeshesList}},
-      {"--reason", true, SetReason, {Command::kMeshesClose, Command::kPeersKick}},
+      {"--reason",
+       true,
+       SetReason,
+       {Command::kMeshesClose, Command::kPeersKick, Command::kDrain, Command::kLogLevel}},
       {"--grace", true, SetGrace, {Command::kDrain}},
   };
   return *flags;
@@ -280,9 +283,13 @@ absl::Status CheckCommandFlags(const std::vector<const FlagSpec*>& given,
     if (!applies) {
       std::vector<std::string> names;
       for (Command command : flag->commands) names.push_back(CommandName(command));
-      return absl::InvalidArgumentError(absl::StrCat(flag->name, " applies only to ",
-                                                     absl::StrJoin(names, " and "), ", not ",
-                                                     CommandName(options.command)));
+      // "a", "a and b", "a, b and c".
+      std::string list = names.back();
+      if (names.size() > 1) {
+        list = absl::StrCat(absl::StrJoin(names.begin(), names.end() - 1, ", "), " and ", list);
+      }
+      return absl::InvalidArgumentError(absl::StrCat(flag->name, " applies only to ", list,
+                                                     ", not ", CommandName(options.command)));
     }
   }
   if (options.all_pages && !options.page_token.empty()) {
@@ -386,11 +393,13 @@ std::string Usage() {
       "                       close one peer (error \"kicked\")\n"
       "  stats                relay counters, one \"key: value\" per line\n"
       "  health               grpc.health.v1 status (exit 0 only when SERVING)\n"
-      "  drain [--grace SECONDS]\n"
+      "  drain [--grace SECONDS] [--reason TEXT]\n"
       "                       graceful shutdown: peers are told, closed after the grace\n"
       "                       (default: the relay's DRAIN_GRACE_SECONDS), the relay exits\n"
-      "  log-level LEVEL      the relay's log level from now on: trace, debug, info,\n"
+      "  log-level LEVEL [--reason TEXT]\n"
+      "                       the relay's log level from now on: trace, debug, info,\n"
       "                       warn, error or off (the relay checks it)\n"
+      "  (--reason is told to the peers closed, and logged by the relay with the action)\n"
       "\n"
       "Flags (anywhere on the line):\n"
       "  --addr HOST:PORT     Admin gRPC address (default: $",

@@ -87,7 +87,9 @@ struct CliOptions {
   Command command = Command::kNone;
   std::string mesh_id;  // meshes show/close, peers kick
   std::string node_id;  // peers kick
-  std::string reason;   // peers kick, meshes close: --reason, told to the peers
+  // peers kick, meshes close (told to the peers), drain, log-level: --reason,
+  // logged by the relay with the action.
+  std::string reason;
 
   // meshes list: --page-size, --page-token (from a previous page) or --all
   // (every page, fetched page-size at a time), --sort.

@@ -261,6 +261,7 @@ int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterfa
 int Drain(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
   relay::v1::DrainRequest request;
   request.set_grace_seconds(options.grace_seconds);
+  request.set_reason(options.reason);
   relay::v1::DrainResponse response;
   grpc::Status status = admin.Drain(NewContext(options).get(), request, &response);
   if (!status.ok()) return ReportFailure(options, "Drain", status, out, err);
@@ -270,6 +271,7 @@ int Drain(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std:
 int LogLevel(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
   relay::v1::SetLogLevelRequest request;
   request.set_level(options.log_level);
+  request.set_reason(options.reason);
   relay::v1::SetLogLevelResponse response;
   grpc::Status status = admin.SetLogLevel(NewContext(options).get(), request, &response);
   if (!status.ok()) return ReportFailure(options, "SetLogLevel", status, out, err);

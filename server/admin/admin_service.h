@@ -79,7 +79,8 @@ class AdminService final : public relay::v1::Admin::Service {
  private:
   // OK, or UNAUTHENTICATED unless the call carries
   // "authorization: Bearer <admin token>" (compared in constant time).
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  // A refusal is logged (admin_refused) with `rpc`, the method's name.
+  grpc::Status Authorize(const grpc::ServerContext& context, absl::string_view rpc) const;
   grpc::Status ListClusterMeshes(const relay::v1::ListMeshesRequest& request,
                                  relay::v1::ListMeshesResponse* response);
   grpc::Status GetClusterMesh(const std::string& mesh_id, relay::v1::GetMeshResponse* response);

@@ -172,7 +172,7 @@ async def test_json_log_format_makes_every_line_json_listening_lines_included(re
     assert len(out) == 2, out
     err = json_lines(stderr_all(relay), "stderr")
     names = [e.get("event") for e in err]
-    for name in ("register", "leave", "drain"):
+    for name in ("register", "leave", "admin_log_level", "drain"):
         assert name in names, (name, names)
 
 
@@ -208,3 +208,60 @@ def test_json_log_format_a_bad_setting_is_one_json_event(relay_bin, how):
     # In text, the message and the usage, as before.
     r = run(relay_bin, "--port", "eighty")
     assert r.returncode == 2 and r.stderr.startswith("relay: ") and "usage: relay" in r.stderr, r
+
+
+# ---------------------------------------------------------------------------
+# Admin actions as named log events, with the operator's reason
+# ---------------------------------------------------------------------------
+
+def events_named(relay, name):
+    return [e for e in json_lines(stderr_all(relay), "stderr") if e.get("event") == name]
+
+
+async def test_admin_actions_are_logged_as_events_with_the_reason_and_the_caller(relay_bin, relayctl_bin):
+    token = "t0ken-for-the-log-test"
+    relay = RelayProcess(relay_bin, ["--admin-token", token, "--drain-grace-seconds", "5"],
+                         env={"LOG_FORMAT": "json"})
+    ctl_env = {"RELAY_ADMIN_TOKEN": token}
+    try:
+        def ctl(*args, env=ctl_env):
+            return run(relayctl_bin, "--addr", relay.grpc_addr, *args, env=env)
+
+        mesh = unique_mesh("audit")
+        a = await Client.connect(relay, mesh)
+        await a.register("a")
+        b = await Client.connect(relay, mesh)
+        await b.register("b")
+        other = unique_mesh("audit2")
+        c = await Client.connect(relay, other)
+        await c.register("c")
+
+        assert (await asyncio.to_thread(ctl, "peers", "kick", mesh, "a", "--reason", "lost phone")).returncode == 0
+        assert (await asyncio.to_thread(ctl, "meshes", "close", other, "--reason", "abuse report")).returncode == 0
+        assert (await asyncio.to_thread(ctl, "log-level", "debug", "--reason", "chasing #42")).returncode == 0
+        # Without the token: refused, and logged without any secret.
+        refused = await asyncio.to_thread(ctl, "meshes", "list", env={})
+        assert refused.returncode == 1, refused
+        assert (await asyncio.to_thread(ctl, "drain", "--grace", "1", "--reason", "kernel upgrade")).returncode == 0
+        await asyncio.to_thread(relay.proc.wait, 15)
+    finally:
+        relay.stop()
+    (kick,) = events_named(relay, "admin_kick")
+    assert (kick["mesh"], kick["node"], kick["reason"], kick["level"]) == (mesh, "a", "lost phone", "warn"), kick
+    assert kick["caller"].startswith("ipv4:127.0.0.1:"), kick
+    (close,) = events_named(relay, "admin_close_mesh")
+    assert (close["mesh"], close["reason"], close["closed"]) == (other, "abuse report", 1), close
+    (level,) = events_named(relay, "admin_log_level")
+    assert (level["previous"], level["level"], level["reason"]) == ("info", "debug", "chasing #42"), level
+    (drain,) = events_named(relay, "admin_drain")
+    assert (drain["grace_seconds"], drain["reason"]) == (1, "kernel upgrade"), drain
+    (refusal,) = events_named(relay, "admin_refused")
+    assert refusal["rpc"] == "ListMeshes" and refusal["caller"].startswith("ipv4:127.0.0.1:"), refusal
+    assert token not in stderr_all(relay)
+
+
+def test_an_admin_action_without_a_reason_logs_an_empty_one_in_text_format(relay, relayctl_bin):
+    r = run(relayctl_bin, "--addr", relay.grpc_addr, "log-level", "info")
+    assert r.returncode == 0, r
+    lines = [ln for ln in stderr_all(relay).splitlines() if " admin_log_level " in ln]
+    assert len(lines) == 1 and 'previous=info level=info reason="" caller=ipv4:127.0.0.1:' in lines[0], lines
