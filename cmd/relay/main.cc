@@ -418,11 +418,20 @@ int main(int argc, char** argv) {
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec,
                                                                     int signo) {
     if (ec) return;
+    const char* name = signo == SIGINT ? "SIGINT" : "SIGTERM";
     if (drain.draining()) {
-      relay::log::Warn("second signal ", signo, ": exiting now");
+      relay::log::Warn(name, " again: exiting now, without waiting for the drain");
       std::_Exit(1);
     }
-    (void)drain.Begin(absl::ZeroDuration(), signo == SIGINT ? "SIGINT" : "SIGTERM");
+    absl::StatusOr<relay::admin::DrainResult> began = drain.Begin(absl::ZeroDuration(), name);
+    // A person at a terminal pressed Ctrl-C: say why the relay does not stop
+    // at once, and how to make it.
+    const absl::Duration grace = began.ok() ? began->grace : config.drain_grace;
+    const std::size_t connections = began.ok() ? began->connections : 0;
+    relay::log::Warn(name, ": draining, clients get up to ", absl::ToInt64Seconds(grace),
+                     " s to finish (", connections,
+                     connections == 1 ? " connection" : " connections",
+                     "); press Ctrl-C again (or send another SIGTERM) to quit at once");
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);

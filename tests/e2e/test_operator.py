@@ -7,8 +7,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 import websockets
@@ -265,3 +267,37 @@ def test_an_admin_action_without_a_reason_logs_an_empty_one_in_text_format(relay
     assert r.returncode == 0, r
     lines = [ln for ln in stderr_all(relay).splitlines() if " admin_log_level " in ln]
     assert len(lines) == 1 and 'previous=info level=info reason="" caller=ipv4:127.0.0.1:' in lines[0], lines
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C: the first drains and says so, the second quits at once
+# ---------------------------------------------------------------------------
+
+async def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting for " + what
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_ctrl_c_says_it_drains_and_that_a_second_one_quits(relay_bin, log_format):
+    relay = RelayProcess(relay_bin, ["--drain-grace-seconds", "30", "--log-format", log_format])
+    try:
+        c = await Client.connect(relay, unique_mesh("ctrlc"))
+        await c.register("n")
+        relay.proc.send_signal(signal.SIGINT)
+        assert (await c.recv())["type"] == "server_draining"
+        said = "SIGINT: draining, clients get up to 30 s to finish (1 connection); press Ctrl-C again " \
+               "(or send another SIGTERM) to quit at once"
+        await wait_for(lambda: said in stderr_all(relay), what="the Ctrl-C message")
+        if log_format == "json":
+            json_lines(stderr_all(relay), "stderr")
+        assert relay.proc.poll() is None, "the first Ctrl-C drains, it does not exit"
+        t0 = time.monotonic()
+        relay.proc.send_signal(signal.SIGINT)
+        rc = await asyncio.to_thread(relay.proc.wait, 10)
+        assert rc == 1 and time.monotonic() - t0 < 3, rc
+        assert "SIGINT again: exiting now, without waiting for the drain" in stderr_all(relay)
+    finally:
+        relay.kill()
