@@ -150,9 +150,9 @@ async def test_meshes_list_sorted_by_peers_and_traffic(relay, relayctl_bin):
     assert list_ids(by_id) == BY_MESH, by_id
     assert {m["mesh_id"]: m["peer_count"] for m in by_id["meshes"]} == \
         {mesh: peers for mesh, (peers, _) in FIVE_MESHES.items()}
-    # uint64 is a string in proto3 JSON
+    # uint64 as a JSON number (not proto3 JSON's string), so jq can sort and sum it
     assert {m["mesh_id"]: m["messages_relayed"] for m in by_id["meshes"]} == \
-        {"m-a": "3", "m-b": "0", "m-c": "2", "m-d": "0", "m-e": "5"}, by_id
+        {"m-a": 3, "m-b": 0, "m-c": 2, "m-d": 0, "m-e": 5}, by_id
 
     by_peers = ctl_json(await actl(relayctl_bin, "--addr", addr, "--json", "meshes", "list", "--sort", "peers"))
     assert list_ids(by_peers) == BY_PEERS, by_peers
@@ -588,7 +588,7 @@ def test_log_level(relay, relayctl_bin):
     data = ctl_json(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "warn"))
     assert data == {"previous": "debug", "level": "warn"}, data
     # The relay logs the change itself (at warn, so that it shows at any level).
-    assert "log level info -> debug" in relay.stderr_text(20000), relay.stderr_text()
+    assert " admin_log_level previous=info level=debug " in relay.stderr_text(20000), relay.stderr_text()
 
 
 def test_log_level_unknown_exits_1_with_the_relays_message(relay, relayctl_bin):
