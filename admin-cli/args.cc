@@ -150,6 +150,7 @@ const std::vector<FlagSpec>& Flags() {
   static const auto* const flags = new std::vector<FlagSpec>{
       {"--help", false, SetTrue<&CliOptions::help>, {}},
       {"-h", false, SetTrue<&CliOptions::help>, {}},
+      {"--version", false, SetTrue<&CliOptions::version>, {}},
       {"--json", false, SetTrue<&CliOptions::json>, {}},
       {"--tls", false, SetTrue<&CliOptions::tls>, {}},
       {"--ca-file", true, SetCaFile, {}},
@@ -160,7 +161,10 @@ const std::vector<FlagSpec>& Flags() {
       {"--page-token", true, SetPageToken, {Command::kMeshesList}},
       {"--all", false, SetTrue<&CliOptions::all_pages>, {Command::kMeshesList}},
       {"--sort", true, SetSort, {Command::kMeshesList}},
-      {"--reason", true, SetReason, {Command::kMeshesClose, Command::kPeersKick}},
+      {"--reason",
+       true,
+       SetReason,
+       {Command::kMeshesClose, Command::kPeersKick, Command::kDrain, Command::kLogLevel}},
       {"--grace", true, SetGrace, {Command::kDrain}},
   };
   return *flags;
@@ -279,9 +283,13 @@ absl::Status CheckCommandFlags(const std::vector<const FlagSpec*>& given,
     if (!applies) {
       std::vector<std::string> names;
       for (Command command : flag->commands) names.push_back(CommandName(command));
-      return absl::InvalidArgumentError(absl::StrCat(flag->name, " applies only to ",
-                                                     absl::StrJoin(names, " and "), ", not ",
-                                                     CommandName(options.command)));
+      // "a", "a and b", "a, b and c".
+      std::string list = names.back();
+      if (names.size() > 1) {
+        list = absl::StrCat(absl::StrJoin(names.begin(), names.end() - 1, ", "), " and ", list);
+      }
+      return absl::InvalidArgumentError(absl::StrCat(flag->name, " applies only to ", list,
+                                                     ", not ", CommandName(options.command)));
     }
   }
   if (options.all_pages && !options.page_token.empty()) {
@@ -360,6 +368,8 @@ absl::StatusOr<CliOptions> ParseArgs(const std::vector<std::string>& args, const
 
   if (options.help) return options;
   if (flag_error.has_value()) return *flag_error;
+  // Like --help, needs no command (`relayctl --version`).
+  if (options.version) return options;
   if (absl::Status status = ParseCommand(words, options); !status.ok()) return status;
   if (absl::Status status = CheckCommandFlags(given, options); !status.ok()) return status;
   return options;
@@ -383,11 +393,13 @@ std::string Usage() {
       "                       close one peer (error \"kicked\")\n"
       "  stats                relay counters, one \"key: value\" per line\n"
       "  health               grpc.health.v1 status (exit 0 only when SERVING)\n"
-      "  drain [--grace SECONDS]\n"
+      "  drain [--grace SECONDS] [--reason TEXT]\n"
       "                       graceful shutdown: peers are told, closed after the grace\n"
       "                       (default: the relay's DRAIN_GRACE_SECONDS), the relay exits\n"
-      "  log-level LEVEL      the relay's log level from now on: trace, debug, info,\n"
+      "  log-level LEVEL [--reason TEXT]\n"
+      "                       the relay's log level from now on: trace, debug, info,\n"
       "                       warn, error or off (the relay checks it)\n"
+      "  (--reason is told to the peers closed, and logged by the relay with the action)\n"
       "\n"
       "Flags (anywhere on the line):\n"
       "  --addr HOST:PORT     Admin gRPC address (default: $",
@@ -406,6 +418,7 @@ std::string Usage() {
       "  --timeout SECONDS    deadline of each call (default: ",
       absl::ToDoubleSeconds(kDefaultTimeout),
       ")\n"
+      "  --version            relayctl's version and git commit\n"
       "  --help, -h           this text\n"
       "  --                   ends flags (for an id starting with \"-\")\n"
       "\n"

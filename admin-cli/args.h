@@ -2,7 +2,7 @@
 // the usage text. Pure (no I/O, environment passed in) so it is unit-tested.
 //
 //   relayctl [--addr HOST:PORT] [--tls] [--ca-file PEM] [--token TOKEN] [--json]
-//            [--timeout SECONDS] [--help] COMMAND [command flags]
+//            [--timeout SECONDS] [--help] [--version] COMMAND [command flags]
 //
 // Flags may come before, between or after the command words; "--" ends flags.
 // Command flags (--page-size, --reason, --grace...) are refused with any
@@ -81,10 +81,15 @@ struct CliOptions {
   absl::Duration timeout = kDefaultTimeout;
   // --help was given: print usage and exit 0; the command is then not checked.
   bool help = false;
+  // --version was given: print relayctl's version and git commit and exit 0
+  // (JSON with --json); the command is then not checked, as with --help.
+  bool version = false;
   Command command = Command::kNone;
   std::string mesh_id;  // meshes show/close, peers kick
   std::string node_id;  // peers kick
-  std::string reason;   // peers kick, meshes close: --reason, told to the peers
+  // peers kick, meshes close (told to the peers), drain, log-level: --reason,
+  // logged by the relay with the action.
+  std::string reason;
 
   // meshes list: --page-size, --page-token (from a previous page) or --all
   // (every page, fetched page-size at a time), --sort.

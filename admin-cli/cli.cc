@@ -10,8 +10,23 @@
 
 #include "absl/strings/str_cat.h"
 #include "admin-cli/commands.h"
+#include "admin-cli/json_output.h"
+#include "cmd/relay/build_info.h"
 
 namespace relay::cli {
+namespace {
+
+// --json among the flags of a command line ParseArgs refused: its usage error
+// is then a JSON document on stdout too.
+bool AsksForJson(const std::vector<std::string>& args) {
+  for (const std::string& arg : args) {
+    if (arg == "--") return false;
+    if (arg == "--json") return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int RunCli(const std::vector<std::string>& args, const CliEnv& env,
            const SecureChannelFactory& make_channel, absl::Time now, std::ostream& out,
@@ -19,15 +34,27 @@ int RunCli(const std::vector<std::string>& args, const CliEnv& env,
   absl::StatusOr<CliOptions> options = ParseArgs(args, env);
   if (!options.ok()) {
     err << "relayctl: " << options.status().message() << "\n\n" << Usage();
+    if (AsksForJson(args)) out << JsonError("usage", options.status().message());
     return kExitUsage;
   }
   if (options->help) {
     out << Usage();
     return kExitOk;
   }
+  if (options->version) {
+    if (options->json) {
+      JsonObject json;
+      json.Add("version", build_info::Version()).Add("commit", build_info::Commit());
+      out << json.ToString();
+    } else {
+      out << build_info::VersionLine("relayctl") << "\n";
+    }
+    return kExitOk;
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelInterface>> channel = make_channel(*options);
   if (!channel.ok()) {
     err << "relayctl: " << channel.status().message() << "\n";
+    if (options->json) out << JsonError("usage", channel.status().message());
     return kExitUsage;
   }
   return RunCommand(*options, *channel, now, out, err);

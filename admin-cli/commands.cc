@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "admin-cli/format.h"
 #include "admin-cli/json_output.h"
@@ -34,23 +35,56 @@ std::string TokenHint(const CliOptions& options) {
                                : "the token given was refused";
 }
 
-// Prints why `rpc` failed and returns the exit code for it.
-int ReportFailure(const CliOptions& options, absl::string_view rpc, const grpc::Status& status,
-                  std::ostream& err) {
-  const int code = ExitCodeFor(status);
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    err << "relayctl: no answer from the relay at " << options.addr << " within "
-        << absl::FormatDuration(options.timeout) << " (" << rpc << ": DEADLINE_EXCEEDED)\n";
-  } else if (code == kExitUnreachable) {
-    err << "relayctl: cannot reach the relay at " << options.addr << ": " << status.error_message()
-        << " (" << rpc << ": " << CodeName(status) << ")\n";
-  } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-    err << "relayctl: " << rpc << " refused: " << status.error_message() << " (" << CodeName(status)
-        << "; " << TokenHint(options) << ")\n";
-  } else {
-    err << "relayctl: " << rpc << " failed: " << status.error_message() << " (" << CodeName(status)
-        << ")\n";
+// The relay's status code as --json errors name it: the gRPC code's name in
+// snake_case ("not_found", "unauthenticated", "unavailable").
+std::string JsonCode(const grpc::Status& status) { return absl::AsciiStrToLower(CodeName(status)); }
+
+// What a failed connection's message says about TLS, as a hint to append:
+// a plaintext call to a TLS port fails with only "Socket closed", a TLS call
+// to a plaintext port with "wrong version number". Empty when it says nothing.
+std::string TlsHint(const CliOptions& options, const grpc::Status& status) {
+  const std::string& message = status.error_message();
+  if (!options.tls) {
+    if (absl::StrContains(message, "Socket closed") ||
+        absl::StrContains(message, "Connection reset")) {
+      return "; if the relay serves TLS (TLS_CERT_FILE), use --tls (and --ca-file PEM for a "
+             "private CA)";
+    }
+    return "";
   }
+  if (absl::StrContains(message, "wrong version number")) {
+    return "; the relay does not speak TLS on this port: try without --tls";
+  }
+  if (absl::StrContains(message, "certificate verify failed")) {
+    return "; the relay's certificate is not trusted: give its CA with --ca-file PEM";
+  }
+  if (absl::StrContains(message, "ALPN")) {
+    return "; this port speaks TLS but not gRPC: is --addr the relay's GRPC_PORT?";
+  }
+  return "";
+}
+
+// Prints why `rpc` failed and returns the exit code for it: one
+// "relayctl: ..." line on `err`, and with --json the same sentence as a JSON
+// error object on `out` (a script reading stdout always gets one document).
+int ReportFailure(const CliOptions& options, absl::string_view rpc, const grpc::Status& status,
+                  std::ostream& out, std::ostream& err) {
+  const int code = ExitCodeFor(status);
+  std::string text;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    text = absl::StrCat("no answer from the relay at ", options.addr, " within ",
+                        absl::FormatDuration(options.timeout), " (", rpc, ": DEADLINE_EXCEEDED)");
+  } else if (code == kExitUnreachable) {
+    text = absl::StrCat("cannot reach the relay at ", options.addr, ": ", status.error_message(),
+                        " (", rpc, ": ", CodeName(status), ")", TlsHint(options, status));
+  } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    text = absl::StrCat(rpc, " refused: ", status.error_message(), " (", CodeName(status), "; ",
+                        TokenHint(options), ")");
+  } else {
+    text = absl::StrCat(rpc, " failed: ", status.error_message(), " (", CodeName(status), ")");
+  }
+  err << "relayctl: " << text << "\n";
+  if (options.json) out << JsonError(JsonCode(status), text, rpc);
   return code;
 }
 
@@ -140,7 +174,7 @@ int MeshesList(const CliOptions& options, Admin::Stub& admin, absl::Time now, st
       options.all_pages
           ? ListAllPages(options, admin, ListRequest(options), response)
           : admin.ListMeshes(NewContext(options).get(), ListRequest(options), &response);
-  if (!status.ok()) return ReportFailure(options, "ListMeshes", status, err);
+  if (!status.ok()) return ReportFailure(options, "ListMeshes", status, out, err);
   if (options.json) return Print(options, response, "", out, err);
   out << FormatMeshList(response, now);
   // On stderr, so that a pipe gets the table alone.
@@ -157,10 +191,12 @@ int MeshesShow(const CliOptions& options, Admin::Stub& admin, absl::Time now, st
   relay::v1::GetMeshResponse response;
   grpc::Status status = admin.GetMesh(NewContext(options).get(), request, &response);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    err << "relayctl: no live mesh \"" << options.mesh_id << "\"\n";
+    const std::string text = absl::StrCat("no live mesh ", JsonQuote(options.mesh_id));
+    err << "relayctl: " << text << "\n";
+    if (options.json) out << JsonError(JsonCode(status), text, "GetMesh");
     return kExitRemoteError;
   }
-  if (!status.ok()) return ReportFailure(options, "GetMesh", status, err);
+  if (!status.ok()) return ReportFailure(options, "GetMesh", status, out, err);
   return Print(options, response, options.json ? "" : FormatMeshDetail(response, now), out, err);
 }
 
@@ -171,7 +207,7 @@ int MeshesClose(const CliOptions& options, Admin::Stub& admin, std::ostream& out
   request.set_reason(options.reason);
   relay::v1::CloseMeshResponse response;
   grpc::Status status = admin.CloseMesh(NewContext(options).get(), request, &response);
-  if (!status.ok()) return ReportFailure(options, "CloseMesh", status, err);
+  if (!status.ok()) return ReportFailure(options, "CloseMesh", status, out, err);
   JsonObject json;
   json.Add("mesh_id", options.mesh_id).Add("closed_peers", response.closed_peers());
   return Print(options, json, FormatCloseMesh(options.mesh_id, response), out);
@@ -184,7 +220,7 @@ int PeersKick(const CliOptions& options, Admin::Stub& admin, std::ostream& out, 
   request.set_reason(options.reason);
   relay::v1::KickPeerResponse response;
   grpc::Status status = admin.KickPeer(NewContext(options).get(), request, &response);
-  if (!status.ok()) return ReportFailure(options, "KickPeer", status, err);
+  if (!status.ok()) return ReportFailure(options, "KickPeer", status, out, err);
   // The response is empty: say what was kicked.
   JsonObject json;
   json.Add("mesh_id", options.mesh_id).Add("node_id", options.node_id);
@@ -197,8 +233,9 @@ int Stats(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std:
   relay::v1::Stats response;
   grpc::Status status =
       admin.GetStats(NewContext(options).get(), relay::v1::GetStatsRequest(), &response);
-  if (!status.ok()) return ReportFailure(options, "GetStats", status, err);
-  return Print(options, response, options.json ? "" : FormatStats(response), out, err);
+  if (!status.ok()) return ReportFailure(options, "GetStats", status, out, err);
+  out << (options.json ? FormatStatsJson(response) : FormatStats(response));
+  return kExitOk;
 }
 
 int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterface>& channel,
@@ -210,7 +247,7 @@ int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterfa
   // the secret, and the relay never asks for it on health.
   grpc::Status status =
       health->Check(NewContext(options, /*admin=*/false).get(), request, &response);
-  if (!status.ok()) return ReportFailure(options, "Health.Check", status, err);
+  if (!status.ok()) return ReportFailure(options, "Health.Check", status, out, err);
   const int printed =
       Print(options, response, options.json ? "" : FormatHealth(response), out, err);
   if (printed != kExitOk) return printed;
@@ -224,18 +261,20 @@ int Health(const CliOptions& options, const std::shared_ptr<grpc::ChannelInterfa
 int Drain(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
   relay::v1::DrainRequest request;
   request.set_grace_seconds(options.grace_seconds);
+  request.set_reason(options.reason);
   relay::v1::DrainResponse response;
   grpc::Status status = admin.Drain(NewContext(options).get(), request, &response);
-  if (!status.ok()) return ReportFailure(options, "Drain", status, err);
+  if (!status.ok()) return ReportFailure(options, "Drain", status, out, err);
   return Print(options, response, FormatDrain(response), out, err);
 }
 
 int LogLevel(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
   relay::v1::SetLogLevelRequest request;
   request.set_level(options.log_level);
+  request.set_reason(options.reason);
   relay::v1::SetLogLevelResponse response;
   grpc::Status status = admin.SetLogLevel(NewContext(options).get(), request, &response);
-  if (!status.ok()) return ReportFailure(options, "SetLogLevel", status, err);
+  if (!status.ok()) return ReportFailure(options, "SetLogLevel", status, out, err);
   // The relay takes levels in any case ("DEBUG"); show the name it logs by.
   const std::string level = absl::AsciiStrToLower(options.log_level);
   JsonObject json;

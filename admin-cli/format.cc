@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "admin-cli/json_output.h"
 #include "admin-cli/table.h"
 
 namespace relay::cli {
@@ -123,14 +124,14 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   const absl::Duration uptime = absl::Seconds(stats.uptime_seconds());
   std::vector<std::pair<std::string, std::string>> lines = {
       {"version", OrDash(stats.version())},
-      {"uptime", absl::StrCat(FormatAge(uptime), " (", absl::ToInt64Seconds(uptime), "s)")},
+      {"uptime_seconds", absl::StrCat(absl::ToInt64Seconds(uptime), " (", FormatAge(uptime), ")")},
       {"active_meshes", absl::StrCat(stats.active_meshes())},
+      {"active_connections", absl::StrCat(stats.registered_peers())},
       {"open_sockets", absl::StrCat(stats.open_sockets())},
-      {"registered_peers", absl::StrCat(stats.registered_peers())},
       {"total_connections", absl::StrCat(stats.total_connections())},
-      {"messages_received", absl::StrCat(stats.messages_received())},
-      {"messages_relayed", absl::StrCat(stats.messages_relayed())},
-      {"llm_requests", absl::StrCat(stats.llm_requests())},
+      {"total_messages_received", absl::StrCat(stats.messages_received())},
+      {"total_messages_relayed", absl::StrCat(stats.messages_relayed())},
+      {"total_llm_requests", absl::StrCat(stats.llm_requests())},
       {"auth_records", absl::StrCat(stats.auth_records())},
   };
   if (!stats.instance_id().empty()) {
@@ -141,8 +142,8 @@ std::string FormatStats(const relay::v1::Stats& stats) {
     const relay::v1::ClusterStats& cluster = stats.cluster();
     lines.emplace_back("cluster.instances", absl::StrCat(cluster.instances_size()));
     lines.emplace_back("cluster.open_sockets", absl::StrCat(cluster.open_sockets()));
-    lines.emplace_back("cluster.registered_peers", absl::StrCat(cluster.registered_peers()));
-    lines.emplace_back("cluster.messages_relayed", absl::StrCat(cluster.messages_relayed()));
+    lines.emplace_back("cluster.active_connections", absl::StrCat(cluster.registered_peers()));
+    lines.emplace_back("cluster.total_messages_relayed", absl::StrCat(cluster.messages_relayed()));
     for (const relay::v1::InstanceStats& instance : cluster.instances()) {
       lines.emplace_back(
           absl::StrCat("cluster.instance.", instance.instance_id()),
@@ -156,8 +157,12 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   for (const relay::v1::CloseCount& close : stats.closes()) {
     lines.emplace_back(absl::StrCat("closes.", close.reason()), absl::StrCat(close.count()));
   }
-  // Refusals by per-client bound, and deliveries that never reached a peer:
-  // what an operator looks at when clients report being cut off.
+  // Connections turned away before they opened, refusals by per-client
+  // bound, and deliveries that never reached a peer: what an operator looks
+  // at when clients report being cut off.
+  for (const relay::v1::RefusalCount& refusal : stats.refused()) {
+    lines.emplace_back(absl::StrCat("refused.", refusal.reason()), absl::StrCat(refusal.count()));
+  }
   for (const relay::v1::LimitCount& limit : stats.limits()) {
     lines.emplace_back(absl::StrCat("limits.", limit.limit()), absl::StrCat(limit.count()));
   }
@@ -172,6 +177,70 @@ std::string FormatStats(const relay::v1::Stats& stats) {
     absl::StrAppend(&out, key, ":", std::string(key_width - key.size() + 1, ' '), value, "\n");
   }
   return out;
+}
+
+namespace {
+
+// {"name": count, ...} of a repeated (name, count) field, in its order.
+template <typename Counts, typename Name>
+JsonObject CountsObject(const Counts& counts, Name name) {
+  JsonObject object;
+  for (const auto& entry : counts) object.AddUint(name(entry), entry.count());
+  return object;
+}
+
+}  // namespace
+
+std::string FormatStatsJson(const relay::v1::Stats& stats) {
+  JsonObject json;
+  json.AddDouble("uptime_seconds", stats.uptime_seconds()).Add("version", stats.version());
+  if (!stats.instance_id().empty()) json.Add("instance_id", stats.instance_id());
+  json.AddUint("active_meshes", stats.active_meshes())
+      .AddUint("active_connections", stats.registered_peers())
+      .AddUint("open_sockets", stats.open_sockets())
+      .AddUint("total_connections", stats.total_connections())
+      .AddUint("total_messages_received", stats.messages_received())
+      .AddUint("total_messages_relayed", stats.messages_relayed())
+      .AddUint("total_llm_requests", stats.llm_requests())
+      .AddObject("errors", CountsObject(stats.errors(), [](const auto& e) { return e.code(); }))
+      .AddObject("closes", CountsObject(stats.closes(), [](const auto& c) { return c.reason(); }))
+      .AddObject("refused", CountsObject(stats.refused(), [](const auto& r) { return r.reason(); }))
+      .AddObject("limits", CountsObject(stats.limits(), [](const auto& l) { return l.limit(); }))
+      .AddObject("drops", CountsObject(stats.drops(), [](const auto& d) { return d.reason(); }))
+      .AddUint("auth_records", stats.auth_records());
+  if (stats.has_cluster()) {
+    const relay::v1::ClusterStats& cluster = stats.cluster();
+    std::string instances = "[";
+    for (const relay::v1::InstanceStats& instance : cluster.instances()) {
+      if (instances.size() > 1) instances += ',';
+      JsonObject one;
+      one.Add("instance_id", instance.instance_id())
+          .AddDouble("started_at", instance.started_at())
+          .AddUint("open_sockets", instance.open_sockets())
+          .AddUint("active_connections", instance.registered_peers())
+          .AddUint("total_messages_relayed", instance.messages_relayed())
+          // relayctl 1.0's names, kept for the scripts that read them.
+          .AddUint("registered_peers", instance.registered_peers())
+          .AddUint("messages_relayed", instance.messages_relayed());
+      instances += one.Compact();
+    }
+    instances += ']';
+    JsonObject totals;
+    totals.AddRaw("instances", std::move(instances))
+        .AddUint("open_sockets", cluster.open_sockets())
+        .AddUint("active_connections", cluster.registered_peers())
+        .AddUint("total_messages_relayed", cluster.messages_relayed())
+        .AddUint("registered_peers", cluster.registered_peers())
+        .AddUint("messages_relayed", cluster.messages_relayed());
+    json.AddObject("cluster", totals);
+  }
+  // relayctl 1.0's names (the gRPC field names), kept for the scripts that
+  // read them; new scripts use the /stats names above.
+  json.AddUint("registered_peers", stats.registered_peers())
+      .AddUint("messages_received", stats.messages_received())
+      .AddUint("messages_relayed", stats.messages_relayed())
+      .AddUint("llm_requests", stats.llm_requests());
+  return json.ToString();
 }
 
 std::string FormatHealth(const grpc::health::v1::HealthCheckResponse& response) {

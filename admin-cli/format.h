@@ -44,10 +44,19 @@ std::string FormatMeshListFooter(const relay::v1::ListMeshesResponse& response,
 // elsewhere have no transport, address or counters here ("-", 0).
 std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now);
 
-// "key: value" lines, values aligned; keys are the proto field names, one
-// "errors.<code>" line per error code and one "closes.<reason>" per close
-// reason.
+// "key: value" lines, values aligned. Keys are GET /stats' names
+// (active_connections, total_messages_relayed...), one "errors.<code>" line
+// per error code, "closes.<reason>" per close reason, "refused.<reason>",
+// "limits.<limit>" and "drops.<reason>" likewise; cluster mode adds
+// "instance_id" and "cluster.*".
 std::string FormatStats(const relay::v1::Stats& stats);
+
+// --json stats: the document GET /stats serves, with its names and shapes
+// (errors, closes, refused, limits, drops as {name: count} objects), plus
+// cluster mode's "cluster" and, as aliases, relayctl 1.0's names
+// registered_peers, messages_received, messages_relayed and llm_requests.
+// Followed by a newline.
+std::string FormatStatsJson(const relay::v1::Stats& stats);
 
 // "SERVING", "NOT_SERVING", ... and a newline.
 std::string FormatHealth(const grpc::health::v1::HealthCheckResponse& response);

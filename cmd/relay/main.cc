@@ -7,6 +7,7 @@
 #define ASIO_STANDALONE
 #endif
 
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -29,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "asio/io_context.hpp"
 #include "asio/post.hpp"
@@ -39,8 +41,10 @@
 #include "backplane/nats/nats_backplane.h"
 #include "backplane/nats/nats_cluster_view.h"
 #include "backplane/nats/nats_connection.h"
+#include "cmd/relay/build_info.h"
 #include "cmd/relay/core_thread_runner.h"
 #include "cmd/relay/drain_controller.h"
+#include "cmd/relay/listen_line.h"
 #include "cmd/relay/relay_config.h"
 #include "gateway/admission/connection_slots.h"
 #include "gateway/admission/refusal.h"
@@ -89,17 +93,65 @@ std::optional<std::string> GetEnv(const std::string& name) {
   return std::string(value);
 }
 
+// gRPC's own log lines as `grpc_log` events. gRPC filters them by
+// GRPC_VERBOSITY (default: errors only) before calling this.
+void LogGrpcLine(gpr_log_func_args* args) {
+  relay::log::Level level = relay::log::Level::kError;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = relay::log::Level::kInfo;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = relay::log::Level::kDebug;
+  relay::log::Event(level, relay::log::LogEvent::kGrpcLog)
+      .Str("file", args->file != nullptr ? args->file : "")
+      .Int("line", args->line)
+      .Str("text", args->message != nullptr ? args->message : "");
+}
+
+// LOG_FORMAT=json (or --log-format json) was asked for, even if the config
+// as a whole did not load: its error is then a JSON line too.
+bool AsksForJsonLogs(const std::vector<std::string>& args) {
+  bool json = false;
+  if (const char* env = std::getenv("LOG_FORMAT"); env != nullptr) {
+    json = relay::log::ParseFormat(env).value_or(relay::log::Format::kText) ==
+           relay::log::Format::kJson;
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string value;
+    if (args[i] == "--log-format" && i + 1 < args.size()) {
+      value = args[i + 1];
+    } else if (absl::StartsWith(args[i], "--log-format=")) {
+      value = args[i].substr(std::string("--log-format=").size());
+    } else {
+      continue;
+    }
+    json = relay::log::ParseFormat(value).value_or(relay::log::Format::kText) ==
+           relay::log::Format::kJson;
+  }
+  return json;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // gRPC's runtime logs through the relay's log (LOG_FORMAT, LOG_LEVEL), so
+  // that a JSON log holds no plain line. Before any gRPC object exists.
+  gpr_set_log_function(LogGrpcLine);
   absl::StatusOr<relay::LoadedConfig> loaded = relay::LoadRelayConfig(args, GetEnv);
   if (!loaded.ok()) {
-    std::cerr << "relay: " << loaded.status().message() << "\n\n" << relay::RelayUsage();
+    if (AsksForJsonLogs(args)) {
+      relay::log::SetFormat(relay::log::Format::kJson);
+      relay::log::Event(relay::log::Level::kError, relay::log::LogEvent::kConfigInvalid)
+          .Str("why", loaded.status().message());
+    } else {
+      std::cerr << "relay: " << loaded.status().message() << "\n\n" << relay::RelayUsage();
+    }
     return 2;
   }
   if (loaded->help) {
     std::cout << relay::RelayUsage();
+    return 0;
+  }
+  if (loaded->version) {
+    std::cout << relay::build_info::VersionLine("relay") << "\n";
     return 0;
   }
   const relay::RelayConfig& config = loaded->config;
@@ -263,11 +315,21 @@ int main(int argc, char** argv) {
         return *result;
       },
       config.admin_token, cluster_view.get());
+  // The transports' refusals, counted outside the core: GetStats lists them
+  // as /stats does.
+  admin.set_stats_extension([&refused](relay::v1::Stats* stats) {
+    for (std::size_t i = 0; i < relay::gateway::kRefusalCount; ++i) {
+      const auto refusal = static_cast<relay::gateway::Refusal>(i);
+      relay::v1::RefusalCount* count = stats->add_refused();
+      count->set_reason(std::string(relay::gateway::RefusalName(refusal)));
+      count->set_count(refused.Get(refusal));
+    }
+  });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(absl::StrCat(config.grpc_host, ":", config.grpc_port),
+  builder.AddListeningPort(relay::HostPort(config.grpc_host, config.grpc_port),
                            GrpcCredentials(config), &grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.gateway.max_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, relay::limits::kGrpcKeepaliveTimeMs);
@@ -281,7 +343,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&attach);
   grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || grpc_port == 0) {
-    relay::log::Error("cannot listen for gRPC on ", config.grpc_host, ":", config.grpc_port,
+    relay::log::Error("cannot listen for gRPC on ",
+                      relay::HostPort(config.grpc_host, config.grpc_port),
                       " (another process holds it, or it is not an address of this host)");
     return 1;
   }
@@ -343,21 +406,32 @@ int main(int argc, char** argv) {
   };
   if (backplane != nullptr) asio::post(io, publish_summary);
 
-  relay::log::Info("relay ", RELAY_VERSION, " starting: ", config.Describe());
-  std::cout << "relay: listening " << gateway.scheme() << " on " << config.gateway.host << ":"
-            << gateway.port() << "\n"
-            << "relay: listening grpc on " << config.grpc_host << ":" << grpc_port << std::endl;
+  relay::log::Info(relay::build_info::VersionLine("relay"), " starting: ", config.Describe());
+  std::cout << relay::ListeningLine(config.log_format, gateway.scheme(), config.gateway.host,
+                                    gateway.port(), absl::Now())
+            << relay::ListeningLine(config.log_format, "grpc", config.grpc_host, grpc_port,
+                                    absl::Now())
+            << std::flush;
 
   // SIGTERM/SIGINT: drain (DrainController), then exit 0. A second signal
   // exits at once.
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec,
                                                                     int signo) {
     if (ec) return;
+    const char* name = signo == SIGINT ? "SIGINT" : "SIGTERM";
     if (drain.draining()) {
-      relay::log::Warn("second signal ", signo, ": exiting now");
+      relay::log::Warn(name, " again: exiting now, without waiting for the drain");
       std::_Exit(1);
     }
-    (void)drain.Begin(absl::ZeroDuration(), signo == SIGINT ? "SIGINT" : "SIGTERM");
+    absl::StatusOr<relay::admin::DrainResult> began = drain.Begin(absl::ZeroDuration(), name);
+    // A person at a terminal pressed Ctrl-C: say why the relay does not stop
+    // at once, and how to make it.
+    const absl::Duration grace = began.ok() ? began->grace : config.drain_grace;
+    const std::size_t connections = began.ok() ? began->connections : 0;
+    relay::log::Warn(name, ": draining, clients get up to ", absl::ToInt64Seconds(grace),
+                     " s to finish (", connections,
+                     connections == 1 ? " connection" : " connections",
+                     "); press Ctrl-C again (or send another SIGTERM) to quit at once");
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);

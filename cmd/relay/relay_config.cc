@@ -497,6 +497,7 @@ std::string RelayUsage() {
                     i.default_value.empty() ? "none" : i.default_value, "\n      ", i.doc, "\n");
   }
   absl::StrAppend(&out, "  --help\n      print this and exit\n");
+  absl::StrAppend(&out, "  --version\n      print the version and git commit, and exit\n");
   return out;
 }
 
@@ -515,6 +516,10 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
       loaded.help = true;
+      return loaded;
+    }
+    if (arg == "--version") {
+      loaded.version = true;
       return loaded;
     }
     if (!absl::StartsWith(arg, "--")) {

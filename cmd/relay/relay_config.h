@@ -74,10 +74,11 @@ std::vector<SettingInfo> RelaySettings();
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
-// The outcome of parsing: a config, or --help was asked for (help_text set).
+// The outcome of parsing: a config, or --help or --version was asked for.
 struct LoadedConfig {
   RelayConfig config;
   bool help = false;
+  bool version = false;
 };
 
 // InvalidArgument naming the flag or variable at fault.

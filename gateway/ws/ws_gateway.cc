@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/codec/client_decoder.h"
 #include "gateway/http/http_routes.h"
@@ -378,6 +379,9 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
   // Relayed messages are small and latency matters more than packing: no
   // Nagle. Set once the socket is accepted (the socket init handler runs
   // before accept, on a socket that is not open yet).
+  // Every response's Server header: the service, not websocketpp's name and
+  // version (which would tell a scanner which library's bugs to try).
+  server_.set_user_agent(std::string(kServerHeader));
   server_.set_tcp_pre_init_handler([this](connection_hdl hdl) {
     websocketpp::lib::error_code ec;
     ConnectionPtr con = server_.get_con_from_hdl(hdl, ec);
@@ -427,8 +431,11 @@ absl::Status BasicWsGateway<Config>::Listen() {
                    "too)"
                  : " (another process holds it)";
     }
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.host, ":", config_.port,
-                                               ": ", ec.message(), hint));
+    // IPv6 in brackets, as the listening lines write it: [::1]:8765.
+    const bool v6 = absl::StrContains(config_.host, ':');
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", v6 ? "[" : "", config_.host,
+                                               v6 ? "]" : "", ":", config_.port, ": ", ec.message(),
+                                               hint));
   }
   bound_port_ = acceptor_->local_endpoint(ec).port();
   HoldReserveFds();

@@ -35,6 +35,13 @@
 
 namespace relay::gateway {
 
+// The Server header of every HTTP response and upgrade: the service's name,
+// so that whoever reads a proxy's log or a curl -v knows which backend
+// answered. Neither the WebSocket library's name and version (websocketpp's
+// default, which tells a scanner whose bugs to try on every response) nor the
+// relay's version: that is for GET /, asked on purpose.
+inline constexpr absl::string_view kServerHeader = "atmosphere-relay";
+
 class WsGateway {
  public:
   // A plain gateway, or a TLS one when config.tls_enabled(); the latter fails

@@ -44,7 +44,8 @@ AdminService::AdminService(CoreRunner run_on_core, core::RelayCore* core, Draine
       admin_token_(std::move(admin_token)),
       cluster_(cluster) {}
 
-grpc::Status AdminService::Authorize(const grpc::ServerContext& context) const {
+grpc::Status AdminService::Authorize(const grpc::ServerContext& context,
+                                     absl::string_view rpc) const {
   if (admin_token_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
@@ -59,7 +60,9 @@ grpc::Status AdminService::Authorize(const grpc::ServerContext& context) const {
       return grpc::Status::OK;
     }
   }
-  log::Warn("admin call refused: missing or wrong admin token from ", context.peer());
+  log::Event(log::Level::kWarn, log::LogEvent::kAdminRefused)
+      .Str("rpc", rpc)
+      .Str("caller", context.peer());
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       "this relay's admin API needs \"authorization: Bearer <ADMIN_TOKEN>\" "
                       "(relayctl --token or RELAY_ADMIN_TOKEN)");
@@ -72,11 +75,12 @@ grpc::Status AdminService::Authorize(const grpc::ServerContext& context) const {
 grpc::Status AdminService::GetStats(grpc::ServerContext* context,
                                     const relay::v1::GetStatsRequest* /*request*/,
                                     relay::v1::Stats* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "GetStats"); !auth.ok()) return auth;
   auto result = std::make_shared<relay::v1::Stats>();
   absl::Status ran = run_on_core_([core = core_, result] { *result = core->GetStats(); });
   if (!ran.ok()) return CoreUnavailable(ran);
   *response = std::move(*result);
+  if (stats_extension_) stats_extension_(response);
   if (cluster_ != nullptr) {
     // From the leases in memory: no NATS round trip.
     relay::v1::ClusterStats* totals = response->mutable_cluster();
@@ -98,7 +102,7 @@ grpc::Status AdminService::GetStats(grpc::ServerContext* context,
 grpc::Status AdminService::ListMeshes(grpc::ServerContext* context,
                                       const relay::v1::ListMeshesRequest* request,
                                       relay::v1::ListMeshesResponse* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "ListMeshes"); !auth.ok()) return auth;
   if (cluster_ != nullptr) return ListClusterMeshes(*request, response);
   auto result = std::make_shared<absl::StatusOr<relay::v1::ListMeshesResponse>>();
   absl::Status ran = run_on_core_(
@@ -112,7 +116,7 @@ grpc::Status AdminService::ListMeshes(grpc::ServerContext* context,
 grpc::Status AdminService::GetMesh(grpc::ServerContext* context,
                                    const relay::v1::GetMeshRequest* request,
                                    relay::v1::GetMeshResponse* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "GetMesh"); !auth.ok()) return auth;
   if (cluster_ != nullptr) return GetClusterMesh(request->mesh_id(), response);
   auto result = std::make_shared<absl::StatusOr<relay::v1::GetMeshResponse>>();
   absl::Status ran = run_on_core_(
@@ -155,14 +159,18 @@ grpc::Status AdminService::GetClusterMesh(const std::string& mesh_id,
 grpc::Status AdminService::KickPeer(grpc::ServerContext* context,
                                     const relay::v1::KickPeerRequest* request,
                                     relay::v1::KickPeerResponse* /*response*/) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "KickPeer"); !auth.ok()) return auth;
   auto result = std::make_shared<absl::Status>();
   absl::Status ran = run_on_core_([core = core_, result, request = *request] {
     *result = core->Kick(request.mesh_id(), request.node_id(), request.reason());
   });
   if (!ran.ok()) return CoreUnavailable(ran);
   if (result->ok()) {
-    log::Info("admin: kicked node ", request->node_id(), " of mesh ", request->mesh_id());
+    log::Event(log::Level::kWarn, log::LogEvent::kAdminKick)
+        .Str("mesh", request->mesh_id())
+        .Str("node", request->node_id())
+        .Str("reason", request->reason())
+        .Str("caller", context->peer());
   }
   return ToGrpcStatus(*result);
 }
@@ -170,14 +178,18 @@ grpc::Status AdminService::KickPeer(grpc::ServerContext* context,
 grpc::Status AdminService::CloseMesh(grpc::ServerContext* context,
                                      const relay::v1::CloseMeshRequest* request,
                                      relay::v1::CloseMeshResponse* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "CloseMesh"); !auth.ok()) return auth;
   auto result = std::make_shared<absl::StatusOr<std::size_t>>();
   absl::Status ran = run_on_core_([core = core_, result, request = *request] {
     *result = core->CloseMesh(request.mesh_id(), request.reason());
   });
   if (!ran.ok()) return CoreUnavailable(ran);
   if (!result->ok()) return ToGrpcStatus(result->status());
-  log::Info("admin: closed mesh ", request->mesh_id(), " (", **result, " peers)");
+  log::Event(log::Level::kWarn, log::LogEvent::kAdminCloseMesh)
+      .Str("mesh", request->mesh_id())
+      .Str("reason", request->reason())
+      .Uint("closed", **result)
+      .Str("caller", context->peer());
   response->set_closed_peers(static_cast<std::uint32_t>(**result));
   return grpc::Status::OK;
 }
@@ -185,12 +197,17 @@ grpc::Status AdminService::CloseMesh(grpc::ServerContext* context,
 grpc::Status AdminService::Drain(grpc::ServerContext* context,
                                  const relay::v1::DrainRequest* request,
                                  relay::v1::DrainResponse* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "Drain"); !auth.ok()) return auth;
   if (!drainer_) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this server cannot drain");
   }
   absl::StatusOr<DrainResult> result = drainer_(absl::Seconds(request->grace_seconds()));
   if (!result.ok()) return ToGrpcStatus(result.status());
+  log::Event(log::Level::kWarn, log::LogEvent::kAdminDrain)
+      .Int("grace_seconds", absl::ToInt64Seconds(result->grace))
+      .Uint("connections", result->connections)
+      .Str("reason", request->reason())
+      .Str("caller", context->peer());
   response->set_grace_seconds(static_cast<std::uint32_t>(absl::ToInt64Seconds(result->grace)));
   response->set_connections(static_cast<std::uint32_t>(result->connections));
   return grpc::Status::OK;
@@ -199,13 +216,23 @@ grpc::Status AdminService::Drain(grpc::ServerContext* context,
 grpc::Status AdminService::SetLogLevel(grpc::ServerContext* context,
                                        const relay::v1::SetLogLevelRequest* request,
                                        relay::v1::SetLogLevelResponse* response) {
-  if (grpc::Status auth = Authorize(*context); !auth.ok()) return auth;
+  if (grpc::Status auth = Authorize(*context, "SetLogLevel"); !auth.ok()) return auth;
   absl::StatusOr<log::Level> level = log::ParseLevel(request->level());
   if (!level.ok()) return ToGrpcStatus(level.status());
   const log::Level previous = log::GetLevel();
+  // Logged at warn (as every admin action) under whichever of the two levels
+  // shows it: before the change when the old one does, else after.
+  auto log_change = [&] {
+    log::Event(log::Level::kWarn, log::LogEvent::kAdminLogLevel)
+        .Str("previous", log::LevelName(previous))
+        .Str("level", log::LevelName(*level))
+        .Str("reason", request->reason())
+        .Str("caller", context->peer());
+  };
+  const bool logged_before = log::Enabled(log::Level::kWarn);
+  if (logged_before) log_change();
   log::SetLevel(*level);
-  // Said at warn so that it shows whatever the old and new levels are.
-  log::Warn("admin: log level ", log::LevelName(previous), " -> ", log::LevelName(*level));
+  if (!logged_before) log_change();
   response->set_previous(std::string(log::LevelName(previous)));
   return grpc::Status::OK;
 }

@@ -37,6 +37,10 @@ struct DrainResult {
 };
 using Drainer = std::function<absl::StatusOr<DrainResult>(absl::Duration grace)>;
 
+// Adds what the core does not count to a GetStats answer (the transports'
+// refusals). Called on a gRPC thread: it must be safe there.
+using StatsExtension = std::function<void(relay::v1::Stats* stats)>;
+
 class AdminService final : public relay::v1::Admin::Service {
  public:
   // `core` is used only inside closures given to `run_on_core`; it must
@@ -47,6 +51,8 @@ class AdminService final : public relay::v1::Admin::Service {
   // on NATS; the core thread never does). It must outlive the service.
   AdminService(CoreRunner run_on_core, core::RelayCore* core, Drainer drainer = nullptr,
                std::string admin_token = "", const ClusterView* cluster = nullptr);
+  // Set before the server starts; GetStats then calls it on every answer.
+  void set_stats_extension(StatsExtension extension) { stats_extension_ = std::move(extension); }
   AdminService(const AdminService&) = delete;
   AdminService& operator=(const AdminService&) = delete;
 
@@ -73,7 +79,8 @@ class AdminService final : public relay::v1::Admin::Service {
  private:
   // OK, or UNAUTHENTICATED unless the call carries
   // "authorization: Bearer <admin token>" (compared in constant time).
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  // A refusal is logged (admin_refused) with `rpc`, the method's name.
+  grpc::Status Authorize(const grpc::ServerContext& context, absl::string_view rpc) const;
   grpc::Status ListClusterMeshes(const relay::v1::ListMeshesRequest& request,
                                  relay::v1::ListMeshesResponse* response);
   grpc::Status GetClusterMesh(const std::string& mesh_id, relay::v1::GetMeshResponse* response);
@@ -83,6 +90,7 @@ class AdminService final : public relay::v1::Admin::Service {
   const Drainer drainer_;
   const std::string admin_token_;
   const ClusterView* const cluster_;
+  StatsExtension stats_extension_;
 };
 
 }  // namespace relay::admin

@@ -43,10 +43,19 @@ enum class LogEvent {
   kInstanceFenced,        // this instance was declared dead by the others: it stops
   kKvConfigDiffers,       // a KV bucket exists with other settings: shared as it is
   kDeadInstanceSwept,     // what a dead instance left in the KV buckets was removed
+  kListening,             // a listener is bound and accepting (the "relay: listening" line)
+  kGrpcLog,               // a line gRPC's own runtime logged, in the relay's format
+  kConfigInvalid,         // the relay refused to start: a setting is wrong
+  kAdminKick,             // an operator kicked a peer (relayctl peers kick)
+  kAdminCloseMesh,        // an operator closed a mesh (relayctl meshes close)
+  kAdminDrain,            // an operator started a drain (relayctl drain)
+  kAdminLogLevel,         // an operator changed LOG_LEVEL (relayctl log-level)
+  kAdminUnbind,           // an operator released a mesh's token binding (relayctl meshes unbind)
+  kAdminRefused,          // an Admin call without the right ADMIN_TOKEN was refused
 };
 
 // One entry per LogEvent, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 24> kLogEventNames = {
+inline constexpr std::array<absl::string_view, 33> kLogEventNames = {
     "connect",
     "register",
     "leave",
@@ -71,9 +80,18 @@ inline constexpr std::array<absl::string_view, 24> kLogEventNames = {
     "instance_fenced",
     "kv_config_differs",
     "dead_instance_swept",
+    "listening",
+    "grpc_log",
+    "config_invalid",
+    "admin_kick",
+    "admin_close_mesh",
+    "admin_drain",
+    "admin_log_level",
+    "admin_unbind",
+    "admin_refused",
 };
 inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
-static_assert(static_cast<std::size_t>(LogEvent::kDeadInstanceSwept) + 1 == kLogEventCount,
+static_assert(static_cast<std::size_t>(LogEvent::kAdminRefused) + 1 == kLogEventCount,
               "kLogEventNames must name every LogEvent");
 
 inline absl::string_view LogEventName(LogEvent event) {

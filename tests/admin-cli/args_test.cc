@@ -111,8 +111,9 @@ TEST(ParseArgsTest, CommandFlagsWithAnotherCommandAreUsageErrors) {
   ExpectUsageError({"stats", "--grace", "5"}, "--grace applies only to drain, not stats");
   ExpectUsageError({"meshes", "show", "m", "--all"},
                    "--all applies only to meshes list, not meshes show");
-  ExpectUsageError({"drain", "--reason", "x"},
-                   "--reason applies only to meshes close and peers kick, not drain");
+  ExpectUsageError({"stats", "--reason", "x"},
+                   "--reason applies only to meshes close, peers kick, drain and log-level, not "
+                   "stats");
   ExpectUsageError({"health", "--sort", "peers"}, "--sort applies only to meshes list");
   ExpectUsageError({"meshes", "list", "--page-token", "2", "--all"},
                    "--all and --page-token exclude each other");
@@ -169,6 +170,21 @@ TEST(ParseArgsTest, HelpAnywhereWinsEvenOverErrors) {
   EXPECT_TRUE(ParseOk({"--help"}).help);
   EXPECT_TRUE(ParseOk({"meshes", "show", "-h"}).help);
   EXPECT_TRUE(ParseOk({"bogus", "--timeout", "x", "--help"}).help);
+}
+
+TEST(ParseArgsTest, VersionNeedsNoCommandButFlagErrorsStillCount) {
+  EXPECT_TRUE(ParseOk({"--version"}).version);
+  CliOptions json = ParseOk({"--json", "--version"});
+  EXPECT_TRUE(json.version && json.json);
+  EXPECT_EQ(ParseOk({"--version"}).command, Command::kNone);
+  ExpectUsageError({"--version", "--timeout", "x"}, "--timeout wants a positive number");
+  ExpectUsageError({"--version=1"}, "--version takes no value");
+}
+
+TEST(ParseArgsTest, ReasonGoesWithEveryAction) {
+  EXPECT_EQ(ParseOk({"drain", "--reason", "kernel upgrade"}).reason, "kernel upgrade");
+  EXPECT_EQ(ParseOk({"log-level", "debug", "--reason=bug 42"}).reason, "bug 42");
+  EXPECT_EQ(ParseOk({"peers", "kick", "m", "n", "--reason", "lost"}).reason, "lost");
 }
 
 TEST(ParseArgsTest, UsageErrors) {

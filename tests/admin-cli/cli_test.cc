@@ -41,6 +41,17 @@ TEST_F(CliTest, BadUsageExits2WithMessageAndUsageOnStderr) {
   EXPECT_TRUE(targets_.empty()) << "no connection on a usage error";
 }
 
+TEST_F(CliTest, BadUsageUnderJsonAlsoPrintsAnErrorObjectOnStdout) {
+  EXPECT_EQ(Run({"--json", "meshes", "show"}), kExitUsage);
+  EXPECT_EQ(out_.str(),
+            "{\"error\":{\"code\":\"usage\",\"message\":\"meshes show: missing MESH_ID\"}}\n");
+  EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);
+  // After "--" it is a word, not the flag.
+  out_.str("");
+  EXPECT_EQ(Run({"stats", "--", "--json"}), kExitUsage);
+  EXPECT_EQ(out_.str(), "");
+}
+
 TEST_F(CliTest, NoArgumentsIsAUsageError) {
   EXPECT_EQ(Run({}), kExitUsage);
   EXPECT_NE(err_.str().find("Usage: relayctl"), std::string::npos);
@@ -51,6 +62,20 @@ TEST_F(CliTest, HelpExits0WithUsageOnStdout) {
   EXPECT_EQ(out_.str().rfind("Usage: relayctl", 0), 0u);
   EXPECT_EQ(err_.str(), "");
   EXPECT_TRUE(targets_.empty());
+}
+
+TEST_F(CliTest, VersionExits0WithoutConnecting) {
+  EXPECT_EQ(Run({"--version"}), kExitOk);
+  EXPECT_EQ(out_.str().rfind("relayctl 1.", 0), 0u) << out_.str();
+  EXPECT_NE(out_.str().find(" (commit "), std::string::npos) << out_.str();
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_TRUE(targets_.empty());
+}
+
+TEST_F(CliTest, VersionAsJson) {
+  EXPECT_EQ(Run({"--version", "--json"}), kExitOk);
+  EXPECT_EQ(out_.str().rfind("{\"version\":\"1.", 0), 0u) << out_.str();
+  EXPECT_NE(out_.str().find(",\"commit\":\""), std::string::npos) << out_.str();
 }
 
 TEST_F(CliTest, DefaultAddress) {

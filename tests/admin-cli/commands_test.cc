@@ -6,10 +6,12 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/admin-cli/fake_admin_server.h"
 
@@ -91,7 +93,7 @@ TEST_F(CommandsTest, MeshesListJson) {
   EXPECT_EQ(Run(Command::kMeshesList, /*json=*/true), kExitOk);
   EXPECT_EQ(out_.str(),
             "{\"meshes\":[{\"mesh_id\":\"lobby\",\"peer_count\":1,\"created_at\":1699999820,"
-            "\"messages_relayed\":\"42\"}],\"next_page_token\":\"\",\"total_meshes\":1}\n");
+            "\"messages_relayed\":42}],\"next_page_token\":\"\",\"total_meshes\":1}\n");
 }
 
 TEST_F(CommandsTest, MeshesListSendsPageSizeTokenAndOrder) {
@@ -141,11 +143,11 @@ TEST_F(CommandsTest, MeshesListAllWalksEveryPageWithTheSameSizeAndOrder) {
 
   EXPECT_EQ(out_.str(),
             "{\"meshes\":[{\"mesh_id\":\"a\",\"peer_count\":0,\"created_at\":0,"
-            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"b\",\"peer_count\":0,\"created_at\":0,"
-            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"c\",\"peer_count\":0,\"created_at\":0,"
-            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"d\",\"peer_count\":0,\"created_at\":0,"
-            "\"messages_relayed\":\"0\"},{\"mesh_id\":\"e\",\"peer_count\":0,\"created_at\":0,"
-            "\"messages_relayed\":\"0\"}],\"next_page_token\":\"\",\"total_meshes\":5}\n");
+            "\"messages_relayed\":0},{\"mesh_id\":\"b\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":0},{\"mesh_id\":\"c\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":0},{\"mesh_id\":\"d\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":0},{\"mesh_id\":\"e\",\"peer_count\":0,\"created_at\":0,"
+            "\"messages_relayed\":0}],\"next_page_token\":\"\",\"total_meshes\":5}\n");
   ASSERT_EQ(server_.admin.list_requests.size(), 3u);
   std::vector<std::string> tokens;
   for (const relay::v1::ListMeshesRequest& request : server_.admin.list_requests) {
@@ -208,17 +210,24 @@ TEST_F(CommandsTest, MeshesShowJson) {
   EXPECT_EQ(Run(Command::kMeshesShow, true, "lobby"), kExitOk);
   EXPECT_EQ(out_.str().rfind("{\"mesh\":{\"mesh_id\":\"lobby\"", 0), 0u) << out_.str();
   EXPECT_NE(out_.str().find("\"capabilities\":[\"llm\",\"chat\"]"), std::string::npos);
-  // Raw numbers in JSON (uint64 as strings, the proto3 JSON rule).
-  EXPECT_NE(
-      out_.str().find("\"transport\":\"ws\",\"messages_in\":\"7\",\"messages_out\":\"9\","
-                      "\"bytes_in\":\"2048\",\"bytes_out\":\"5500000\",\"queued_bytes\":\"0\""),
-      std::string::npos)
+  // Raw numbers in JSON, uint64 as JSON numbers (not the proto3 JSON strings).
+  EXPECT_NE(out_.str().find("\"transport\":\"ws\",\"messages_in\":7,\"messages_out\":9,"
+                            "\"bytes_in\":2048,\"bytes_out\":5500000,\"queued_bytes\":0"),
+            std::string::npos)
       << out_.str();
 }
 
 TEST_F(CommandsTest, MeshesShowUnknownMeshExits1WithMessage) {
   EXPECT_EQ(Run(Command::kMeshesShow, false, "nowhere"), kExitRemoteError);
   EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\"\n");
+}
+
+TEST_F(CommandsTest, MeshesShowUnknownMeshJsonPrintsAnErrorObject) {
+  EXPECT_EQ(Run(Command::kMeshesShow, true, "nowhere"), kExitRemoteError);
+  EXPECT_EQ(out_.str(),
+            "{\"error\":{\"code\":\"not_found\",\"message\":\"no live mesh \\\"nowhere\\\"\","
+            "\"rpc\":\"GetMesh\"}}\n");
   EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\"\n");
 }
 
@@ -375,14 +384,12 @@ TEST_F(CommandsTest, MissingTokenExits1AndSaysHowToGiveIt) {
 TEST_F(CommandsTest, StatsPrintsKeyValueLines) {
   EXPECT_EQ(Run(Command::kStats), kExitOk);
   EXPECT_NE(out_.str().find("version:"), std::string::npos);
-  EXPECT_NE(out_.str().find("errors.unknown_target: 3\n"), std::string::npos) << out_.str();
+  EXPECT_THAT(out_.str(), ::testing::ContainsRegex("\nerrors.unknown_target: +3\n"));
 }
 
 TEST_F(CommandsTest, StatsJson) {
   EXPECT_EQ(Run(Command::kStats, true), kExitOk);
-  EXPECT_NE(out_.str().find("\"errors\":[{\"code\":\"unknown_target\",\"count\":\"3\"}]"),
-            std::string::npos)
-      << out_.str();
+  EXPECT_NE(out_.str().find("\"errors\":{\"unknown_target\":3}"), std::string::npos) << out_.str();
 }
 
 TEST_F(CommandsTest, HealthServingExits0) {
@@ -407,6 +414,42 @@ TEST_F(CommandsTest, UnavailableExits3) {
   EXPECT_EQ(out_.str(), "");
   EXPECT_NE(err_.str().find("cannot reach the relay at test-relay:1"), std::string::npos)
       << err_.str();
+}
+
+TEST_F(CommandsTest, FailuresUnderJsonPrintOneErrorObjectOnStdout) {
+  server_.admin.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE, "relay core unavailable");
+  EXPECT_EQ(Run(Command::kStats, true), kExitUnreachable);
+  EXPECT_EQ(out_.str().rfind("{\"error\":{\"code\":\"unavailable\",\"message\":\"cannot reach "
+                             "the relay at test-relay:1: relay core unavailable",
+                             0),
+            0u)
+      << out_.str();
+  EXPECT_NE(out_.str().find(",\"rpc\":\"GetStats\"}}\n"), std::string::npos) << out_.str();
+  const std::string printed = out_.str();
+  EXPECT_EQ(std::count(printed.begin(), printed.end(), '\n'), 1) << "one document";
+  EXPECT_NE(err_.str().find("relayctl: cannot reach"), std::string::npos) << err_.str();
+}
+
+TEST_F(CommandsTest, ASocketClosedWithoutTlsSuggestsTls) {
+  server_.admin.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                    "failed to connect to all addresses; last error: UNAVAILABLE: "
+                                    "ipv4:127.0.0.1:1: Socket closed");
+  EXPECT_EQ(Run(Command::kStats), kExitUnreachable);
+  EXPECT_THAT(
+      err_.str(),
+      ::testing::EndsWith("(GetStats: UNAVAILABLE); if the relay serves TLS (TLS_CERT_FILE), use "
+                          "--tls (and --ca-file PEM for a private CA)\n"));
+  err_.str("");
+  CliOptions tls = Options(Command::kStats);
+  tls.tls = true;
+  EXPECT_EQ(Run(tls), kExitUnreachable);
+  EXPECT_EQ(err_.str().find("use --tls"), std::string::npos) << err_.str();
+}
+
+TEST_F(CommandsTest, ARefusedConnectionGetsNoTlsHint) {
+  server_.admin.fail = grpc::Status(grpc::StatusCode::UNAVAILABLE, "Connection refused");
+  EXPECT_EQ(Run(Command::kStats), kExitUnreachable);
+  EXPECT_EQ(err_.str().find("--tls"), std::string::npos) << err_.str();
 }
 
 TEST_F(CommandsTest, DeadlineExceededExits3) {

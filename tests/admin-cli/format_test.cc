@@ -207,9 +207,10 @@ TEST(FormatStatsTest, AClusterInstanceNamesItselfThenTheClustersTotalsAndEachIns
   const std::string text = FormatStats(stats);
   EXPECT_THAT(text, ::testing::StartsWith("version:"));
   EXPECT_THAT(text, ::testing::HasSubstr("\ninstance_id:"));
-  EXPECT_LT(text.find("instance_id:"), text.find("uptime:"));
+  EXPECT_LT(text.find("instance_id:"), text.find("uptime_seconds:"));
   EXPECT_THAT(text, ::testing::HasSubstr("cluster.instances:"));
-  EXPECT_THAT(text, ::testing::ContainsRegex("cluster.registered_peers: +5\n"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("cluster.active_connections: +5\n"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("cluster.total_messages_relayed: +20\n"));
   EXPECT_THAT(text, ::testing::ContainsRegex(
                         "cluster.instance.relay-a: +4 sockets, 3 peers, 10 relayed\n"));
 }
@@ -242,22 +243,58 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
   slow->set_reason("slow_consumer");
   slow->set_count(2);
 
+  auto* draining = stats.add_refused();
+  draining->set_reason("draining");
+  draining->set_count(3);
+
+  // GET /stats' names, in its order.
   EXPECT_EQ(FormatStats(stats),
             "version:                  1.0.0\n"
-            "uptime:                   2h (7384s)\n"
+            "uptime_seconds:           7384 (2h)\n"
             "active_meshes:            3\n"
+            "active_connections:       4\n"
             "open_sockets:             5\n"
-            "registered_peers:         4\n"
             "total_connections:        17\n"
-            "messages_received:        120\n"
-            "messages_relayed:         340\n"
-            "llm_requests:             2\n"
+            "total_messages_received:  120\n"
+            "total_messages_relayed:   340\n"
+            "total_llm_requests:       2\n"
             "auth_records:             9\n"
             "errors.bad_json:          1\n"
             "errors.too_many_requests: 0\n"
             "closes.kicked:            4\n"
+            "refused.draining:         3\n"
             "limits.byte_rate:         6\n"
             "drops.slow_consumer:      2\n");
+  // The same counters as --json prints them: /stats' document, then the
+  // old names as aliases.
+  EXPECT_EQ(FormatStatsJson(stats),
+            "{\"uptime_seconds\":7384.6,\"version\":\"1.0.0\",\"active_meshes\":3,"
+            "\"active_connections\":4,\"open_sockets\":5,\"total_connections\":17,"
+            "\"total_messages_received\":120,\"total_messages_relayed\":340,"
+            "\"total_llm_requests\":2,\"errors\":{\"bad_json\":1,\"too_many_requests\":0},"
+            "\"closes\":{\"kicked\":4},\"refused\":{\"draining\":3},\"limits\":{\"byte_rate\":6},"
+            "\"drops\":{\"slow_consumer\":2},\"auth_records\":9,\"registered_peers\":4,"
+            "\"messages_received\":120,\"messages_relayed\":340,\"llm_requests\":2}\n");
+}
+
+TEST(FormatStatsTest, JsonOfAClusterInstanceHasItsIdAndTheClusterWithBothNames) {
+  relay::v1::Stats stats;
+  stats.set_instance_id("relay-b");
+  relay::v1::ClusterStats* cluster = stats.mutable_cluster();
+  relay::v1::InstanceStats* instance = cluster->add_instances();
+  instance->set_instance_id("relay-a");
+  instance->set_registered_peers(3);
+  instance->set_messages_relayed(10);
+  cluster->set_registered_peers(3);
+  cluster->set_messages_relayed(10);
+  const std::string json = FormatStatsJson(stats);
+  EXPECT_THAT(json, ::testing::HasSubstr("\"version\":\"\",\"instance_id\":\"relay-b\","));
+  EXPECT_THAT(json, ::testing::HasSubstr(
+                        "\"cluster\":{\"instances\":[{\"instance_id\":\"relay-a\",\"started_at\":0,"
+                        "\"open_sockets\":0,\"active_connections\":3,\"total_messages_relayed\":10,"
+                        "\"registered_peers\":3,\"messages_relayed\":10}],\"open_sockets\":0,"
+                        "\"active_connections\":3,\"total_messages_relayed\":10,"
+                        "\"registered_peers\":3,\"messages_relayed\":10}"));
 }
 
 TEST(FormatHealthTest, StatusName) {

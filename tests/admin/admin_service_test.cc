@@ -97,6 +97,22 @@ TEST_F(AdminServiceTest, GetStatsReadsTheCoreThroughTheRunner) {
   EXPECT_EQ(static_cast<std::size_t>(stats.errors_size()), core::kErrorCodeCount);
 }
 
+TEST_F(AdminServiceTest, GetStatsAddsWhatTheStatsExtensionCounts) {
+  AdminService service(InlineRunner(), &core_);
+  service.set_stats_extension([](relay::v1::Stats* stats) {
+    relay::v1::RefusalCount* refused = stats->add_refused();
+    refused->set_reason("draining");
+    refused->set_count(4);
+  });
+  relay::v1::GetStatsRequest request;
+  relay::v1::Stats stats;
+
+  ASSERT_TRUE(service.GetStats(&context_, &request, &stats).ok());
+  ASSERT_EQ(stats.refused_size(), 1);
+  EXPECT_EQ(stats.refused(0).reason(), "draining");
+  EXPECT_EQ(stats.refused(0).count(), 4u);
+}
+
 TEST_F(AdminServiceTest, ListMeshesListsLiveMeshesSortedById) {
   AdminService service(InlineRunner(), &core_);
   Join("zeta", "alice", "10.0.0.1:4000");
@@ -194,6 +210,82 @@ using ::relay::core::testing::RecordingSink;
 ::testing::AssertionResult HasSubstr(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\" lacks \"" << part << "\"";
+}
+
+// Captures the log lines written while it lives, in text format at info.
+class LogCapture {
+ public:
+  LogCapture() : level_(log::GetLevel()), format_(log::GetFormat()) {
+    log::SetLevel(log::Level::kInfo);
+    log::SetFormat(log::Format::kText);
+    log::SetSinkForTest([this](absl::string_view line) { lines_.emplace_back(line); });
+  }
+  ~LogCapture() {
+    log::SetSinkForTest(nullptr);
+    log::SetLevel(level_);
+    log::SetFormat(format_);
+  }
+  // The lines naming `event`.
+  std::vector<std::string> Named(const std::string& event) const {
+    std::vector<std::string> out;
+    for (const std::string& line : lines_) {
+      if (HasSubstr(line, " " + event + " ")) out.push_back(line);
+    }
+    return out;
+  }
+
+ private:
+  const log::Level level_;
+  const log::Format format_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(AdminServiceTest, ActionsAreLoggedAsEventsWithTheReason) {
+  AdminService service(InlineRunner(), &core_,
+                       [](absl::Duration grace) -> absl::StatusOr<DrainResult> {
+                         return DrainResult{grace, 2};
+                       });
+  Join("lobby", "alice", "10.0.0.1:4000");
+  Join("den", "bob", "10.0.0.2:4000");
+  LogCapture logs;
+
+  relay::v1::KickPeerRequest kick;
+  kick.set_mesh_id("lobby");
+  kick.set_node_id("alice");
+  kick.set_reason("lost phone");
+  relay::v1::KickPeerResponse kicked;
+  ASSERT_TRUE(service.KickPeer(&context_, &kick, &kicked).ok());
+  relay::v1::CloseMeshRequest close;
+  close.set_mesh_id("den");
+  close.set_reason("abuse report");
+  relay::v1::CloseMeshResponse closed;
+  ASSERT_TRUE(service.CloseMesh(&context_, &close, &closed).ok());
+  relay::v1::DrainRequest drain;
+  drain.set_grace_seconds(7);
+  drain.set_reason("kernel upgrade");
+  relay::v1::DrainResponse drained;
+  ASSERT_TRUE(service.Drain(&context_, &drain, &drained).ok());
+
+  ASSERT_EQ(logs.Named("admin_kick").size(), 1u);
+  EXPECT_TRUE(HasSubstr(logs.Named("admin_kick")[0],
+                        "admin_kick mesh=lobby node=alice reason=\"lost phone\" caller="));
+  ASSERT_EQ(logs.Named("admin_close_mesh").size(), 1u);
+  EXPECT_TRUE(HasSubstr(logs.Named("admin_close_mesh")[0],
+                        "admin_close_mesh mesh=den reason=\"abuse report\" closed=1 caller="));
+  ASSERT_EQ(logs.Named("admin_drain").size(), 1u);
+  EXPECT_TRUE(HasSubstr(logs.Named("admin_drain")[0],
+                        "admin_drain grace_seconds=7 connections=2 reason=\"kernel upgrade\""));
+}
+
+TEST_F(AdminServiceTest, AFailedActionIsNotLoggedAsDone) {
+  AdminService service(InlineRunner(), &core_);
+  LogCapture logs;
+  relay::v1::KickPeerRequest kick;
+  kick.set_mesh_id("nowhere");
+  kick.set_node_id("x");
+  relay::v1::KickPeerResponse kicked;
+  EXPECT_EQ(service.KickPeer(&context_, &kick, &kicked).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(logs.Named("admin_kick").empty());
 }
 
 TEST_F(AdminServiceTest, KickPeerClosesThePeerWithTheReasonOnTheCoreThread) {

@@ -399,6 +399,15 @@ TEST(RelayConfigTest, HelpWinsOverLaterBadFlags) {
   EXPECT_TRUE(loaded->help);
 }
 
+TEST(RelayConfigTest, VersionIsReportedAndListedInUsage) {
+  absl::StatusOr<LoadedConfig> loaded = LoadRelayConfig({"--port", "1", "--version"}, kNoEnv);
+
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->version);
+  EXPECT_FALSE(loaded->help);
+  EXPECT_THAT(RelayUsage(), HasSubstr("--version"));
+}
+
 TEST(RelayConfigTest, DescribeNamesTheEffectiveSettings) {
   const std::string text = MustLoad({"--port", "1234", "--grpc-port", "4321"}).Describe();
 

@@ -48,6 +48,23 @@ def unique_mesh(prefix="mesh"):
 _LISTEN_RE = re.compile(r"^relay: listening (ws|wss|grpc) on (\S+):(\d+)\s*$")
 
 
+def parse_listening(line):
+    """(transport, host, port) of a listening line, text or LOG_FORMAT=json's `listening` event
+    (an IPv6 host keeps its brackets: "[::1]"); None for any other line."""
+    m = _LISTEN_RE.match(line)
+    if m:
+        return m.group(1), m.group(2), int(m.group(3))
+    if line.startswith("{"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(event, dict) and event.get("event") == "listening":
+            host, _, port = event["address"].rpartition(":")
+            return event["transport"], host, int(port)
+    return None
+
+
 class RelayProcess:
     """The real relay binary on 127.0.0.1 with --port 0 --grpc-port 0 --drain-grace-seconds 1."""
 
@@ -89,14 +106,15 @@ class RelayProcess:
                 rc = self.proc.wait()
                 raise AssertionError("relay exited (rc=%s) before listening; stdout=%r stderr=%s"
                                      % (rc, self.stdout_lines, self.stderr_text()))
-            m = _LISTEN_RE.match(line)
-            if not m:
+            listening = parse_listening(line)
+            if listening is None:
                 continue
-            if m.group(1) in ("ws", "wss"):
-                self.host, self.port = m.group(2), int(m.group(3))
-                self.tls = m.group(1) == "wss"
+            transport, host, port = listening
+            if transport in ("ws", "wss"):
+                self.host, self.port = host, port
+                self.tls = transport == "wss"
             else:
-                self.grpc_host, self.grpc_port = m.group(2), int(m.group(3))
+                self.grpc_host, self.grpc_port = host, port
         assert self.port != 0 and self.grpc_port != 0, "relay printed port 0: %r" % self.stdout_lines
 
     def _read_stdout(self):

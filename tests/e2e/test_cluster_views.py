@@ -123,8 +123,8 @@ def test_stats_show_this_instance_and_the_clusters_totals(cluster, relayctl_bin)
         def cluster_stats():
             stats = ctl_json(run_ctl(relayctl_bin, "--addr", rc.instances[1].grpc_addr, "--json",
                                      "stats"))
-            # relayctl --json writes uint64 as JSON strings (proto3's JSON mapping; issue 13).
-            return stats if {i["instance_id"]: int(i.get("registered_peers", 0))
+            # /stats' names (active_connections), relayctl 1.0's (registered_peers) as aliases.
+            return stats if {i["instance_id"]: i["active_connections"]
                              for i in stats.get("cluster", {}).get("instances", [])} == want_peers \
                 else None
 
@@ -132,15 +132,15 @@ def test_stats_show_this_instance_and_the_clusters_totals(cluster, relayctl_bin)
         stats = await poll(lambda: cluster_stats(), timeout=10, what="every lease's counts")
         assert stats["instance_id"] == ids[1], stats
         totals = stats["cluster"]
-        assert int(totals["registered_peers"]) == 5, totals
-        for field in ("open_sockets", "registered_peers"):
-            assert int(totals[field]) == sum(int(i[field]) for i in totals["instances"]), totals
+        assert totals["active_connections"] == 5 and totals["registered_peers"] == 5, totals
+        for field in ("open_sockets", "active_connections", "total_messages_relayed"):
+            assert totals[field] == sum(i[field] for i in totals["instances"]), totals
         # The instance's own figure agrees with its lease.
-        assert int(stats["registered_peers"]) == 2, stats
+        assert stats["active_connections"] == 2 and stats["registered_peers"] == 2, stats
 
         text = (await asyncio.to_thread(run_ctl, relayctl_bin, "--addr", rc.instances[1].grpc_addr,
                                         "stats")).stdout
-        assert "cluster.registered_peers" in text and ids[2] in text, text
+        assert "cluster.active_connections" in text and ids[2] in text, text
 
         # The public /stats: which instance answered, and nothing of the others.
         for i, r in enumerate(rc.instances):

@@ -150,9 +150,9 @@ async def test_meshes_list_sorted_by_peers_and_traffic(relay, relayctl_bin):
     assert list_ids(by_id) == BY_MESH, by_id
     assert {m["mesh_id"]: m["peer_count"] for m in by_id["meshes"]} == \
         {mesh: peers for mesh, (peers, _) in FIVE_MESHES.items()}
-    # uint64 is a string in proto3 JSON
+    # uint64 as a JSON number (not proto3 JSON's string), so jq can sort and sum it
     assert {m["mesh_id"]: m["messages_relayed"] for m in by_id["meshes"]} == \
-        {"m-a": "3", "m-b": "0", "m-c": "2", "m-d": "0", "m-e": "5"}, by_id
+        {"m-a": 3, "m-b": 0, "m-c": 2, "m-d": 0, "m-e": 5}, by_id
 
     by_peers = ctl_json(await actl(relayctl_bin, "--addr", addr, "--json", "meshes", "list", "--sort", "peers"))
     assert list_ids(by_peers) == BY_PEERS, by_peers
@@ -272,11 +272,15 @@ async def test_meshes_show_json(relay, relayctl_bin):
         assert peer["transport"] == "ws", peer
         assert peer["remote_address"].startswith("127.0.0.1:"), peer
         assert abs(peer["joined_at"] - time.time()) < 60, peer
-        # Raw numbers (uint64 as strings): the register frame in, joined/peers out at least.
-        assert int(peer["bytes_in"]) > 0 and int(peer["bytes_out"]) > 0, peer
-        assert int(peer["messages_in"]) >= 1 and int(peer["messages_out"]) >= 2, peer
-        assert int(peer["queued_bytes"]) >= 0, peer
-    assert int(mac["bytes_in"]) > 3000 and int(android["bytes_out"]) > 3000, data
+        # Raw numbers, uint64 as JSON numbers (never strings: jq sums and compares them):
+        # the register frame in, joined/peers out at least.
+        for key in ("bytes_in", "bytes_out", "messages_in", "messages_out", "queued_bytes"):
+            assert type(peer[key]) is int, (key, peer)
+        assert peer["bytes_in"] > 0 and peer["bytes_out"] > 0, peer
+        assert peer["messages_in"] >= 1 and peer["messages_out"] >= 2, peer
+        assert peer["queued_bytes"] >= 0, peer
+    assert type(data["mesh"]["messages_relayed"]) is int, data
+    assert mac["bytes_in"] > 3000 and android["bytes_out"] > 3000, data
 
 
 async def test_meshes_show_percent_decoded_mesh(relay, relayctl_bin):
@@ -290,6 +294,43 @@ def test_meshes_show_unknown_exits_1(relay, relayctl_bin):
     r = run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", "nope")
     assert r.returncode == 1, r
     assert r.stdout == "" and r.stderr == 'relayctl: no live mesh "nope"\n', r
+
+
+def json_error(result, exit_code, code):
+    """The one JSON error object a failing relayctl --json printed on stdout."""
+    assert result.returncode == exit_code, result
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    data = json.loads(result.stdout)
+    assert list(data) == ["error"] and data["error"]["code"] == code, data
+    assert isinstance(data["error"]["message"], str) and data["error"]["message"], data
+    # The same sentence on stderr, for a person.
+    assert result.stderr == "relayctl: %s\n" % data["error"]["message"], result.stderr
+    return data["error"]
+
+
+def test_failing_commands_under_json_print_an_error_object(relay, relayctl_bin):
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", "nope"),
+                     1, "not_found")
+    assert err == {"code": "not_found", "message": 'no live mesh "nope"', "rpc": "GetMesh"}, err
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "peers", "kick", "nope", "x"),
+                     1, "not_found")
+    assert err["rpc"] == "KickPeer", err
+    err = json_error(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "loud"),
+                     1, "invalid_argument")
+    assert "loud" in err["message"], err
+
+
+def test_unreachable_under_json_prints_an_error_object(relayctl_bin):
+    r = run_ctl(relayctl_bin, "--addr", "127.0.0.1:%d" % free_port(), "--timeout", "2", "--json", "stats")
+    err = json_error(r, 3, "unavailable")
+    assert err["rpc"] == "GetStats" and "cannot reach the relay" in err["message"], err
+
+
+def test_usage_error_under_json_prints_an_error_object(relayctl_bin):
+    r = run_ctl(relayctl_bin, "--json", "meshes", "show")
+    assert r.returncode == 2, r
+    assert json.loads(r.stdout) == {"error": {"code": "usage", "message": "meshes show: missing MESH_ID"}}, r
+    assert "Usage: relayctl" in r.stderr
 
 
 async def test_meshes_show_after_mesh_emptied_exits_1(relay, relayctl_bin):
@@ -420,9 +461,12 @@ async def test_stats(relay, relayctl_bin):
     r = await actl(relayctl_bin, "--addr", relay.grpc_addr, "stats")
     assert r.returncode == 0, r
     kv = parse_kv(r.stdout)
-    assert kv["active_meshes"] == "1" and kv["registered_peers"] == "2", kv
-    assert kv["messages_relayed"] == "1", kv
-    assert "uptime" in kv and "version" in kv, kv
+    # GET /stats' names.
+    assert kv["active_meshes"] == "1" and kv["active_connections"] == "2", kv
+    assert kv["total_messages_relayed"] == "1", kv
+    assert "uptime_seconds" in kv and "version" in kv, kv
+    assert {k for k in kv if k.startswith("refused.")} == {
+        "refused." + reason for reason in relay.get_json("/stats")["refused"]}, kv
     # What an operator checks when clients say they were cut off: every
     # bound's refusals and every drop reason, listed even at 0.
     assert kv["limits.request_id_bytes"] == "1", kv
@@ -479,6 +523,39 @@ async def test_stats_json(relay, relayctl_bin):
     await two_clients(relay)
     data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats"))
     assert data["active_meshes"] == 1 and data["registered_peers"] == 2, data
+    # 64-bit counters are JSON numbers, as the 32-bit ones.
+    assert type(data["total_connections"]) is int and data["total_connections"] >= 2, data
+    assert type(data["total_messages_received"]) is int, data
+
+
+@pytest.mark.one_instance("compares one process's /stats with its own Admin API")
+async def test_stats_json_has_the_names_and_shapes_of_http_stats(relay, relayctl_bin):
+    a, b = await two_clients(relay)
+    await a.send({"type": "broadcast", "payload": 1})
+    await b.expect("message")
+    await a.send({"type": "direct", "target": "nobody", "payload": 1})
+    assert_error(await a.recv(), "unknown_target")
+    # A refusal before the upgrade (HTTP 404): counted by the gateway, not the core.
+    status, _, _ = relay.http("GET", "/nowhere", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                                          "Sec-WebSocket-Version": "13",
+                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert status == 404, status
+    http_stats = relay.get_json("/stats")
+    data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "stats"))
+    http_stats.pop("uptime_seconds")
+    uptime = data.pop("uptime_seconds")
+    assert isinstance(uptime, (int, float)) and uptime >= 0, uptime
+    # Every /stats key with its value and shape (errors, closes, refused... as objects).
+    assert {k: data[k] for k in http_stats} == http_stats, (data, http_stats)
+    assert data["refused"]["not_found"] >= 1 and data["errors"]["unknown_target"] == 1, data
+    # Beyond /stats: only relayctl 1.0's names, as aliases with the same values.
+    aliases = {"registered_peers": "active_connections", "messages_received": "total_messages_received",
+               "messages_relayed": "total_messages_relayed", "llm_requests": "total_llm_requests"}
+    # In cluster mode also "cluster": every instance's lease counts (Admin API only).
+    extra = set(aliases) | ({"cluster"} if "instance_id" in http_stats else set())
+    assert set(data) - set(http_stats) == extra, set(data) - set(http_stats)
+    for old, new in aliases.items():
+        assert data[old] == data[new], (old, data)
 
 
 def test_health_serving(relay, relayctl_bin):
@@ -511,7 +588,7 @@ def test_log_level(relay, relayctl_bin):
     data = ctl_json(run_ctl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "log-level", "warn"))
     assert data == {"previous": "debug", "level": "warn"}, data
     # The relay logs the change itself (at warn, so that it shows at any level).
-    assert "log level info -> debug" in relay.stderr_text(20000), relay.stderr_text()
+    assert " admin_log_level previous=info level=debug " in relay.stderr_text(20000), relay.stderr_text()
 
 
 def test_log_level_unknown_exits_1_with_the_relays_message(relay, relayctl_bin):

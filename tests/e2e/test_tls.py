@@ -7,6 +7,7 @@ In the cluster topology every instance serves the same certificate: wss clients 
 them, and the slow TLS consumer (RawWS, on the first instance) is fed from another instance."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -274,15 +275,34 @@ def test_grpc_over_tls_with_relayctl(tls_relay, pki, relayctl_bin):
     # RELAY_ADMIN_CA alone turns TLS on.
     r = run_relayctl(relayctl_bin, "--addr", addr, "stats", env={"RELAY_ADMIN_CA": pki.ca})
     assert r.returncode == 0, r
-    # Plaintext is not served, and an unknown CA is not trusted: "cannot reach" (3).
+    # Plaintext is not served, and an unknown CA is not trusted: "cannot reach" (3), with a hint
+    # of what to change, on one line (gRPC's own log lines are not shown).
     r = run_relayctl(relayctl_bin, "--addr", addr, "--timeout", "3", "health")
     assert r.returncode == 3, r
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert "use --tls (and --ca-file PEM for a private CA)" in r.stderr, r.stderr
+    r = run_relayctl(relayctl_bin, "--addr", addr, "--timeout", "3", "--json", "stats")
+    assert r.returncode == 3 and "use --tls" in json.loads(r.stdout)["error"]["message"], r
     other = Pki(os.path.join(pki.dir, "other"))
     r = run_relayctl(relayctl_bin, "--addr", addr, "--timeout", "3", "--ca-file", other.ca, "health")
     assert r.returncode == 3, r
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert "certificate is not trusted: give its CA with --ca-file" in r.stderr, r.stderr
+    # The WebSocket port speaks TLS, not gRPC.
+    r = run_relayctl(relayctl_bin, "--addr", "127.0.0.1:%d" % tls_relay.port, "--timeout", "3",
+                     "--ca-file", pki.ca, "health")
+    assert r.returncode == 3 and "is --addr the relay's GRPC_PORT?" in r.stderr, r.stderr
     # A CA file that cannot be read is a usage error.
     r = run_relayctl(relayctl_bin, "--addr", addr, "--ca-file", "/nonexistent/ca.pem", "health")
     assert r.returncode == 2 and "/nonexistent/ca.pem" in r.stderr, r
+
+
+def test_tls_to_a_plaintext_relay_says_to_drop_tls(relay, relayctl_bin):
+    r = run_relayctl(relayctl_bin, "--addr", "127.0.0.1:%d" % relay.grpc_port, "--timeout", "3", "--tls",
+                     "health")
+    assert r.returncode == 3, r
+    assert r.stderr.endswith("; the relay does not speak TLS on this port: try without --tls\n"), r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
 
 
 def test_unreadable_certificate_exits_1_naming_it(relay_bin, pki, tmp_path):
