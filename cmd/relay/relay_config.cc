@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "backplane/nats/nats_connection.h"
 #include "backplane/nats/nats_names.h"
+#include "server/core/llm_capabilities.h"
 #include "server/limits.h"
 
 namespace relay {
@@ -364,6 +365,17 @@ const Setting kSettings[] = {
        return SetSeconds(v, &c->core.takeover_probe_timeout);
      },
      [](const RelayConfig& c) { return absl::FormatDuration(c.core.takeover_probe_timeout); }},
+    {{"llm_capabilities", "llm-capabilities", "LLM_CAPABILITIES", "names", "llm,chat,*llamafarm*",
+      "comma-separated capability names (* matches any run) that make a peer serve llm_request "
+      "and chat_request; the same on every instance of a cluster"},
+     [](const std::string& v, RelayConfig* c) {
+       absl::StatusOr<std::vector<std::string>> patterns =
+           core::ParseLlmCapabilities(v, c->core.max_capability_bytes);
+       if (!patterns.ok()) return patterns.status();
+       c->core.llm_capabilities = *std::move(patterns);
+       return absl::OkStatus();
+     },
+     [](const RelayConfig& c) { return absl::StrJoin(c.core.llm_capabilities, ","); }},
     {{"max_pending_llm_bytes_per_peer", "max-pending-llm-bytes-per-peer",
       "MAX_PENDING_LLM_BYTES_PER_PEER", "bytes", "131072",
       "bytes of request_id (plus 64 each) of the llm requests one peer may have waiting; more "

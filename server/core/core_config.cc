@@ -49,6 +49,12 @@ absl::Status CoreConfig::Validate() const {
     return absl::InvalidArgumentError("max_nonces_per_mesh must be positive");
   }
   if (max_auth_records == 0) return absl::InvalidArgumentError("max_auth_records must be positive");
+  if (llm_capabilities.empty()) {
+    return absl::InvalidArgumentError("llm_capabilities must name at least one capability");
+  }
+  for (const std::string& pattern : llm_capabilities) {
+    if (pattern.empty()) return absl::InvalidArgumentError("llm_capabilities has an empty name");
+  }
   if (auth_records_per_ip_per_minute == 0) {
     return absl::InvalidArgumentError("auth_records_per_ip_per_minute must be positive");
   }

@@ -6,9 +6,12 @@
 #define RELAY_SERVER_CORE_CORE_CONFIG_H_
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/core/llm_capabilities.h"
 #include "server/limits.h"
 
 namespace relay::core {
@@ -24,6 +27,11 @@ struct CoreConfig {
   // Capabilities per peer and bytes per capability.
   std::size_t max_capabilities = limits::kMaxCapabilities;
   std::size_t max_capability_bytes = limits::kMaxCapabilityBytes;
+  // Capability patterns that make a peer serve llm_request / chat_request
+  // (LLM_CAPABILITIES; llm_capabilities.h: exact names, `*` globs). Every
+  // instance of a cluster must use the same list: each judges the members
+  // other instances hold by its own.
+  std::vector<std::string> llm_capabilities = DefaultLlmCapabilities();
   // llm requests one peer may have waiting for an answer.
   std::size_t max_outstanding_llm_requests_per_peer = limits::kMaxOutstandingLlmRequestsPerPeer;
   // Peers in one mesh; a family's devices, not a broadcast audience.

@@ -4,17 +4,6 @@
 #include <utility>
 
 namespace relay::core {
-namespace {
-
-// The one capability llm requests are routed by (docs/protocol.md).
-constexpr absl::string_view kLlmCapability = "llm";
-
-}  // namespace
-
-bool Member::CanServeLlm() const {
-  return std::find(capabilities.begin(), capabilities.end(), kLlmCapability) != capabilities.end();
-}
-
 Member* MeshRoster::Find(absl::string_view node_id) {
   auto it = by_node_.find(node_id);
   return it == by_node_.end() ? nullptr : it->second.get();

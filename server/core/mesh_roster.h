@@ -56,9 +56,13 @@ struct Member {
   std::map<std::string, std::size_t> llm_held_elsewhere;
   std::size_t llm_held_elsewhere_total = 0;
 
+  // Whether its capabilities match LLM_CAPABILITIES: set by the core
+  // whenever they are (llm_capabilities.h).
+  bool serves_llm = false;
+
   bool local() const { return connection != nullptr; }
   const std::string& instance() const { return key.instance; }
-  bool CanServeLlm() const;
+  bool CanServeLlm() const { return serves_llm; }
 };
 
 class MeshRoster {

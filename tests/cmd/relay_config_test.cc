@@ -22,6 +22,7 @@
 namespace relay {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 EnvLookup Env(std::map<std::string, std::string> vars) {
@@ -254,6 +255,20 @@ TEST(RelayConfigTest, PerClientBoundsFromFlagsAndFromEnvironment) {
     EXPECT_FALSE(c.applied(MustLoad({}))) << c.flag << " default already has the test value";
     EXPECT_THAT(RelayUsage(), HasSubstr(c.variable));
   }
+}
+
+TEST(RelayConfigTest, LlmCapabilitiesDefaultToTheShippedClientsNamesAndAreRead) {
+  EXPECT_THAT(MustLoad({}).core.llm_capabilities, ElementsAre("llm", "chat", "*llamafarm*"));
+  EXPECT_THAT(MustLoad({"--llm-capabilities", "gpu-*, llm"}).core.llm_capabilities,
+              ElementsAre("gpu-*", "llm"));
+  EXPECT_THAT(MustLoad({}, Env({{"LLM_CAPABILITIES", "serve"}})).core.llm_capabilities,
+              ElementsAre("serve"));
+  for (const char* bad : {"", "llm,,chat"}) {
+    const absl::Status status = LoadError({"--llm-capabilities", bad});
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr("--llm-capabilities")) << bad;
+  }
+  EXPECT_THAT(RelayUsage(), HasSubstr("LLM_CAPABILITIES"));
 }
 
 TEST(RelayConfigTest, BadPerClientBoundsAreRefusedNamingTheSetting) {

@@ -74,13 +74,5 @@ TEST(MeshRosterTest, LlmLoadElsewhereIsSummedPerInstanceAndReplacedNotAdded) {
   EXPECT_EQ(m.llm_held_elsewhere.count("c"), 0u);
 }
 
-TEST(MeshRosterTest, OnlyTheLlmCapabilityServesLlmRequests) {
-  Member m;
-  m.capabilities = {"chat", "llm-ish"};
-  EXPECT_FALSE(m.CanServeLlm());
-  m.capabilities.push_back("llm");
-  EXPECT_TRUE(m.CanServeLlm());
-}
-
 }  // namespace
 }  // namespace relay::core

@@ -538,8 +538,8 @@ TEST_F(RelayCoreTest, MeshesAreIsolated) {
 
 TEST_P(RelayCoreRulesTest, LlmRequestGoesToExactlyOneCapableOtherPeer) {
   Peer asker = Join("lobby", "asker");
-  Peer plain = Join("lobby", "plain", {"chat"});
-  Peer model = Join("lobby", "model", {"chat", "llm"});
+  Peer plain = Join("lobby", "plain", {"vision"});
+  Peer model = Join("lobby", "model", {"vision", "llm"});
   ClearAll({&asker, &plain, &model});
 
   Handle(asker, LlmRequestEvent("\"r1\"", "\"prompt\":\"hi\",\"model\":\"m\""));
@@ -690,6 +690,50 @@ TEST_P(RelayCoreRulesTest, ResponderLeavingSendsLlmPeerLeftToEachRequesterOldest
   EXPECT_THAT(LlmPeerLeftIds(*r2.sink), ElementsAre("\"b\""));
   EXPECT_EQ(r1.sink->OfCase(ServerEvent::kPeerLeft).size(), 1u);
   EXPECT_EQ(r2.sink->OfCase(ServerEvent::kPeerLeft).size(), 1u);
+}
+
+// The shipped macOS server joins with its router's capability names, or a
+// LlamaFarm project's; only a founder adds "llm". The default
+// LLM_CAPABILITIES serves them as the reference relay does.
+TEST_P(RelayCoreRulesTest, TheShippedMacsCapabilityNamesServeLlmRequestsByDefault) {
+  for (const std::vector<std::string>& caps :
+       std::vector<std::vector<std::string>>{{"chat", "embeddings", "completions"},
+                                             {"embeddings", "my-llamafarm-project"},
+                                             {"llamafarm"}}) {
+    Reset(CoreConfig{});
+    Peer asker = Join("lobby", "phone");
+    Peer mac = Join("lobby", "mac", caps);
+    ClearAll({&asker, &mac});
+    Handle(asker, LlmRequestEvent("\"r\""));
+    EXPECT_EQ(mac.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u) << caps[0];
+    EXPECT_THAT(asker.sink->ErrorCodes(), IsEmpty()) << caps[0];
+  }
+  // Names that only look alike do not: matching is exact and case-sensitive.
+  Reset(CoreConfig{});
+  Peer asker = Join("lobby", "phone");
+  Peer other = Join("lobby", "other", {"embeddings", "chatty", "LlamaFarm", "llm-ish"});
+  ClearAll({&asker, &other});
+  Handle(asker, LlmRequestEvent("\"r\""));
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
+  EXPECT_THAT(other.sink->OfCase(ServerEvent::kLlmRequest), IsEmpty());
+}
+
+TEST_P(RelayCoreRulesTest, LlmCapabilitiesDecideWhoServesAndCapabilitiesUpdateFollowsThem) {
+  CoreConfig config;
+  config.llm_capabilities = {"gpu-*"};
+  Reset(config);
+  Peer asker = Join("lobby", "asker");
+  Peer plain = Join("lobby", "plain", {"llm", "chat"});
+  ClearAll({&asker, &plain});
+  Handle(asker, LlmRequestEvent("1"));
+  EXPECT_THAT(asker.sink->ErrorCodes(), ElementsAre("no_llm_peer"));
+  EXPECT_THAT(plain.sink->OfCase(ServerEvent::kLlmRequest), IsEmpty());
+
+  Handle(plain, CapabilitiesUpdateEvent({"gpu-a100"}));
+  ClearAll({&asker, &plain});
+  Handle(asker, LlmRequestEvent("2"));
+  EXPECT_EQ(plain.sink->OfCase(ServerEvent::kLlmRequest).size(), 1u);
+  EXPECT_THAT(asker.sink->ErrorCodes(), IsEmpty());
 }
 
 TEST_P(RelayCoreRulesTest, RequestsPastTheOutstandingLimitAnswerTooManyRequests) {

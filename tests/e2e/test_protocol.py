@@ -238,7 +238,7 @@ async def test_direct_to_peer_that_left_is_unknown_target(relay):
 
 async def test_llm_request_routed_to_one_capable_peer_with_messages_added(relay):
     mesh = unique_mesh()
-    a, b, c = await mesh_of(relay, mesh, [("asker", []), ("llm-box", ["llm"]), ("chatty", ["chat"])])
+    a, b, c = await mesh_of(relay, mesh, [("asker", []), ("llm-box", ["llm"]), ("seer", ["vision"])])
     await a.send({"type": "llm_request", "request_id": "req-123", "prompt": "What is the meaning of life?",
                   "model": "llama3.2"})
     got = await b.recv()
@@ -246,7 +246,7 @@ async def test_llm_request_routed_to_one_capable_peer_with_messages_added(relay)
                    "prompt": "What is the meaning of life?", "model": "llama3.2",
                    "messages": [{"role": "user", "content": "What is the meaning of life?"}]}
     assert keys(got) == ["type", "from", "request_id", "prompt", "model", "messages"]
-    await marker_barrier(a, [b, c])  # chatty (no "llm") got nothing
+    await marker_barrier(a, [b, c])  # seer (no llm capability) got nothing
     await a.ping_barrier()  # the requester got nothing back
 
 
@@ -301,11 +301,51 @@ async def test_chat_request_keeps_its_type(relay):
 
 
 async def test_no_llm_peer(relay):
-    a, b = await mesh_of(relay, unique_mesh(), [("a", []), ("b", ["chat"])])
+    a, b = await mesh_of(relay, unique_mesh(), [("a", []), ("b", ["embeddings", "chatty", "LlamaFarm"])])
     await a.send({"type": "llm_request", "request_id": "lonely", "prompt": "anyone?"})
     err = await a.recv()
     assert_error(err, "no_llm_peer", request_id="lonely")
     await marker_barrier(a, [b])
+
+
+# The shipped macOS server (llama-farm/atmosphere, atmosphere/api/server.py) joins as a non-founder
+# with its router's capability names or a LlamaFarm project's; only a founder adds "llm". The default
+# LLM_CAPABILITIES (llm,chat,*llamafarm*) serves it, as the reference Python relay does.
+@pytest.mark.parametrize("mac_capabilities", [["chat", "embeddings", "completions"],
+                                              ["embeddings", "llamafarm-recipes"]])
+async def test_the_shipped_macs_capability_names_serve_llm_requests(relay, mac_capabilities):
+    phone, mac = await mesh_of(relay, unique_mesh(), [("android-1", []), ("mac-1", mac_capabilities)])
+    await phone.send({"type": "llm_request", "request_id": "q1", "prompt": "hello", "model": "llama3.2"})
+    got = await mac.recv()
+    assert got["type"] == "llm_request" and got["from"] == "android-1" and got["request_id"] == "q1"
+    await mac.send({"type": "llm_response", "target": "android-1", "request_id": "q1", "response": "hi"})
+    assert await phone.recv() == {"type": "llm_response", "from": "mac-1", "request_id": "q1", "response": "hi"}
+
+
+async def test_capabilities_update_makes_a_peer_serve_llm_requests_by_its_names(relay):
+    phone, mac = await mesh_of(relay, unique_mesh(), [("phone", []), ("mac", ["embeddings"])])
+    await phone.send({"type": "llm_request", "request_id": "before", "prompt": "x"})
+    assert_error(await phone.recv(), "no_llm_peer", request_id="before")
+    await mac.send({"type": "capabilities_update", "capabilities": ["embeddings", "my-llamafarm-app"]})
+    await phone.expect("peer_updated")
+    await phone.send({"type": "llm_request", "request_id": "after", "prompt": "x"})
+    assert (await mac.recv())["request_id"] == "after"
+
+
+async def test_llm_capabilities_setting_decides_who_serves(relay_factory):
+    relay = relay_factory(env={"LLM_CAPABILITIES": "gpu-*,inference"})
+    phone, plain, gpu = await mesh_of(relay, unique_mesh(), [("phone", []), ("plain", ["llm", "chat"]),
+                                                             ("gpu", ["gpu-a100"])])
+    for i in range(3):
+        await phone.send({"type": "llm_request", "request_id": i, "prompt": "x"})
+        assert (await gpu.recv())["request_id"] == i
+        await gpu.send({"type": "llm_response", "target": "phone", "request_id": i, "response": "ok"})
+        assert (await phone.recv())["request_id"] == i
+    await marker_barrier(phone, [plain])  # "llm" and "chat" serve nothing under this list
+    await gpu.close()
+    await phone.expect("peer_left")
+    await phone.send({"type": "llm_request", "request_id": "none", "prompt": "x"})
+    assert_error(await phone.recv(), "no_llm_peer", request_id="none")
 
 
 async def test_no_llm_peer_numeric_request_id(relay):
