@@ -43,11 +43,21 @@ class NatsNode:
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
+        self.pick_ports()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "nats.log")
+
+    def pick_ports(self):
+        # Free when picked, but another test running in parallel may bind one before nats-server
+        # does: NatsCluster.start picks again then.
         self.port = free_port()
         self.cluster_port = free_port()
         self.monitor_port = free_port()
-        self.proc = None
-        self.log_path = os.path.join(self.dir, "nats.log")
+
+    def lost_a_port(self):
+        """True when this node exited because a port it was given was taken meanwhile."""
+        return self.proc is not None and self.proc.poll() is not None and \
+            "address already in use" in self.log_tail(20000)
 
     @property
     def url(self):
@@ -118,10 +128,19 @@ class NatsCluster:
     def routes_for(self, node):
         return ["nats://127.0.0.1:%d" % n.cluster_port for n in self.nodes if n is not node]
 
-    def start(self):
-        for node in self.nodes:
-            node.start(self.routes_for(node))
-        self.wait_ready()
+    def start(self, attempts=3):
+        for attempt in range(attempts):
+            for node in self.nodes:
+                node.start(self.routes_for(node))
+            try:
+                self.wait_ready()
+                return self
+            except RuntimeError:
+                if attempt == attempts - 1 or not any(n.lost_a_port() for n in self.nodes):
+                    raise
+            for node in self.nodes:  # all of them: the routes name every node's cluster port
+                node.stop()
+                node.pick_ports()
         return self
 
     def wait_ready(self, timeout=START_TIMEOUT):
@@ -130,6 +149,10 @@ class NatsCluster:
         running = [n for n in self.nodes if n.proc is not None]
         last = None
         while time.monotonic() < deadline:
+            exited = [n for n in running if n.proc.poll() is not None]
+            if exited:  # it will not come up: say so now, with its log
+                raise RuntimeError("nats-server %s exited with status %s\n%s" % (
+                    exited[0].name, exited[0].proc.returncode, self.log_tail()))
             try:
                 if all(n.monitor("/routez")["num_routes"] >= len(running) - 1 for n in running) and \
                         all(n.monitor("/healthz?js-enabled-only=true").get("status") == "ok" for n in running):
