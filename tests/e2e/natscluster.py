@@ -137,6 +137,7 @@ class NatsCluster:
                 return self
             except RuntimeError:
                 if attempt == attempts - 1 or not any(n.lost_a_port() for n in self.nodes):
+                    self.stop()  # no fixture will: it never got the cluster
                     raise
             for node in self.nodes:  # all of them: the routes name every node's cluster port
                 node.stop()
