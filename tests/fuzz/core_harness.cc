@@ -602,7 +602,13 @@ class Harness {
 
     bool registered() const { return !mesh.empty(); }
     bool waiting() const { return awaiting_holder >= 0 || admitting; }
-    bool HasLlm() const { return std::find(caps.begin(), caps.end(), "llm") != caps.end(); }
+    // The default LLM_CAPABILITIES, said the reference relay's way: "llm" or
+    // "chat", or a name containing "llamafarm" (docs/protocol.md).
+    bool HasLlm() const {
+      return std::any_of(caps.begin(), caps.end(), [](const std::string& cap) {
+        return cap == "llm" || cap == "chat" || cap.find("llamafarm") != std::string::npos;
+      });
+    }
   };
   struct Mesh {
     std::vector<int> peers;  // join order
