@@ -80,8 +80,7 @@ InstanceLinks::Outbound& InstanceLinks::OutboundTo(const std::string& to) {
   return it->second;
 }
 
-bool InstanceLinks::Send(const std::string& to, std::string item, bool refusable,
-                         Wakeup wakeup) {
+bool InstanceLinks::Send(const std::string& to, std::string item, bool refusable, Wakeup wakeup) {
   const std::size_t bytes = item.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -276,14 +275,13 @@ void InstanceLinks::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, 
 }
 
 void InstanceLinks::HandleFrame(FrameView& frame, std::shared_ptr<natsMsg> msg) {
-  const std::string from(frame.from_instance);
   switch (frame.body) {
     case FrameView::Body::kBatch:
       HandleBatch(frame, std::move(msg));
       return;
     case FrameView::Body::kAck: {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = outbound_.find(from);
+      auto it = outbound_.find(std::string(frame.from_instance));
       if (it == outbound_.end()) return;
       Outbound& out = it->second;
       if (frame.stream != out.stream || frame.seq <= out.acked) return;
@@ -298,7 +296,7 @@ void InstanceLinks::HandleFrame(FrameView& frame, std::shared_ptr<natsMsg> msg) 
     case FrameView::Body::kNak: {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = outbound_.find(from);
+        auto it = outbound_.find(std::string(frame.from_instance));
         if (it == outbound_.end()) return;
         Outbound& out = it->second;
         if (frame.stream != out.stream) return;

@@ -484,8 +484,7 @@ void RelayCore::AddMember(Connection& conn, const relay::v1::Register& reg, Admi
   Member record;
   record.node_id = reg.node_id();
   record.name = reg.name().empty() ? FirstChars(reg.node_id(), 8) : reg.name();
-  record.capabilities.assign(reg.capabilities().begin(), reg.capabilities().end());
-  record.serves_llm = ServesLlm(config_.llm_capabilities, record.capabilities);
+  SetCapabilities(record, reg.capabilities(), config_.llm_capabilities);
   record.joined_at = clock_->Now();
   record.credential_digest = std::move(admission.credential);
   record.proves_node = admission.proves_node;
@@ -771,8 +770,7 @@ void RelayCore::OnCapabilitiesUpdate(Connection& conn,
     SendError(conn, ErrorCode::kBadMessage, invalid);
     return;
   }
-  conn.member->capabilities.assign(update.capabilities().begin(), update.capabilities().end());
-  conn.member->serves_llm = ServesLlm(config_.llm_capabilities, conn.member->capabilities);
+  SetCapabilities(*conn.member, update.capabilities(), config_.llm_capabilities);
   ServerEvent event;
   auto* out = event.mutable_peer_updated();
   out->set_node_id(conn.node_id);

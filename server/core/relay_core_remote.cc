@@ -233,8 +233,7 @@ void RelayCore::OnEnvelope(std::shared_ptr<relay::v1::BackplaneEnvelope> shared)
       const relay::v1::RosterMember& updated = envelope.member_updated();
       Member* member = mesh.roster.Find(updated.node_id());
       if (member == nullptr || member->local() || member->instance() != updated.instance()) break;
-      member->capabilities.assign(updated.capabilities().begin(), updated.capabilities().end());
-      member->serves_llm = ServesLlm(config_.llm_capabilities, member->capabilities);
+      SetCapabilities(*member, updated.capabilities(), config_.llm_capabilities);
       relay::v1::ServerEvent event;
       event.mutable_peer_updated()->set_node_id(member->node_id);
       *event.mutable_peer_updated()->mutable_capabilities() = updated.capabilities();
@@ -297,8 +296,7 @@ void RelayCore::OnRemoteClaim(Mesh& mesh, const relay::v1::RosterMember& claimed
   Member record;
   record.node_id = claimed.node_id();
   record.name = claimed.name();
-  record.capabilities.assign(claimed.capabilities().begin(), claimed.capabilities().end());
-  record.serves_llm = ServesLlm(config_.llm_capabilities, record.capabilities);
+  SetCapabilities(record, claimed.capabilities(), config_.llm_capabilities);
   record.joined_at = TimeOf(claimed.joined_at());
   record.credential_digest = claimed.credential_digest();
   record.proves_node = claimed.proves_node();
