@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/codec/python_json.h"
 #include "gateway/json/json_object.h"
+#include "server/core/traffic.h"
 #include "server/limits.h"
 
 namespace relay::gateway {
@@ -164,7 +165,8 @@ void DecodeSignedToken(absl::string_view raw, relay::v1::SignedJoinToken* token)
       absl::SimpleAtod(issued_at->raw_value, &issued)) {
     token->set_issued_at(issued);
   }
-  if (node_id != nullptr && node_id->kind == Kind::kString) token->set_node_id(node_id->string_value);
+  if (node_id != nullptr && node_id->kind == Kind::kString)
+    token->set_node_id(node_id->string_value);
 
   // Keys in sorted order, exactly as json.dumps(sort_keys=True) writes them.
   std::string c = "{\"capabilities\":[";
@@ -354,6 +356,13 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     }
     return StringArray(*caps, type, event->mutable_capabilities_update()->mutable_capabilities(),
                        failure);
+  }
+  for (std::size_t i = 0; i < core::kUnroutedTypeCount; ++i) {
+    if (type != core::kUnroutedTypeNames[i]) continue;
+    auto* unrouted = event->mutable_unrouted();
+    unrouted->set_type(static_cast<relay::v1::UnroutedType>(relay::v1::UNROUTED_TYPE_GOSSIP +
+                                                            static_cast<int>(i)));
+    return ReadRequestId(obj, type, /*required=*/false, unrouted->mutable_request_id(), failure);
   }
   return Fail(failure, ErrorCode::kUnknownType,
               type.size() <= limits::kMaxEchoedBytes

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/json/json_object.h"
 #include "gateway/json/json_writer.h"
+#include "server/core/traffic.h"
 #include "server/limits.h"
 
 namespace relay::gateway {
@@ -68,9 +69,9 @@ bool CheckMembers(absl::string_view members, std::initializer_list<absl::string_
   for (const json::Member& member : obj.members) {
     for (absl::string_view key : reserved) {
       if (member.key == key) {
-        return Fail(failure, ErrorCode::kBadMessage,
-                    absl::StrCat("members must not hold \"", key,
-                                 "\": it is a field of the event itself"));
+        return Fail(
+            failure, ErrorCode::kBadMessage,
+            absl::StrCat("members must not hold \"", key, "\": it is a field of the event itself"));
       }
     }
   }
@@ -177,10 +178,9 @@ bool GrpcEventToFrame(const relay::v1::ClientEvent& event, std::size_t max_mesh_
           !CheckMembers(req.members(), {"type", "from", "request_id"}, failure)) {
         return false;
       }
-      out = absl::StrCat("{\"type\":\"",
-                         req.kind() == relay::v1::LLM_REQUEST_KIND_CHAT ? "chat_request"
-                                                                        : "llm_request",
-                         "\"");
+      out = absl::StrCat(
+          "{\"type\":\"",
+          req.kind() == relay::v1::LLM_REQUEST_KIND_CHAT ? "chat_request" : "llm_request", "\"");
       if (!req.request_id().empty()) AppendKeyRaw(&out, "request_id", req.request_id());
       AppendMembers(&out, req.members());
       break;
@@ -204,6 +204,17 @@ bool GrpcEventToFrame(const relay::v1::ClientEvent& event, std::size_t max_mesh_
       out = "{\"type\":\"capabilities_update\"";
       AppendCapabilities(&out, event.capabilities_update().capabilities());
       break;
+    case ClientEvent::kUnrouted: {
+      const relay::v1::Unrouted& unrouted = event.unrouted();
+      const int index = unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP;
+      if (index < 0 || index >= static_cast<int>(core::kUnroutedTypeCount)) {
+        return Fail(failure, ErrorCode::kUnknownType, "unrouted.type names no unrouted type");
+      }
+      if (!CheckOneValue(unrouted.request_id(), "request_id", failure)) return false;
+      out = absl::StrCat("{\"type\":\"", core::kUnroutedTypeNames[index], "\"");
+      if (!unrouted.request_id().empty()) AppendKeyRaw(&out, "request_id", unrouted.request_id());
+      break;
+    }
     case ClientEvent::EVENT_NOT_SET:
       return Fail(failure, ErrorCode::kUnknownType, "the event sets none of ClientEvent's fields");
   }

@@ -120,6 +120,14 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   out->Family("relay_limit_hits_total", MetricType::kCounter,
               "Things refused by a per-client bound, by bound (docs/protocol.md).");
   for (const auto& l : stats.limits()) out->Sample({{"limit", l.limit()}}, l.count());
+  out->Family("relay_unrouted_messages_total", MetricType::kCounter,
+              "Messages of types shipped clients send but no relay routes (gossip, intent, "
+              "route_request, route_response), by type: dropped, answered only when they carry "
+              "a request_id.");
+  for (std::size_t i = 0; i < core::kUnroutedTypeCount; ++i) {
+    out->Sample({{"type", core::UnroutedTypeName(static_cast<core::UnroutedType>(i))}},
+                traffic.unrouted[i]);
+  }
   out->Family("relay_llm_requests_total", MetricType::kCounter, "llm requests by outcome.");
   for (std::size_t i = 0; i < core::kLlmOutcomeCount; ++i) {
     out->Sample({{"outcome", core::LlmOutcomeName(static_cast<core::LlmOutcome>(i))}},

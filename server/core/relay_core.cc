@@ -104,6 +104,7 @@ void RelayCore::Dispatch(Connection& conn, ClientEvent&& event) {
     absl::string_view request_id;
     if (event.has_llm_request()) request_id = event.llm_request().request_id();
     if (event.has_llm_response()) request_id = event.llm_response().request_id();
+    if (event.has_unrouted()) request_id = event.unrouted().request_id();
     SendError(conn, ErrorCode::kNotRegistered, "register (or join) before sending anything else",
               request_id);
     return;
@@ -126,6 +127,9 @@ void RelayCore::Dispatch(Connection& conn, ClientEvent&& event) {
       break;
     case ClientEvent::kCapabilitiesUpdate:
       OnCapabilitiesUpdate(conn, event.capabilities_update());
+      break;
+    case ClientEvent::kUnrouted:
+      OnUnrouted(conn, event.unrouted());
       break;
     case ClientEvent::kRegister:  // handled above
     case ClientEvent::kRegisterMesh:
@@ -762,6 +766,29 @@ void RelayCore::OnPing(Connection& conn) {
   ServerEvent event;
   event.mutable_pong()->set_timestamp(ToEpochSeconds(clock_->Now()));
   Deliver(conn, MakeEvent(std::move(event)));
+}
+
+static_assert(relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE - relay::v1::UNROUTED_TYPE_GOSSIP + 1 ==
+                  static_cast<int>(kUnroutedTypeCount),
+              "relay.proto's UnroutedType and core::UnroutedType must list the same types");
+
+void RelayCore::OnUnrouted(Connection& conn, const relay::v1::Unrouted& unrouted) {
+  const int wire_type = unrouted.type();
+  if (wire_type < relay::v1::UNROUTED_TYPE_GOSSIP ||
+      wire_type > relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE) {
+    SendError(conn, ErrorCode::kUnknownType, "unknown unrouted message type",
+              unrouted.request_id());
+    return;
+  }
+  const auto type = static_cast<UnroutedType>(wire_type - relay::v1::UNROUTED_TYPE_GOSSIP);
+  ++traffic_.unrouted[static_cast<std::size_t>(type)];
+  // Shipped clients send these for peers that never answer here; an error
+  // for each would show to the user as the app's last error. A sender that
+  // waits for an answer (it gave a request_id) learns at once that none comes.
+  if (unrouted.request_id().empty()) return;
+  SendError(conn, ErrorCode::kUnknownType,
+            absl::StrCat("this relay does not route \"", UnroutedTypeName(type), "\" messages"),
+            unrouted.request_id());
 }
 
 void RelayCore::OnCapabilitiesUpdate(Connection& conn,

@@ -361,6 +361,7 @@ class RelayCore final : private BackplaneListener {
   bool RefuseLongRequestId(Connection& conn, absl::string_view request_id);
   void OnPing(Connection& conn);
   void OnCapabilitiesUpdate(Connection& conn, const relay::v1::CapabilitiesUpdate& update);
+  void OnUnrouted(Connection& conn, const relay::v1::Unrouted& unrouted);
 
   // What register and register_mesh check before authentication: the
   // connection is not registered yet and the fields are valid. Otherwise

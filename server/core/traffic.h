@@ -55,6 +55,26 @@ inline absl::string_view TrafficTypeName(TrafficType type) {
   return kTrafficTypeNames[static_cast<std::size_t>(type)];
 }
 
+// Message types that shipped clients send but no relay routes
+// (relay_unrouted_messages_total{type}). The names are also the wire "type"s
+// the gateway recognises, so protocol, metrics and docs share one list.
+enum class UnroutedType { kGossip, kIntent, kRouteRequest, kRouteResponse };
+
+// One entry per UnroutedType, in order: the compiler checks the table is whole.
+inline constexpr std::array<absl::string_view, 4> kUnroutedTypeNames = {
+    "gossip",
+    "intent",
+    "route_request",
+    "route_response",
+};
+inline constexpr std::size_t kUnroutedTypeCount = kUnroutedTypeNames.size();
+static_assert(static_cast<std::size_t>(UnroutedType::kRouteResponse) + 1 == kUnroutedTypeCount,
+              "kUnroutedTypeNames must name every UnroutedType");
+
+inline absl::string_view UnroutedTypeName(UnroutedType type) {
+  return kUnroutedTypeNames[static_cast<std::size_t>(type)];
+}
+
 // Monotonic counters beyond Stats, for /metrics.
 struct TrafficCounters {
   // Deliveries (a broadcast to N peers counts N) and their payload bytes (the
@@ -62,6 +82,8 @@ struct TrafficCounters {
   std::array<std::uint64_t, kTrafficTypeCount> deliveries{};
   std::array<std::uint64_t, kTrafficTypeCount> payload_bytes{};
   std::array<std::uint64_t, kLlmOutcomeCount> llm_outcomes{};
+  // Unrouted messages received from registered peers, by type.
+  std::array<std::uint64_t, kUnroutedTypeCount> unrouted{};
 };
 
 }  // namespace relay::core

@@ -99,6 +99,16 @@ inline relay::v1::ClientEvent PingEvent() {
   return event;
 }
 
+// A message type shipped clients send that no relay routes; request_id_json
+// empty when it carries none.
+inline relay::v1::ClientEvent UnroutedEvent(relay::v1::UnroutedType type,
+                                            const std::string& request_id_json = "") {
+  relay::v1::ClientEvent event;
+  event.mutable_unrouted()->set_type(type);
+  event.mutable_unrouted()->set_request_id(request_id_json);
+  return event;
+}
+
 inline relay::v1::ClientEvent CapabilitiesUpdateEvent(const std::vector<std::string>& caps) {
   relay::v1::ClientEvent event;
   relay::v1::CapabilitiesUpdate* update = event.mutable_capabilities_update();

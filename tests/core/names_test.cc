@@ -91,6 +91,12 @@ TEST(NamesTest, TrafficTypes) {
   ExpectSnakeCaseAndUnique(names);
 }
 
+TEST(NamesTest, UnroutedTypes) {
+  const auto names = AllNames<UnroutedType>(kUnroutedTypeCount, UnroutedTypeName);
+  EXPECT_THAT(names, ElementsAreArray({"gossip", "intent", "route_request", "route_response"}));
+  ExpectSnakeCaseAndUnique(names);
+}
+
 TEST(NamesTest, LlmOutcomes) {
   const auto names = AllNames<LlmOutcome>(kLlmOutcomeCount, LlmOutcomeName);
   EXPECT_THAT(names, ElementsAreArray({"answered", "no_llm_peer", "too_many_requests", "peer_left",

@@ -32,9 +32,11 @@ using ::relay::core::testing::LlmResponseEvent;
 using ::relay::core::testing::PingEvent;
 using ::relay::core::testing::RecordingSink;
 using ::relay::core::testing::RegisterEvent;
+using ::relay::core::testing::UnroutedEvent;
 using ::relay::v1::ClientEvent;
 using ::relay::v1::ServerEvent;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::IsSupersetOf;
 
@@ -856,6 +858,71 @@ TEST_P(RelayCoreRulesTest, EveryEventBeforeRegisterAnswersNotRegisteredAndRelays
   EXPECT_EQ(lurker.sink->events[4]->error().request_id(), "\"req\"");
   EXPECT_EQ(lurker.sink->events[5]->error().request_id(), "17");
   EXPECT_THAT(alice.sink->events, IsEmpty());
+}
+
+// --- unrouted types (gossip, intent, route_request, route_response) --------
+
+TEST_P(RelayCoreRulesTest, UnroutedTypesWithoutRequestIdAreDroppedSilentlyAndCountedByType) {
+  Peer phone = Join("lobby", "phone");
+  Peer mac = Join("lobby", "mac", {"llm"});
+  ClearAll({&phone, &mac});
+
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_GOSSIP));
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_GOSSIP));
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE));
+  Handle(phone, PingEvent());
+
+  ASSERT_EQ(phone.sink->events.size(), 1u);  // the pong: nothing for the gossip
+  EXPECT_TRUE(phone.sink->events[0]->has_pong());
+  EXPECT_THAT(mac.sink->events, IsEmpty());
+  const TrafficCounters& traffic = core_->traffic();
+  EXPECT_EQ(traffic.unrouted[static_cast<std::size_t>(UnroutedType::kGossip)], 2u);
+  EXPECT_EQ(traffic.unrouted[static_cast<std::size_t>(UnroutedType::kIntent)], 0u);
+  EXPECT_EQ(traffic.unrouted[static_cast<std::size_t>(UnroutedType::kRouteResponse)], 1u);
+  EXPECT_EQ(core_->GetStats().messages_relayed(), 0u);
+}
+
+TEST_P(RelayCoreRulesTest, UnroutedTypeWithRequestIdAnswersUnknownTypeWithItAndReachesNobody) {
+  Peer phone = Join("lobby", "phone");
+  Peer mac = Join("lobby", "mac", {"llm"});
+  ClearAll({&phone, &mac});
+
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_INTENT, "\"intent-7\""));
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_ROUTE_REQUEST, "12"));
+
+  ASSERT_EQ(phone.sink->events.size(), 2u);
+  EXPECT_EQ(phone.sink->events[0]->error().code(), "unknown_type");
+  EXPECT_EQ(phone.sink->events[0]->error().request_id(), "\"intent-7\"");
+  EXPECT_THAT(phone.sink->events[0]->error().message(), HasSubstr("intent"));
+  EXPECT_EQ(phone.sink->events[1]->error().request_id(), "12");
+  EXPECT_THAT(phone.sink->events[1]->error().message(), HasSubstr("route_request"));
+  EXPECT_THAT(mac.sink->events, IsEmpty());
+  EXPECT_EQ(core_->traffic().unrouted[static_cast<std::size_t>(UnroutedType::kIntent)], 1u);
+}
+
+TEST_P(RelayCoreRulesTest, UnroutedTypeBeforeRegisterAnswersNotRegisteredAndIsNotCounted) {
+  Peer lurker = Open();
+
+  Handle(lurker, UnroutedEvent(relay::v1::UNROUTED_TYPE_GOSSIP));
+  Handle(lurker, UnroutedEvent(relay::v1::UNROUTED_TYPE_INTENT, "\"i\""));
+
+  ASSERT_EQ(lurker.sink->events.size(), 2u);
+  EXPECT_EQ(lurker.sink->events[0]->error().code(), "not_registered");
+  EXPECT_EQ(lurker.sink->events[1]->error().request_id(), "\"i\"");
+  EXPECT_EQ(core_->traffic().unrouted[static_cast<std::size_t>(UnroutedType::kGossip)], 0u);
+}
+
+TEST_P(RelayCoreRulesTest, UnroutedEventOfNoKnownTypeAnswersUnknownType) {
+  Peer phone = Join("lobby", "phone");
+  ClearAll({&phone});
+
+  Handle(phone, UnroutedEvent(relay::v1::UNROUTED_TYPE_UNSPECIFIED));
+  Handle(phone, UnroutedEvent(static_cast<relay::v1::UnroutedType>(99), "1"));
+
+  ASSERT_EQ(phone.sink->events.size(), 2u);
+  EXPECT_EQ(phone.sink->events[0]->error().code(), "unknown_type");
+  EXPECT_EQ(phone.sink->events[1]->error().code(), "unknown_type");
+  EXPECT_EQ(phone.sink->events[1]->error().request_id(), "1");
 }
 
 // --- takeover --------------------------------------------------------------

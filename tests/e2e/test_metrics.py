@@ -41,6 +41,7 @@ EXPECTED_TYPES = {
     "relay_relayed_payload_bytes": "counter",
     "relay_received_bytes": "counter", "relay_sent_bytes": "counter", "relay_errors": "counter",
     "relay_auth_failures": "counter", "relay_rate_limited": "counter", "relay_llm_requests": "counter",
+    "relay_unrouted_messages": "counter",
     "relay_latency_seconds": "histogram", "relay_llm_round_trip_seconds": "histogram",
     "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge", "process_cpu_seconds": "counter",
 }
@@ -61,6 +62,8 @@ def test_every_family_parses_with_its_type(relay):
         assert value(families, "relay_deliveries_dropped", reason=reason) == 0
     for outcome in ("answered", "no_llm_peer", "peer_left"):
         assert value(families, "relay_llm_requests", outcome=outcome) == 0
+    for type_ in ("gossip", "intent", "route_request", "route_response"):
+        assert value(families, "relay_unrouted_messages", type=type_) == 0
     for limit in ("message_rate", "byte_rate", "request_id_bytes", "pending_llm_bytes", "nonce_bytes",
                   "token_lifetime", "auth_records", "auth_records_per_ip"):
         assert value(families, "relay_limit_hits", limit=limit) == 0
@@ -96,6 +99,10 @@ async def test_counters_move_as_messages_flow(relay):
     await asyncio.sleep(0.05)
     await c.send({"type": "llm_response", "target": "a", "request_id": 1, "response": "yo"})
     await a.expect("llm_response")
+    for _ in range(2):
+        await a.send({"type": "gossip", "payload": {}})
+    await a.send({"type": "intent", "request_id": "i", "intent": "x"})
+    await a.expect_error("unknown_type")
     bad = await Client.connect(relay, mesh)
     await bad.send({"type": "register", "node_id": "a", "token": "nope"})
     await bad.expect_error("node_id_in_use")
@@ -125,6 +132,10 @@ async def test_counters_move_as_messages_flow(relay):
     assert delta("relay_errors", code="unknown_target") == 1
     assert delta("relay_errors", code="node_id_in_use") == 1
     assert delta("relay_llm_requests", outcome="answered") == 1
+    assert delta("relay_unrouted_messages", type="gossip") == 2
+    assert delta("relay_unrouted_messages", type="intent") == 1
+    assert delta("relay_unrouted_messages", type="route_request") == 0
+    assert delta("relay_errors", code="unknown_type") == 1
     assert delta("relay_received_bytes", transport="ws") > 500
     assert delta("relay_sent_bytes", transport="ws") > 1000
     assert delta("relay_received_bytes", transport="grpc") > 0

@@ -322,6 +322,25 @@ async def test_the_shipped_macs_capability_names_serve_llm_requests(relay, mac_c
     assert await phone.recv() == {"type": "llm_response", "from": "mac-1", "request_id": "q1", "response": "hi"}
 
 
+# The shipped Android app (llama-farm/atmosphere-android, MeshConnection.kt) sends `gossip` without a
+# request_id and `intent` with one; shipped clients also send route_request and route_response. No relay
+# routes them. The app shows every error as its last error, so those without a request_id get silence;
+# one with a request_id gets unknown_type with it, so the callback waiting for it fails at once.
+async def test_the_shipped_apps_unrouted_types_are_silent_unless_they_wait_for_an_answer(relay):
+    phone, mac = await mesh_of(relay, unique_mesh(), [("android-1", []), ("mac-1", ["llm"])])
+    await phone.send({"type": "gossip", "from": "android-1", "payload": {"peers": ["mac-1"], "ttl": 3}})
+    await phone.send({"type": "route_response", "request_id": None, "route": []})
+    await phone.send({"type": "intent", "request_id": "i-1", "intent": "summarize", "args": {}})
+    err = await phone.recv()  # the first answer: nothing came for the gossip or the route_response
+    assert_error(err, "unknown_type", request_id="i-1")
+    assert "intent" in err["message"], err
+    await phone.send({"type": "route_request", "request_id": 9})
+    assert_error(await phone.recv(), "unknown_type", request_id=9)
+    await marker_barrier(phone, [mac])  # none of them reached the other peer
+    await phone.send({"type": "teleport"})  # other unknown types keep their error
+    assert_error(await phone.recv(), "unknown_type")
+
+
 async def test_capabilities_update_makes_a_peer_serve_llm_requests_by_its_names(relay):
     phone, mac = await mesh_of(relay, unique_mesh(), [("phone", []), ("mac", ["embeddings"])])
     await phone.send({"type": "llm_request", "request_id": "before", "prompt": "x"})

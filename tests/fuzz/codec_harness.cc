@@ -22,6 +22,7 @@
 #include "gateway/json/json_writer.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/error_code.h"
+#include "server/core/traffic.h"
 #include "server/limits.h"
 #include "tests/fuzz/json_reference.h"
 
@@ -622,6 +623,21 @@ std::string DecoderProblem(absl::string_view input, bool parsed) {
       return CapabilitiesProblem(event.capabilities_update());
     case relay::v1::ClientEvent::kPing:
       return "";
+    case relay::v1::ClientEvent::kUnrouted: {
+      const relay::v1::Unrouted& unrouted = event.unrouted();
+      const int index = unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP;
+      const Member* type = client.Find("type");
+      if (index < 0 || index >= static_cast<int>(core::kUnroutedTypeCount) || type == nullptr ||
+          type->string_value != core::kUnroutedTypeNames[index]) {
+        return "unrouted type differs from the frame's";
+      }
+      const Member* request_id = client.Find("request_id");
+      const bool sent = request_id != nullptr && request_id->kind != Kind::kNull;
+      if (sent != !unrouted.request_id().empty()) {
+        return "unrouted request_id present in one of frame and event only";
+      }
+      return "";
+    }
     case relay::v1::ClientEvent::EVENT_NOT_SET:
       return "DecodeClientFrame succeeded with an empty event";
   }

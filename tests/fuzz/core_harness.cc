@@ -26,6 +26,7 @@
 #include "tests/fuzz/core_harness.h"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +54,7 @@
 #include "server/core/llm_dispatch.h"
 #include "server/core/peer_sink.h"
 #include "server/core/relay_core.h"
+#include "server/core/traffic.h"
 #include "tests/fuzz/codec_harness.h"
 #include "tests/store/manual_executor.h"
 #include "tests/store/scripted_auth_store.h"
@@ -215,6 +217,7 @@ enum Op : std::uint8_t {
   kAdvanceLong,         // duration (kLongAdvances), then ExpireUnregistered
   kStoreHold,           // on (odd): the auth store's conditional operations wait from now on
   kStoreAnswer,         // which waiting operation (mod their count), fail (3 mod 4) or answer
+  kUnrouted,            // conn, type (0: unspecified, 1-4: gossip...), request id (one more: none)
   kOpCount,
 };
 
@@ -460,6 +463,9 @@ std::string ClientEventName(const ClientEvent& event) {
                           ")");
     case ClientEvent::kRegisterMesh:
       return "register_mesh";
+    case ClientEvent::kUnrouted:
+      return absl::StrCat("unrouted ", relay::v1::UnroutedType_Name(event.unrouted().type()), " ",
+                          event.unrouted().request_id());
     case ClientEvent::EVENT_NOT_SET:
       return "an empty event";
   }
@@ -839,6 +845,13 @@ class Harness {
       }
       case kEmptyEvent:
         return Handle(c, ClientEvent());
+      case kUnrouted: {
+        ClientEvent event;
+        event.mutable_unrouted()->set_type(static_cast<relay::v1::UnroutedType>(in.Next() % 5));
+        const std::uint8_t r = in.Next() % (std::size(kRequestIds) + 1);
+        if (r < std::size(kRequestIds)) event.mutable_unrouted()->set_request_id(kRequestIds[r]);
+        return Handle(c, event);
+      }
       case kWireBytes:
         conns_[c].wire_bytes = Pick(kWireSizes, in.Next());
         return absl::StrCat("conn ", c, " messages are ", conns_[c].wire_bytes, " wire bytes");
@@ -1191,6 +1204,7 @@ class Harness {
       std::string request_id;
       if (event.has_llm_request()) request_id = event.llm_request().request_id();
       if (event.has_llm_response()) request_id = event.llm_response().request_id();
+      if (event.has_unrouted()) request_id = event.unrouted().request_id();
       return SendError(c, ErrorCode::kNotRegistered, request_id);
     }
     switch (event.event_case()) {
@@ -1237,6 +1251,19 @@ class Harness {
         out.mutable_peer_updated()->set_node_id(conn.node);
         *out.mutable_peer_updated()->mutable_capabilities() = caps;
         Fanout(conn.mesh, c, out);
+        break;
+      }
+      case ClientEvent::kUnrouted: {
+        // Dropped; answered unknown_type only when the sender waits (request_id).
+        const relay::v1::Unrouted& unrouted = event.unrouted();
+        if (unrouted.type() == relay::v1::UNROUTED_TYPE_UNSPECIFIED) {
+          SendError(c, ErrorCode::kUnknownType, unrouted.request_id());
+          break;
+        }
+        ++unrouted_[unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP];
+        if (!unrouted.request_id().empty()) {
+          SendError(c, ErrorCode::kUnknownType, unrouted.request_id());
+        }
         break;
       }
       default:
@@ -2121,6 +2148,10 @@ class Harness {
                                " total ", total_connections_, " received ", messages_received_,
                                " relayed ", messages_relayed_, " llm ", llm_requests_));
     }
+    if (core_.traffic().unrouted != unrouted_) {
+      return Fail(absl::StrCat("traffic().unrouted differs from the model's: gossip ",
+                               core_.traffic().unrouted[0], " vs ", unrouted_[0]));
+    }
     for (std::size_t k = 0; k < core::kErrorCodeCount; ++k) {
       const ErrorCode code = core::kAllErrorCodes[k];
       bool found = false;
@@ -2187,6 +2218,7 @@ class Harness {
 
   std::uint64_t total_connections_ = 0;
   std::uint64_t messages_received_ = 0;
+  std::array<std::uint64_t, core::kUnroutedTypeCount> unrouted_{};
   std::uint64_t messages_relayed_ = 0;
   std::uint64_t llm_requests_ = 0;
   std::uint64_t errors_[core::kErrorCodeCount] = {};

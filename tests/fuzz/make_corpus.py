@@ -41,6 +41,9 @@ JSON_SEEDS = {
     "ping": b'{"type":"ping"}',
     "capabilities_update": b'{ "type" : "capabilities_update" , "capabilities" : [ "llm" , "vision" ] }\n',
     "unknown_type": b'{"type":"teleport","x":1}',
+    "gossip_android": b'{"type":"gossip","from":"android-1","payload":{"peers":["mac-1"],"ttl":3}}',
+    "intent_with_request_id": b'{"type":"intent","request_id":"i-1","intent":"summarize","args":{}}',
+    "route_response_null_id": b'{"type":"route_response","request_id":null,"route":[]}',
     "escaped_keys": b'{"typ\\u0065":"llm_request","r\\u0065quest_id":"x","fr\\u006fm":"spoof",'
                     b'"p\\u0061yload":"\\u0000\\u001f\\/\\b\\f\\n\\r\\t\\"\\\\"}',
     "lone_surrogates": b'{"type":"direct","target":"\\ud800","payload":"\\udc00x\\ud800\\u0041"}',
@@ -82,7 +85,7 @@ JSON_SEEDS = {
 CONNECT, DISCONNECT, REGISTER, BROADCAST, DIRECT, LLM_REQUEST, LLM_RESPONSE, PING, CAPS_UPDATE, \
     ADVANCE, CLOSE_ALL, REJECT, EMPTY, REGISTER_MESH, CONNECT_UNPROBED, PROBE_ANSWERED, \
     PROBE_TIMED_OUT, WIRE_BYTES, LLM_REQUEST_LONG, LLM_RESPONSE_LONG, REJECT_LONG, \
-    ADVANCE_LONG, STORE_HOLD, STORE_ANSWER = range(24)
+    ADVANCE_LONG, STORE_HOLD, STORE_ANSWER, UNROUTED = range(25)
 # Vocabulary indices.
 M1, M2, M3 = range(3)
 ALPHA, BETA, GAMMA, DELTA, QUOTE = range(5)
@@ -156,6 +159,13 @@ def llm_response(c, target, rid=RID_1):
 
 def ping(c):
     return [PING, c]
+
+
+UNROUTED_UNSPECIFIED, GOSSIP, INTENT, ROUTE_REQUEST, ROUTE_RESPONSE = range(5)
+
+
+def unrouted(c, kind=GOSSIP, rid=RID_NONE):
+    return [UNROUTED, c, kind, rid]
 
 
 def caps_update(c, caps, variant=0):
@@ -282,6 +292,11 @@ CORE_SEEDS = {
     "not_registered": script(
         connect(), broadcast(0), direct(0, ALPHA), llm_request(0, RID_A), llm_response(0, ALPHA, RID_42),
         ping(0), caps_update(0, LLM), empty(0), reject(0, 1, RID_1)),
+    "unrouted_types": script(
+        connect(), connect(), unrouted(0, GOSSIP, RID_A), register(0, M1, ALPHA), register(1, M1, BETA),
+        unrouted(0, GOSSIP), unrouted(0, INTENT, RID_A), unrouted(1, ROUTE_REQUEST, RID_42),
+        unrouted(1, ROUTE_RESPONSE), unrouted(0, UNROUTED_UNSPECIFIED), unrouted(1, UNROUTED_UNSPECIFIED, RID_1),
+        broadcast(1)),
     "close_all_then_traffic": script(
         connect(), connect(), register(0, M1, ALPHA, caps=LLM), register(1, M1, BETA),
         llm_request(1), close_all(SHUTDOWN), broadcast(0), connect(), register(2, M1, GAMMA),
@@ -471,11 +486,16 @@ CORE_SEEDS = {
 }
 
 
+# Inputs the fuzzer found (committed as it wrote them, not scripts): kept when the rest is rewritten.
+FOUND_SEEDS = {"core_events_fuzz": {"llm_request_to_a_chat_peer"}}
+
+
 def write(target, seeds):
     directory = os.path.join(HERE, "corpus", target)
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
-        os.remove(os.path.join(directory, name))
+        if name not in FOUND_SEEDS.get(target, set()):
+            os.remove(os.path.join(directory, name))
     for name, data in seeds.items():
         with open(os.path.join(directory, name), "wb") as f:
             f.write(data)

@@ -146,11 +146,12 @@ TEST(ClientDecoderTest, TokenWithoutNodeOrIssuedAtCanonicalizesThemAsNull) {
 }
 
 TEST(ClientDecoderTest, MalformedTokenObjectIsMarkedForTheCoreToRefuse) {
-  for (const char* token :
-       {R"({"mesh_id":"m","issuer_id":"i","nonce":"n","signature":"s"})",
-        R"({"mesh_id":"m","expires_at":"soon","issuer_id":"i","nonce":"n","signature":"s"})",
-        R"({"expires_at":1,"issuer_id":"i","nonce":"n","signature":"s"})",
-        R"({"mesh_id":"m","expires_at":1,"issuer_id":"i","nonce":"n","signature":"s","capabilities":[1]})"}) {
+  for (
+      const char* token :
+      {R"({"mesh_id":"m","issuer_id":"i","nonce":"n","signature":"s"})",
+       R"({"mesh_id":"m","expires_at":"soon","issuer_id":"i","nonce":"n","signature":"s"})",
+       R"({"expires_at":1,"issuer_id":"i","nonce":"n","signature":"s"})",
+       R"({"mesh_id":"m","expires_at":1,"issuer_id":"i","nonce":"n","signature":"s","capabilities":[1]})"}) {
     const ClientEvent event =
         MustDecode(std::string(R"({"type":"join","node_id":"p","token":)") + token + "}");
     EXPECT_TRUE(event.register_().signed_token().present()) << token;
@@ -205,8 +206,7 @@ TEST(ClientDecoderTest, RegisterWithoutStringNodeIdIsBadMessage) {
   EXPECT_EQ(MustFail(R"({"type":"register"})").code, ErrorCode::kBadMessage);
   EXPECT_EQ(MustFail(R"({"type":"register","node_id":7})").code, ErrorCode::kBadMessage);
   EXPECT_EQ(MustFail(R"({"type":"join","node_id":null})").code, ErrorCode::kBadMessage);
-  EXPECT_EQ(MustFail(R"({"type":"register","node_id":"n","name":1})").code,
-            ErrorCode::kBadMessage);
+  EXPECT_EQ(MustFail(R"({"type":"register","node_id":"n","name":1})").code, ErrorCode::kBadMessage);
 }
 
 TEST(ClientDecoderTest, UnknownExtraFieldsAreIgnored) {
@@ -245,7 +245,9 @@ TEST(ClientDecoderTest, DirectDecodesTargetAndPayload) {
       MustDecode(R"({"payload":[ true ],"target":"b\u00f6b","type":"direct"})");
 
   ASSERT_TRUE(event.has_direct());
-  EXPECT_EQ(event.direct().target(), "b\xC3\xB6" "b");
+  EXPECT_EQ(event.direct().target(),
+            "b\xC3\xB6"
+            "b");
   EXPECT_EQ(event.direct().payload(), "[ true ]");
 }
 
@@ -328,8 +330,8 @@ TEST(ClientDecoderTest, PromptWithMessagesDoesNotAddMessages) {
 
 TEST(ClientDecoderTest, NonStringPromptDoesNotAddMessages) {
   for (const char* prompt : {"null", "1", "[\"a\"]", "{\"text\":\"a\"}"}) {
-    const ClientEvent event = MustDecode(
-        std::string(R"({"type":"llm_request","request_id":1,"prompt":)") + prompt + "}");
+    const ClientEvent event =
+        MustDecode(std::string(R"({"type":"llm_request","request_id":1,"prompt":)") + prompt + "}");
     EXPECT_FALSE(event.llm_request().add_messages()) << prompt;
   }
   EXPECT_FALSE(MustDecode(R"({"type":"llm_request","request_id":1})").llm_request().add_messages());
@@ -361,10 +363,10 @@ TEST(ClientDecoderTest, LlmResponseMembersExcludeTypeFromTargetAndRequestId) {
 
 TEST(ClientDecoderTest, LlmResponseWithoutRequestIdHasAnEmptyOne) {
   EXPECT_EQ(MustDecode(R"({"type":"llm_response","target":"a"})").llm_response().request_id(), "");
-  EXPECT_EQ(
-      MustDecode(R"({"type":"llm_response","target":"a","request_id":null})").llm_response()
-          .request_id(),
-      "");
+  EXPECT_EQ(MustDecode(R"({"type":"llm_response","target":"a","request_id":null})")
+                .llm_response()
+                .request_id(),
+            "");
 }
 
 TEST(ClientDecoderTest, LlmResponseWithObjectRequestIdIsBadMessage) {
@@ -373,7 +375,8 @@ TEST(ClientDecoderTest, LlmResponseWithObjectRequestIdIsBadMessage) {
 }
 
 TEST(ClientDecoderTest, LlmResponseWithoutTargetIsBadMessageWithTheRequestId) {
-  const DecodeFailure failure = MustFail(R"({"type":"llm_response","request_id":"q","response":1})");
+  const DecodeFailure failure =
+      MustFail(R"({"type":"llm_response","request_id":"q","response":1})");
 
   EXPECT_EQ(failure.code, ErrorCode::kBadMessage);
   EXPECT_EQ(failure.request_id_json, "\"q\"");
@@ -394,7 +397,8 @@ TEST(ClientDecoderTest, PingDecodes) {
 }
 
 TEST(ClientDecoderTest, CapabilitiesUpdateDecodes) {
-  const ClientEvent event = MustDecode(R"({"type":"capabilities_update","capabilities":["a","b"]})");
+  const ClientEvent event =
+      MustDecode(R"({"type":"capabilities_update","capabilities":["a","b"]})");
 
   ASSERT_TRUE(event.has_capabilities_update());
   EXPECT_THAT(event.capabilities_update().capabilities(), ElementsAre("a", "b"));
@@ -432,10 +436,10 @@ TEST(ClientDecoderTest, InvalidUtf8IsBadJson) {
 }
 
 TEST(ClientDecoderTest, NestingDeeperThan64LevelsIsBadJson) {
-  const std::string ok = "{\"type\":\"broadcast\",\"payload\":" + std::string(63, '[') +
-                         std::string(63, ']') + "}";
-  const std::string deep = "{\"type\":\"broadcast\",\"payload\":" + std::string(64, '[') +
-                           std::string(64, ']') + "}";
+  const std::string ok =
+      "{\"type\":\"broadcast\",\"payload\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  const std::string deep =
+      "{\"type\":\"broadcast\",\"payload\":" + std::string(64, '[') + std::string(64, ']') + "}";
 
   EXPECT_TRUE(MustDecode(ok).has_broadcast());
   EXPECT_EQ(MustFail(deep).code, ErrorCode::kBadJson);
@@ -464,6 +468,30 @@ TEST(ClientDecoderTest, UnknownTypeIsUnknownType) {
     EXPECT_EQ(MustFail(std::string("{\"type\":\"") + type + "\"}").code, ErrorCode::kUnknownType)
         << type;
   }
+}
+
+// The shipped Android app's gossip and intent, and the route messages: known
+// types, decoded for the core to drop (or answer when they carry a request_id).
+TEST(ClientDecoderTest, UnroutedTypesDecodeWithTheirTypeAndRequestId) {
+  const ClientEvent gossip =
+      MustDecode(R"({"type":"gossip","from":"android-1","payload":{"peers":["mac"],"ttl":3}})");
+  ASSERT_TRUE(gossip.has_unrouted());
+  EXPECT_EQ(gossip.unrouted().type(), relay::v1::UNROUTED_TYPE_GOSSIP);
+  EXPECT_TRUE(gossip.unrouted().request_id().empty());
+
+  const ClientEvent intent = MustDecode(R"({"type":"intent","request_id":"i-1","intent":"x"})");
+  EXPECT_EQ(intent.unrouted().type(), relay::v1::UNROUTED_TYPE_INTENT);
+  EXPECT_EQ(intent.unrouted().request_id(), "\"i-1\"");
+
+  EXPECT_EQ(MustDecode(R"({"type":"route_request","request_id":5})").unrouted().request_id(), "5");
+  const ClientEvent response = MustDecode(R"({"type":"route_response","request_id":null})");
+  EXPECT_EQ(response.unrouted().type(), relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE);
+  EXPECT_TRUE(response.unrouted().request_id().empty());
+}
+
+TEST(ClientDecoderTest, UnroutedTypeWithABadRequestIdIsBadMessage) {
+  EXPECT_EQ(MustFail(R"({"type":"intent","request_id":{"a":1}})").code, ErrorCode::kBadMessage);
+  EXPECT_EQ(MustFail(R"({"type":"Gossip"})").code, ErrorCode::kUnknownType);
 }
 
 // --- duplicate names, members per object ----------------------------------

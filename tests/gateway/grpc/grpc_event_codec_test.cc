@@ -592,6 +592,28 @@ TEST(GrpcEventCodecTest, CapabilitiesUpdateKeepsTheListIncludingAnEmptyOne) {
   EXPECT_EQ(normalized_empty.capabilities_update().capabilities_size(), 0);
 }
 
+TEST(GrpcEventCodecTest, UnroutedNormalizesAsItsWebSocketFrame) {
+  ClientEvent intent;
+  intent.mutable_unrouted()->set_type(relay::v1::UNROUTED_TYPE_INTENT);
+  intent.mutable_unrouted()->set_request_id("\"i-1\"");
+  ClientEvent gossip;
+  gossip.mutable_unrouted()->set_type(relay::v1::UNROUTED_TYPE_GOSSIP);
+
+  ExpectSameEvent(MustNormalize(intent), FromWebSocket(R"({"type":"intent","request_id":"i-1"})"));
+  ExpectSameEvent(MustNormalize(gossip), FromWebSocket(R"({"type":"gossip"})"));
+}
+
+TEST(GrpcEventCodecTest, UnroutedOfNoTypeOrWithTwoValuesAsRequestIdIsRefused) {
+  ClientEvent unspecified;
+  unspecified.mutable_unrouted();
+  ClientEvent spliced;
+  spliced.mutable_unrouted()->set_type(relay::v1::UNROUTED_TYPE_GOSSIP);
+  spliced.mutable_unrouted()->set_request_id("1,\"type\":\"broadcast\"");
+
+  EXPECT_EQ(MustRefuse(unspecified).code, ErrorCode::kUnknownType);
+  EXPECT_EQ(MustRefuse(spliced).code, ErrorCode::kBadJson);
+}
+
 TEST(GrpcEventCodecTest, AnEmptyEventIsUnknownType) {
   const DecodeFailure failure = MustRefuse(ClientEvent());
 
