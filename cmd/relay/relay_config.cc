@@ -517,6 +517,18 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
                                              const EnvLookup& env) {
   LoadedConfig loaded;
   RelayConfig& config = loaded.config;
+  // --help and --version answer whatever else is set: an operator asks for
+  // them precisely when a setting (often in the environment) is wrong.
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      loaded.help = true;
+      return loaded;
+    }
+    if (arg == "--version") {
+      loaded.version = true;
+      return loaded;
+    }
+  }
   for (const Setting& s : kSettings) {
     if (std::optional<std::string> value = env(std::string(s.info.env)); value.has_value()) {
       if (absl::Status st = s.apply(*value, &config); !st.ok()) {
@@ -526,14 +538,6 @@ absl::StatusOr<LoadedConfig> LoadRelayConfig(const std::vector<std::string>& arg
   }
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      loaded.help = true;
-      return loaded;
-    }
-    if (arg == "--version") {
-      loaded.version = true;
-      return loaded;
-    }
     if (!absl::StartsWith(arg, "--")) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg, "\""));
     }

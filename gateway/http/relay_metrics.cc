@@ -38,10 +38,12 @@ std::uint64_t CloseCount(const relay::v1::Stats& stats, core::CloseReason reason
   return 0;
 }
 
-void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats, PrometheusText* out) {
-  out->Family("relay_build_info", MetricType::kGauge, "The relay's version; always 1.");
+void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats,
+                 const RelayMetrics& metrics, PrometheusText* out) {
+  out->Family("relay_build_info", MetricType::kGauge,
+              "The relay's version and the git commit it was built from; always 1.");
   const std::string version = Version();
-  out->Sample({{"version", version}}, 1);
+  out->Sample({{"version", version}, {"commit", metrics.commit}}, 1);
   out->Family("relay_connections_open", MetricType::kGauge,
               "Open connections (WebSocket and gRPC), registered or not.");
   out->Sample({}, stats.open_sockets());
@@ -141,7 +143,7 @@ absl::StatusOr<std::string> RenderMetrics(const core::RelayCore& core, const Ref
                                           const RelayMetrics& metrics) {
   const relay::v1::Stats stats = core.GetStats();
   PrometheusText out;
-  WriteGauges(core, stats, &out);
+  WriteGauges(core, stats, metrics, &out);
   WriteConnectionCounters(stats, refused, &out);
   WriteTrafficCounters(core, stats, metrics, &out);
   out.Family("relay_latency_seconds", MetricType::kHistogram,

@@ -35,6 +35,9 @@ struct RelayMetrics {
   metrics::Histogram llm_round_trip{metrics::kLlmRoundTripBoundsSeconds};
   TransportBytes ws_bytes;
   TransportBytes grpc_bytes;
+  // The git commit of this build (build_info::Commit(), which lives with the
+  // binary, cmd/relay), for relay_build_info{commit}. Set before serving.
+  std::string commit = "unknown";
   // Cluster mode's own series (NATS, the links between instances), written
   // by the backplane; unset for a relay alone. Set before serving.
   std::function<void(metrics::PrometheusText*)> cluster_series;

@@ -423,6 +423,21 @@ TEST(RelayConfigTest, VersionIsReportedAndListedInUsage) {
   EXPECT_THAT(RelayUsage(), HasSubstr("--version"));
 }
 
+// An operator asks for --version or --help when something is wrong, often a
+// setting in the environment: they answer whatever the rest says.
+TEST(RelayConfigTest, VersionAndHelpAnswerDespiteBadEnvironmentAndFlags) {
+  const EnvLookup bad_env = Env({{"PORT", "abc"}, {"LOG_LEVEL", "loud"}});
+  absl::StatusOr<LoadedConfig> version =
+      LoadRelayConfig({"--grpc-port", "x", "--version"}, bad_env);
+  absl::StatusOr<LoadedConfig> help = LoadRelayConfig({"--bogus", "--help"}, bad_env);
+
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_TRUE(version->version);
+  ASSERT_TRUE(help.ok()) << help.status();
+  EXPECT_TRUE(help->help);
+  EXPECT_FALSE(LoadRelayConfig({"--port", "1"}, bad_env).ok());
+}
+
 TEST(RelayConfigTest, DescribeNamesTheEffectiveSettings) {
   const std::string text = MustLoad({"--port", "1234", "--grpc-port", "4321"}).Describe();
 

@@ -2,6 +2,7 @@
 every family parses with its type, and the counters move as traffic flows."""
 
 import asyncio
+import subprocess
 
 import pytest
 
@@ -54,6 +55,10 @@ def test_every_family_parses_with_its_type(relay):
         assert families[name].type == kind, (name, families[name].type)
     assert value(families, "relay_connections_open") == 0
     assert value(families, "relay_draining") == 0
+    build = families["relay_build_info"].samples
+    assert len(build) == 1 and build[0].value == 1, build
+    version_line = subprocess.run([relay.binary, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version_line.strip() == "relay %s (commit %s)" % (build[0].labels["version"], build[0].labels["commit"])
     assert value(families, "process_resident_memory_bytes") > 1 << 20
     assert value(families, "process_open_fds") > 3
     for reason in ("client_closed", "slow_consumer", "rate_limited", "auth_failed", "kicked"):

@@ -66,6 +66,20 @@ def test_version_wins_over_every_other_flag_and_starts_nothing(relay_bin, relayc
     assert r.returncode == 0 and VERSION_RE.match(r.stdout), r
 
 
+def test_version_answers_when_the_environment_holds_a_bad_setting(relay_bin, relayctl_bin):
+    # An operator reaches for --version precisely when something is misconfigured.
+    bad = {"PORT": "abc", "LOG_LEVEL": "loud", "RELAY_DATA_DIR": "", "MAX_CONNECTIONS": "-1"}
+    r = run(relay_bin, "--version", env=bad)
+    assert r.returncode == 0 and VERSION_RE.match(r.stdout), r
+    assert r.stderr == "", r.stderr
+    r = run(relay_bin, "--help", env=bad)
+    assert r.returncode == 0 and "--version" in r.stdout, r
+    r = run(relay_bin, env=bad)  # without it, the bad setting is still refused
+    assert r.returncode == 2 and "PORT" in r.stderr, r
+    r = run(relayctl_bin, "--version", env={"RELAY_ADMIN_ADDR": "not an address", "RELAY_ADMIN_TIMEOUT": "x"})
+    assert r.returncode == 0 and VERSION_RE.match(r.stdout), r
+
+
 def test_relayctl_version_json(relay_bin, relayctl_bin):
     r = run(relayctl_bin, "--json", "--version")
     assert r.returncode == 0, r
