@@ -164,7 +164,8 @@ const std::vector<FlagSpec>& Flags() {
       {"--reason",
        true,
        SetReason,
-       {Command::kMeshesClose, Command::kPeersKick, Command::kDrain, Command::kLogLevel}},
+       {Command::kMeshesClose, Command::kMeshesUnbind, Command::kPeersKick, Command::kDrain,
+        Command::kLogLevel}},
       {"--grace", true, SetGrace, {Command::kDrain}},
   };
   return *flags;
@@ -191,6 +192,7 @@ const std::vector<CommandSpec>& Commands() {
       {{"meshes", "list"}, {}, Command::kMeshesList},
       {{"meshes", "show"}, {"MESH_ID"}, Command::kMeshesShow},
       {{"meshes", "close"}, {"MESH_ID"}, Command::kMeshesClose},
+      {{"meshes", "unbind"}, {"MESH_ID"}, Command::kMeshesUnbind},
       {{"peers", "kick"}, {"MESH_ID", "NODE_ID"}, Command::kPeersKick},
       {{"stats"}, {}, Command::kStats},
       {{"health"}, {}, Command::kHealth},
@@ -251,6 +253,7 @@ absl::Status ParseCommand(const std::vector<std::string>& words, CliOptions& opt
   switch (spec.command) {
     case Command::kMeshesShow:
     case Command::kMeshesClose:
+    case Command::kMeshesUnbind:
       options.mesh_id = args[0];
       break;
     case Command::kPeersKick:
@@ -386,9 +389,13 @@ std::string Usage() {
       " by default\n"
       "                       (the next page's --page-token is printed; --all walks them)\n"
       "  meshes show MESH_ID  one mesh and its peers: transport, remote address,\n"
-      "                       messages and bytes in/out, queued bytes\n"
+      "                       messages and bytes in/out, queued bytes; how it admits\n"
+      "                       peers (open, token-bound since, grace left, or signed)\n"
       "  meshes close MESH_ID [--reason TEXT]\n"
       "                       close every peer of the mesh (error \"mesh_closed\")\n"
+      "  meshes unbind MESH_ID [--reason TEXT]\n"
+      "                       release the token binding of an empty mesh: its next\n"
+      "                       registrant binds it anew (a lost token, a squatter)\n"
       "  peers kick MESH_ID NODE_ID [--reason TEXT]\n"
       "                       close one peer (error \"kicked\")\n"
       "  stats                relay counters, one \"key: value\" per line\n"

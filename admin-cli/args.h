@@ -37,15 +37,16 @@ inline constexpr std::uint32_t kMaxPageSize = 10000;
 inline constexpr std::uint32_t kMaxGraceSeconds = 24 * 60 * 60;
 
 enum class Command {
-  kNone,         // only with `help`
-  kMeshesList,   // meshes list
-  kMeshesShow,   // meshes show MESH_ID
-  kMeshesClose,  // meshes close MESH_ID
-  kPeersKick,    // peers kick MESH_ID NODE_ID
-  kStats,        // stats
-  kHealth,       // health
-  kDrain,        // drain
-  kLogLevel,     // log-level LEVEL
+  kNone,          // only with `help`
+  kMeshesList,    // meshes list
+  kMeshesShow,    // meshes show MESH_ID
+  kMeshesClose,   // meshes close MESH_ID
+  kMeshesUnbind,  // meshes unbind MESH_ID
+  kPeersKick,     // peers kick MESH_ID NODE_ID
+  kStats,         // stats
+  kHealth,        // health
+  kDrain,         // drain
+  kLogLevel,      // log-level LEVEL
 };
 
 // `meshes list --sort`: the relay's ListMeshesRequest.Order.

@@ -191,7 +191,8 @@ int MeshesShow(const CliOptions& options, Admin::Stub& admin, absl::Time now, st
   relay::v1::GetMeshResponse response;
   grpc::Status status = admin.GetMesh(NewContext(options).get(), request, &response);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    const std::string text = absl::StrCat("no live mesh ", JsonQuote(options.mesh_id));
+    const std::string text =
+        absl::StrCat("no live mesh ", JsonQuote(options.mesh_id), ", and no binding holds it");
     err << "relayctl: " << text << "\n";
     if (options.json) out << JsonError(JsonCode(status), text, "GetMesh");
     return kExitRemoteError;
@@ -211,6 +212,19 @@ int MeshesClose(const CliOptions& options, Admin::Stub& admin, std::ostream& out
   JsonObject json;
   json.Add("mesh_id", options.mesh_id).Add("closed_peers", response.closed_peers());
   return Print(options, json, FormatCloseMesh(options.mesh_id, response), out);
+}
+
+int MeshesUnbind(const CliOptions& options, Admin::Stub& admin, std::ostream& out,
+                 std::ostream& err) {
+  relay::v1::UnbindMeshRequest request;
+  request.set_mesh_id(options.mesh_id);
+  request.set_reason(options.reason);
+  relay::v1::UnbindMeshResponse response;
+  grpc::Status status = admin.UnbindMesh(NewContext(options).get(), request, &response);
+  if (!status.ok()) return ReportFailure(options, "UnbindMesh", status, out, err);
+  JsonObject json;
+  json.Add("mesh_id", options.mesh_id).AddBool("unbound", true);
+  return Print(options, json, FormatUnbind(options.mesh_id), out);
 }
 
 int PeersKick(const CliOptions& options, Admin::Stub& admin, std::ostream& out, std::ostream& err) {
@@ -307,6 +321,8 @@ int RunCommand(const CliOptions& options, const std::shared_ptr<grpc::ChannelInt
       return MeshesShow(options, *admin, now, out, err);
     case Command::kMeshesClose:
       return MeshesClose(options, *admin, out, err);
+    case Command::kMeshesUnbind:
+      return MeshesUnbind(options, *admin, out, err);
     case Command::kPeersKick:
       return PeersKick(options, *admin, out, err);
     case Command::kStats:

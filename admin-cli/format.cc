@@ -85,13 +85,49 @@ std::string FormatMeshListFooter(const relay::v1::ListMeshesResponse& response,
                       "\n(or --all for every page)\n");
 }
 
+std::string FormatMeshAuth(const relay::v1::MeshAuthInfo& auth, bool has_peers, absl::Time now) {
+  using Info = relay::v1::MeshAuthInfo;
+  if (!auth.unavailable().empty()) {
+    return absl::StrCat("Auth: unknown (", Printable(auth.unavailable()), ")\n");
+  }
+  switch (auth.level()) {
+    case Info::LEVEL_OPEN:
+      return "Auth: open (no token bound it: anyone may join)\n";
+    case Info::LEVEL_TOKEN: {
+      std::string out = absl::StrCat(
+          "Auth: token-bound, since ",
+          auth.bound_at() > 0 ? FormatAgeSince(auth.bound_at(), now) : std::string("unknown"));
+      if (auth.binding_expires_at() > 0) {
+        absl::StrAppend(&out, "; empty, forgotten in ",
+                        FormatAge(absl::Seconds(auth.grace_left_seconds())),
+                        " unless its token rejoins (relayctl meshes unbind releases it now)");
+      } else if (has_peers) {
+        absl::StrAppend(&out, "; held while it has peers");
+      } else {
+        // The store has no grace for it yet (in a cluster, the instance the
+        // last peer left through writes it).
+        absl::StrAppend(&out, "; empty, no grace started yet (relayctl meshes unbind releases it)");
+      }
+      return out + "\n";
+    }
+    case Info::LEVEL_SIGNED:
+      return absl::StrCat("Auth: signed by a mesh key, ", auth.founders(),
+                          auth.founders() == 1 ? " founder" : " founders", ", last used ",
+                          FormatAgeSince(auth.last_used_at(), now), " ago\n");
+    default:
+      return "";  // a relay from before auth was shown
+  }
+}
+
 std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now) {
   const relay::v1::MeshSummary& mesh = response.mesh();
   // The mesh id comes from a client's URL: no escape sequences to the terminal.
   std::string out =
       absl::StrCat("Mesh: ", Printable(mesh.mesh_id()), "  Peers: ", mesh.peer_count(),
                    "  Age: ", FormatAgeSince(mesh.created_at(), now),
-                   "  Messages: ", mesh.messages_relayed(), "\n\n");
+                   "  Messages: ", mesh.messages_relayed(), "\n");
+  absl::StrAppend(&out, FormatMeshAuth(response.auth(), mesh.peer_count() > 0, now), "\n");
+  if (response.peers().empty()) return out + "(no peers)\n";
   // A relay alone holds every peer itself (instance "local"): the INSTANCE
   // column only appears when a cluster answered.
   const bool clustered =
@@ -258,6 +294,11 @@ std::string FormatCloseMesh(absl::string_view mesh_id,
                             const relay::v1::CloseMeshResponse& response) {
   return absl::StrCat("closed mesh ", mesh_id, ": ", response.closed_peers(),
                       response.closed_peers() == 1 ? " peer" : " peers", " closed\n");
+}
+
+std::string FormatUnbind(absl::string_view mesh_id) {
+  return absl::StrCat("unbound mesh ", Printable(std::string(mesh_id)),
+                      ": its next registrant binds it anew (or leaves it open)\n");
 }
 
 std::string FormatDrain(const relay::v1::DrainResponse& response) {

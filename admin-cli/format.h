@@ -43,6 +43,10 @@ std::string FormatMeshListFooter(const relay::v1::ListMeshesResponse& response,
 // column after NODE says which instance holds each peer; peers held
 // elsewhere have no transport, address or counters here ("-", 0).
 std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::Time now);
+// One "Auth: ..." line: open, token-bound (since, grace left) or signed.
+std::string FormatMeshAuth(const relay::v1::MeshAuthInfo& auth, bool has_peers, absl::Time now);
+// What `meshes unbind` did.
+std::string FormatUnbind(absl::string_view mesh_id);
 
 // "key: value" lines, values aligned. Keys are GET /stats' names
 // (active_connections, total_messages_relayed...), one "errors.<code>" line

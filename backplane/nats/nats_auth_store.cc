@@ -26,6 +26,9 @@ std::string EncodeBinding(const store::TokenBinding& binding) {
   b->set_salt(binding.salt);
   b->set_hash(binding.hash);
   if (binding.expires_at) b->set_expires_at_unix_micros(ToMicros(*binding.expires_at));
+  if (binding.bound_at != absl::InfinitePast()) {
+    b->set_bound_at_unix_micros(ToMicros(binding.bound_at));
+  }
   return record.SerializeAsString();
 }
 
@@ -73,6 +76,7 @@ absl::StatusOr<store::MeshAuthState> DecodeAuth(const std::string& value,
       store::TokenBinding binding{mesh_id, b.salt(), b.hash(), std::nullopt};
       if (b.has_expires_at_unix_micros())
         binding.expires_at = FromMicros(b.expires_at_unix_micros());
+      if (b.has_bound_at_unix_micros()) binding.bound_at = FromMicros(b.bound_at_unix_micros());
       state.binding = std::move(binding);
       return state;
     }

@@ -3,6 +3,9 @@
 // the answer into the gRPC response.
 #include "server/admin/admin_service.h"
 
+#include <chrono>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +18,7 @@
 #include "server/admin/cluster_meshes.h"
 #include "server/admin/grpc_status.h"
 #include "server/auth/crypto.h"
+#include "server/limits.h"
 #include "server/util/log.h"
 
 namespace relay::admin {
@@ -32,6 +36,33 @@ grpc::Status CoreUnavailable(const absl::Status& why) {
 grpc::Status ClusterUnavailable(const absl::Status& why) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       "cluster view unavailable: " + std::string(why.message()));
+}
+
+// Runs `start` on the core thread and waits for the answer it hands its
+// callback, which may come later (after a round trip to the auth store), up
+// to limits::kCoreCallDeadline. Unavailable when the core thread cannot take
+// it or the answer does not come in time (it is then dropped when it comes).
+template <typename T>
+absl::StatusOr<T> AwaitCore(const CoreRunner& run,
+                            std::function<void(std::function<void(T)>)> start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> answer = promise->get_future();
+  absl::Status ran = run([start = std::move(start), promise] {
+    start([promise](T value) { promise->set_value(std::move(value)); });
+  });
+  if (!ran.ok())
+    return absl::UnavailableError(absl::StrCat("relay core unavailable: ", ran.message()));
+  const auto deadline =
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(limits::kCoreCallDeadline));
+  if (answer.wait_for(deadline) != std::future_status::ready) {
+    return absl::UnavailableError("the auth store did not answer in time");
+  }
+  return answer.get();
+}
+
+bool BoundOrSigned(const relay::v1::MeshAuthInfo& auth) {
+  return auth.level() == relay::v1::MeshAuthInfo::LEVEL_TOKEN ||
+         auth.level() == relay::v1::MeshAuthInfo::LEVEL_SIGNED;
 }
 
 }  // namespace
@@ -117,13 +148,61 @@ grpc::Status AdminService::GetMesh(grpc::ServerContext* context,
                                    const relay::v1::GetMeshRequest* request,
                                    relay::v1::GetMeshResponse* response) {
   if (grpc::Status auth = Authorize(*context, "GetMesh"); !auth.ok()) return auth;
-  if (cluster_ != nullptr) return GetClusterMesh(request->mesh_id(), response);
+  const std::string& mesh_id = request->mesh_id();
+  const grpc::Status found =
+      cluster_ != nullptr ? GetClusterMesh(mesh_id, response) : GetLocalMesh(mesh_id, response);
+  if (!found.ok() && found.error_code() != grpc::StatusCode::NOT_FOUND) return found;
+  absl::StatusOr<relay::v1::MeshAuthInfo> auth = AwaitCore<relay::v1::MeshAuthInfo>(
+      run_on_core_, [core = core_, mesh_id](std::function<void(relay::v1::MeshAuthInfo)> done) {
+        core->DescribeMeshAuth(mesh_id, std::move(done));
+      });
+  if (!auth.ok()) {
+    const std::string why(auth.status().message());
+    auth = relay::v1::MeshAuthInfo();
+    auth->set_unavailable(why);
+  }
+  if (!found.ok()) {
+    // No peers: still worth showing when a binding or a signature holds it
+    // (the lock-out an operator comes to release).
+    if (!BoundOrSigned(*auth)) {
+      if (auth->unavailable().empty()) return found;
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat(found.error_message(),
+                                       " (its auth state is unknown: ", auth->unavailable(), ")"));
+    }
+    response->Clear();
+    response->mutable_mesh()->set_mesh_id(mesh_id);
+  }
+  *response->mutable_auth() = *std::move(auth);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetLocalMesh(const std::string& mesh_id,
+                                        relay::v1::GetMeshResponse* response) {
   auto result = std::make_shared<absl::StatusOr<relay::v1::GetMeshResponse>>();
-  absl::Status ran = run_on_core_(
-      [core = core_, result, mesh_id = request->mesh_id()] { *result = core->GetMesh(mesh_id); });
+  absl::Status ran =
+      run_on_core_([core = core_, result, mesh_id] { *result = core->GetMesh(mesh_id); });
   if (!ran.ok()) return CoreUnavailable(ran);
   if (!result->ok()) return ToGrpcStatus(result->status());
   *response = *std::move(*result);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::UnbindMesh(grpc::ServerContext* context,
+                                      const relay::v1::UnbindMeshRequest* request,
+                                      relay::v1::UnbindMeshResponse* /*response*/) {
+  if (grpc::Status auth = Authorize(*context, "UnbindMesh"); !auth.ok()) return auth;
+  absl::StatusOr<absl::Status> result = AwaitCore<absl::Status>(
+      run_on_core_,
+      [core = core_, mesh_id = request->mesh_id()](std::function<void(absl::Status)> done) {
+        core->UnbindMesh(mesh_id, std::move(done));
+      });
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  if (!result->ok()) return ToGrpcStatus(*result);
+  log::Event(log::Level::kWarn, log::LogEvent::kAdminUnbind)
+      .Str("mesh", request->mesh_id())
+      .Str("reason", request->reason())
+      .Str("caller", context->peer());
   return grpc::Status::OK;
 }
 

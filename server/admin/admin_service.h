@@ -63,7 +63,8 @@ class AdminService final : public relay::v1::Admin::Service {
   grpc::Status ListMeshes(grpc::ServerContext* context, const relay::v1::ListMeshesRequest* request,
                           relay::v1::ListMeshesResponse* response) override;
   // NOT_FOUND when no live mesh has that id (in cluster mode: on no
-  // instance); each peer's `instance` holds its connection.
+  // instance) and no token binding or signature holds it; each peer's
+  // `instance` holds its connection. `auth` tells how it admits peers.
   grpc::Status GetMesh(grpc::ServerContext* context, const relay::v1::GetMeshRequest* request,
                        relay::v1::GetMeshResponse* response) override;
   grpc::Status KickPeer(grpc::ServerContext* context, const relay::v1::KickPeerRequest* request,
@@ -75,6 +76,9 @@ class AdminService final : public relay::v1::Admin::Service {
   grpc::Status SetLogLevel(grpc::ServerContext* context,
                            const relay::v1::SetLogLevelRequest* request,
                            relay::v1::SetLogLevelResponse* response) override;
+  // Logged as admin_unbind with the request's reason.
+  grpc::Status UnbindMesh(grpc::ServerContext* context, const relay::v1::UnbindMeshRequest* request,
+                          relay::v1::UnbindMeshResponse* response) override;
 
  private:
   // OK, or UNAUTHENTICATED unless the call carries
@@ -84,6 +88,7 @@ class AdminService final : public relay::v1::Admin::Service {
   grpc::Status ListClusterMeshes(const relay::v1::ListMeshesRequest& request,
                                  relay::v1::ListMeshesResponse* response);
   grpc::Status GetClusterMesh(const std::string& mesh_id, relay::v1::GetMeshResponse* response);
+  grpc::Status GetLocalMesh(const std::string& mesh_id, relay::v1::GetMeshResponse* response);
 
   const CoreRunner run_on_core_;
   core::RelayCore* const core_;

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/core/text_rules.h"
 #include "server/limits.h"
 #include "server/util/log.h"
 
@@ -375,6 +376,7 @@ MeshAuth::Decision MeshAuth::DecideRegister(const AttemptPtr& attempt) {
   ChargeRecord(attempt->client_ip, now);
   store::TokenBinding claim;
   claim.mesh_id = mesh_id;
+  claim.bound_at = now;
   claim.salt = auth::RandomBytes(kSaltBytes);
   claim.hash = auth::SaltedSha256(claim.salt, reg.token());
   ++creations_in_flight_;
@@ -617,6 +619,173 @@ MeshAuth::Decision MeshAuth::DecideRegisterMesh(const AttemptPtr& attempt) {
         return std::nullopt;
       });
   return std::nullopt;
+}
+
+// --- The operator's view and unbind ---------------------------------------------
+
+template <typename T>
+std::function<void(T)> MeshAuth::OnCoreThread(std::function<void(T)> then) const {
+  const std::thread::id core_thread = std::this_thread::get_id();
+  std::weak_ptr<const bool> alive = alive_;
+  CoreExecutor* const executor = executor_;
+  return [core_thread, alive, executor, then = std::move(then)](T answer) {
+    if (std::this_thread::get_id() == core_thread) {
+      if (!alive.expired()) then(std::move(answer));
+      return;
+    }
+    if (executor == nullptr) {
+      // Wiring error: a store with its own thread needs an executor.
+      log::Error("an auth store answered on another thread and there is no CoreExecutor");
+      std::abort();
+    }
+    executor->Post([alive, then, answer = std::move(answer)]() mutable {
+      if (!alive.expired()) then(std::move(answer));
+    });
+  };
+}
+
+relay::v1::MeshAuthInfo MeshAuth::View(const std::string& mesh_id, absl::Time now) const {
+  using Info = relay::v1::MeshAuthInfo;
+  Info info;
+  if (auto mesh = signed_.find(mesh_id); mesh != signed_.end()) {
+    info.set_level(Info::LEVEL_SIGNED);
+    info.set_founders(static_cast<std::uint32_t>(mesh->second.founders.size()));
+    if (mesh->second.last_used_at != absl::InfinitePast()) {
+      info.set_last_used_at(absl::ToDoubleSeconds(mesh->second.last_used_at - absl::UnixEpoch()));
+    }
+    return info;
+  }
+  auto binding = bindings_.find(mesh_id);
+  if (binding == bindings_.end()) {
+    info.set_level(Info::LEVEL_OPEN);
+    return info;
+  }
+  const store::TokenBinding& b = binding->second;
+  info.set_level(Info::LEVEL_TOKEN);
+  if (b.bound_at != absl::InfinitePast()) {
+    info.set_bound_at(absl::ToDoubleSeconds(b.bound_at - absl::UnixEpoch()));
+  }
+  if (b.expires_at) {
+    info.set_binding_expires_at(absl::ToDoubleSeconds(*b.expires_at - absl::UnixEpoch()));
+    info.set_grace_left_seconds(std::max(0.0, absl::ToDoubleSeconds(*b.expires_at - now)));
+  }
+  return info;
+}
+
+void MeshAuth::Describe(const std::string& mesh_id, absl::Time now, DescribeDone done) {
+  if (!store_->shared()) {
+    done(View(mesh_id, now));  // memory is the whole truth
+    return;
+  }
+  store_->LookupMesh(mesh_id,
+                     OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
+                         [this, mesh_id, now, done](absl::StatusOr<store::MeshAuthState> state) {
+                           if (!state.ok()) {
+                             relay::v1::MeshAuthInfo info;
+                             info.set_unavailable(std::string(state.status().message()));
+                             done(std::move(info));
+                             return;
+                           }
+                           Merge(mesh_id, *std::move(state), now);
+                           done(View(mesh_id, now));
+                         }));
+}
+
+void MeshAuth::Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now,
+                      std::function<void(absl::Status)> done) {
+  if (mesh_live) {
+    done(absl::FailedPreconditionError(
+        absl::StrCat("mesh ", QuoteForMessage(mesh_id),
+                     " has peers; its binding holds while they are there (close it first)")));
+    return;
+  }
+  if (!store_->shared()) {
+    UnbindFromMemory(mesh_id, std::move(done));
+    return;
+  }
+  // Another instance may hold members, or may have bound, revived or let go
+  // of the binding: the store and the cluster decide, not this memory.
+  store_->LookupMesh(
+      mesh_id,
+      OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
+          [this, mesh_id, now, done](absl::StatusOr<store::MeshAuthState> state) {
+            if (!state.ok()) {
+              done(absl::UnavailableError(
+                  absl::StrCat("the auth store cannot be read: ", state.status().message())));
+              return;
+            }
+            Merge(mesh_id, *std::move(state), now);
+            if (!cluster_liveness_) {
+              UnbindFromMemory(mesh_id, done);
+              return;
+            }
+            cluster_liveness_(
+                mesh_id, OnCoreThread<absl::StatusOr<bool>>([this, mesh_id,
+                                                             done](absl::StatusOr<bool> live) {
+                  if (!live.ok()) {
+                    done(absl::UnavailableError(
+                        absl::StrCat("the cluster cannot tell whether the mesh has peers: ",
+                                     live.status().message())));
+                  } else if (*live) {
+                    done(absl::FailedPreconditionError(
+                        absl::StrCat("mesh ", QuoteForMessage(mesh_id),
+                                     " has peers on another instance; its binding holds while "
+                                     "they are there (close it first)")));
+                  } else {
+                    UnbindFromMemory(mesh_id, done);
+                  }
+                }));
+          }));
+}
+
+void MeshAuth::UnbindFromMemory(const std::string& mesh_id,
+                                std::function<void(absl::Status)> done) {
+  if (signed_.contains(mesh_id)) {
+    done(absl::FailedPreconditionError(
+        absl::StrCat("mesh ", QuoteForMessage(mesh_id),
+                     " is signed by a mesh key, not bound to a token: nothing to unbind")));
+    return;
+  }
+  auto binding = bindings_.find(mesh_id);
+  if (binding == bindings_.end()) {
+    done(absl::NotFoundError(
+        absl::StrCat("mesh ", QuoteForMessage(mesh_id), " is not bound to a token")));
+    return;
+  }
+  const std::string hash = binding->second.hash;
+  // In its grace, it goes only if it still is in the store: a registrant
+  // who came back meanwhile (through another instance) keeps it.
+  const std::optional<absl::Time> expired_by =
+      binding->second.expires_at ? std::optional<absl::Time>(absl::InfiniteFuture()) : std::nullopt;
+  store_->DeleteBinding(
+      mesh_id, store::BindingRemoval{hash, expired_by},
+      OnCoreThread<absl::Status>([this, mesh_id, hash, done](absl::Status deleted) {
+        if (!deleted.ok()) {
+          done(absl::UnavailableError(
+              absl::StrCat("the auth store could not delete it: ", deleted.message())));
+          return;
+        }
+        if (auto it = bindings_.find(mesh_id); it != bindings_.end() && it->second.hash == hash) {
+          bindings_.erase(it);
+          binding_expiry_.Cancel(mesh_id);
+        }
+        if (!store_->shared()) {
+          done(absl::OkStatus());
+          return;
+        }
+        // The delete was conditional: tell the operator if it did not happen.
+        store_->LookupMesh(
+            mesh_id, OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
+                         [mesh_id, hash, done](absl::StatusOr<store::MeshAuthState> state) {
+                           if (state.ok() && state->binding && state->binding->hash == hash) {
+                             done(absl::FailedPreconditionError(
+                                 absl::StrCat("mesh ", QuoteForMessage(mesh_id),
+                                              " came back into use while it was being unbound")));
+                             return;
+                           }
+                           done(absl::OkStatus());
+                         }));
+      }));
 }
 
 void MeshAuth::MeshEmptied(const std::string& mesh_id, absl::Time now) {

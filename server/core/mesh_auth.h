@@ -122,6 +122,23 @@ class MeshAuth {
   // instance) says it is in use: memory alone sees only this instance.
   void SetClusterLiveness(ClusterLiveness liveness) { cluster_liveness_ = std::move(liveness); }
 
+  // For the operator (relayctl meshes show): how `mesh_id` admits
+  // registrations now, never a secret. With a shared store it is read there
+  // first; `done` runs once on the core thread (inline when memory answers),
+  // with `unavailable` set when the store could not be read.
+  using DescribeDone = std::function<void(relay::v1::MeshAuthInfo)>;
+  void Describe(const std::string& mesh_id, absl::Time now, DescribeDone done);
+
+  // Releases the token binding of an empty mesh (relayctl meshes unbind):
+  // its next registrant binds it anew, or leaves it open. `mesh_live`: it has
+  // members as this instance sees them. `done` runs once on the core thread:
+  // OK once the store has deleted it; FailedPrecondition while the mesh has
+  // members (here or, in cluster mode, on any instance) or when it is
+  // signed; NotFound when it has no binding; Unavailable when the store or
+  // the cluster cannot answer.
+  void Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now,
+              std::function<void(absl::Status)> done);
+
   std::size_t signed_meshes() const { return signed_.size(); }
   std::size_t bindings() const { return bindings_.size(); }
   std::size_t nonces() const { return nonces_.size(); }
@@ -178,6 +195,15 @@ class MeshAuth {
   void ConfirmSignedExpiry(const std::string& mesh_id, absl::Time now);
   // The completion of a write nobody waits for: logs a failure (any thread).
   static store::AuthStore::WriteDone Persisted();
+  // `then` as a store callback: run with the answer on the core thread,
+  // inline when the store answers on it, else posted through the executor;
+  // never after MeshAuth is gone.
+  template <typename T>
+  std::function<void(T)> OnCoreThread(std::function<void(T)> then) const;
+  // What memory holds of `mesh_id`, for Describe.
+  relay::v1::MeshAuthInfo View(const std::string& mesh_id, absl::Time now) const;
+  // Unbind once the store's copy is merged and nobody is in the mesh.
+  void UnbindFromMemory(const std::string& mesh_id, std::function<void(absl::Status)> done);
   void Hit(Limit limit) const {
     if (hits_ != nullptr) hits_->Add(limit);
   }

@@ -962,6 +962,16 @@ absl::Status RelayCore::Kick(absl::string_view mesh_id, absl::string_view node_i
   return absl::OkStatus();
 }
 
+void RelayCore::DescribeMeshAuth(const std::string& mesh_id, MeshAuth::DescribeDone done) {
+  auth_.Describe(mesh_id, clock_->Now(), std::move(done));
+}
+
+void RelayCore::UnbindMesh(const std::string& mesh_id, std::function<void(absl::Status)> done) {
+  auto mesh = meshes_.find(mesh_id);
+  const bool live = mesh != meshes_.end() && !mesh->second->roster.empty();
+  auth_.Unbind(mesh_id, live, clock_->Now(), std::move(done));
+}
+
 absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
                                                  absl::string_view reason) {
   auto mesh_it = meshes_.find(std::string(mesh_id));

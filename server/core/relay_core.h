@@ -134,6 +134,12 @@ class RelayCore final : private BackplaneListener {
   // `reason` in its message, then are closed. NOT_FOUND when absent.
   absl::Status Kick(absl::string_view mesh_id, absl::string_view node_id, absl::string_view reason);
   absl::StatusOr<std::size_t> CloseMesh(absl::string_view mesh_id, absl::string_view reason);
+  // How `mesh_id` admits registrations, for the Admin API (MeshAuth::Describe):
+  // `done` runs once on the core thread, perhaps inline.
+  void DescribeMeshAuth(const std::string& mesh_id, MeshAuth::DescribeDone done);
+  // Releases the token binding of an empty mesh (MeshAuth::Unbind); `done`
+  // runs once on the core thread, perhaps inline.
+  void UnbindMesh(const std::string& mesh_id, std::function<void(absl::Status)> done);
 
   // Called with the time from dispatch to the first answer of each answered
   // llm request (metrics). Optional.

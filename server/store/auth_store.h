@@ -43,6 +43,9 @@ struct TokenBinding {
   std::string hash;  // SHA-256(salt || token), raw bytes
   // Set once the mesh is empty: the binding is forgotten after it.
   std::optional<absl::Time> expires_at;
+  // When the first token bound the mesh (relayctl meshes show); InfinitePast:
+  // unknown (a record from before it was kept).
+  absl::Time bound_at = absl::InfinitePast();
 };
 
 // Which binding a DeleteBinding removes: the one with `hash` and, when

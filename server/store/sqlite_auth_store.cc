@@ -4,6 +4,7 @@
 
 #include <future>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,7 +19,8 @@ CREATE TABLE IF NOT EXISTS token_bindings (
   mesh_id    TEXT PRIMARY KEY,
   salt       BLOB NOT NULL,
   hash       BLOB NOT NULL,
-  expires_at REAL             -- NULL while the mesh has peers
+  expires_at REAL,            -- NULL while the mesh has peers
+  bound_at   REAL             -- NULL: written before it was recorded
 );
 CREATE TABLE IF NOT EXISTS signed_meshes (
   mesh_id      TEXT PRIMARY KEY,
@@ -41,13 +43,16 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires_at);
 )sql";
 
-// relay.db files from before signed meshes recorded their last use.
+// relay.db files from before signed meshes recorded their last use, and
+// token bindings their creation.
 constexpr const char* kAddLastUsedAt = "ALTER TABLE signed_meshes ADD COLUMN last_used_at REAL";
+constexpr const char* kAddBoundAt = "ALTER TABLE token_bindings ADD COLUMN bound_at REAL";
 
 double ToEpoch(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 absl::Time FromEpoch(double s) { return absl::UnixEpoch() + absl::Seconds(s); }
-// A signed mesh's last use as stored: NULL for unknown (InfinitePast).
-std::optional<absl::Time> LastUse(absl::Time t) {
+// A signed mesh's last use, or a binding's creation, as stored: NULL for
+// unknown (InfinitePast).
+std::optional<absl::Time> KnownTime(absl::Time t) {
   if (t == absl::InfinitePast()) return std::nullopt;
   return t;
 }
@@ -154,10 +159,11 @@ class SqliteAuthStore::Db {
   absl::StatusOr<AuthSnapshot> Load() {
     AuthSnapshot snapshot;
     {
-      Statement s(db_, "SELECT mesh_id, salt, hash, expires_at FROM token_bindings");
+      Statement s(db_, "SELECT mesh_id, salt, hash, expires_at, bound_at FROM token_bindings");
       while (s.Next()) {
         snapshot.bindings.push_back(
-            TokenBinding{s.Column(0), s.Column(1), s.Column(2), s.OptionalTimeColumn(3)});
+            TokenBinding{s.Column(0), s.Column(1), s.Column(2), s.OptionalTimeColumn(3),
+                         s.OptionalTimeColumn(4).value_or(absl::InfinitePast())});
       }
       if (absl::Status st = s.status(); !st.ok()) return st;
     }
@@ -204,12 +210,14 @@ class SqliteAuthStore::Db {
       // A binding past its grace is free, whether or not its relay has
       // deleted it yet.
       Statement s(db_,
-                  "INSERT INTO token_bindings (mesh_id, salt, hash, expires_at) "
-                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (mesh_id) DO UPDATE SET "
-                  "salt = excluded.salt, hash = excluded.hash, expires_at = excluded.expires_at "
+                  "INSERT INTO token_bindings (mesh_id, salt, hash, expires_at, bound_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?6) ON CONFLICT (mesh_id) DO UPDATE SET "
+                  "salt = excluded.salt, hash = excluded.hash, expires_at = excluded.expires_at, "
+                  "bound_at = excluded.bound_at "
                   "WHERE token_bindings.expires_at IS NOT NULL AND token_bindings.expires_at < ?5");
       s.Text(1, binding.mesh_id).Blob(2, binding.salt).Blob(3, binding.hash);
       s.OptionalTime(4, binding.expires_at).Real(5, ToEpoch(now));
+      s.OptionalTime(6, KnownTime(binding.bound_at));
       if (absl::Status st = s.Run(); !st.ok()) return st;
       result.created = sqlite3_changes(db_) > 0;
       absl::StatusOr<std::optional<TokenBinding>> winner = ReadBinding(binding.mesh_id);
@@ -243,7 +251,7 @@ class SqliteAuthStore::Db {
       Statement insert(db_,
                        "INSERT INTO signed_meshes (mesh_id, mesh_key, last_used_at) "
                        "VALUES (?, ?, ?) ON CONFLICT (mesh_id) DO NOTHING");
-      insert.Text(1, mesh_id).Blob(2, proposed.mesh_key).OptionalTime(3, LastUse(now));
+      insert.Text(1, mesh_id).Blob(2, proposed.mesh_key).OptionalTime(3, KnownTime(now));
       if (absl::Status st = insert.Run(); !st.ok()) return st;
       if (sqlite3_changes(db_) > 0) {
         result.outcome = SignedMeshOutcome::kFounded;
@@ -269,7 +277,7 @@ class SqliteAuthStore::Db {
         founder.Text(1, mesh_id).Text(2, claim.founder.node_id).Blob(3, claim.founder.verify_key);
         if (absl::Status st = founder.Run(); !st.ok()) return st;
         Statement touch(db_, "UPDATE signed_meshes SET last_used_at = ? WHERE mesh_id = ?");
-        touch.OptionalTime(1, LastUse(now)).Text(2, mesh_id);
+        touch.OptionalTime(1, KnownTime(now)).Text(2, mesh_id);
         if (absl::Status st = touch.Run(); !st.ok()) return st;
       }
       absl::StatusOr<std::optional<SignedMesh>> after = ReadSigned(mesh_id);
@@ -408,14 +416,16 @@ class SqliteAuthStore::Db {
   }
 
   absl::StatusOr<std::optional<TokenBinding>> ReadBinding(const std::string& mesh_id) {
-    Statement s(db_, "SELECT salt, hash, expires_at FROM token_bindings WHERE mesh_id = ?");
+    Statement s(db_,
+                "SELECT salt, hash, expires_at, bound_at FROM token_bindings WHERE mesh_id = ?");
     s.Text(1, mesh_id);
     if (!s.Next()) {
       if (absl::Status st = s.status(); !st.ok()) return st;
       return std::optional<TokenBinding>();
     }
     return std::optional<TokenBinding>(
-        TokenBinding{mesh_id, s.Column(0), s.Column(1), s.OptionalTimeColumn(2)});
+        TokenBinding{mesh_id, s.Column(0), s.Column(1), s.OptionalTimeColumn(2),
+                     s.OptionalTimeColumn(3).value_or(absl::InfinitePast())});
   }
 
   absl::StatusOr<std::optional<SignedMesh>> ReadSigned(const std::string& mesh_id) {
@@ -440,13 +450,24 @@ class SqliteAuthStore::Db {
 
   // Brings a relay.db written by an older relay to the current schema.
   absl::Status Migrate() {
-    bool has_last_used = false;
-    {
-      Statement s(db_, "PRAGMA table_info(signed_meshes)");
-      while (s.Next()) has_last_used = has_last_used || s.Column(1) == "last_used_at";
-      if (absl::Status st = s.status(); !st.ok()) return st;
+    for (const auto& [table, column, add] : {std::tuple<const char*, const char*, const char*>{
+                                                 "signed_meshes", "last_used_at", kAddLastUsedAt},
+                                             {"token_bindings", "bound_at", kAddBoundAt}}) {
+      absl::StatusOr<bool> has = HasColumn(table, column);
+      if (!has.ok()) return has.status();
+      if (!*has) {
+        if (absl::Status st = Exec(add); !st.ok()) return st;
+      }
     }
-    return has_last_used ? absl::OkStatus() : Exec(kAddLastUsedAt);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> HasColumn(const char* table, absl::string_view column) {
+    Statement s(db_, absl::StrCat("PRAGMA table_info(", table, ")").c_str());
+    bool has = false;
+    while (s.Next()) has = has || s.Column(1) == column;
+    if (absl::Status st = s.status(); !st.ok()) return st;
+    return has;
   }
 
   sqlite3* db_ = nullptr;

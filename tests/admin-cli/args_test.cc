@@ -111,9 +111,10 @@ TEST(ParseArgsTest, CommandFlagsWithAnotherCommandAreUsageErrors) {
   ExpectUsageError({"stats", "--grace", "5"}, "--grace applies only to drain, not stats");
   ExpectUsageError({"meshes", "show", "m", "--all"},
                    "--all applies only to meshes list, not meshes show");
-  ExpectUsageError({"stats", "--reason", "x"},
-                   "--reason applies only to meshes close, peers kick, drain and log-level, not "
-                   "stats");
+  ExpectUsageError(
+      {"stats", "--reason", "x"},
+      "--reason applies only to meshes close, meshes unbind, peers kick, drain and log-level, not "
+      "stats");
   ExpectUsageError({"health", "--sort", "peers"}, "--sort applies only to meshes list");
   ExpectUsageError({"meshes", "list", "--page-token", "2", "--all"},
                    "--all and --page-token exclude each other");
@@ -191,9 +192,9 @@ TEST(ParseArgsTest, UsageErrors) {
   ExpectUsageError({}, "missing command");
   ExpectUsageError({"--json"}, "missing command");
   ExpectUsageError({"frobnicate"}, "unknown command \"frobnicate\"");
-  ExpectUsageError({"meshes"}, "meshes: expected list, show or close");
+  ExpectUsageError({"meshes"}, "meshes: expected list, show, close or unbind");
   ExpectUsageError({"meshes", "delete"},
-                   "meshes: unknown subcommand \"delete\" (expected list, show or close)");
+                   "meshes: unknown subcommand \"delete\" (expected list, show, close or unbind)");
   ExpectUsageError({"peers"}, "peers: expected kick");
   ExpectUsageError({"peers", "list"}, "peers: unknown subcommand \"list\"");
   ExpectUsageError({"peers", "kick"}, "peers kick: missing MESH_ID");

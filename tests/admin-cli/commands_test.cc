@@ -220,15 +220,16 @@ TEST_F(CommandsTest, MeshesShowJson) {
 TEST_F(CommandsTest, MeshesShowUnknownMeshExits1WithMessage) {
   EXPECT_EQ(Run(Command::kMeshesShow, false, "nowhere"), kExitRemoteError);
   EXPECT_EQ(out_.str(), "");
-  EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\"\n");
+  EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\", and no binding holds it\n");
 }
 
 TEST_F(CommandsTest, MeshesShowUnknownMeshJsonPrintsAnErrorObject) {
   EXPECT_EQ(Run(Command::kMeshesShow, true, "nowhere"), kExitRemoteError);
   EXPECT_EQ(out_.str(),
-            "{\"error\":{\"code\":\"not_found\",\"message\":\"no live mesh \\\"nowhere\\\"\","
+            "{\"error\":{\"code\":\"not_found\",\"message\":\"no live mesh \\\"nowhere\\\", "
+            "and no binding holds it\","
             "\"rpc\":\"GetMesh\"}}\n");
-  EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\"\n");
+  EXPECT_EQ(err_.str(), "relayctl: no live mesh \"nowhere\", and no binding holds it\n");
 }
 
 TEST_F(CommandsTest, PeersKickSaysWhoWasKickedAndSendsTheReason) {
@@ -287,6 +288,34 @@ TEST_F(CommandsTest, MeshesCloseUnknownMeshExits1) {
   options.mesh_id = "nowhere";
   EXPECT_EQ(Run(options), kExitRemoteError);
   EXPECT_EQ(err_.str(), "relayctl: CloseMesh failed: no live mesh \"nowhere\" (NOT_FOUND)\n");
+}
+
+TEST_F(CommandsTest, MeshesUnbindSaysWhatItDidAndSendsTheReason) {
+  CliOptions options = Options(Command::kMeshesUnbind);
+  options.mesh_id = "family";
+  options.reason = "lost token";
+  EXPECT_EQ(Run(options), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "unbound mesh family: its next registrant binds it anew (or leaves it open)\n");
+  ASSERT_EQ(server_.admin.unbind_requests.size(), 1u);
+  EXPECT_EQ(server_.admin.unbind_requests[0].reason(), "lost token");
+}
+
+TEST_F(CommandsTest, MeshesUnbindJson) {
+  CliOptions options = Options(Command::kMeshesUnbind);
+  options.mesh_id = "family";
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitOk);
+  EXPECT_EQ(out_.str(), "{\"mesh_id\":\"family\",\"unbound\":true}\n");
+}
+
+TEST_F(CommandsTest, MeshesUnbindOfALiveMeshExits1WithTheRelaysReason) {
+  CliOptions options = Options(Command::kMeshesUnbind);
+  options.mesh_id = "lobby";
+  options.json = true;
+  EXPECT_EQ(Run(options), kExitRemoteError);
+  EXPECT_EQ(out_.str().rfind("{\"error\":{\"code\":\"failed_precondition\",", 0), 0u) << out_.str();
+  EXPECT_NE(err_.str().find("has peers"), std::string::npos) << err_.str();
 }
 
 TEST_F(CommandsTest, DrainPrintsGraceAndConnections) {

@@ -104,6 +104,27 @@ class FakeAdmin final : public relay::v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  // Unbinds `bound_mesh` once; anything else is NOT_FOUND, `mesh` (live)
+  // FAILED_PRECONDITION, as on the relay.
+  grpc::Status UnbindMesh(grpc::ServerContext* context, const relay::v1::UnbindMeshRequest* request,
+                          relay::v1::UnbindMeshResponse*) override {
+    if (grpc::Status status = Begin(*context); !status.ok()) return status;
+    std::lock_guard<std::mutex> lock(mu);
+    unbind_requests.push_back(*request);
+    if (request->mesh_id() == mesh.mesh().mesh_id()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "mesh \"" + request->mesh_id() +
+                              "\" has peers; its binding holds while "
+                              "they are there (close it first)");
+    }
+    if (request->mesh_id() != bound_mesh) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "mesh \"" + request->mesh_id() + "\" is not bound to a token");
+    }
+    bound_mesh.clear();
+    return grpc::Status::OK;
+  }
+
   // The first call drains (grace 0 -> default_grace_seconds); later ones
   // are FAILED_PRECONDITION, as on the relay.
   grpc::Status Drain(grpc::ServerContext* context, const relay::v1::DrainRequest* request,
@@ -144,6 +165,7 @@ class FakeAdmin final : public relay::v1::Admin::Service {
   relay::v1::ListMeshesResponse meshes;
   std::map<std::string, relay::v1::ListMeshesResponse> pages;
   relay::v1::GetMeshResponse mesh;
+  std::string bound_mesh = "family";  // an empty mesh with a token binding
   std::uint32_t default_grace_seconds = 20;
   std::uint32_t drain_connections = 0;
 
@@ -155,6 +177,7 @@ class FakeAdmin final : public relay::v1::Admin::Service {
   std::vector<relay::v1::ListMeshesRequest> list_requests;
   std::vector<relay::v1::KickPeerRequest> kick_requests;
   std::vector<relay::v1::CloseMeshRequest> close_requests;
+  std::vector<relay::v1::UnbindMeshRequest> unbind_requests;
   std::vector<relay::v1::DrainRequest> drain_requests;
 
  private:

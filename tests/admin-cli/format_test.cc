@@ -149,6 +149,48 @@ TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
             "0         0B        0B         0B\n");
 }
 
+TEST(FormatMeshDetailTest, AnEmptyBoundMeshShowsItsBindingAndNoTable) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("family");
+  relay::v1::MeshAuthInfo* auth = response.mutable_auth();
+  auth->set_level(relay::v1::MeshAuthInfo::LEVEL_TOKEN);
+  auth->set_bound_at(kNowEpoch - 3 * 86400);
+  auth->set_binding_expires_at(kNowEpoch + 5 * 3600);
+  auth->set_grace_left_seconds(5 * 3600);
+
+  EXPECT_EQ(FormatMeshDetail(response, kNow),
+            "Mesh: family  Peers: 0  Age: -  Messages: 0\n"
+            "Auth: token-bound, since 3d; empty, forgotten in 5h unless its token rejoins "
+            "(relayctl meshes unbind releases it now)\n"
+            "\n"
+            "(no peers)\n");
+}
+
+TEST(FormatMeshAuthTest, EachLevelInOneLine) {
+  using Info = relay::v1::MeshAuthInfo;
+  Info open;
+  open.set_level(Info::LEVEL_OPEN);
+  Info live;
+  live.set_level(Info::LEVEL_TOKEN);  // bound_at unknown: a binding from an older relay
+  Info signed_mesh;
+  signed_mesh.set_level(Info::LEVEL_SIGNED);
+  signed_mesh.set_founders(1);
+  signed_mesh.set_last_used_at(kNowEpoch - 120);
+  Info unknown;
+  unknown.set_unavailable("nats: \x1b[31mtimeout");
+
+  EXPECT_EQ(FormatMeshAuth(open, true, kNow), "Auth: open (no token bound it: anyone may join)\n");
+  EXPECT_EQ(FormatMeshAuth(live, true, kNow),
+            "Auth: token-bound, since unknown; held while it has peers\n");
+  EXPECT_EQ(FormatMeshAuth(live, false, kNow),
+            "Auth: token-bound, since unknown; empty, no grace started yet (relayctl meshes unbind "
+            "releases it)\n");
+  EXPECT_EQ(FormatMeshAuth(signed_mesh, true, kNow),
+            "Auth: signed by a mesh key, 1 founder, last used 2m ago\n");
+  EXPECT_EQ(FormatMeshAuth(unknown, true, kNow), "Auth: unknown (nats: ?[31mtimeout)\n");
+  EXPECT_EQ(FormatMeshAuth(Info(), true, kNow), "");  // a relay from before auth was shown
+}
+
 TEST(FormatMeshDetailTest, FromAClusterAnInstanceColumnSaysWhoHoldsEachPeer) {
   relay::v1::GetMeshResponse response;
   response.mutable_mesh()->set_mesh_id("m");

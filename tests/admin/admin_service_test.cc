@@ -60,12 +60,14 @@ class AdminServiceTest : public ::testing::Test {
 
   core::ConnectionId Join(const std::string& mesh, const std::string& node,
                           const std::string& remote,
-                          std::shared_ptr<core::PeerSink> sink = std::make_shared<DiscardSink>()) {
+                          std::shared_ptr<core::PeerSink> sink = std::make_shared<DiscardSink>(),
+                          const std::string& token = "") {
     core::ConnectionId id = core_.Connect(core::ConnectionInfo{remote, "ws"}, std::move(sink));
     relay::v1::ClientEvent event;
     relay::v1::Register* reg = event.mutable_register_();
     reg->set_mesh_id(mesh);
     reg->set_node_id(node);
+    reg->set_token(token);
     reg->set_name(node + "-name");
     reg->add_capabilities("llm");
     reg->add_capabilities("chat");
@@ -288,6 +290,108 @@ TEST_F(AdminServiceTest, AFailedActionIsNotLoggedAsDone) {
   EXPECT_TRUE(logs.Named("admin_kick").empty());
 }
 
+// --- a mesh's auth: show and unbind ------------------------------------------
+
+relay::v1::GetMeshResponse MustGetMesh(AdminService& service, grpc::ServerContext* context,
+                                       const std::string& mesh_id) {
+  relay::v1::GetMeshRequest request;
+  request.set_mesh_id(mesh_id);
+  relay::v1::GetMeshResponse response;
+  grpc::Status status = service.GetMesh(context, &request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response;
+}
+
+grpc::Status Unbind(AdminService& service, grpc::ServerContext* context, const std::string& mesh_id,
+                    const std::string& reason = "") {
+  relay::v1::UnbindMeshRequest request;
+  request.set_mesh_id(mesh_id);
+  request.set_reason(reason);
+  relay::v1::UnbindMeshResponse response;
+  return service.UnbindMesh(context, &request, &response);
+}
+
+TEST_F(AdminServiceTest, GetMeshShowsHowTheMeshAdmitsAndNeverTheToken) {
+  AdminService service(InlineRunner(), &core_);
+  Join("lobby", "alice", "10.0.0.1:4000");
+  Join("family", "mum", "10.0.0.2:4000", std::make_shared<DiscardSink>(), "s3cret-family");
+
+  const relay::v1::GetMeshResponse open = MustGetMesh(service, &context_, "lobby");
+  const relay::v1::GetMeshResponse bound = MustGetMesh(service, &context_, "family");
+
+  EXPECT_EQ(open.auth().level(), relay::v1::MeshAuthInfo::LEVEL_OPEN);
+  EXPECT_EQ(bound.auth().level(), relay::v1::MeshAuthInfo::LEVEL_TOKEN);
+  EXPECT_DOUBLE_EQ(bound.auth().bound_at(), 1'700'000'000.0);
+  EXPECT_EQ(bound.auth().binding_expires_at(), 0.0);  // it has a peer: no grace runs
+  EXPECT_FALSE(HasSubstr(bound.DebugString(), "s3cret"));
+}
+
+TEST_F(AdminServiceTest, AnEmptyBoundMeshIsShownWithItsGraceLeft) {
+  AdminService service(InlineRunner(), &core_);
+  const core::ConnectionId mum =
+      Join("family", "mum", "10.0.0.2:4000", std::make_shared<DiscardSink>(), "s3cret-family");
+  clock_.now += absl::Hours(2);
+  core_.Disconnect(mum, core::CloseReason::kClientClosed);
+  clock_.now += absl::Hours(1);
+
+  const relay::v1::GetMeshResponse shown = MustGetMesh(service, &context_, "family");
+
+  EXPECT_EQ(shown.mesh().mesh_id(), "family");
+  EXPECT_EQ(shown.mesh().peer_count(), 0u);
+  EXPECT_EQ(shown.peers_size(), 0);
+  EXPECT_EQ(shown.auth().level(), relay::v1::MeshAuthInfo::LEVEL_TOKEN);
+  EXPECT_DOUBLE_EQ(shown.auth().bound_at(), 1'700'000'000.0);
+  EXPECT_DOUBLE_EQ(shown.auth().binding_expires_at(), 1'700'000'000.0 + 2 * 3600 + 86400);
+  EXPECT_DOUBLE_EQ(shown.auth().grace_left_seconds(), 86400 - 3600);
+}
+
+TEST_F(AdminServiceTest, UnbindReleasesAnEmptyMeshsBindingForAnotherToken) {
+  AdminService service(InlineRunner(), &core_);
+  const core::ConnectionId squatter =
+      Join("family", "squatter", "10.9.9.9:4000", std::make_shared<DiscardSink>(), "mine-now");
+  core_.Disconnect(squatter, core::CloseReason::kClientClosed);
+  LogCapture logs;
+
+  grpc::Status status = Unbind(service, &context_, "family", "squatted");
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(logs.Named("admin_unbind").size(), 1u);
+  EXPECT_TRUE(
+      HasSubstr(logs.Named("admin_unbind")[0], "admin_unbind mesh=family reason=squatted caller="));
+  relay::v1::GetMeshRequest request;
+  request.set_mesh_id("family");
+  relay::v1::GetMeshResponse response;
+  EXPECT_EQ(service.GetMesh(&context_, &request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  Join("family", "mum", "10.0.0.2:4000", std::make_shared<DiscardSink>(), "s3cret-family");
+  const relay::v1::GetMeshResponse family = MustGetMesh(service, &context_, "family");
+  ASSERT_EQ(family.peers_size(), 1);
+  EXPECT_EQ(family.peers(0).node_id(), "mum");
+  EXPECT_DOUBLE_EQ(family.auth().bound_at(), 1'700'000'000.0);
+}
+
+TEST_F(AdminServiceTest, UnbindRefusesALiveMeshAnOpenOneAndAnUnknownOneAndLogsNothing) {
+  AdminService service(InlineRunner(), &core_);
+  auto mum = std::make_shared<RecordingSink>();
+  Join("family", "mum", "10.0.0.2:4000", mum, "s3cret-family");
+  Join("lobby", "alice", "10.0.0.1:4000");
+  mum->Clear();
+  LogCapture logs;
+
+  const grpc::Status live = Unbind(service, &context_, "family");
+  const grpc::Status open = Unbind(service, &context_, "lobby");
+  const grpc::Status unknown = Unbind(service, &context_, "nowhere");
+
+  EXPECT_EQ(live.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(HasSubstr(live.error_message(), "has peers")) << live.error_message();
+  EXPECT_EQ(open.error_code(), grpc::StatusCode::FAILED_PRECONDITION);  // live too
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(logs.Named("admin_unbind").empty());
+  EXPECT_TRUE(mum->closes.empty());
+  EXPECT_EQ(MustGetMesh(service, &context_, "family").auth().level(),
+            relay::v1::MeshAuthInfo::LEVEL_TOKEN);
+}
+
 TEST_F(AdminServiceTest, KickPeerClosesThePeerWithTheReasonOnTheCoreThread) {
   AdminService service(InlineRunner(), &core_);
   auto bob = std::make_shared<RecordingSink>();
@@ -381,9 +485,11 @@ TEST_F(AdminServiceTest, ActionsAreUnavailableWhenTheCoreThreadCannotRunThem) {
 
   grpc::Status s1 = service.KickPeer(&context_, &kick, &kicked);
   grpc::Status s2 = service.CloseMesh(&context_, &close, &closed);
+  grpc::Status s3 = Unbind(service, &context_, "lobby");
 
   EXPECT_EQ(s1.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(s2.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(s3.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(alice->closes.empty());
 }
 
@@ -613,16 +719,21 @@ class AdminServiceOverGrpcTest : public ::testing::Test {
     level.set_level(std::string(log::LevelName(log::GetLevel())));
     relay::v1::SetLogLevelResponse previous;
     call(&relay::v1::Admin::Stub::SetLogLevel, level, &previous);
+    relay::v1::UnbindMeshRequest unbind;
+    unbind.set_mesh_id("nowhere");
+    relay::v1::UnbindMeshResponse unbound;
+    call(&relay::v1::Admin::Stub::UnbindMesh, unbind, &unbound);
     return out;
   }
 
-  static constexpr const char* kRpcNames[] = {"GetStats",  "ListMeshes", "GetMesh",    "KickPeer",
-                                              "CloseMesh", "Drain",      "SetLogLevel"};
+  static constexpr const char* kRpcNames[] = {"GetStats",    "ListMeshes", "GetMesh",
+                                              "KickPeer",    "CloseMesh",  "Drain",
+                                              "SetLogLevel", "UnbindMesh"};
   // What each RPC answers once authorized, in kRpcNames order.
   static constexpr grpc::StatusCode kAuthorizedCodes[] = {
       grpc::StatusCode::OK,        grpc::StatusCode::OK,        grpc::StatusCode::OK,
       grpc::StatusCode::NOT_FOUND, grpc::StatusCode::NOT_FOUND, grpc::StatusCode::OK,
-      grpc::StatusCode::OK};
+      grpc::StatusCode::OK,        grpc::StatusCode::NOT_FOUND};
 
   FixedClock clock_;
   core::RelayCore core_{core::CoreConfig{}, &clock_};
@@ -680,7 +791,7 @@ TEST_F(AdminServiceOverGrpcTest, EveryRpcWithTheTokenIsServed) {
     EXPECT_EQ(statuses[i].error_code(), kAuthorizedCodes[i])
         << kRpcNames[i] << ": " << statuses[i].error_message();
   }
-  EXPECT_EQ(runs_.load(), 5);  // the five core calls
+  EXPECT_EQ(runs_.load(), 7);  // the core calls: GetMesh makes two (peers, auth), and unbind one
   EXPECT_EQ(drains_.load(), 1);
 }
 

@@ -108,7 +108,9 @@ TEST_F(SqliteAuthStoreTest, EverythingWrittenIsLoadedAfterReopening) {
   {
     auto store = Open();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(Bind(*store, {"bound", std::string("salt\0x", 6), "hash", std::nullopt}).ok());
+    ASSERT_TRUE(Bind(*store, {"bound", std::string("salt\0x", 6), "hash", std::nullopt,
+                              kNow - absl::Hours(3)})
+                    .ok());
     ASSERT_TRUE(Bind(*store, {"graced", "s", "h", kNow + absl::Hours(1)}).ok());
     ASSERT_TRUE(Sign(*store, "home", "mesh-key", {"mac", "mac-key"}).ok());
     // A second founder proves with the mesh key itself.
@@ -125,10 +127,12 @@ TEST_F(SqliteAuthStoreTest, EverythingWrittenIsLoadedAfterReopening) {
       EXPECT_EQ(b.salt, std::string("salt\0x", 6));
       EXPECT_EQ(b.hash, "hash");
       EXPECT_FALSE(b.expires_at.has_value());
+      EXPECT_EQ(b.bound_at, kNow - absl::Hours(3));
     } else {
       EXPECT_EQ(b.mesh_id, "graced");
       ASSERT_TRUE(b.expires_at.has_value());
       EXPECT_EQ(*b.expires_at, kNow + absl::Hours(1));
+      EXPECT_EQ(b.bound_at, absl::InfinitePast());  // not known: stored as NULL
     }
   }
   ASSERT_EQ(snapshot->signed_meshes.size(), 1u);
@@ -289,7 +293,10 @@ TEST_F(SqliteAuthStoreTest, DatabaseOfAnOlderRelayIsMigrated) {
     ASSERT_EQ(sqlite3_exec(db,
                            "CREATE TABLE signed_meshes (mesh_id TEXT PRIMARY KEY, mesh_key BLOB "
                            "NOT NULL);"
-                           "INSERT INTO signed_meshes VALUES ('old', 'key');",
+                           "INSERT INTO signed_meshes VALUES ('old', 'key');"
+                           "CREATE TABLE token_bindings (mesh_id TEXT PRIMARY KEY, salt BLOB NOT "
+                           "NULL, hash BLOB NOT NULL, expires_at REAL);"
+                           "INSERT INTO token_bindings VALUES ('family', 's', 'h', NULL);",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -302,6 +309,9 @@ TEST_F(SqliteAuthStoreTest, DatabaseOfAnOlderRelayIsMigrated) {
     ASSERT_EQ(snapshot->signed_meshes.size(), 1u);
     EXPECT_EQ(snapshot->signed_meshes[0].mesh_key, "key");
     EXPECT_EQ(snapshot->signed_meshes[0].last_used_at, absl::InfinitePast());
+    ASSERT_EQ(snapshot->bindings.size(), 1u);
+    EXPECT_EQ(snapshot->bindings[0].hash, "h");
+    EXPECT_EQ(snapshot->bindings[0].bound_at, absl::InfinitePast());
     ASSERT_TRUE(
         WaitWrite([&](AuthStore::WriteDone d) { store->TouchSignedMesh("old", kNow, d); }).ok());
   }

@@ -323,7 +323,9 @@ TEST_F(NatsAuthStoreTest, FounderClaimsAreCheckedInTheStore) {
 // order, an unknown last use.
 TEST_F(NatsAuthStoreTest, LookupMeshReadsWhatTheStoreHolds) {
   const std::string salt("salt\0x", 6);
-  ASSERT_TRUE(Bind(*a_, {"bound", salt, "hash", kNow + absl::Hours(1)}).ok());
+  ASSERT_TRUE(
+      Bind(*a_, {"bound", salt, "hash", kNow + absl::Hours(1), kNow - absl::Hours(5)}).ok());
+  ASSERT_TRUE(Bind(*a_, {"older", salt, "hash", std::nullopt}).ok());  // bound_at unknown
   ASSERT_TRUE(Sign(*a_, "signed", "key", {"mac", "mac-key"}, absl::InfinitePast()).ok());
   ASSERT_TRUE(Sign(*a_, "signed", "key", {"pi", "key"}, absl::InfinitePast()).ok());
 
@@ -334,6 +336,8 @@ TEST_F(NatsAuthStoreTest, LookupMeshReadsWhatTheStoreHolds) {
   EXPECT_EQ(bound->binding->salt, salt);
   EXPECT_EQ(bound->binding->hash, "hash");
   EXPECT_EQ(bound->binding->expires_at, kNow + absl::Hours(1));
+  EXPECT_EQ(bound->binding->bound_at, kNow - absl::Hours(5));
+  EXPECT_EQ(Lookup(*b_, "older")->binding->bound_at, absl::InfinitePast());
 
   absl::StatusOr<MeshAuthState> signed_mesh = Lookup(*a_, "signed");
   ASSERT_TRUE(signed_mesh.ok()) << signed_mesh.status();
@@ -351,11 +355,12 @@ TEST_F(NatsAuthStoreTest, LookupMeshReadsWhatTheStoreHolds) {
 }
 
 TEST_F(NatsAuthStoreTest, BindingExpiryStartsAndStops) {
-  ASSERT_TRUE(Bind(*a_, {"m", "s", "h", std::nullopt}).ok());
+  ASSERT_TRUE(Bind(*a_, {"m", "s", "h", std::nullopt, kNow}).ok());
   ASSERT_TRUE(WriteOp([&](AuthStore::WriteDone d) {
                 a_->SetBindingExpiry("m", kNow + absl::Hours(24), d);
               }).ok());
   EXPECT_EQ(Lookup(*b_, "m")->binding->expires_at, kNow + absl::Hours(24));
+  EXPECT_EQ(Lookup(*b_, "m")->binding->bound_at, kNow);  // rewriting the grace keeps it
   ASSERT_TRUE(
       WriteOp([&](AuthStore::WriteDone d) { a_->SetBindingExpiry("m", std::nullopt, d); }).ok());
   EXPECT_FALSE(Lookup(*b_, "m")->binding->expires_at.has_value());
