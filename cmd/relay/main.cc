@@ -273,6 +273,8 @@ int main(int argc, char** argv) {
   relay::CoreThreadRunner runner(&io, relay::limits::kCoreCallDeadline);
   relay::gateway::RelayMetrics* metrics = gateway.metrics();
   metrics->commit = relay::build_info::Commit();
+  metrics->max_connections = config.gateway.max_connections;
+  metrics->max_auth_records = config.core.max_auth_records;
   core.set_llm_round_trip_observer([metrics](absl::Duration round_trip) {
     metrics->llm_round_trip.Observe(absl::ToDoubleSeconds(round_trip));
   });

@@ -56,6 +56,12 @@ void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats,
   out->Family("relay_auth_records", MetricType::kGauge,
               "Token bindings, signed meshes and used nonces kept (MAX_AUTH_RECORDS bounds them).");
   out->Sample({}, stats.auth_records());
+  out->Family("relay_auth_records_max", MetricType::kGauge,
+              "MAX_AUTH_RECORDS: at it, new token bindings and signed meshes are refused.");
+  out->Sample({}, metrics.max_auth_records);
+  out->Family("relay_connections_max", MetricType::kGauge,
+              "MAX_CONNECTIONS: open WebSocket connections past it get HTTP 503.");
+  out->Sample({}, metrics.max_connections);
 }
 
 void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts& refused,

@@ -38,6 +38,11 @@ struct RelayMetrics {
   // The git commit of this build (build_info::Commit(), which lives with the
   // binary, cmd/relay), for relay_build_info{commit}. Set before serving.
   std::string commit = "unknown";
+  // The bounds the near-limit alerts compare with (MAX_CONNECTIONS,
+  // MAX_AUTH_RECORDS), so that an operator who raises one keeps true alerts:
+  // relay_connections_max and relay_auth_records_max. Set before serving.
+  std::uint64_t max_connections = 0;
+  std::uint64_t max_auth_records = 0;
   // Cluster mode's own series (NATS, the links between instances), written
   // by the backplane; unset for a relay alone. Set before serving.
   std::function<void(metrics::PrometheusText*)> cluster_series;

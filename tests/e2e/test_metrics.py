@@ -42,7 +42,7 @@ EXPECTED_TYPES = {
     "relay_relayed_payload_bytes": "counter",
     "relay_received_bytes": "counter", "relay_sent_bytes": "counter", "relay_errors": "counter",
     "relay_auth_failures": "counter", "relay_rate_limited": "counter", "relay_llm_requests": "counter",
-    "relay_unrouted_messages": "counter",
+    "relay_unrouted_messages": "counter", "relay_connections_max": "gauge", "relay_auth_records_max": "gauge",
     "relay_latency_seconds": "histogram", "relay_llm_round_trip_seconds": "histogram",
     "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge", "process_cpu_seconds": "counter",
 }
@@ -73,6 +73,15 @@ def test_every_family_parses_with_its_type(relay):
                   "token_lifetime", "auth_records", "auth_records_per_ip"):
         assert value(families, "relay_limit_hits", limit=limit) == 0
     assert value(families, "relay_auth_records") == 0
+    assert value(families, "relay_connections_max") == 10000  # MAX_CONNECTIONS' default
+    assert value(families, "relay_auth_records_max") == 100000
+
+
+def test_limit_gauges_follow_the_settings(relay_factory):
+    relay = relay_factory("--max-connections", "777", "--max-auth-records", "4242")
+    families = scrape(relay)
+    assert value(families, "relay_connections_max") == 777
+    assert value(families, "relay_auth_records_max") == 4242
 
 
 async def test_limit_hits_and_auth_records_move_when_a_bound_refuses(relay):
