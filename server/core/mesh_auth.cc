@@ -644,54 +644,64 @@ std::function<void(T)> MeshAuth::OnCoreThread(std::function<void(T)> then) const
   };
 }
 
-relay::v1::MeshAuthInfo MeshAuth::View(const std::string& mesh_id, absl::Time now) const {
+namespace {
+
+// The operator's view of a mesh's records: never a token, hash or key.
+relay::v1::MeshAuthInfo ViewOf(const store::MeshAuthState& state, absl::Time now) {
   using Info = relay::v1::MeshAuthInfo;
+  auto epoch = [](absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); };
   Info info;
-  if (auto mesh = signed_.find(mesh_id); mesh != signed_.end()) {
+  if (state.signed_mesh) {
     info.set_level(Info::LEVEL_SIGNED);
-    info.set_founders(static_cast<std::uint32_t>(mesh->second.founders.size()));
-    if (mesh->second.last_used_at != absl::InfinitePast()) {
-      info.set_last_used_at(absl::ToDoubleSeconds(mesh->second.last_used_at - absl::UnixEpoch()));
+    info.set_founders(static_cast<std::uint32_t>(state.signed_mesh->founders.size()));
+    if (state.signed_mesh->last_used_at != absl::InfinitePast()) {
+      info.set_last_used_at(epoch(state.signed_mesh->last_used_at));
     }
     return info;
   }
-  auto binding = bindings_.find(mesh_id);
-  if (binding == bindings_.end()) {
+  if (!state.binding) {
     info.set_level(Info::LEVEL_OPEN);
     return info;
   }
-  const store::TokenBinding& b = binding->second;
+  const store::TokenBinding& b = *state.binding;
   info.set_level(Info::LEVEL_TOKEN);
-  if (b.bound_at != absl::InfinitePast()) {
-    info.set_bound_at(absl::ToDoubleSeconds(b.bound_at - absl::UnixEpoch()));
-  }
+  if (b.bound_at != absl::InfinitePast()) info.set_bound_at(epoch(b.bound_at));
   if (b.expires_at) {
-    info.set_binding_expires_at(absl::ToDoubleSeconds(*b.expires_at - absl::UnixEpoch()));
+    info.set_binding_expires_at(epoch(*b.expires_at));
     info.set_grace_left_seconds(std::max(0.0, absl::ToDoubleSeconds(*b.expires_at - now)));
   }
   return info;
 }
 
-void MeshAuth::Describe(const std::string& mesh_id, absl::Time now, DescribeDone done) {
-  if (!store_->shared()) {
-    done(View(mesh_id, now));  // memory is the whole truth
-    return;
-  }
-  store_->LookupMesh(mesh_id,
-                     OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
-                         [this, mesh_id, now, done](absl::StatusOr<store::MeshAuthState> state) {
-                           if (!state.ok()) {
-                             relay::v1::MeshAuthInfo info;
-                             info.set_unavailable(std::string(state.status().message()));
-                             done(std::move(info));
-                             return;
-                           }
-                           Merge(mesh_id, *std::move(state), now);
-                           done(View(mesh_id, now));
-                         }));
+}  // namespace
+
+store::MeshAuthState MeshAuth::MemoryState(const std::string& mesh_id) const {
+  store::MeshAuthState state;
+  if (auto it = signed_.find(mesh_id); it != signed_.end()) state.signed_mesh = it->second;
+  if (auto it = bindings_.find(mesh_id); it != bindings_.end()) state.binding = it->second;
+  return state;
 }
 
-void MeshAuth::Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now,
+void MeshAuth::Describe(const std::string& mesh_id, absl::Time now, DescribeDone done) {
+  if (!store_->shared()) {
+    done(ViewOf(MemoryState(mesh_id), now));  // memory is the whole truth
+    return;
+  }
+  // The store's answer as it is: memory keeps its own copies for admission
+  // (a copy taken for a view would go stale, its grace run elsewhere).
+  store_->LookupMesh(mesh_id, OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
+                                  [now, done](absl::StatusOr<store::MeshAuthState> state) {
+                                    if (!state.ok()) {
+                                      relay::v1::MeshAuthInfo info;
+                                      info.set_unavailable(std::string(state.status().message()));
+                                      done(std::move(info));
+                                      return;
+                                    }
+                                    done(ViewOf(*state, now));
+                                  }));
+}
+
+void MeshAuth::Unbind(const std::string& mesh_id, bool mesh_live,
                       std::function<void(absl::Status)> done) {
   if (mesh_live) {
     done(absl::FailedPreconditionError(
@@ -700,7 +710,7 @@ void MeshAuth::Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now
     return;
   }
   if (!store_->shared()) {
-    UnbindFromMemory(mesh_id, std::move(done));
+    UnbindDecided(mesh_id, MemoryState(mesh_id), std::move(done));
     return;
   }
   // Another instance may hold members, or may have bound, revived or let go
@@ -708,55 +718,54 @@ void MeshAuth::Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now
   store_->LookupMesh(
       mesh_id,
       OnCoreThread<absl::StatusOr<store::MeshAuthState>>(
-          [this, mesh_id, now, done](absl::StatusOr<store::MeshAuthState> state) {
+          [this, mesh_id, done](absl::StatusOr<store::MeshAuthState> state) {
             if (!state.ok()) {
               done(absl::UnavailableError(
                   absl::StrCat("the auth store cannot be read: ", state.status().message())));
               return;
             }
-            Merge(mesh_id, *std::move(state), now);
             if (!cluster_liveness_) {
-              UnbindFromMemory(mesh_id, done);
+              UnbindDecided(mesh_id, *state, done);
               return;
             }
             cluster_liveness_(
-                mesh_id, OnCoreThread<absl::StatusOr<bool>>([this, mesh_id,
-                                                             done](absl::StatusOr<bool> live) {
-                  if (!live.ok()) {
-                    done(absl::UnavailableError(
-                        absl::StrCat("the cluster cannot tell whether the mesh has peers: ",
-                                     live.status().message())));
-                  } else if (*live) {
-                    done(absl::FailedPreconditionError(
-                        absl::StrCat("mesh ", QuoteForMessage(mesh_id),
-                                     " has peers on another instance; its binding holds while "
-                                     "they are there (close it first)")));
-                  } else {
-                    UnbindFromMemory(mesh_id, done);
-                  }
-                }));
+                mesh_id,
+                OnCoreThread<absl::StatusOr<bool>>(
+                    [this, mesh_id, stored = *std::move(state), done](absl::StatusOr<bool> live) {
+                      if (!live.ok()) {
+                        done(absl::UnavailableError(
+                            absl::StrCat("the cluster cannot tell whether the mesh has peers: ",
+                                         live.status().message())));
+                      } else if (*live) {
+                        done(absl::FailedPreconditionError(
+                            absl::StrCat("mesh ", QuoteForMessage(mesh_id),
+                                         " has peers on another instance; its binding holds while "
+                                         "they are there (close it first)")));
+                      } else {
+                        UnbindDecided(mesh_id, stored, done);
+                      }
+                    }));
           }));
 }
 
-void MeshAuth::UnbindFromMemory(const std::string& mesh_id,
-                                std::function<void(absl::Status)> done) {
-  if (signed_.contains(mesh_id)) {
+void MeshAuth::UnbindDecided(const std::string& mesh_id, const store::MeshAuthState& state,
+                             std::function<void(absl::Status)> done) {
+  if (state.signed_mesh) {
     done(absl::FailedPreconditionError(
         absl::StrCat("mesh ", QuoteForMessage(mesh_id),
                      " is signed by a mesh key, not bound to a token: nothing to unbind")));
     return;
   }
-  auto binding = bindings_.find(mesh_id);
-  if (binding == bindings_.end()) {
+  if (!state.binding) {
     done(absl::NotFoundError(
         absl::StrCat("mesh ", QuoteForMessage(mesh_id), " is not bound to a token")));
     return;
   }
-  const std::string hash = binding->second.hash;
-  // In its grace, it goes only if it still is in the store: a registrant
-  // who came back meanwhile (through another instance) keeps it.
+  const std::string hash = state.binding->hash;
+  // In its grace, it goes only if it still is: a registrant who came back
+  // meanwhile (through another instance) keeps it.
   const std::optional<absl::Time> expired_by =
-      binding->second.expires_at ? std::optional<absl::Time>(absl::InfiniteFuture()) : std::nullopt;
+      state.binding->expires_at ? std::optional<absl::Time>(absl::InfiniteFuture()) : std::nullopt;
   store_->DeleteBinding(
       mesh_id, store::BindingRemoval{hash, expired_by},
       OnCoreThread<absl::Status>([this, mesh_id, hash, done](absl::Status deleted) {

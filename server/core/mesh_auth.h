@@ -123,9 +123,10 @@ class MeshAuth {
   void SetClusterLiveness(ClusterLiveness liveness) { cluster_liveness_ = std::move(liveness); }
 
   // For the operator (relayctl meshes show): how `mesh_id` admits
-  // registrations now, never a secret. With a shared store it is read there
-  // first; `done` runs once on the core thread (inline when memory answers),
-  // with `unavailable` set when the store could not be read.
+  // registrations now, never a secret. With a shared store, the store's
+  // answer (memory's copies may lag what other instances did); `done` runs
+  // once on the core thread (inline when memory answers), with
+  // `unavailable` set when the store could not be read.
   using DescribeDone = std::function<void(relay::v1::MeshAuthInfo)>;
   void Describe(const std::string& mesh_id, absl::Time now, DescribeDone done);
 
@@ -136,8 +137,7 @@ class MeshAuth {
   // members (here or, in cluster mode, on any instance) or when it is
   // signed; NotFound when it has no binding; Unavailable when the store or
   // the cluster cannot answer.
-  void Unbind(const std::string& mesh_id, bool mesh_live, absl::Time now,
-              std::function<void(absl::Status)> done);
+  void Unbind(const std::string& mesh_id, bool mesh_live, std::function<void(absl::Status)> done);
 
   std::size_t signed_meshes() const { return signed_.size(); }
   std::size_t bindings() const { return bindings_.size(); }
@@ -200,10 +200,12 @@ class MeshAuth {
   // never after MeshAuth is gone.
   template <typename T>
   std::function<void(T)> OnCoreThread(std::function<void(T)> then) const;
-  // What memory holds of `mesh_id`, for Describe.
-  relay::v1::MeshAuthInfo View(const std::string& mesh_id, absl::Time now) const;
-  // Unbind once the store's copy is merged and nobody is in the mesh.
-  void UnbindFromMemory(const std::string& mesh_id, std::function<void(absl::Status)> done);
+  // What memory holds of `mesh_id`, as a store would answer it.
+  store::MeshAuthState MemoryState(const std::string& mesh_id) const;
+  // Unbind once nobody is in the mesh, `state` being what the store (or,
+  // alone, memory) holds of it.
+  void UnbindDecided(const std::string& mesh_id, const store::MeshAuthState& state,
+                     std::function<void(absl::Status)> done);
   void Hit(Limit limit) const {
     if (hits_ != nullptr) hits_->Add(limit);
   }

@@ -969,7 +969,7 @@ void RelayCore::DescribeMeshAuth(const std::string& mesh_id, MeshAuth::DescribeD
 void RelayCore::UnbindMesh(const std::string& mesh_id, std::function<void(absl::Status)> done) {
   auto mesh = meshes_.find(mesh_id);
   const bool live = mesh != meshes_.end() && !mesh->second->roster.empty();
-  auth_.Unbind(mesh_id, live, clock_->Now(), std::move(done));
+  auth_.Unbind(mesh_id, live, std::move(done));
 }
 
 absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,

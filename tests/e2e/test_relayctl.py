@@ -374,18 +374,11 @@ async def test_a_squatted_mesh_is_shown_bound_and_unbind_lets_the_family_in(rela
     empty = await actl(relayctl_bin, "--addr", relay.grpc_addr, "meshes", "show", mesh)
     assert empty.returncode == 0, empty
     assert empty.stdout.startswith("Mesh: %s  Peers: 0  " % mesh), empty.stdout
-    clustered = hasattr(relay, "instance_ids")
-    if clustered:
-        # The store of a cluster may not hold the grace yet (docs/operations.md, meshes unbind).
-        assert re.search(r"empty, (forgotten in 2[34]h unless its token rejoins|no grace started yet)",
-                         empty.stdout), empty.stdout
-    else:
-        assert re.search(r"empty, forgotten in 2[34]h unless its token rejoins", empty.stdout), empty.stdout
+    assert re.search(r"empty, forgotten in 2[34]h unless its token rejoins", empty.stdout), empty.stdout
     assert empty.stdout.endswith("(no peers)\n"), empty.stdout
     data = ctl_json(await actl(relayctl_bin, "--addr", relay.grpc_addr, "--json", "meshes", "show", mesh))
     assert data["auth"]["level"] == "LEVEL_TOKEN", data
-    if not clustered:
-        assert 86000 < data["auth"]["grace_left_seconds"] <= 86400, data
+    assert 86000 < data["auth"]["grace_left_seconds"] <= 86400, data
     assert abs(data["auth"]["bound_at"] - time.time()) < 60, data
     for shown_text in (shown.stdout, empty.stdout, json.dumps(data)):
         assert "mine-now" not in shown_text  # never the token
