@@ -47,6 +47,17 @@ std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
 }
 
+// Answers an upgrade the relay refuses: `status` with the JSON error body
+// every HTTP refusal has ({"error": refusal's name, "message"}). Counting and
+// logging stay with the caller, which knows how often to log.
+template <typename ConnectionPtr>
+void RefuseUpgrade(const ConnectionPtr& con, websocketpp::http::status_code::value status,
+                   Refusal refusal, absl::string_view message) {
+  con->set_status(status);
+  con->replace_header("Content-Type", "application/json");
+  con->set_body(HttpErrorBody(RefusalName(refusal), message));
+}
+
 // The TCP peer's address, IPv4-mapped IPv6 shown as IPv4.
 template <typename ConnectionPtr>
 std::optional<asio::ip::tcp::endpoint> TcpPeer(const ConnectionPtr& con) {
@@ -589,12 +600,11 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
   // 426 naming the version the relay speaks.
   if (con->get_request().websocket_version_unsupported()) {
     refused_->Add(Refusal::kUnsupportedWebsocketVersion);
-    con->set_status(websocketpp::http::status_code::upgrade_required);
     con->replace_header("Sec-WebSocket-Version", "13");
-    con->replace_header("Content-Type", "application/json");
-    con->set_body(HttpErrorBody(RefusalName(Refusal::kUnsupportedWebsocketVersion),
-                                "this relay speaks WebSocket version 13 (RFC 6455): send "
-                                "Sec-WebSocket-Version: 13"));
+    RefuseUpgrade(con, websocketpp::http::status_code::upgrade_required,
+                  Refusal::kUnsupportedWebsocketVersion,
+                  "this relay speaks WebSocket version 13 (RFC 6455): send "
+                  "Sec-WebSocket-Version: 13");
     return false;
   }
   absl::StatusOr<std::string> mesh_id = ParseRelayPath(con->get_resource(), limits::kMaxIdBytes);
@@ -602,10 +612,10 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
     const Refusal refusal =
         absl::IsNotFound(mesh_id.status()) ? Refusal::kNotFound : Refusal::kBadMeshId;
     refused_->Add(refusal);
-    con->set_status(refusal == Refusal::kNotFound ? websocketpp::http::status_code::not_found
-                                                  : websocketpp::http::status_code::bad_request);
-    con->replace_header("Content-Type", "application/json");
-    con->set_body(HttpErrorBody(RefusalName(refusal), mesh_id.status().message()));
+    RefuseUpgrade(con,
+                  refusal == Refusal::kNotFound ? websocketpp::http::status_code::not_found
+                                                : websocketpp::http::status_code::bad_request,
+                  refusal, mesh_id.status().message());
     return false;
   }
   // ALLOWED_ORIGINS (origin_policy.h): a browser page on another origin.
@@ -626,22 +636,18 @@ bool BasicWsGateway<Config>::OnValidate(connection_hdl hdl) {
           .Str("origin", absl::string_view(origin).substr(0, 200))
           .Uint("refused_total", n);
     }
-    con->set_status(websocketpp::http::status_code::forbidden);
-    con->replace_header("Content-Type", "application/json");
     con->replace_header("Vary", "Origin");
-    con->set_body(HttpErrorBody(RefusalName(Refusal::kOriginNotAllowed),
-                                "this relay accepts WebSocket connections from browser pages "
-                                "only on the origins its ALLOWED_ORIGINS lists"));
+    RefuseUpgrade(con, websocketpp::http::status_code::forbidden, Refusal::kOriginNotAllowed,
+                  "this relay accepts WebSocket connections from browser pages only on the "
+                  "origins its ALLOWED_ORIGINS lists");
     return false;
   }
   if (shutting_down_ || core_->draining()) {
     refused_->Add(Refusal::kDraining);
-    con->set_status(websocketpp::http::status_code::service_unavailable);
-    con->replace_header("Content-Type", "application/json");
     con->replace_header("Retry-After", std::to_string(limits::kDrainingRetryAfterSeconds));
-    con->set_body(HttpErrorBody(RefusalName(Refusal::kDraining),
-                                "the relay is shutting down; reconnect (another instance may "
-                                "take over) in a few seconds"));
+    RefuseUpgrade(con, websocketpp::http::status_code::service_unavailable, Refusal::kDraining,
+                  "the relay is shutting down; reconnect (another instance may take over) in a "
+                  "few seconds");
     return false;
   }
   if (!TakeSlot(con)) return false;
@@ -676,9 +682,8 @@ bool BasicWsGateway<Config>::TakeSlot(const ConnectionPtr& con) {
         .Str("why", slot.status().message())
         .Uint("refused_total", n);
   }
-  con->set_status(websocketpp::http::status_code::service_unavailable);
-  con->replace_header("Content-Type", "application/json");
-  con->set_body(HttpErrorBody(RefusalName(Refusal::kTooManyConnections), slot.status().message()));
+  RefuseUpgrade(con, websocketpp::http::status_code::service_unavailable,
+                Refusal::kTooManyConnections, slot.status().message());
   return false;
 }
 
