@@ -10,6 +10,7 @@
 #include "gateway/codec/python_json.h"
 #include "gateway/json/json_object.h"
 #include "server/core/traffic.h"
+#include "server/core/unrouted_wire.h"
 #include "server/limits.h"
 
 namespace relay::gateway {
@@ -360,8 +361,7 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
   for (std::size_t i = 0; i < core::kUnroutedTypeCount; ++i) {
     if (type != core::kUnroutedTypeNames[i]) continue;
     auto* unrouted = event->mutable_unrouted();
-    unrouted->set_type(static_cast<relay::v1::UnroutedType>(relay::v1::UNROUTED_TYPE_GOSSIP +
-                                                            static_cast<int>(i)));
+    unrouted->set_type(core::UnroutedTypeToWire(static_cast<core::UnroutedType>(i)));
     return ReadRequestId(obj, type, /*required=*/false, unrouted->mutable_request_id(), failure);
   }
   return Fail(failure, ErrorCode::kUnknownType,

@@ -1,11 +1,12 @@
 #include "gateway/grpc/grpc_event_codec.h"
 
 #include <initializer_list>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/json/json_object.h"
 #include "gateway/json/json_writer.h"
-#include "server/core/traffic.h"
+#include "server/core/unrouted_wire.h"
 #include "server/limits.h"
 
 namespace relay::gateway {
@@ -206,12 +207,12 @@ bool GrpcEventToFrame(const relay::v1::ClientEvent& event, std::size_t max_mesh_
       break;
     case ClientEvent::kUnrouted: {
       const relay::v1::Unrouted& unrouted = event.unrouted();
-      const int index = unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP;
-      if (index < 0 || index >= static_cast<int>(core::kUnroutedTypeCount)) {
+      const std::optional<core::UnroutedType> type = core::UnroutedTypeFromWire(unrouted.type());
+      if (!type) {
         return Fail(failure, ErrorCode::kUnknownType, "unrouted.type names no unrouted type");
       }
       if (!CheckOneValue(unrouted.request_id(), "request_id", failure)) return false;
-      out = absl::StrCat("{\"type\":\"", core::kUnroutedTypeNames[index], "\"");
+      out = absl::StrCat("{\"type\":\"", core::UnroutedTypeName(*type), "\"");
       if (!unrouted.request_id().empty()) AppendKeyRaw(&out, "request_id", unrouted.request_id());
       break;
     }

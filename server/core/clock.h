@@ -12,6 +12,9 @@
 
 namespace relay::core {
 
+// Seconds since the Unix epoch, as the protocol and the Admin API write times.
+inline double ToEpochSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
 class Clock {
  public:
   virtual ~Clock() = default;

@@ -8,13 +8,11 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "server/core/clock.h"
 #include "server/core/llm_capabilities.h"
 #include "server/core/mesh_roster.h"
 
 namespace relay::core {
-
-// Seconds since the Unix epoch, as the protocol writes times.
-inline double ToEpochSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
 template <typename PeerMessage>
 void SetMemberFields(const Member& member, PeerMessage& out) {

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/crypto.h"
+#include "server/core/clock.h"
 #include "server/core/text_rules.h"
 #include "server/limits.h"
 #include "server/util/log.h"
@@ -195,6 +196,29 @@ void MeshAuth::Continue(const AttemptPtr& attempt) {
 }
 
 template <typename T>
+std::function<void(T)> MeshAuth::OnCoreThread(std::function<void(T)> then) const {
+  const std::thread::id core_thread = std::this_thread::get_id();
+  std::weak_ptr<const bool> alive = alive_;
+  CoreExecutor* const executor = executor_;
+  return [core_thread, alive, executor, then = std::move(then)](T answer) {
+    if (std::this_thread::get_id() == core_thread) {
+      // Inline, or a store that brings its answers to this thread itself (a
+      // task of their own, auth_store.h): posting again would only add a hop.
+      if (!alive.expired()) then(std::move(answer));
+      return;
+    }
+    if (executor == nullptr) {
+      // Wiring error: a store with its own thread needs an executor.
+      log::Error("an auth store answered on another thread and there is no CoreExecutor");
+      std::abort();
+    }
+    executor->Post([alive, then, answer = std::move(answer)]() mutable {
+      if (!alive.expired()) then(std::move(answer));
+    });
+  };
+}
+
+template <typename T>
 void MeshAuth::AskStore(const AttemptPtr& attempt,
                         std::function<void(std::function<void(absl::StatusOr<T>)>)> call,
                         std::function<Decision(absl::StatusOr<T>)> on_answer) {
@@ -216,34 +240,13 @@ void MeshAuth::AskStore(const AttemptPtr& attempt,
     handle(absl::InternalError("the store's answers did not settle"), /*late=*/false);
     return;
   }
-  // True while `call` runs: an answer then is inline, on this thread, and
-  // the attempt goes on at once, as with a store that keeps nothing.
+  // True while `call` runs: an answer then is inline, and the attempt goes
+  // on at once, as with a store that keeps nothing. Read on the core thread
+  // only (OnCoreThread runs its callback there).
   auto in_call = std::make_shared<bool>(true);
-  const std::thread::id caller = std::this_thread::get_id();
-  std::weak_ptr<const bool> alive = alive_;
-  CoreExecutor* const executor = executor_;
-  call([in_call, caller, alive, executor, handle](absl::StatusOr<T> answer) {
-    // `in_call` is read on the caller's thread only.
-    if (std::this_thread::get_id() == caller) {
-      if (*in_call) {
-        handle(std::move(answer), /*late=*/false);
-      } else if (!alive.expired()) {
-        // A store that brings its answers to this thread itself (a task of
-        // their own, auth_store.h): posting again would only add a hop.
-        handle(std::move(answer), /*late=*/true);
-      }
-      return;
-    }
-    if (executor != nullptr) {
-      executor->Post([alive, handle, answer = std::move(answer)]() mutable {
-        if (!alive.expired()) handle(std::move(answer), /*late=*/true);
-      });
-      return;
-    }
-    // Wiring error: a store with its own thread needs an executor.
-    log::Error("an auth store answered on another thread and there is no CoreExecutor");
-    std::abort();
-  });
+  call(OnCoreThread<absl::StatusOr<T>>([in_call, handle](absl::StatusOr<T> answer) {
+    handle(std::move(answer), /*late=*/!*in_call);
+  }));
   *in_call = false;
 }
 
@@ -623,39 +626,17 @@ MeshAuth::Decision MeshAuth::DecideRegisterMesh(const AttemptPtr& attempt) {
 
 // --- The operator's view and unbind ---------------------------------------------
 
-template <typename T>
-std::function<void(T)> MeshAuth::OnCoreThread(std::function<void(T)> then) const {
-  const std::thread::id core_thread = std::this_thread::get_id();
-  std::weak_ptr<const bool> alive = alive_;
-  CoreExecutor* const executor = executor_;
-  return [core_thread, alive, executor, then = std::move(then)](T answer) {
-    if (std::this_thread::get_id() == core_thread) {
-      if (!alive.expired()) then(std::move(answer));
-      return;
-    }
-    if (executor == nullptr) {
-      // Wiring error: a store with its own thread needs an executor.
-      log::Error("an auth store answered on another thread and there is no CoreExecutor");
-      std::abort();
-    }
-    executor->Post([alive, then, answer = std::move(answer)]() mutable {
-      if (!alive.expired()) then(std::move(answer));
-    });
-  };
-}
-
 namespace {
 
 // The operator's view of a mesh's records: never a token, hash or key.
 relay::v1::MeshAuthInfo ViewOf(const store::MeshAuthState& state, absl::Time now) {
   using Info = relay::v1::MeshAuthInfo;
-  auto epoch = [](absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); };
   Info info;
   if (state.signed_mesh) {
     info.set_level(Info::LEVEL_SIGNED);
     info.set_founders(static_cast<std::uint32_t>(state.signed_mesh->founders.size()));
     if (state.signed_mesh->last_used_at != absl::InfinitePast()) {
-      info.set_last_used_at(epoch(state.signed_mesh->last_used_at));
+      info.set_last_used_at(ToEpochSeconds(state.signed_mesh->last_used_at));
     }
     return info;
   }
@@ -665,9 +646,9 @@ relay::v1::MeshAuthInfo ViewOf(const store::MeshAuthState& state, absl::Time now
   }
   const store::TokenBinding& b = *state.binding;
   info.set_level(Info::LEVEL_TOKEN);
-  if (b.bound_at != absl::InfinitePast()) info.set_bound_at(epoch(b.bound_at));
+  if (b.bound_at != absl::InfinitePast()) info.set_bound_at(ToEpochSeconds(b.bound_at));
   if (b.expires_at) {
-    info.set_binding_expires_at(epoch(*b.expires_at));
+    info.set_binding_expires_at(ToEpochSeconds(*b.expires_at));
     info.set_grace_left_seconds(std::max(0.0, absl::ToDoubleSeconds(*b.expires_at - now)));
   }
   return info;

@@ -1,6 +1,7 @@
 #include "server/core/relay_core.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -10,6 +11,7 @@
 #include "server/core/lent_delivery.h"
 #include "server/core/member_fields.h"
 #include "server/core/text_rules.h"
+#include "server/core/unrouted_wire.h"
 #include "server/limits.h"
 #include "server/util/log.h"
 
@@ -768,26 +770,20 @@ void RelayCore::OnPing(Connection& conn) {
   Deliver(conn, MakeEvent(std::move(event)));
 }
 
-static_assert(relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE - relay::v1::UNROUTED_TYPE_GOSSIP + 1 ==
-                  static_cast<int>(kUnroutedTypeCount),
-              "relay.proto's UnroutedType and core::UnroutedType must list the same types");
-
 void RelayCore::OnUnrouted(Connection& conn, const relay::v1::Unrouted& unrouted) {
-  const int wire_type = unrouted.type();
-  if (wire_type < relay::v1::UNROUTED_TYPE_GOSSIP ||
-      wire_type > relay::v1::UNROUTED_TYPE_ROUTE_RESPONSE) {
+  const std::optional<UnroutedType> type = UnroutedTypeFromWire(unrouted.type());
+  if (!type) {
     SendError(conn, ErrorCode::kUnknownType, "unknown unrouted message type",
               unrouted.request_id());
     return;
   }
-  const auto type = static_cast<UnroutedType>(wire_type - relay::v1::UNROUTED_TYPE_GOSSIP);
-  ++traffic_.unrouted[static_cast<std::size_t>(type)];
+  ++traffic_.unrouted[static_cast<std::size_t>(*type)];
   // Shipped clients send these for peers that never answer here; an error
   // for each would show to the user as the app's last error. A sender that
   // waits for an answer (it gave a request_id) learns at once that none comes.
   if (unrouted.request_id().empty()) return;
   SendError(conn, ErrorCode::kUnknownType,
-            absl::StrCat("this relay does not route \"", UnroutedTypeName(type), "\" messages"),
+            absl::StrCat("this relay does not route \"", UnroutedTypeName(*type), "\" messages"),
             unrouted.request_id());
 }
 

@@ -126,6 +126,10 @@ class Statement {
     if (IsNull(i)) return std::nullopt;
     return FromEpoch(RealColumn(i));
   }
+  // KnownTime's column read back: NULL is InfinitePast (unknown).
+  absl::Time KnownTimeColumn(int i) const {
+    return OptionalTimeColumn(i).value_or(absl::InfinitePast());
+  }
 
  private:
   sqlite3* db_;
@@ -161,9 +165,8 @@ class SqliteAuthStore::Db {
     {
       Statement s(db_, "SELECT mesh_id, salt, hash, expires_at, bound_at FROM token_bindings");
       while (s.Next()) {
-        snapshot.bindings.push_back(
-            TokenBinding{s.Column(0), s.Column(1), s.Column(2), s.OptionalTimeColumn(3),
-                         s.OptionalTimeColumn(4).value_or(absl::InfinitePast())});
+        snapshot.bindings.push_back(TokenBinding{s.Column(0), s.Column(1), s.Column(2),
+                                                 s.OptionalTimeColumn(3), s.KnownTimeColumn(4)});
       }
       if (absl::Status st = s.status(); !st.ok()) return st;
     }
@@ -174,7 +177,7 @@ class SqliteAuthStore::Db {
         SignedMesh& m = meshes[s.Column(0)];
         m.mesh_id = s.Column(0);
         m.mesh_key = s.Column(1);
-        if (!s.IsNull(2)) m.last_used_at = FromEpoch(s.RealColumn(2));
+        m.last_used_at = s.KnownTimeColumn(2);
       }
       if (absl::Status st = s.status(); !st.ok()) return st;
     }
@@ -423,9 +426,8 @@ class SqliteAuthStore::Db {
       if (absl::Status st = s.status(); !st.ok()) return st;
       return std::optional<TokenBinding>();
     }
-    return std::optional<TokenBinding>(
-        TokenBinding{mesh_id, s.Column(0), s.Column(1), s.OptionalTimeColumn(2),
-                     s.OptionalTimeColumn(3).value_or(absl::InfinitePast())});
+    return std::optional<TokenBinding>(TokenBinding{mesh_id, s.Column(0), s.Column(1),
+                                                    s.OptionalTimeColumn(2), s.KnownTimeColumn(3)});
   }
 
   absl::StatusOr<std::optional<SignedMesh>> ReadSigned(const std::string& mesh_id) {
@@ -439,7 +441,7 @@ class SqliteAuthStore::Db {
       }
       mesh.mesh_id = mesh_id;
       mesh.mesh_key = s.Column(0);
-      if (!s.IsNull(1)) mesh.last_used_at = FromEpoch(s.RealColumn(1));
+      mesh.last_used_at = s.KnownTimeColumn(1);
     }
     Statement s(db_, "SELECT node_id, verify_key FROM founders WHERE mesh_id = ? ORDER BY rowid");
     s.Text(1, mesh_id);

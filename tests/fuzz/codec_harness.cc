@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@
 #include "gateway/json/json_writer.h"
 #include "relay/v1/relay.pb.h"
 #include "server/core/error_code.h"
-#include "server/core/traffic.h"
+#include "server/core/unrouted_wire.h"
 #include "server/limits.h"
 #include "tests/fuzz/json_reference.h"
 
@@ -625,10 +626,9 @@ std::string DecoderProblem(absl::string_view input, bool parsed) {
       return "";
     case relay::v1::ClientEvent::kUnrouted: {
       const relay::v1::Unrouted& unrouted = event.unrouted();
-      const int index = unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP;
+      const std::optional<core::UnroutedType> kind = core::UnroutedTypeFromWire(unrouted.type());
       const Member* type = client.Find("type");
-      if (index < 0 || index >= static_cast<int>(core::kUnroutedTypeCount) || type == nullptr ||
-          type->string_value != core::kUnroutedTypeNames[index]) {
+      if (!kind || type == nullptr || type->string_value != core::UnroutedTypeName(*kind)) {
         return "unrouted type differs from the frame's";
       }
       const Member* request_id = client.Find("request_id");

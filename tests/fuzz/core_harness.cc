@@ -55,6 +55,7 @@
 #include "server/core/peer_sink.h"
 #include "server/core/relay_core.h"
 #include "server/core/traffic.h"
+#include "server/core/unrouted_wire.h"
 #include "tests/fuzz/codec_harness.h"
 #include "tests/store/manual_executor.h"
 #include "tests/store/scripted_auth_store.h"
@@ -1260,7 +1261,7 @@ class Harness {
           SendError(c, ErrorCode::kUnknownType, unrouted.request_id());
           break;
         }
-        ++unrouted_[unrouted.type() - relay::v1::UNROUTED_TYPE_GOSSIP];
+        ++unrouted_[static_cast<std::size_t>(*core::UnroutedTypeFromWire(unrouted.type()))];
         if (!unrouted.request_id().empty()) {
           SendError(c, ErrorCode::kUnknownType, unrouted.request_id());
         }
