@@ -11,6 +11,7 @@
 #define RELAY_SERVER_LIMITS_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/time/time.h"
 
@@ -218,6 +219,24 @@ inline constexpr absl::Duration kBackplaneRetransmitAfter = absl::Milliseconds(5
 // Envelopes queued for one instance are batched into frames of at most this
 // (a single envelope may be larger: it travels alone).
 inline constexpr std::size_t kBackplaneMaxFrameBytes = 64u << 10;
+
+// --- Resume sessions (docs/protocol.md, "Resume") ---------------------------
+
+// A session id's random bytes (128 bits, shown as 32 hex digits): not
+// guessable within any number of tries a relay would answer.
+inline constexpr std::size_t kResumeSessionIdBytes = 16;
+// The relay acknowledges a resume client's frames at most this often, or
+// after this many frames, whichever comes first: often enough that a
+// client's resend buffer stays small, rarely enough to cost nothing.
+inline constexpr absl::Duration kResumeAckInterval = absl::Milliseconds(100);
+inline constexpr std::uint64_t kResumeAckEveryFrames = 64;
+// What one kept frame costs beyond its event's size (the deque entry, the
+// shared event's control block): RESUME_BUFFER_BYTES and
+// MAX_RESUME_MEMORY_BYTES count both, so a flood of tiny frames is bounded.
+inline constexpr std::size_t kResumeFrameOverheadBytes = 64;
+// The largest client seq (and "last_seq"): JSON numbers are exact up to
+// 2^53 in every client language.
+inline constexpr std::uint64_t kMaxResumeSeq = (std::uint64_t{1} << 53) - 1;
 
 }  // namespace relay::limits
 

@@ -412,6 +412,38 @@ const Setting kSettings[] = {
        return SetCount(v, kMaxSettingCount, &c->core.max_auth_records);
      },
      [](const RelayConfig& c) { return absl::StrCat(c.core.max_auth_records); }},
+    {{"resume_window", "resume-window-seconds", "RESUME_WINDOW_SECONDS", "seconds", "60",
+      "how long a resume session whose connection dropped waits for its client; 0 turns "
+      "resume off"},
+     [](const std::string& v, RelayConfig* c) { return SetSeconds(v, &c->core.resume_window); },
+     [](const RelayConfig& c) { return absl::FormatDuration(c.core.resume_window); }},
+    {{"resume_buffer_bytes", "resume-buffer-bytes", "RESUME_BUFFER_BYTES", "bytes", "1048576",
+      "bytes one resume session keeps for replay (frames its client has not acknowledged); "
+      "past it the session ends"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingBufferBytes, &c->core.resume_buffer_bytes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.resume_buffer_bytes); }},
+    {{"resume_buffer_frames", "resume-buffer-frames", "RESUME_BUFFER_FRAMES", "frames", "4096",
+      "frames one resume session keeps for replay; past it the session ends"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.resume_buffer_frames);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.resume_buffer_frames); }},
+    {{"max_resume_sessions", "max-resume-sessions", "MAX_RESUME_SESSIONS", "sessions", "10000",
+      "resume sessions this instance keeps, live or suspended; past it joins get none"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingCount, &c->core.max_resume_sessions);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_resume_sessions); }},
+    {{"max_resume_memory_bytes", "max-resume-memory-bytes", "MAX_RESUME_MEMORY_BYTES", "bytes",
+      "268435456",
+      "bytes all resume sessions keep for replay together; past it the session that would grow "
+      "ends"},
+     [](const std::string& v, RelayConfig* c) {
+       return SetCount(v, kMaxSettingBufferBytes, &c->core.max_resume_memory_bytes);
+     },
+     [](const RelayConfig& c) { return absl::StrCat(c.core.max_resume_memory_bytes); }},
     {{"auth_records_per_ip_per_minute", "auth-records-per-ip-per-minute",
       "AUTH_RECORDS_PER_IP_PER_MINUTE", "records/minute", "20",
       "token bindings, signed meshes and nonce uses one client IP may create per minute; more "

@@ -86,6 +86,54 @@ bool ReadRequestId(const Object& obj, absl::string_view type, bool required, std
   return true;
 }
 
+// A resume seq ("seq", "last_seq", an ack's "seq"): a JSON integer from
+// `min` to limits::kMaxResumeSeq, written as digits only (no sign,
+// fraction or exponent: 1.0 and 1e3 are not counters).
+bool ReadSeq(const Member& m, std::uint64_t min, std::uint64_t* out) {
+  if (m.kind != Kind::kNumber || m.raw_value.empty() || m.raw_value.size() > 16) return false;
+  for (char c : m.raw_value) {
+    if (c < '0' || c > '9') return false;
+  }
+  std::uint64_t value = 0;
+  if (!absl::SimpleAtoi(m.raw_value, &value) || value < min || value > limits::kMaxResumeSeq) {
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+// "resume" of a register/join: true (a new session), an object naming the
+// session to continue, or false/null/absent (none).
+bool DecodeResume(const Object& obj, absl::string_view type, relay::v1::ResumeRequest* resume,
+                  DecodeFailure* failure) {
+  const Member* m = obj.Find("resume");
+  if (m == nullptr || m->kind == Kind::kNull) return true;
+  if (m->kind == Kind::kBool) {
+    resume->set_requested(m->raw_value == "true");
+    return true;
+  }
+  const std::string kShape = absl::StrCat(
+      "\"resume\" must be true, or {\"session\": \"<id>\", \"last_seq\": <integer>} in ", type);
+  if (m->kind != Kind::kObject) return Fail(failure, ErrorCode::kBadMessage, kShape);
+  Object r;
+  json::ParseError error;
+  if (!json::ParseObject(m->raw_value, limits::kMaxJsonDepth, limits::kMaxJsonMembersPerObject, &r,
+                         &error)) {
+    return Fail(failure, ErrorCode::kBadMessage, kShape);
+  }
+  const Member* session = r.Find("session");
+  const Member* last_seq = r.Find("last_seq");
+  std::uint64_t last = 0;
+  if (session == nullptr || session->kind != Kind::kString || session->string_value.empty() ||
+      (last_seq != nullptr && last_seq->kind != Kind::kNull && !ReadSeq(*last_seq, 0, &last))) {
+    return Fail(failure, ErrorCode::kBadMessage, kShape);
+  }
+  resume->set_requested(true);
+  resume->set_session_id(session->string_value);
+  resume->set_last_seq(last);
+  return true;
+}
+
 std::string RawOrNull(const Member* m) {
   return m == nullptr ? std::string(kNull) : std::string(m->raw_value);
 }
@@ -227,7 +275,7 @@ bool DecodeRegister(const Object& obj, absl::string_view type, absl::string_view
                   "\"token\" must be a string, or a signed join token object");
     }
   }
-  return true;
+  return DecodeResume(obj, type, reg->mutable_resume(), failure);
 }
 
 bool DecodeRegisterMesh(const Object& obj, absl::string_view mesh_id,
@@ -300,6 +348,17 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
   // A view: comparing it with each literal is a length check, not strlen.
   const absl::string_view type = type_member->string_value;
 
+  // A resume session's counter, on any message (the core decides whether
+  // it needs one). Never forwarded: it is not the sender's to pass on.
+  if (const Member* seq = obj.Find("seq"); seq != nullptr) {
+    std::uint64_t value = 0;
+    if (ReadSeq(*seq, 1, &value)) {
+      event->set_seq(value);
+    } else {
+      event->set_seq_invalid(true);
+    }
+  }
+
   if (type == "register" || type == "join") {
     return DecodeRegister(obj, type, mesh_id, event->mutable_register_(), failure);
   }
@@ -325,7 +384,7 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     }
     req->set_kind(type == "llm_request" ? relay::v1::LLM_REQUEST_KIND_LLM
                                         : relay::v1::LLM_REQUEST_KIND_CHAT);
-    req->set_members(MembersExcept(obj, {"type", "from", "request_id"}));
+    req->set_members(MembersExcept(obj, {"type", "from", "request_id", "seq"}));
     // The shipped macOS server reads `messages`: give it one when the
     // requester only sent a prompt.
     const Member* prompt = obj.Find("prompt");
@@ -343,7 +402,18 @@ bool DecodeClientFrame(absl::string_view frame, absl::string_view mesh_id,
     const std::string* target;
     if (!RequireString(obj, "target", type, &target, failure)) return false;
     resp->set_target(*target);
-    resp->set_members(MembersExcept(obj, {"type", "from", "target", "request_id"}));
+    resp->set_members(MembersExcept(obj, {"type", "from", "target", "request_id", "seq"}));
+    return true;
+  }
+  if (type == "ack") {
+    const Member* seq = obj.Find("seq");
+    std::uint64_t value = 0;
+    if (seq == nullptr || !ReadSeq(*seq, 0, &value)) {
+      return Fail(failure, ErrorCode::kBadMessage,
+                  absl::StrCat("ack needs \"seq\", an integer from 0 to ", limits::kMaxResumeSeq));
+    }
+    event->set_seq_invalid(false);
+    event->mutable_ack()->set_seq(value);
     return true;
   }
   if (type == "ping") {

@@ -43,6 +43,13 @@ void AppendPeerFields(std::string* out, const relay::v1::PeerInfo& peer) {
   AppendStringArray(out, peer.capabilities());
 }
 
+void AppendSession(std::string* out, const relay::v1::SessionInfo& session) {
+  AppendKey(out, "session");
+  out->append("{\"id\":");
+  AppendString(out, session.id());
+  absl::StrAppend(out, ",\"window_seconds\":", session.window_seconds(), "}");
+}
+
 void AppendMembers(std::string* out, const std::string& members) {
   if (members.empty()) return;
   out->push_back(',');
@@ -50,6 +57,13 @@ void AppendMembers(std::string* out, const std::string& members) {
 }
 
 }  // namespace
+
+void AppendSequencedServerEvent(const relay::v1::ServerEvent& event, std::uint64_t seq,
+                                std::string* out) {
+  AppendServerEvent(event, out);
+  out->pop_back();  // the closing brace
+  absl::StrAppend(out, ",\"seq\":", seq, "}");
+}
 
 std::string EncodeServerEvent(const relay::v1::ServerEvent& event) {
   std::string out;
@@ -70,6 +84,8 @@ void AppendServerEvent(const relay::v1::ServerEvent& event, std::string* out_ptr
       AppendString(&out, event.joined().mesh_id());
       AppendKey(&out, "node_count");
       absl::StrAppend(&out, event.joined().node_count());
+      if (event.joined().has_session()) AppendSession(&out, event.joined().session());
+      if (event.joined().resume_refused()) out.append(",\"resumed\":false");
       break;
     case ServerEvent::kPeers:
       OpenEvent(&out, "peers");
@@ -115,8 +131,8 @@ void AppendServerEvent(const relay::v1::ServerEvent& event, std::string* out_ptr
       break;
     case ServerEvent::kLlmRequest: {
       const relay::v1::LlmRequest& req = event.llm_request().request();
-      OpenEvent(&out, req.kind() == relay::v1::LLM_REQUEST_KIND_CHAT ? "chat_request"
-                                                                     : "llm_request");
+      OpenEvent(&out,
+                req.kind() == relay::v1::LLM_REQUEST_KIND_CHAT ? "chat_request" : "llm_request");
       AppendKey(&out, "from");
       AppendString(&out, event.llm_request().from());
       AppendKey(&out, "request_id");
@@ -166,6 +182,16 @@ void AppendServerEvent(const relay::v1::ServerEvent& event, std::string* out_ptr
       OpenEvent(&out, "server_draining");
       absl::StrAppend(&out, ",\"grace_seconds\":", event.server_draining().grace_seconds(),
                       ",\"reconnect_after_ms\":", event.server_draining().reconnect_after_ms());
+      break;
+    case ServerEvent::kAck:
+      OpenEvent(&out, "ack");
+      absl::StrAppend(&out, ",\"seq\":", event.ack().seq());
+      break;
+    case ServerEvent::kResumed:
+      OpenEvent(&out, "resumed");
+      AppendSession(&out, event.resumed().session());
+      absl::StrAppend(&out, ",\"last_seq\":", event.resumed().last_seq(),
+                      ",\"replayed\":", event.resumed().replayed());
       break;
     case ServerEvent::EVENT_NOT_SET:
       OpenEvent(&out, "error");

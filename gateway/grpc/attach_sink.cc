@@ -33,6 +33,12 @@ grpc::Status AttachCloseStatus(core::CloseReason reason) {
     case CloseReason::kServiceRestart:
       // As 1012 on WebSocket: retry, and the balancer picks another instance.
       return {grpc::StatusCode::UNAVAILABLE, "service restart"};
+    // Never a gRPC peer's (Attach offers no resume sessions); named for
+    // completeness.
+    case CloseReason::kResumed:
+      return {grpc::StatusCode::ABORTED, "resumed"};
+    case CloseReason::kResumeOverflow:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "resume overflow"};
     case CloseReason::kClientClosed:
       return grpc::Status::OK;
     case CloseReason::kInvalidFrame:

@@ -216,6 +216,10 @@ bool GrpcEventToFrame(const relay::v1::ClientEvent& event, std::size_t max_mesh_
       if (!unrouted.request_id().empty()) AppendKeyRaw(&out, "request_id", unrouted.request_id());
       break;
     }
+    case ClientEvent::kAck:
+      // Answered as on WebSocket: Attach streams have no resume session.
+      out = absl::StrCat("{\"type\":\"ack\",\"seq\":", event.ack().seq());
+      break;
     case ClientEvent::EVENT_NOT_SET:
       return Fail(failure, ErrorCode::kUnknownType, "the event sets none of ClientEvent's fields");
   }

@@ -84,6 +84,20 @@ std::string StatsBody(const core::RelayCore& core, const RefusalCounts& refused)
     absl::StrAppend(&out, ":", stats.drops(i).count());
   }
   absl::StrAppend(&out, "},\"auth_records\":", stats.auth_records());
+  const relay::v1::ResumeStats& resume = stats.resume();
+  absl::StrAppend(
+      &out, ",\"resume\":{\"sessions\":", resume.sessions(), ",\"suspended\":", resume.suspended(),
+      ",\"buffered_bytes\":", resume.buffered_bytes(),
+      ",\"buffered_frames\":", resume.buffered_frames(), ",\"resumed\":", resume.resumed(),
+      ",\"resume_refused\":", resume.resume_refused(),
+      ",\"replayed_frames\":", resume.replayed_frames(), ",\"duplicates\":", resume.duplicates(),
+      ",\"ended\":{");
+  for (int i = 0; i < resume.ended_size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(&out, resume.ended(i).reason());
+    absl::StrAppend(&out, ":", resume.ended(i).count());
+  }
+  out.append("}}");
   // No mesh id and no per-mesh figure: /stats is public, and an open mesh is
   // as private as its id (docs/security.md). The Admin API lists meshes.
   out.push_back('}');

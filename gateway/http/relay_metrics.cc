@@ -62,6 +62,36 @@ void WriteGauges(const core::RelayCore& core, const relay::v1::Stats& stats,
   out->Family("relay_connections_max", MetricType::kGauge,
               "MAX_CONNECTIONS: open WebSocket connections past it get HTTP 503.");
   out->Sample({}, metrics.max_connections);
+  const relay::v1::ResumeStats& resume = stats.resume();
+  out->Family("relay_resume_sessions", MetricType::kGauge,
+              "Resume sessions kept, live or suspended (MAX_RESUME_SESSIONS bounds them).");
+  out->Sample({}, resume.sessions());
+  out->Family("relay_resume_sessions_suspended", MetricType::kGauge,
+              "Resume sessions whose connection dropped, waiting for their client.");
+  out->Sample({}, resume.suspended());
+  out->Family("relay_resume_buffered_bytes", MetricType::kGauge,
+              "Bytes kept for replay by every resume session (MAX_RESUME_MEMORY_BYTES bounds "
+              "them).");
+  out->Sample({}, resume.buffered_bytes());
+}
+
+void WriteResumeCounters(const relay::v1::Stats& stats, PrometheusText* out) {
+  const relay::v1::ResumeStats& resume = stats.resume();
+  out->Family("relay_resumes_total", MetricType::kCounter,
+              "Reconnects that asked to continue a resume session, by outcome: resumed, or "
+              "refused (answered with a fresh session).");
+  out->Sample({{"outcome", "resumed"}}, resume.resumed());
+  out->Sample({{"outcome", "refused"}}, resume.resume_refused());
+  out->Family("relay_resume_replayed_frames_total", MetricType::kCounter,
+              "Frames sent again to a client after it resumed.");
+  out->Sample({}, resume.replayed_frames());
+  out->Family("relay_resume_duplicate_frames_total", MetricType::kCounter,
+              "Client frames dropped as resends of ones already handled.");
+  out->Sample({}, resume.duplicates());
+  out->Family("relay_resume_sessions_ended_total", MetricType::kCounter,
+              "Resume sessions ended, by reason: expired (no reconnect within "
+              "RESUME_WINDOW_SECONDS), overflow (over a buffer bound), closed, replaced.");
+  for (const auto& e : resume.ended()) out->Sample({{"reason", e.reason()}}, e.count());
 }
 
 void WriteConnectionCounters(const relay::v1::Stats& stats, const RefusalCounts& refused,
@@ -97,7 +127,8 @@ void WriteTrafficCounters(const core::RelayCore& core, const relay::v1::Stats& s
   out->Family("relay_deliveries_dropped_total", MetricType::kCounter,
               "Deliveries not handed to a connection, by reason: closing (the connection was "
               "ending), slow_consumer (over its send buffer; it is closed for it), unreachable "
-              "(its instance could not be reached).");
+              "(its instance could not be reached), resume_overflow (over its resume "
+              "session's buffer; the session ends).");
   const core::DropCounts& drops = core.drops();
   for (std::size_t i = 0; i < core::kDropReasonCount; ++i) {
     const auto reason = static_cast<core::DropReason>(i);
@@ -152,6 +183,7 @@ absl::StatusOr<std::string> RenderMetrics(const core::RelayCore& core, const Ref
   WriteGauges(core, stats, metrics, &out);
   WriteConnectionCounters(stats, refused, &out);
   WriteTrafficCounters(core, stats, metrics, &out);
+  WriteResumeCounters(stats, &out);
   out.Family("relay_latency_seconds", MetricType::kHistogram,
              "Relayed message in -> the resulting frame queued to every recipient.");
   out.HistogramSample({}, metrics.relay_latency);

@@ -3,26 +3,53 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gateway/codec/server_encoder.h"
 
 namespace relay::gateway {
+namespace {
 
-WsMessagePtr FrameCache::Frame(const core::ServerEventPtr& event) {
-  if (event == last_event_ && last_frame_) return last_frame_;
-  namespace frame = websocketpp::frame;
-  auto msg = std::make_shared<WsMessage>(WsPlainConfig::con_msg_manager_type::ptr(),
-                                         frame::opcode::text, 0);
-  // Encoded in place: set_payload() would copy.
-  std::string& payload = msg->get_raw_payload();
-  AppendServerEvent(*event, &payload);
+namespace frame = websocketpp::frame;
+
+// An empty text message whose payload the caller writes in place
+// (set_payload() would copy), then Prepare()s.
+WsMessagePtr NewTextMessage() {
+  return std::make_shared<WsMessage>(WsPlainConfig::con_msg_manager_type::ptr(),
+                                     frame::opcode::text, 0);
+}
+
+void Prepare(WsMessage& msg) {
+  const std::string& payload = msg.get_payload();
   const frame::basic_header header(frame::opcode::text, payload.size(), /*fin=*/true,
                                    /*mask=*/false);
   const frame::extended_header extended(payload.size());
-  msg->set_header(frame::prepare_header(header, extended));
-  msg->set_prepared(true);
+  msg.set_header(frame::prepare_header(header, extended));
+  msg.set_prepared(true);
+}
+
+}  // namespace
+
+WsMessagePtr FrameCache::Frame(const core::ServerEventPtr& event) {
+  if (event == last_event_ && last_frame_) return last_frame_;
+  WsMessagePtr msg = NewTextMessage();
+  AppendServerEvent(*event, &msg->get_raw_payload());
+  Prepare(*msg);
   last_event_ = event;
   last_frame_ = std::move(msg);
   return last_frame_;
+}
+
+WsMessagePtr FrameCache::SequencedFrame(const core::ServerEventPtr& event, std::uint64_t seq) {
+  // Each recipient's seq differs: the event is encoded once (the cached
+  // frame, which other recipients of a fan-out share) and copied with it.
+  const std::string& body = Frame(event)->get_payload();
+  WsMessagePtr msg = NewTextMessage();
+  std::string& payload = msg->get_raw_payload();
+  payload.reserve(body.size() + 28);
+  payload.append(body, 0, body.size() - 1);  // all but the closing brace
+  absl::StrAppend(&payload, ",\"seq\":", seq, "}");
+  Prepare(*msg);
+  return msg;
 }
 
 }  // namespace relay::gateway

@@ -7,6 +7,8 @@
 #ifndef RELAY_GATEWAY_WS_FRAME_CACHE_H_
 #define RELAY_GATEWAY_WS_FRAME_CACHE_H_
 
+#include <cstdint>
+
 #include "gateway/ws/ws_config.h"
 #include "server/core/peer_sink.h"
 
@@ -16,6 +18,8 @@ class FrameCache {
  public:
   // The prepared text frame for `event`.
   WsMessagePtr Frame(const core::ServerEventPtr& event);
+  // The same frame with "seq": `seq` added, for a resume session's client.
+  WsMessagePtr SequencedFrame(const core::ServerEventPtr& event, std::uint64_t seq);
 
  private:
   core::ServerEventPtr last_event_;  // held so its address cannot be reused

@@ -41,6 +41,11 @@ inline constexpr std::array<WsCloseRow, core::kCloseReasonCount> kWsCloses = {{
     // RFC 6455's Service Restart: clients reconnect, through the load
     // balancer, to another instance.
     {core::CloseReason::kServiceRestart, {1012, "service restart"}},
+    // The client itself reconnected: nothing to do on this connection.
+    {core::CloseReason::kResumed, {1000, "resumed"}},
+    // A client that does not acknowledge what it was sent: resuming it
+    // would need more memory than its session may keep.
+    {core::CloseReason::kResumeOverflow, {1008, "resume overflow"}},
 }};
 
 // RFC 6455 7.4: what a close frame may carry. 1005, 1006 and 1015 only

@@ -156,6 +156,25 @@ class WsPeerSink final : public core::PeerSink {
         bytes_(bytes) {}
 
   core::SendResult Send(const core::ServerEventPtr& event) override {
+    return SendFrame([&] { return cache_->Frame(event); });
+  }
+
+  bool supports_resume() const override { return true; }
+  core::SendResult SendSequenced(const core::ServerEventPtr& event, std::uint64_t seq) override {
+    return SendFrame([&] { return cache_->SequencedFrame(event, seq); });
+  }
+
+  Counters counters() const override {
+    websocketpp::lib::error_code ec;
+    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
+    if (ec) return {};
+    return {con->bytes_in, con->bytes_out, con->get_buffered_amount()};
+  }
+
+ private:
+  // Queues the frame `make_frame` returns (made only when it can be sent).
+  template <typename MakeFrame>
+  core::SendResult SendFrame(const MakeFrame& make_frame) {
     using core::DropReason;
     using core::SendResult;
     websocketpp::lib::error_code ec;
@@ -166,7 +185,7 @@ class WsPeerSink final : public core::PeerSink {
     if (con->close_reason || con->get_state() != websocketpp::session::state::open) {
       return SendResult::Dropped(DropReason::kClosing);
     }
-    const WsMessagePtr& frame = cache_->Frame(event);
+    const WsMessagePtr frame = make_frame();
     // websocketpp never caps its queue: a peer that stops reading would grow
     // it without end. get_buffered_amount() is what it holds for this peer
     // and has not handed to the socket yet.
@@ -191,13 +210,7 @@ class WsPeerSink final : public core::PeerSink {
     return SendResult::Queued();
   }
 
-  Counters counters() const override {
-    websocketpp::lib::error_code ec;
-    typename Server::connection_ptr con = server_->get_con_from_hdl(hdl_, ec);
-    if (ec) return {};
-    return {con->bytes_in, con->bytes_out, con->get_buffered_amount()};
-  }
-
+ public:
   // A WebSocket ping; any pong before the deadline answers it (OnPong).
   bool Probe(absl::Duration timeout, std::function<void(bool)> done) override {
     websocketpp::lib::error_code ec;
@@ -326,6 +339,7 @@ class BasicWsGateway final : public WsGateway {
   void ReleaseSocket(const ConnectionPtr& con);
 
   void ScheduleHousekeeping();
+  void ScheduleResumeService();
   void ScheduleKeepalive();
   void KeepaliveTick();
 
@@ -362,6 +376,7 @@ class BasicWsGateway final : public WsGateway {
   // own checks, which need a pipe). -1: not held.
   std::array<int, 2> reserve_fds_{-1, -1};
   asio::steady_timer housekeeping_timer_;
+  asio::steady_timer resume_timer_;  // RelayCore::ServiceResumeSessions
   asio::steady_timer keepalive_timer_;
 };
 
@@ -380,6 +395,7 @@ BasicWsGateway<Config>::BasicWsGateway(asio::io_context* io, core::RelayCore* co
       handshakes_(config_.max_pending_handshakes, config_.max_pending_handshakes_per_ip),
       accept_backoff_timer_(*io),
       housekeeping_timer_(*io),
+      resume_timer_(*io),
       keepalive_timer_(*io) {
   server_.clear_access_channels(websocketpp::log::alevel::all);
   server_.clear_error_channels(websocketpp::log::elevel::all);
@@ -452,6 +468,7 @@ absl::Status BasicWsGateway<Config>::Listen() {
   HoldReserveFds();
   StartAccept();
   ScheduleHousekeeping();
+  ScheduleResumeService();
   ScheduleKeepalive();
   return absl::OkStatus();
 }
@@ -465,6 +482,7 @@ void BasicWsGateway<Config>::Shutdown(core::CloseReason reason) {
   if (acceptor_) acceptor_->close(ec);
   accept_backoff_timer_.cancel();
   housekeeping_timer_.cancel();
+  resume_timer_.cancel();
   keepalive_timer_.cancel();
   core_->CloseAll(reason);
 }
@@ -785,7 +803,12 @@ void BasicWsGateway<Config>::OnClose(connection_hdl hdl) {
   const core::CloseReason reason = con->close_reason.value_or(ObservedCloseReason(con));
   log::Debug("close ", con->core_id, " mesh ", con->mesh_id, ": ", core::CloseReasonName(reason));
   open_.erase(con->core_id);
-  core_->Disconnect(con->core_id, reason);
+  // A close the client began itself (its close frame came first) is a
+  // goodbye: a resume session ends with it instead of waiting.
+  const bool client_said_goodbye =
+      !con->close_reason &&
+      con->get_remote_close_code() != websocketpp::close::status::abnormal_close;
+  core_->Disconnect(con->core_id, reason, client_said_goodbye);
 }
 
 // A connection that never opened: refused or failed upgrade, handshake
@@ -836,6 +859,16 @@ void BasicWsGateway<Config>::ScheduleHousekeeping() {
     if (ec || shutting_down_) return;
     core_->ExpireUnregistered();
     ScheduleHousekeeping();
+  });
+}
+
+template <typename Config>
+void BasicWsGateway<Config>::ScheduleResumeService() {
+  resume_timer_.expires_after(ToChrono(limits::kResumeAckInterval));
+  resume_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || shutting_down_) return;
+    core_->ServiceResumeSessions();
+    ScheduleResumeService();
   });
 }
 

@@ -27,17 +27,19 @@ enum class CloseReason {
   kKicked,               // an operator closed this peer (relayctl peers kick)
   kMeshClosed,           // an operator closed the peer's mesh (relayctl meshes close)
   kServiceRestart,       // this instance leaves the cluster (fenced, drained): reconnect elsewhere
+  kResumed,              // its resume session continued on a newer connection
+  kResumeOverflow,       // its resume session's unacknowledged frames passed their bound
 };
 
 // One entry per CloseReason, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 14> kCloseReasonNames = {
+inline constexpr std::array<absl::string_view, 16> kCloseReasonNames = {
     "client_closed",   "replaced",        "server_shutdown",   "registration_timeout",
     "message_too_big", "invalid_frame",   "keepalive_timeout", "transport_error",
     "slow_consumer",   "rate_limited",    "auth_failed",       "kicked",
-    "mesh_closed",     "service_restart",
+    "mesh_closed",     "service_restart", "resumed",           "resume_overflow",
 };
 inline constexpr std::size_t kCloseReasonCount = kCloseReasonNames.size();
-static_assert(static_cast<std::size_t>(CloseReason::kServiceRestart) + 1 == kCloseReasonCount,
+static_assert(static_cast<std::size_t>(CloseReason::kResumeOverflow) + 1 == kCloseReasonCount,
               "kCloseReasonNames must name every CloseReason");
 
 // The stable name, e.g. "slow_consumer".

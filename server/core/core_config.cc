@@ -61,6 +61,15 @@ absl::Status CoreConfig::Validate() const {
   if (signed_mesh_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("signed_mesh_ttl must be positive");
   }
+  if (resume_window < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("resume_window must not be negative");
+  }
+  if (resume_buffer_bytes == 0 || resume_buffer_frames == 0 || max_resume_sessions == 0 ||
+      max_resume_memory_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "resume_buffer_bytes, resume_buffer_frames, max_resume_sessions and "
+        "max_resume_memory_bytes must be positive");
+  }
   return absl::OkStatus();
 }
 

@@ -90,6 +90,25 @@ struct CoreConfig {
   // (anyone may then register the id again).
   absl::Duration signed_mesh_ttl = absl::Hours(24 * 90);
 
+  // Resume sessions (docs/protocol.md, "Resume"). How long a session whose
+  // connection dropped waits for its client: a phone changing networks is
+  // back within seconds; past a minute the others should see it gone.
+  // 0 turns resume off (joins answer without a session).
+  absl::Duration resume_window = absl::Seconds(60);
+  // What one session keeps for replay (frames its client has not
+  // acknowledged): bytes (each frame's size plus
+  // limits::kResumeFrameOverheadBytes) and frames. Past either, the session
+  // ends (resume_overflow): a minute of a busy mesh's traffic fits.
+  std::size_t resume_buffer_bytes = std::size_t{1} << 20;
+  std::size_t resume_buffer_frames = 4096;
+  // Sessions this instance keeps (live and suspended): past it, a join
+  // that asks for resume gets none.
+  std::size_t max_resume_sessions = 10000;
+  // Bytes all sessions may keep for replay together: what resume may cost
+  // this instance whatever its clients do. Past it, the session that would
+  // grow ends (resume_overflow).
+  std::size_t max_resume_memory_bytes = std::size_t{256} << 20;
+
   // OK, or InvalidArgument naming the first bad field.
   absl::Status Validate() const;
 };

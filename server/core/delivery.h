@@ -17,16 +17,18 @@ enum class DropReason : std::uint8_t {
   kClosing,       // the recipient is closing or gone (replaced, kicked, shut down, left)
   kSlowConsumer,  // over the per-connection send buffer: the connection is closed for it
   kUnreachable,   // the peer's instance could not be reached over the backplane
+  kResumeOverflow,  // over the recipient's resume buffer: its session ends for it
 };
 
 // One entry per DropReason, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 3> kDropReasonNames = {
+inline constexpr std::array<absl::string_view, 4> kDropReasonNames = {
     "closing",
     "slow_consumer",
     "unreachable",
+    "resume_overflow",
 };
 inline constexpr std::size_t kDropReasonCount = kDropReasonNames.size();
-static_assert(static_cast<std::size_t>(DropReason::kUnreachable) + 1 == kDropReasonCount,
+static_assert(static_cast<std::size_t>(DropReason::kResumeOverflow) + 1 == kDropReasonCount,
               "kDropReasonNames must name every DropReason");
 
 inline absl::string_view DropReasonName(DropReason reason) {

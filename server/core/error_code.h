@@ -29,10 +29,11 @@ enum class ErrorCode {
   kMeshClosed,          // an operator closed this mesh (then closed 1008)
   kAuthUnavailable,     // the relay cannot record new credentials now (its bound is reached)
   kClusterUnavailable,  // the event is for a peer on another instance, which cannot be reached
+  kSeqRequired,         // a frame of a resume session without a valid "seq"
 };
 
 // One entry per ErrorCode, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 17> kErrorCodeNames = {
+inline constexpr std::array<absl::string_view, 18> kErrorCodeNames = {
     "bad_json",
     "bad_message",
     "unknown_type",
@@ -50,9 +51,10 @@ inline constexpr std::array<absl::string_view, 17> kErrorCodeNames = {
     "mesh_closed",
     "auth_unavailable",
     "cluster_unavailable",
+    "seq_required",
 };
 inline constexpr std::size_t kErrorCodeCount = kErrorCodeNames.size();
-static_assert(static_cast<std::size_t>(ErrorCode::kClusterUnavailable) + 1 == kErrorCodeCount,
+static_assert(static_cast<std::size_t>(ErrorCode::kSeqRequired) + 1 == kErrorCodeCount,
               "kErrorCodeNames must name every ErrorCode");
 
 // Every ErrorCode, in order (Stats lists them all, also at 0).

@@ -28,18 +28,20 @@ enum class Limit {
   kFoundersPerMesh,         // founders kept per signed mesh
   kAuthRecords,             // MAX_AUTH_RECORDS
   kAuthRecordsPerIp,        // AUTH_RECORDS_PER_IP_PER_MINUTE
+  kResumeSessions,          // MAX_RESUME_SESSIONS
+  kResumeMemory,            // MAX_RESUME_MEMORY_BYTES
 };
 
 // One entry per Limit, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 13> kLimitNames = {
+inline constexpr std::array<absl::string_view, 15> kLimitNames = {
     "message_rate",         "byte_rate",         "request_id_bytes",
     "pending_llm_requests", "pending_llm_bytes", "events_while_registering",
     "peers_per_mesh",       "nonce_bytes",       "token_lifetime",
     "nonces_per_mesh",      "founders_per_mesh", "auth_records",
-    "auth_records_per_ip",
+    "auth_records_per_ip",  "resume_sessions",   "resume_memory",
 };
 inline constexpr std::size_t kLimitCount = kLimitNames.size();
-static_assert(static_cast<std::size_t>(Limit::kAuthRecordsPerIp) + 1 == kLimitCount,
+static_assert(static_cast<std::size_t>(Limit::kResumeMemory) + 1 == kLimitCount,
               "kLimitNames must name every Limit");
 
 inline absl::string_view LimitName(Limit limit) {

@@ -82,6 +82,29 @@ void LlmDispatch::RequesterGone(ConnectionId requester) {
   requested_bytes_.erase(requester);
 }
 
+void LlmDispatch::RenameRequester(ConnectionId from, ConnectionId to) {
+  std::vector<std::pair<std::string, Assignment>> moved;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first.first == from) {
+      moved.emplace_back(it->first.second, it->second);
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [request_id, assignment] : moved) {
+    pending_.emplace(std::make_pair(to, std::move(request_id)), assignment);
+  }
+  // Read, then erased, then added: operator[] may rehash under an iterator.
+  for (auto* counts : {&requested_, &requested_bytes_}) {
+    auto it = counts->find(from);
+    if (it == counts->end()) continue;
+    const std::size_t count = it->second;
+    counts->erase(it);
+    (*counts)[to] += count;
+  }
+}
+
 std::vector<MemberId> LlmDispatch::RespondersOf(ConnectionId requester) const {
   std::vector<MemberId> out;
   for (const auto& [key, assignment] : pending_) {

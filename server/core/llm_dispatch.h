@@ -67,6 +67,9 @@ class LlmDispatch {
   // The requester left: forgets its requests (their answers have no one to
   // go to).
   void RequesterGone(ConnectionId requester);
+  // The requester's connection changed (a resume session moved to a new
+  // one): its requests are `to`'s now, answers go there.
+  void RenameRequester(ConnectionId from, ConnectionId to);
   // The responders holding `requester`'s requests (each once).
   std::vector<MemberId> RespondersOf(ConnectionId requester) const;
 

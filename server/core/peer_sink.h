@@ -29,6 +29,16 @@ class PeerSink {
   // then closed as a slow consumer), drops it. The core counts what was
   // queued as delivered and every drop by its reason.
   virtual SendResult Send(const ServerEventPtr& event) = 0;
+
+  // Resume sessions (docs/protocol.md, "Resume"): can this transport number
+  // the frames it sends? If so, the core sends a resume client's frames
+  // through SendSequenced, which is Send with "seq": `seq` added to what
+  // the client receives. A transport that cannot (gRPC Attach) is never
+  // given a session.
+  virtual bool supports_resume() const { return false; }
+  virtual SendResult SendSequenced(const ServerEventPtr& event, std::uint64_t /*seq*/) {
+    return Send(event);
+  }
   // Asks the transport to close the connection for `reason`, after what was
   // already queued. The transport then reports RelayCore::Disconnect.
   virtual void Close(CloseReason reason) = 0;

@@ -37,6 +37,7 @@ RelayCore::RelayCore(CoreConfig config, const Clock* clock, store::AuthStore* au
       started_at_(clock->Now()),
       auth_(auth_store != nullptr ? auth_store : &memory_auth_store_, config_, &limit_hits_,
             executor) {
+  resume_budget_.max_bytes = config_.max_resume_memory_bytes;
   backplane_->SetListener(this);
   if (backplane_->clustered()) {
     auth_.SetClusterLiveness(
@@ -94,6 +95,17 @@ void RelayCore::HandleAdmitted(ConnectionId id, ClientEvent&& event, std::size_t
 }
 
 void RelayCore::Dispatch(Connection& conn, ClientEvent&& event) {
+  if (conn.session == nullptr) {
+    DispatchEvent(conn, std::move(event));
+    return;
+  }
+  if (!AdmitSeq(conn, event)) return;
+  const bool numbered = !event.has_ack();
+  DispatchEvent(conn, std::move(event));
+  if (numbered) NoteHandled(conn);
+}
+
+void RelayCore::DispatchEvent(Connection& conn, ClientEvent&& event) {
   if (event.has_register_()) {
     OnRegister(conn, event.register_());
     return;
@@ -132,6 +144,9 @@ void RelayCore::Dispatch(Connection& conn, ClientEvent&& event) {
       break;
     case ClientEvent::kUnrouted:
       OnUnrouted(conn, event.unrouted());
+      break;
+    case ClientEvent::kAck:
+      OnAck(conn, event.ack());
       break;
     case ClientEvent::kRegister:  // handled above
     case ClientEvent::kRegisterMesh:
@@ -394,6 +409,7 @@ void RelayCore::RefuseAdmission(Connection& conn, const absl::Status& status) {
 
 void RelayCore::Join(Connection& conn, const relay::v1::Register& reg, Admission admission) {
   Mesh& mesh = *conn.joining;  // kept while the connection joins it
+  if (TryResume(conn, reg, admission)) return;
   Member* holder = mesh.roster.Find(reg.node_id());
   std::uint64_t expected_revision = 0;
   if (holder != nullptr && holder->local()) {
@@ -440,7 +456,11 @@ bool RelayCore::MayTakeOverLocal(Connection& conn, const relay::v1::Register& re
   Connection& held_by = ConnectionOf(holder);
   // Equal credentials that prove nothing (an open mesh) are anyone's: the
   // id moves only when its holder is gone. A holder already closing is gone.
-  if (admission.proves_node || held_by.closing || held_by.id == conn.probed_holder) return true;
+  // A suspended session's holder has no transport left to ask.
+  if (admission.proves_node || held_by.closing || held_by.suspended ||
+      held_by.id == conn.probed_holder) {
+    return true;
+  }
   if (held_by.claimant != 0 || held_by.remote_claimant) {
     SendError(conn, ErrorCode::kNodeIdInUse,
               absl::StrCat("node_id ", QuoteForMessage(reg.node_id()),
@@ -518,7 +538,14 @@ void RelayCore::AddMember(Connection& conn, const relay::v1::Register& reg, Admi
   ServerEvent joined;
   joined.mutable_joined()->set_mesh_id(mesh.id);
   joined.mutable_joined()->set_node_count(static_cast<std::uint32_t>(mesh.roster.size()));
-  Deliver(conn, MakeEvent(std::move(joined)));
+  if (OpenSession(conn, reg))
+    *joined.mutable_joined()->mutable_session() = SessionInfoOf(*conn.session);
+  if (conn.resume_refused) {
+    ++resumes_refused_;
+    joined.mutable_joined()->set_resume_refused(true);
+  }
+  // Outside the numbered stream: it opens it.
+  Deliver(conn, MakeEvent(std::move(joined)), /*in_stream=*/false);
 
   ServerEvent peers;
   auto* list = peers.mutable_peers();
@@ -695,11 +722,22 @@ void RelayCore::OnLlmRequest(Connection& conn, relay::v1::LlmRequest& req) {
   }
   std::vector<LlmDispatch::Candidate> candidates;
   std::vector<Member*> candidate_members;  // beside `candidates`, index for index
+  std::vector<LlmDispatch::Candidate> suspended;
+  std::vector<Member*> suspended_members;
   for (const auto& [key, peer] : mesh.roster.in_join_order()) {
     if (peer == conn.member || !peer->CanServeLlm()) continue;
-    if (peer->local() && ConnectionOf(*peer).closing) continue;
-    candidates.push_back({key, peer->id, peer->llm_held_elsewhere_total});
-    candidate_members.push_back(peer);
+    const Connection* held = peer->local() ? &ConnectionOf(*peer) : nullptr;
+    if (held != nullptr && held->closing) continue;
+    const bool waiting = held != nullptr && held->suspended;
+    (waiting ? suspended : candidates).push_back({key, peer->id, peer->llm_held_elsewhere_total});
+    (waiting ? suspended_members : candidate_members).push_back(peer);
+  }
+  // A responder whose connection dropped gets a request only when no
+  // connected one can take it: it answers once it is back, or the request
+  // fails with llm_peer_left when its session ends.
+  if (candidates.empty()) {
+    candidates.swap(suspended);
+    candidate_members.swap(suspended_members);
   }
   std::optional<MemberId> chosen = mesh.llm.Pick(candidates);
   if (!chosen) {
@@ -802,30 +840,41 @@ void RelayCore::OnCapabilitiesUpdate(Connection& conn,
   if (backplane_->clustered()) PublishMember(*conn.mesh, *conn.member, /*claimed=*/false);
 }
 
-void RelayCore::Disconnect(ConnectionId id, CloseReason reason) {
+void RelayCore::Disconnect(ConnectionId id, CloseReason reason, bool client_said_goodbye) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   Connection& conn = *it->second;
-  conn.closing = true;
+  if (conn.suspended) return;  // its transport reported its end already
   ++closes_[static_cast<std::size_t>(reason)];
-  log::Event(log::Level::kInfo, log::LogEvent::kLeave)
+  // The relay closes what it decided to close (CloseConnection ends the
+  // session first); only a connection that broke waits for its client.
+  const bool suspend = conn.session != nullptr && conn.registered() && !conn.closing &&
+                       Suspends(reason, client_said_goodbye);
+  log::Event(log::Level::kInfo, suspend ? log::LogEvent::kSuspend : log::LogEvent::kLeave)
       .Uint("conn", id)
       .Str("mesh", conn.registered() ? conn.mesh->id : "")
       .Str("node", conn.node_id)
       .Str("reason", CloseReasonName(reason))
       .Seconds("connected", clock_->Now() - conn.opened_at);
-  if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
-  EndJoining(conn);
-  const ConnectionId claimant = conn.claimant;
+  if (suspend) {
+    Suspend(conn);
+  } else {
+    conn.closing = true;
+    DropSession(conn, SessionEnd::kClosed);
+    if (conn.registered()) LeaveMesh(conn, /*announce=*/true);
+    EndJoining(conn);
+  }
+  const ConnectionId claimant = std::exchange(conn.claimant, 0);
   // A claimant elsewhere waits on this holder: gone is silent.
   std::optional<Connection::RemoteClaimant> remote_claimant = std::move(conn.remote_claimant);
+  conn.remote_claimant.reset();
   if (conn.awaiting_holder != 0) {
     if (Connection* holder = Find(conn.awaiting_holder);
         holder != nullptr && holder->claimant == id) {
       holder->claimant = 0;
     }
   }
-  connections_.erase(it);
+  if (!suspend) connections_.erase(it);
   // The holder a claimant waited on is gone: its claim goes on.
   if (claimant != 0) OnProbeAnswered(id, claimant, /*answered=*/false);
   if (remote_claimant) {
@@ -905,6 +954,13 @@ void RelayCore::ExpireUnregistered() {
 void RelayCore::CloseConnection(Connection& conn, CloseReason reason) {
   if (conn.closing) return;
   conn.closing = true;
+  // What the relay closes does not wait for a reconnect.
+  DropSession(conn, SessionEndFor(reason));
+  if (conn.suspended) {
+    // Ended at the next tick, not here: callers may be walking the roster.
+    suspended_to_end_.push_back(conn.id);
+    return;
+  }
   conn.sink->Close(reason);
 }
 
@@ -918,7 +974,7 @@ std::size_t RelayCore::Drain(absl::Duration grace) {
       static_cast<std::uint32_t>(std::max<std::int64_t>(0, absl::ToInt64Seconds(grace)));
   std::size_t told = 0;
   for (auto& [id, conn] : connections_) {
-    if (conn->closing) continue;
+    if (conn->closing || conn->suspended) continue;
     // One event per connection: each gets its own reconnect hint.
     ServerEvent event;
     auto* draining = event.mutable_server_draining();
@@ -991,15 +1047,38 @@ absl::StatusOr<std::size_t> RelayCore::CloseMesh(absl::string_view mesh_id,
   return closed;
 }
 
-void RelayCore::Deliver(Connection& to, const ServerEventPtr& event) {
+void RelayCore::Deliver(Connection& to, const ServerEventPtr& event, bool in_stream) {
   if (to.closing) {
     drops_.Add(DropReason::kClosing);
     return;
   }
-  const SendResult sent = to.sink->Send(event);
-  if (!sent.queued()) {
-    drops_.Add(sent.reason());
-    return;
+  if (to.session != nullptr && in_stream) {
+    ResumeSession::Overflow overflow;
+    const std::uint64_t seq = to.session->Append(event, FrameBytes(*event), &overflow);
+    if (seq == 0) {
+      // Nothing after this frame could be replayed in order: the session
+      // ends (and with it the connection, or the wait for it).
+      drops_.Add(DropReason::kResumeOverflow);
+      if (overflow == ResumeSession::Overflow::kBudget) limit_hits_.Add(Limit::kResumeMemory);
+      log::Event(log::Level::kWarn, DropReasonName(DropReason::kResumeOverflow))
+          .Uint("conn", to.id)
+          .Str("mesh", to.registered() ? to.mesh->id : "")
+          .Str("node", to.node_id)
+          .Str("bound", overflow == ResumeSession::Overflow::kBudget ? "memory" : "session")
+          .Uint("unacked_bytes", to.session->unacked_bytes())
+          .Uint("unacked_frames", to.session->unacked().size());
+      CloseConnection(to, CloseReason::kResumeOverflow);
+      return;
+    }
+    // Kept until acknowledged: a frame the transport cannot take now (it
+    // is closing) is replayed when the client resumes, so it is no drop.
+    if (!to.suspended) to.sink->SendSequenced(event, seq);
+  } else {
+    const SendResult sent = to.sink->Send(event);
+    if (!sent.queued()) {
+      drops_.Add(sent.reason());
+      return;
+    }
   }
   ++to.messages_out;
   // "Relayed" counts user traffic only, not the relay's own notices.

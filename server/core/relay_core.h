@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,12 +38,14 @@
 #include "server/core/core_executor.h"
 #include "server/core/delivery.h"
 #include "server/core/error_code.h"
+#include "server/core/expiry_queue.h"
 #include "server/core/limit.h"
 #include "server/core/llm_dispatch.h"
 #include "server/core/mesh_auth.h"
 #include "server/core/mesh_roster.h"
 #include "server/core/peer_sink.h"
 #include "server/core/rate_limiter.h"
+#include "server/core/resume_session.h"
 #include "server/core/traffic.h"
 #include "server/store/auth_store.h"
 
@@ -109,7 +112,16 @@ class RelayCore final : private BackplaneListener {
 
   // The connection ended (any reason). Announces peer_left, fails requests it
   // held, removes an emptied mesh. Unknown ids are ignored.
-  void Disconnect(ConnectionId id, CloseReason reason);
+  // A resume client's connection that dropped (anything but a close the
+  // client asked for, `client_said_goodbye`, or one the relay decided) is
+  // suspended instead: its member stays and its frames are kept until it
+  // reconnects or RESUME_WINDOW_SECONDS pass (docs/protocol.md, "Resume").
+  void Disconnect(ConnectionId id, CloseReason reason, bool client_said_goodbye = false);
+
+  // Resume sessions' timers, every limits::kResumeAckInterval: the acks
+  // owed to clients, sessions past their window, and suspended sessions
+  // whose end was asked meanwhile.
+  void ServiceResumeSessions();
 
   // Loads persisted authentication state (signed meshes, token bindings,
   // used nonces). Call once, before the first connection.
@@ -149,7 +161,8 @@ class RelayCore final : private BackplaneListener {
 
   // Read-only views for HTTP and Admin.
   HealthCounts Health() const;
-  std::size_t OpenConnections() const { return connections_.size(); }
+  // Transport connections (suspended resume sessions have none).
+  std::size_t OpenConnections() const { return connections_.size() - suspended_sessions_; }
   relay::v1::Stats GetStats() const;
   // Paged and sorted (relay::v1::ListMeshesRequest); INVALID_ARGUMENT for a
   // page token this relay did not hand out.
@@ -248,6 +261,15 @@ class RelayCore final : private BackplaneListener {
     std::uint64_t messages_in = 0;
     std::uint64_t messages_out = 0;
 
+    // Resume (relay_core_resume.cc): its session, from a join that asked
+    // for one. While `suspended`, the transport is gone (`sink` drops
+    // everything) and deliveries only go into the session.
+    std::unique_ptr<ResumeSession> session;
+    bool suspended = false;
+    // The registration asked to continue a session it could not: its
+    // joined says "resumed": false.
+    bool resume_refused = false;
+
     bool registered() const { return mesh != nullptr; }
     // Its registration is not decided yet: events wait in `held`.
     bool waiting() const {
@@ -277,6 +299,8 @@ class RelayCore final : private BackplaneListener {
 
   // Handle() after the rate check: one event on its way to its handler.
   void Dispatch(Connection& conn, relay::v1::ClientEvent&& event);
+  // Dispatch after a resume session's seq checks.
+  void DispatchEvent(Connection& conn, relay::v1::ClientEvent&& event);
   void OnRegister(Connection& conn, const relay::v1::Register& reg);
   void OnRegisterMesh(Connection& conn, const relay::v1::RegisterMesh& request);
   // After the checks: waits for the mesh's roster when it is not known here
@@ -386,6 +410,34 @@ class RelayCore final : private BackplaneListener {
   // consequences; a local member's connection must have left first.
   void RemoveMember(Mesh& mesh, std::string node_id, bool announce);
 
+  // Resume sessions (relay_core_resume.cc).
+  // Opens `conn`'s session when its registration asked for one and the
+  // relay can keep it; false when it cannot (off, transport, bounds).
+  bool OpenSession(Connection& conn, const relay::v1::Register& reg);
+  // A registration that asks to continue a session: continues it on `conn`
+  // (the old connection is closed "resumed" or was gone) and returns true,
+  // or returns false: the join goes on as a fresh one.
+  bool TryResume(Connection& conn, const relay::v1::Register& reg, const Admission& admission);
+  // Would `reason` (with or without the client's own close frame) suspend
+  // a session rather than end it?
+  static bool Suspends(CloseReason reason, bool client_said_goodbye);
+  void Suspend(Connection& conn);
+  // Forgets `conn`'s session (its frames freed), counted as `why`.
+  void DropSession(Connection& conn, SessionEnd why);
+  // A suspended connection ends for good, as Disconnect would have ended
+  // it: its member leaves (peer_left) unless it left already.
+  void EndSuspended(ConnectionId id);
+  // The client frame's seq, in a session: true to handle the frame, false
+  // when it was answered (seq_required) or dropped (a resend).
+  bool AdmitSeq(Connection& conn, const relay::v1::ClientEvent& event);
+  // A client frame of a session was handled: an ack is owed.
+  void NoteHandled(Connection& conn);
+  void SendAck(Connection& conn);
+  void OnAck(Connection& conn, const relay::v1::Ack& ack);
+  // What a kept frame counts against the resume bounds.
+  static std::size_t FrameBytes(const relay::v1::ServerEvent& event);
+  relay::v1::SessionInfo SessionInfoOf(const ResumeSession& session) const;
+
   // The backplane (relay_core_remote.cc).
   void OnEnvelope(std::shared_ptr<relay::v1::BackplaneEnvelope> envelope) override;
   void OnInstanceGone(const std::string& instance_id) override;
@@ -410,7 +462,9 @@ class RelayCore final : private BackplaneListener {
   relay::v1::BackplaneEnvelope LlmLoadEnvelope(const Mesh& mesh, const Member& member) const;
 
   // Delivery: every outgoing event passes here (counting and closing checks).
-  void Deliver(Connection& to, const ServerEventPtr& event);
+  // `in_stream` false: a frame outside a resume session's numbered stream
+  // (joined, resumed, ack), neither numbered nor kept.
+  void Deliver(Connection& to, const ServerEventPtr& event, bool in_stream = true);
   // An error event; `request_id_json` is echoed when within the id bound.
   void SendError(Connection& to, ErrorCode code, absl::string_view message,
                  absl::string_view request_id_json = {});
@@ -460,6 +514,22 @@ class RelayCore final : private BackplaneListener {
   std::function<void(absl::Duration)> llm_round_trip_observer_;
   bool draining_ = false;
   absl::BitGen jitter_;  // reconnect hints
+
+  // Resume sessions: by id, the connection holding each; the suspended
+  // ones' expiry; acks owed at the next tick; suspended connections whose
+  // end was asked (CloseConnection), ended at the next tick.
+  std::shared_ptr<PeerSink> suspended_sink_;
+  ResumeBudget resume_budget_;
+  absl::flat_hash_map<std::string, ConnectionId> sessions_;
+  ExpiryQueue<ConnectionId> session_expiry_;
+  absl::flat_hash_set<ConnectionId> acks_owed_;
+  std::vector<ConnectionId> suspended_to_end_;
+  std::size_t suspended_sessions_ = 0;
+  std::uint64_t resumes_ = 0;
+  std::uint64_t resumes_refused_ = 0;
+  std::uint64_t replayed_frames_ = 0;
+  std::uint64_t duplicate_frames_ = 0;
+  SessionEndCounts sessions_ended_;
 };
 
 }  // namespace relay::core

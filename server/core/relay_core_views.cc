@@ -25,7 +25,7 @@ relay::v1::Stats RelayCore::GetStats() const {
   stats.set_uptime_seconds(absl::ToDoubleSeconds(clock_->Now() - started_at_));
   if (backplane_->clustered()) stats.set_instance_id(backplane_->instance_id());
   stats.set_active_meshes(static_cast<std::uint32_t>(LiveMeshes()));
-  stats.set_open_sockets(static_cast<std::uint32_t>(connections_.size()));
+  stats.set_open_sockets(static_cast<std::uint32_t>(OpenConnections()));
   stats.set_registered_peers(static_cast<std::uint32_t>(registered_peers_));
   stats.set_auth_records(static_cast<std::uint32_t>(auth_.records()));
   stats.set_total_connections(total_connections_);
@@ -51,6 +51,20 @@ relay::v1::Stats RelayCore::GetStats() const {
     auto* count = stats.add_closes();
     count->set_reason(std::string(CloseReasonName(static_cast<CloseReason>(i))));
     count->set_count(closes_[i]);
+  }
+  relay::v1::ResumeStats* resume = stats.mutable_resume();
+  resume->set_sessions(static_cast<std::uint32_t>(sessions_.size()));
+  resume->set_suspended(static_cast<std::uint32_t>(suspended_sessions_));
+  resume->set_buffered_bytes(resume_budget_.bytes);
+  resume->set_buffered_frames(resume_budget_.frames);
+  resume->set_resumed(resumes_);
+  resume->set_resume_refused(resumes_refused_);
+  resume->set_replayed_frames(replayed_frames_);
+  resume->set_duplicates(duplicate_frames_);
+  for (std::size_t i = 0; i < kSessionEndCount; ++i) {
+    auto* count = resume->add_ended();
+    count->set_reason(std::string(kSessionEndNames[i]));
+    count->set_count(sessions_ended_.Get(static_cast<SessionEnd>(i)));
   }
 #ifdef RELAY_VERSION
   stats.set_version(RELAY_VERSION);
@@ -121,6 +135,11 @@ absl::StatusOr<relay::v1::GetMeshResponse> RelayCore::GetMesh(absl::string_view 
     detail->set_bytes_in(counters.bytes_in);
     detail->set_bytes_out(counters.bytes_out);
     detail->set_queued_bytes(counters.queued_bytes);
+    if (peer->suspended && peer->session != nullptr) {
+      detail->set_suspended(true);
+      detail->set_suspended_seconds(
+          absl::ToDoubleSeconds(clock_->Now() - peer->session->suspended_at()));
+    }
   }
   return response;
 }

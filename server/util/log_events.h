@@ -52,10 +52,13 @@ enum class LogEvent {
   kAdminLogLevel,         // an operator changed LOG_LEVEL (relayctl log-level)
   kAdminUnbind,           // an operator released a mesh's token binding (relayctl meshes unbind)
   kAdminRefused,          // an Admin call without the right ADMIN_TOKEN was refused
+  kSuspend,               // a resume client's connection dropped: its session waits for it
+  kResume,                // a resume client reconnected and its session continued
+  kSessionEnd,            // a resume session ended (expired, overflow, closed, replaced)
 };
 
 // One entry per LogEvent, in order: the compiler checks the table is whole.
-inline constexpr std::array<absl::string_view, 33> kLogEventNames = {
+inline constexpr std::array<absl::string_view, 36> kLogEventNames = {
     "connect",
     "register",
     "leave",
@@ -89,9 +92,12 @@ inline constexpr std::array<absl::string_view, 33> kLogEventNames = {
     "admin_log_level",
     "admin_unbind",
     "admin_refused",
+    "suspend",
+    "resume",
+    "session_end",
 };
 inline constexpr std::size_t kLogEventCount = kLogEventNames.size();
-static_assert(static_cast<std::size_t>(LogEvent::kAdminRefused) + 1 == kLogEventCount,
+static_assert(static_cast<std::size_t>(LogEvent::kSessionEnd) + 1 == kLogEventCount,
               "kLogEventNames must name every LogEvent");
 
 inline absl::string_view LogEventName(LogEvent event) {

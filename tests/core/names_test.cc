@@ -16,6 +16,7 @@
 #include "server/core/delivery.h"
 #include "server/core/error_code.h"
 #include "server/core/limit.h"
+#include "server/core/session_end.h"
 #include "server/core/traffic.h"
 
 namespace relay::core {
@@ -48,7 +49,7 @@ TEST(NamesTest, CloseReasons) {
                                        "registration_timeout", "message_too_big", "invalid_frame",
                                        "keepalive_timeout", "transport_error", "slow_consumer",
                                        "rate_limited", "auth_failed", "kicked", "mesh_closed",
-                                       "service_restart"}));
+                                       "service_restart", "resumed", "resume_overflow"}));
   ExpectSnakeCaseAndUnique(names);
 }
 
@@ -58,7 +59,8 @@ TEST(NamesTest, ErrorCodes) {
                                        "already_registered", "node_id_in_use", "unknown_target",
                                        "no_llm_peer", "llm_peer_left", "too_many_requests",
                                        "auth_failed", "rate_limited", "mesh_full", "kicked",
-                                       "mesh_closed", "auth_unavailable", "cluster_unavailable"}));
+                                       "mesh_closed", "auth_unavailable", "cluster_unavailable",
+                                       "seq_required"}));
   ExpectSnakeCaseAndUnique(names);
 }
 
@@ -75,13 +77,20 @@ TEST(NamesTest, Limits) {
                                        "pending_llm_requests", "pending_llm_bytes",
                                        "events_while_registering", "peers_per_mesh", "nonce_bytes",
                                        "token_lifetime", "nonces_per_mesh", "founders_per_mesh",
-                                       "auth_records", "auth_records_per_ip"}));
+                                       "auth_records", "auth_records_per_ip", "resume_sessions",
+                                       "resume_memory"}));
   ExpectSnakeCaseAndUnique(names);
 }
 
 TEST(NamesTest, DropReasons) {
   const auto names = AllNames<DropReason>(kDropReasonCount, DropReasonName);
-  EXPECT_THAT(names, ElementsAreArray({"closing", "slow_consumer", "unreachable"}));
+  EXPECT_THAT(names, ElementsAreArray({"closing", "slow_consumer", "unreachable", "resume_overflow"}));
+  ExpectSnakeCaseAndUnique(names);
+}
+
+TEST(NamesTest, SessionEnds) {
+  const auto names = AllNames<SessionEnd>(kSessionEndCount, SessionEndName);
+  EXPECT_THAT(names, ElementsAreArray({"expired", "overflow", "closed", "replaced"}));
   ExpectSnakeCaseAndUnique(names);
 }
 

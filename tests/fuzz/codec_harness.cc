@@ -624,6 +624,13 @@ std::string DecoderProblem(absl::string_view input, bool parsed) {
       return CapabilitiesProblem(event.capabilities_update());
     case relay::v1::ClientEvent::kPing:
       return "";
+    case relay::v1::ClientEvent::kAck: {
+      const Member* seq = client.Find("seq");
+      if (seq == nullptr || seq->raw_value != absl::StrCat(event.ack().seq())) {
+        return "ack seq differs from the frame's";
+      }
+      return "";
+    }
     case relay::v1::ClientEvent::kUnrouted: {
       const relay::v1::Unrouted& unrouted = event.unrouted();
       const std::optional<core::UnroutedType> kind = core::UnroutedTypeFromWire(unrouted.type());
@@ -671,6 +678,10 @@ const char* TypeOf(const relay::v1::ServerEvent& event) {
       return "mesh_registered";
     case ServerEvent::kServerDraining:
       return "server_draining";
+    case ServerEvent::kAck:
+      return "ack";
+    case ServerEvent::kResumed:
+      return "resumed";
     case ServerEvent::kError:
     case ServerEvent::EVENT_NOT_SET:
       return "error";

@@ -467,6 +467,8 @@ std::string ClientEventName(const ClientEvent& event) {
     case ClientEvent::kUnrouted:
       return absl::StrCat("unrouted ", relay::v1::UnroutedType_Name(event.unrouted().type()), " ",
                           event.unrouted().request_id());
+    case ClientEvent::kAck:
+      return absl::StrCat("ack ", event.ack().seq());
     case ClientEvent::EVENT_NOT_SET:
       return "an empty event";
   }

@@ -202,7 +202,7 @@ TEST_F(HttpRoutesTest, StatsCountsDroppedDeliveriesByReason) {
   const HttpResponse response = RouteHttp("GET", "/stats", core_);
   const json::Object obj = Parse(response.body);
   const std::string drops_text = Raw(obj, "drops");
-  EXPECT_EQ(drops_text, R"({"closing":2,"slow_consumer":2,"unreachable":0})");
+  EXPECT_EQ(drops_text, R"({"closing":2,"slow_consumer":2,"unreachable":0,"resume_overflow":0})");
   // Dropped deliveries are not relayed ones.
   EXPECT_EQ(Raw(obj, "total_messages_relayed"), "0");
 }
