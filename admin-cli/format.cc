@@ -135,17 +135,17 @@ std::string FormatMeshDetail(const relay::v1::GetMeshResponse& response, absl::T
                   [](const relay::v1::PeerDetail& p) { return IsClusterInstance(p.instance()); });
   std::vector<TableRow> rows;
   for (const relay::v1::PeerDetail& peer : response.peers()) {
-    TableRow row = {peer.node_id(),
-                    OrDash(peer.name()),
-                    OrDash(absl::StrJoin(peer.capabilities(), ",")),
-                    OrDash(peer.transport()),
-                    OrDash(peer.remote_address()),
-                    FormatAgeSince(peer.joined_at(), now),
-                    absl::StrCat(peer.messages_in()),
-                    absl::StrCat(peer.messages_out()),
-                    FormatBytes(peer.bytes_in()),
-                    FormatBytes(peer.bytes_out()),
-                    FormatBytes(peer.queued_bytes())};
+    TableRow row = {
+        peer.node_id(), OrDash(peer.name()), OrDash(absl::StrJoin(peer.capabilities(), ",")),
+        // A resume client whose connection dropped: still a member,
+        // its frames kept, for how long so far.
+        peer.suspended() ? absl::StrCat(OrDash(peer.transport()), " (suspended ",
+                                        FormatAge(absl::Seconds(peer.suspended_seconds())), ")")
+                         : OrDash(peer.transport()),
+        OrDash(peer.remote_address()), FormatAgeSince(peer.joined_at(), now),
+        absl::StrCat(peer.messages_in()), absl::StrCat(peer.messages_out()),
+        FormatBytes(peer.bytes_in()), FormatBytes(peer.bytes_out()),
+        FormatBytes(peer.queued_bytes())};
     if (clustered) row.insert(row.begin() + 1, OrDash(peer.instance()));
     rows.push_back(std::move(row));
   }
@@ -205,6 +205,21 @@ std::string FormatStats(const relay::v1::Stats& stats) {
   for (const relay::v1::DropCount& drop : stats.drops()) {
     lines.emplace_back(absl::StrCat("drops.", drop.reason()), absl::StrCat(drop.count()));
   }
+  const relay::v1::ResumeStats& resume = stats.resume();
+  for (const auto& [key, value] : std::vector<std::pair<const char*, std::uint64_t>>{
+           {"sessions", resume.sessions()},
+           {"suspended", resume.suspended()},
+           {"buffered_bytes", resume.buffered_bytes()},
+           {"buffered_frames", resume.buffered_frames()},
+           {"resumed", resume.resumed()},
+           {"resume_refused", resume.resume_refused()},
+           {"replayed_frames", resume.replayed_frames()},
+           {"duplicates", resume.duplicates()}}) {
+    lines.emplace_back(absl::StrCat("resume.", key), absl::StrCat(value));
+  }
+  for (const relay::v1::SessionEndCount& end : resume.ended()) {
+    lines.emplace_back(absl::StrCat("resume.ended.", end.reason()), absl::StrCat(end.count()));
+  }
 
   std::size_t key_width = 0;
   for (const auto& [key, value] : lines) key_width = std::max(key_width, key.size());
@@ -244,6 +259,18 @@ std::string FormatStatsJson(const relay::v1::Stats& stats) {
       .AddObject("limits", CountsObject(stats.limits(), [](const auto& l) { return l.limit(); }))
       .AddObject("drops", CountsObject(stats.drops(), [](const auto& d) { return d.reason(); }))
       .AddUint("auth_records", stats.auth_records());
+  const relay::v1::ResumeStats& resume = stats.resume();
+  JsonObject resume_json;
+  resume_json.AddUint("sessions", resume.sessions())
+      .AddUint("suspended", resume.suspended())
+      .AddUint("buffered_bytes", resume.buffered_bytes())
+      .AddUint("buffered_frames", resume.buffered_frames())
+      .AddUint("resumed", resume.resumed())
+      .AddUint("resume_refused", resume.resume_refused())
+      .AddUint("replayed_frames", resume.replayed_frames())
+      .AddUint("duplicates", resume.duplicates())
+      .AddObject("ended", CountsObject(resume.ended(), [](const auto& e) { return e.reason(); }));
+  json.AddObject("resume", std::move(resume_json));
   if (stats.has_cluster()) {
     const relay::v1::ClusterStats& cluster = stats.cluster();
     std::string instances = "[";

@@ -24,6 +24,7 @@ std::unique_ptr<Driver> MakeDriver(const BenchOptions& options) {
     case Mode::kIdle: return MakeIdleDriver(options);
     case Mode::kChurn: return MakeChurnDriver(options);
     case Mode::kPresence: return MakePresenceDriver(options);
+    case Mode::kResume: return MakeResumeDriver(options);
   }
   return nullptr;
 }

@@ -15,6 +15,7 @@ std::unique_ptr<Driver> MakeEchoDriver(const BenchOptions& options);
 std::unique_ptr<Driver> MakeIdleDriver(const BenchOptions& options);
 std::unique_ptr<Driver> MakeChurnDriver(const BenchOptions& options);
 std::unique_ptr<Driver> MakePresenceDriver(const BenchOptions& options);
+std::unique_ptr<Driver> MakeResumeDriver(const BenchOptions& options);
 
 }  // namespace relay::bench
 

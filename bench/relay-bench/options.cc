@@ -74,13 +74,22 @@ int FanoutReceiverServer(int receiver, int servers) { return RoundRobinServer(re
 
 const char* ModeName(Mode mode) {
   switch (mode) {
-    case Mode::kPairs: return "pairs";
-    case Mode::kFanout: return "fanout";
-    case Mode::kLlm: return "llm";
-    case Mode::kEcho: return "echo";
-    case Mode::kIdle: return "idle";
-    case Mode::kChurn: return "churn";
-    case Mode::kPresence: return "presence";
+    case Mode::kPairs:
+      return "pairs";
+    case Mode::kFanout:
+      return "fanout";
+    case Mode::kLlm:
+      return "llm";
+    case Mode::kEcho:
+      return "echo";
+    case Mode::kIdle:
+      return "idle";
+    case Mode::kChurn:
+      return "churn";
+    case Mode::kPresence:
+      return "presence";
+    case Mode::kResume:
+      return "resume";
   }
   return "?";
 }
@@ -105,6 +114,9 @@ modes:
            the joiner registers under a fresh node id, leaves and again; latency: register sent
            -> the observer's peer_joined (presence convergence); rate: joins/s (each counted
            when `joined` arrives); every join must reach its observer exactly once
+  resume   pairs whose ends are resume clients (seq both ways, acks); with --cut-rate R, R times a
+           second one receiver loses its TCP connection abruptly and resumes its session: every
+           message must still arrive exactly once, in order (resumes/s in the label)
 
 Cluster mode: --servers spreads the clients over several relay instances, round robin: the two
 ends of each pair on different instances, fan-out receivers over all (the broadcaster on the
@@ -119,7 +131,7 @@ flags:
   --server-pid PID      server process for CPU %, RSS and fds from /proc
   --duration S (5)      --warmup S (1)  --drain-timeout S (10)  --setup-timeout S (60)
   --payload-bytes N (64, min 42)
-  --pairs P (100)  --window W (16)  --rate R (0 = closed loop)
+  --pairs P (100)  --window W (16)  --rate R (0 = closed loop)  --cut-rate R (resume: 0)
   --receivers N (100)  --meshes M (50)  --requesters N (1)  --responders N (1)
   --connections C (echo 100, idle 10000)  --concurrency K (churn, presence: 64)
   --settle S (1)  --hold S (2)  --source-ips N (0)  --connect-concurrency N (256)
@@ -139,9 +151,9 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
     return true;
   }
   static const std::map<std::string, Mode> kModes = {
-      {"pairs", Mode::kPairs}, {"fanout", Mode::kFanout}, {"llm", Mode::kLlm},
-      {"echo", Mode::kEcho},   {"idle", Mode::kIdle},     {"churn", Mode::kChurn},
-      {"presence", Mode::kPresence}};
+      {"pairs", Mode::kPairs},       {"fanout", Mode::kFanout}, {"llm", Mode::kLlm},
+      {"echo", Mode::kEcho},         {"idle", Mode::kIdle},     {"churn", Mode::kChurn},
+      {"presence", Mode::kPresence}, {"resume", Mode::kResume}};
   const auto it = kModes.find(mode);
   if (it == kModes.end()) {
     *error = "unknown mode \"" + mode + "\"";
@@ -162,14 +174,21 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
     };
   };
   const std::map<std::string, std::function<bool(const std::string&)>> flags = {
-      {"--host", [o](const std::string& v) { o->host = v; return !v.empty(); }},
+      {"--host",
+       [o](const std::string& v) {
+         o->host = v;
+         return !v.empty();
+       }},
       {"--port", integer(&o->port, 1, 65535)},
       {"--servers", [o](const std::string& v) { return ParseServerList(v, &o->servers); }},
       {"--server",
        [o](const std::string& v) {
-         if (v == "relay") o->server = ServerKind::kRelay;
-         else if (v == "echo") o->server = ServerKind::kEcho;
-         else return false;
+         if (v == "relay")
+           o->server = ServerKind::kRelay;
+         else if (v == "echo")
+           o->server = ServerKind::kEcho;
+         else
+           return false;
          return true;
        }},
       {"--server-pid",
@@ -193,6 +212,7 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
       {"--pairs", integer(&o->pairs, 1, 1 << 20)},
       {"--window", integer(&o->window, 1, 1 << 20)},
       {"--rate", dbl(&o->rate, 0)},
+      {"--cut-rate", dbl(&o->cut_rate, 0)},
       {"--receivers", integer(&o->receivers, 1, 1 << 20)},
       {"--meshes", integer(&o->meshes, 1, 1 << 20)},
       {"--requesters", integer(&o->requesters, 1, 1 << 20)},
@@ -203,8 +223,16 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
       {"--hold", dbl(&o->hold_s, 0)},
       {"--source-ips", integer(&o->source_ips, 0, 250)},
       {"--connect-concurrency", integer(&o->connect_concurrency, 1, 1 << 20)},
-      {"--label", [o](const std::string& v) { o->label = v; return true; }},
-      {"--json-out", [o](const std::string& v) { o->json_out = v; return !v.empty(); }},
+      {"--label",
+       [o](const std::string& v) {
+         o->label = v;
+         return true;
+       }},
+      {"--json-out",
+       [o](const std::string& v) {
+         o->json_out = v;
+         return !v.empty();
+       }},
   };
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
@@ -243,7 +271,7 @@ bool ParseOptions(int argc, char** argv, BenchOptions* o, bool* help, std::strin
     return false;
   }
   if ((o->mode == Mode::kPairs || o->mode == Mode::kFanout || o->mode == Mode::kLlm ||
-       o->mode == Mode::kPresence) &&
+       o->mode == Mode::kPresence || o->mode == Mode::kResume) &&
       o->server != ServerKind::kRelay) {
     *error = std::string(ModeName(o->mode)) + " mode needs the relay";
     return false;

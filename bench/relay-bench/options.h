@@ -13,7 +13,7 @@
 
 namespace relay::bench {
 
-enum class Mode { kPairs, kFanout, kLlm, kEcho, kIdle, kChurn, kPresence };
+enum class Mode { kPairs, kFanout, kLlm, kEcho, kIdle, kChurn, kPresence, kResume };
 enum class ServerKind { kRelay, kEcho };
 
 // One server of --servers: an IPv4 address and a port.
@@ -43,6 +43,7 @@ struct BenchOptions {
   int pairs = 100;      // pairs: P meshes of two peers, A sends direct to B
   int window = 16;      // closed loop: messages in flight per pair / connection / requester
   double rate = 0;      // open loop: total messages per second (0: closed loop)
+  double cut_rate = 0;  // resume: connections cut (and resumed) per second
   int receivers = 100;  // fanout: N receivers of one broadcaster
   int meshes = 50;      // llm: meshes of requester(s) and capable peer(s)
   int requesters = 1;   // llm: per mesh

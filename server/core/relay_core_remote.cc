@@ -430,7 +430,10 @@ void RelayCore::OnProbeRequest(const relay::v1::BackplaneEnvelope& envelope) {
     return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::NOT_HERE);
   }
   Connection& holder = ConnectionOf(*member);
-  if (holder.closing) return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::SILENT);
+  // A suspended session's holder has no transport: it cannot answer.
+  if (holder.closing || holder.suspended) {
+    return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::SILENT);
+  }
   if (holder.claimant != 0 || holder.remote_claimant) {
     return AnswerProbe(from, envelope.mesh_id(), request, ProbeResult::BUSY);
   }

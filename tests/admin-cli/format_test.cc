@@ -149,6 +149,19 @@ TEST(FormatMeshDetailTest, HeaderLineThenPeerTable) {
             "0         0B        0B         0B\n");
 }
 
+TEST(FormatMeshDetailTest, ASuspendedPeerIsMarkedWithHowLongItHasBeenAway) {
+  relay::v1::GetMeshResponse response;
+  response.mutable_mesh()->set_mesh_id("family");
+  response.mutable_mesh()->set_peer_count(1);
+  auto* phone = response.add_peers();
+  phone->set_node_id("phone");
+  phone->set_transport("ws");
+  phone->set_suspended(true);
+  phone->set_suspended_seconds(12.4);
+  EXPECT_NE(FormatMeshDetail(response, kNow).find("ws (suspended 12s)"), std::string::npos)
+      << FormatMeshDetail(response, kNow);
+}
+
 TEST(FormatMeshDetailTest, AnEmptyBoundMeshShowsItsBindingAndNoTable) {
   relay::v1::GetMeshResponse response;
   response.mutable_mesh()->set_mesh_id("family");
@@ -288,6 +301,11 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
   auto* draining = stats.add_refused();
   draining->set_reason("draining");
   draining->set_count(3);
+  stats.mutable_resume()->set_suspended(1);
+  stats.mutable_resume()->set_resumed(7);
+  auto* expired = stats.mutable_resume()->add_ended();
+  expired->set_reason("expired");
+  expired->set_count(2);
 
   // GET /stats' names, in its order.
   EXPECT_EQ(FormatStats(stats),
@@ -306,7 +324,16 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
             "closes.kicked:            4\n"
             "refused.draining:         3\n"
             "limits.byte_rate:         6\n"
-            "drops.slow_consumer:      2\n");
+            "drops.slow_consumer:      2\n"
+            "resume.sessions:          0\n"
+            "resume.suspended:         1\n"
+            "resume.buffered_bytes:    0\n"
+            "resume.buffered_frames:   0\n"
+            "resume.resumed:           7\n"
+            "resume.resume_refused:    0\n"
+            "resume.replayed_frames:   0\n"
+            "resume.duplicates:        0\n"
+            "resume.ended.expired:     2\n");
   // The same counters as --json prints them: /stats' document, then the
   // old names as aliases.
   EXPECT_EQ(FormatStatsJson(stats),
@@ -315,7 +342,10 @@ TEST(FormatStatsTest, KeyValueLinesWithEveryErrorCodeCloseReasonLimitAndDrop) {
             "\"total_messages_received\":120,\"total_messages_relayed\":340,"
             "\"total_llm_requests\":2,\"errors\":{\"bad_json\":1,\"too_many_requests\":0},"
             "\"closes\":{\"kicked\":4},\"refused\":{\"draining\":3},\"limits\":{\"byte_rate\":6},"
-            "\"drops\":{\"slow_consumer\":2},\"auth_records\":9,\"registered_peers\":4,"
+            "\"drops\":{\"slow_consumer\":2},\"auth_records\":9,"
+            "\"resume\":{\"sessions\":0,\"suspended\":1,\"buffered_bytes\":0,"
+            "\"buffered_frames\":0,\"resumed\":7,\"resume_refused\":0,\"replayed_frames\":0,"
+            "\"duplicates\":0,\"ended\":{\"expired\":2}},\"registered_peers\":4,"
             "\"messages_received\":120,\"messages_relayed\":340,\"llm_requests\":2}\n");
 }
 

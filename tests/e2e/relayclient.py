@@ -25,7 +25,7 @@ ERROR_CODES = [
     "bad_json", "bad_message", "unknown_type", "not_registered", "already_registered",
     "node_id_in_use", "unknown_target", "no_llm_peer", "llm_peer_left", "too_many_requests",
     "auth_failed", "rate_limited", "mesh_full", "kicked", "mesh_closed", "auth_unavailable",
-    "cluster_unavailable",
+    "cluster_unavailable", "seq_required",
 ]
 
 

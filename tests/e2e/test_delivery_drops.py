@@ -18,7 +18,7 @@ import rawws
 from relayclient import connect_registered, instance, poll, unique_mesh
 
 MIB = 1 << 20
-REASONS = ("closing", "slow_consumer", "unreachable")
+REASONS = ("closing", "slow_consumer", "unreachable", "resume_overflow")
 
 # Run again on three instances (conftest.py).
 SPREAD_OVER_CLUSTER = True
@@ -86,7 +86,8 @@ async def test_broadcasts_to_a_peer_that_is_closing_count_as_dropped_closing(rel
                    what="the 12 broadcasts queued for the leaver")
         queued = await asyncio.to_thread(queued_bytes, relayctl_bin, relay, mesh, "leaver")
         assert queued > 0, "nothing waits in the relay for the leaver: the test proves nothing"
-        assert assert_metrics_agree(relay) == {"closing": 0, "slow_consumer": 0, "unreachable": 0}
+        assert assert_metrics_agree(relay) == {"closing": 0, "slow_consumer": 0, "unreachable": 0,
+                                                "resume_overflow": 0}
 
         # The leaver closes; broadcasts keep coming while its connection is closing.
         await asyncio.to_thread(leaver.send_close, 1000, "bye")

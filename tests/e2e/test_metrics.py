@@ -43,6 +43,10 @@ EXPECTED_TYPES = {
     "relay_received_bytes": "counter", "relay_sent_bytes": "counter", "relay_errors": "counter",
     "relay_auth_failures": "counter", "relay_rate_limited": "counter", "relay_llm_requests": "counter",
     "relay_unrouted_messages": "counter", "relay_connections_max": "gauge", "relay_auth_records_max": "gauge",
+    "relay_resume_sessions": "gauge", "relay_resume_sessions_suspended": "gauge",
+    "relay_resume_buffered_bytes": "gauge", "relay_resumes": "counter",
+    "relay_resume_replayed_frames": "counter", "relay_resume_duplicate_frames": "counter",
+    "relay_resume_sessions_ended": "counter",
     "relay_latency_seconds": "histogram", "relay_llm_round_trip_seconds": "histogram",
     "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge", "process_cpu_seconds": "counter",
 }

@@ -537,7 +537,7 @@ async def test_stats(relay, relayctl_bin):
     assert kv["limits.request_id_bytes"] == "1", kv
     assert kv["limits.message_rate"] == "0", kv
     assert {k for k in kv if k.startswith("drops.")} == {
-        "drops.closing", "drops.slow_consumer", "drops.unreachable"}, kv
+        "drops.closing", "drops.slow_consumer", "drops.unreachable", "drops.resume_overflow"}, kv
     assert kv["auth_records"] == "0", kv
 
 
