@@ -40,9 +40,21 @@ WsMessagePtr FrameCache::Frame(const core::ServerEventPtr& event) {
 }
 
 WsMessagePtr FrameCache::SequencedFrame(const core::ServerEventPtr& event, std::uint64_t seq) {
-  // Each recipient's seq differs: the event is encoded once (the cached
-  // frame, which other recipients of a fan-out share) and copied with it.
-  const std::string& body = Frame(event)->get_payload();
+  // Each recipient's seq differs: the event is encoded once (into a buffer
+  // that keeps its capacity, or the plain frame other recipients of a
+  // fan-out share) and copied with each one's seq.
+  const std::string* encoded = nullptr;
+  if (event == last_event_ && last_frame_) {
+    encoded = &last_frame_->get_payload();
+  } else {
+    if (event != body_event_) {
+      body_.clear();
+      AppendServerEvent(*event, &body_);
+      body_event_ = event;
+    }
+    encoded = &body_;
+  }
+  const std::string& body = *encoded;
   WsMessagePtr msg = NewTextMessage();
   std::string& payload = msg->get_raw_payload();
   payload.reserve(body.size() + 28);

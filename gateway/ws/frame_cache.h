@@ -8,6 +8,7 @@
 #define RELAY_GATEWAY_WS_FRAME_CACHE_H_
 
 #include <cstdint>
+#include <string>
 
 #include "gateway/ws/ws_config.h"
 #include "server/core/peer_sink.h"
@@ -24,6 +25,10 @@ class FrameCache {
  private:
   core::ServerEventPtr last_event_;  // held so its address cannot be reused
   WsMessagePtr last_frame_;
+  // SequencedFrame's encoding of `body_event_` (a direct to a resume client
+  // needs no plain frame).
+  core::ServerEventPtr body_event_;
+  std::string body_;
 };
 
 }  // namespace relay::gateway
