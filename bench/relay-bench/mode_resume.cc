@@ -3,7 +3,8 @@
 // relay's seq and acknowledges every kAckEvery frames; and with --cut-rate R,
 // R times a second one B (round robin) loses its connection abruptly (no
 // close frame) and resumes its session on a new one, as a phone changing
-// networks does. Every message must still arrive exactly once, in order.
+// networks does. Every message must still arrive exactly once, in order. The
+// resumes counted in the window are the result's `connections` (and in its params).
 // With --cut-rate 0 it measures what sequencing costs next to `pairs`.
 #include <charconv>
 #include <memory>
@@ -81,12 +82,12 @@ class ResumeDriver final : public Driver {
         },
         [&] { return to_restart_.empty() && AllDelivered(streams_); });
     Tally(streams_);
-    result_.connections = static_cast<std::int64_t>(resumes_);
-    if (result_.window_s > 0 && opt_.cut_rate > 0) {
-      result_.label =
-          "resumes/s=" + std::to_string(static_cast<long>(resumes_in_window_ / result_.window_s)) +
-          " cuts=" + std::to_string(cuts_in_window_);
-    }
+    // A run that never cut anyone checked nothing about resuming.
+    if (opt_.cut_rate > 0 && resumes_ == 0) Problem("no connection was cut and resumed");
+    // Resumes in the window (resumes/s = connections / window_s), also in the params.
+    result_.connections = static_cast<std::int64_t>(resumes_in_window_);
+    result_.params += " resumes=" + std::to_string(resumes_in_window_) +
+                      " cuts=" + std::to_string(cuts_in_window_);
     return Finish();
   }
 

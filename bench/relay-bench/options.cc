@@ -116,7 +116,7 @@ modes:
            when `joined` arrives); every join must reach its observer exactly once
   resume   pairs whose ends are resume clients (seq both ways, acks); with --cut-rate R, R times a
            second one receiver loses its TCP connection abruptly and resumes its session: every
-           message must still arrive exactly once, in order (resumes/s in the label)
+           message must still arrive exactly once, in order (resumes: `connections`)
 
 Cluster mode: --servers spreads the clients over several relay instances, round robin: the two
 ends of each pair on different instances, fan-out receivers over all (the broadcaster on the

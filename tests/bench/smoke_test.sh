@@ -48,6 +48,8 @@ if [[ "$kind" == relay ]]; then
   run llm --meshes 5 --window 4 --duration 1 || failed=1
   run idle --connections 200 --settle 0.2 --hold 0.3 || failed=1
   run churn --concurrency 8 --duration 1 --settle 0.2 || failed=1
+  # Resume clients, receivers cut 20 times a second: every message exactly once, in order.
+  run resume --pairs 10 --window 8 --cut-rate 20 --duration 2 || failed=1
 else
   run echo --connections 20 --window 8 --duration 2 || failed=1
   run echo --connections 10 --rate 2000 --duration 1 || failed=1
