@@ -124,7 +124,12 @@ export interface RelayClientOptions {
   random?: () => number;
   /** For tests: a fake clock. */
   timers?: Timers;
-  resume?: ResumeHandler;
+  /**
+   * true: the relay's resume protocol (docs/protocol.md "Resume"): a dropped connection resumes
+   * its session, nothing lost or repeated either way, and sends while it is down wait for it.
+   * An object: hooks for another resume protocol.
+   */
+  resume?: ResumeHandler | true;
   /**
    * Answers llm_request/chat_request frames: the value returned (or resolved) is sent as
    * `response`; a throw sends `{response: null, error: message, done: true}`; undefined sends
@@ -149,6 +154,8 @@ export interface Session {
   peers: Peer[];
   /** True when this session came from an automatic reconnect. */
   reconnected: boolean;
+  /** resume: true: the reconnect continued the previous session (nothing was lost). */
+  resumed?: boolean;
 }
 
 export interface LLMRequest {
@@ -219,6 +226,10 @@ export interface RelayClientEvents {
   close: { code: number; reason: string; error?: RelayError };
   frame: ServerFrame;
   unknown: ServerFrame;
+  /** resume: true: the session resumed; `replayed` frames the relay sent again, `resent` ours. */
+  resumed: { replayed: number; resent: number };
+  /** resume: true: the relay could not resume (window passed, relay restarted...): a fresh session; `unsent` of our frames were lost. */
+  resume_failed: { unsent: number };
 }
 
 export declare class RelayError extends Error {

@@ -104,6 +104,55 @@ export function meshUrl(relayUrl, meshId) {
 const OPEN = 1; // WebSocket.OPEN, the same in browsers, ws and undici
 
 /**
+ * What a resume client keeps (docs/protocol.md "Resume"): its session, the highest relay seq it
+ * handled, its own counter, and its frames the relay has not acknowledged yet.
+ */
+class ResumeStream {
+  static ACK_EVERY = 32;
+  static ACK_AFTER_MS = 100;
+
+  constructor() {
+    /** @type {{id: string, window_seconds: number} | null} */
+    this.session = null;
+    this.lastSeq = 0;
+    this.acked = 0;
+    this.outSeq = 0;
+    /** @type {Array<Record<string, any>>} */
+    this.unacked = [];
+  }
+
+  /** A fresh session (or none): counts restart; returns how many sent frames were lost. */
+  start(/** @type {any} */ session) {
+    const lost = this.unacked.length;
+    this.session = session && typeof session.id === 'string' ? session : null;
+    this.lastSeq = this.acked = this.outSeq = 0;
+    this.unacked = [];
+    return lost;
+  }
+
+  /** @param {Record<string, any>} frame */
+  number(frame) {
+    const numbered = { ...frame, seq: ++this.outSeq };
+    this.unacked.push(numbered);
+    return numbered;
+  }
+
+  /** The relay handled our frames up to `seq`. @param {number} seq */
+  forgetSentUpTo(seq) {
+    let i = 0;
+    while (i < this.unacked.length && this.unacked[i].seq <= seq) i++;
+    if (i > 0) this.unacked.splice(0, i);
+  }
+
+  /** A relay frame numbered `seq`: true when it is new. @param {number} seq */
+  received(seq) {
+    if (seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    return true;
+  }
+}
+
+/**
  * A client of one mesh on one relay: it connects, registers, keeps the peer list, sends and
  * receives every message of the protocol, correlates LLM requests with their responses, and
  * reconnects.
@@ -146,7 +195,11 @@ export class RelayClient {
     this._random = o.random ?? Math.random;
     this._setTimeout = o.timers?.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this._clearTimeout = o.timers?.clearTimeout ?? ((id) => clearTimeout(id));
-    this._resume = o.resume ?? null;
+    // `resume: true`: the relay's resume protocol (docs/protocol.md "Resume"), built in; an
+    // object: hooks for another one.
+    this._stream = o.resume === true ? new ResumeStream() : null;
+    this._resume = o.resume === true ? null : o.resume ?? null;
+    this._ackTimer = null;
     this._onLLMRequest = o.onLLMRequest ?? null;
 
     /** @type {import('./index.js').ConnectionState} */
@@ -173,6 +226,8 @@ export class RelayClient {
     this._closedByUser = false;
     this._connectPromise = null;
     this._session = null;
+    /** @type {Map<string, any> | null} the peers across a resume */
+    this._peersKept = null;
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -361,13 +416,34 @@ export class RelayClient {
         if (registered) return; // handled by the session's handler
         this._emit('frame', frame);
         if (this._resume?.onFrame && this._resume.onFrame(frame, { client: this, registering: true }) === true) return;
+        if (this._stream && !this._admitFrame(ws, frame)) return;
         switch (frame.type) {
+          case 'resumed': {
+            // The session goes on: the relay replays what we missed next, then we send again
+            // what it did not handle; no `peers` comes (our view of the mesh is whole).
+            registered = true;
+            this._clearTimeout(registerTimer);
+            const stream = /** @type {ResumeStream} */ (this._stream);
+            stream.session = frame.session ?? stream.session;
+            stream.forgetSentUpTo(typeof frame.last_seq === 'number' ? frame.last_seq : 0);
+            const replayed = typeof frame.replayed === 'number' ? frame.replayed : 0;
+            this._startSession(ws, null);
+            for (const sent of stream.unacked) this._sendNow(ws, sent);
+            this._emit('resumed', { replayed, resent: stream.unacked.length });
+            resolve(/** @type {any} */ (this._session));
+            return;
+          }
           case 'mesh_registered':
             this._emit('mesh_registered', frame);
             return;
           case 'joined':
             this.meshId = typeof frame.mesh_id === 'string' ? frame.mesh_id : this.meshId;
             this._joined = frame;
+            if (this._stream) {
+              // A fresh session: what was in flight either way is gone, say how much.
+              const lost = this._stream.start(frame.session ?? null);
+              if (frame.resumed === false) this._emit('resume_failed', { unsent: lost });
+            }
             this._emit('joined', frame);
             return;
           case 'peers': {
@@ -417,6 +493,10 @@ export class RelayClient {
     const msg = { type: this._registerType, node_id: this.nodeId, capabilities: this.capabilities };
     if (this.name !== undefined) msg.name = this.name;
     if (this._token !== undefined && this._token !== null) msg.token = this._token;
+    if (this._stream) {
+      const s = this._stream;
+      msg.resume = s.session ? { session: s.session.id, last_seq: s.lastSeq } : true;
+    }
     return msg;
   }
 
@@ -426,10 +506,17 @@ export class RelayClient {
     this._sessions++;
     this.attempt = 0;
     this._drainHintMs = null;
-    this.peers = new Map();
-    for (const p of Array.isArray(peersFrame.peers) ? peersFrame.peers : []) {
-      if (p && typeof p.node_id === 'string') this.peers.set(p.node_id, p);
+    if (peersFrame === null) {
+      // Resumed: the peers are who they were (the others saw us stay), and replayed frames
+      // bring every change since.
+      this.peers = this._peersKept ?? new Map();
+    } else {
+      this.peers = new Map();
+      for (const p of Array.isArray(peersFrame.peers) ? peersFrame.peers : []) {
+        if (p && typeof p.node_id === 'string') this.peers.set(p.node_id, p);
+      }
     }
+    this._peersKept = null;
     const joined = this._joined ?? null;
     this._joined = null;
     this._session = {
@@ -438,11 +525,13 @@ export class RelayClient {
       peers: [...this.peers.values()],
       reconnected,
     };
+    if (peersFrame === null) this._session.resumed = true;
     ws.onmessage = (/** @type {any} */ ev) => {
       const frame = this._decode(ev.data);
       if (frame === null) return;
       this._emit('frame', frame);
       if (this._resume?.onFrame && this._resume.onFrame(frame, { client: this, registering: false }) === true) return;
+      if (this._stream && !this._admitFrame(ws, frame)) return;
       this._dispatch(frame);
     };
     ws.onclose = (/** @type {any} */ ev) => this._onSessionClosed(ws, ev?.code ?? 1006, ev?.reason ?? '');
@@ -609,7 +698,13 @@ export class RelayClient {
     if (this._ws === ws) this._ws = null;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     this._session = null;
-    const resumeWants = this._resume?.onDisconnect?.({ client: this, code, reason }) ?? {};
+    const resumeWants = this._resume?.onDisconnect?.({ client: this, code, reason }) ??
+      // A resume session keeps what waits for an answer: it comes after the resume.
+      (this._stream?.session ? { keepPendingRequests: true } : {});
+    if (this._ackTimer !== null) {
+      this._clearTimeout(this._ackTimer);
+      this._ackTimer = null;
+    }
     if (this._closedByUser) {
       this._finalClose(code, reason);
       return;
@@ -619,6 +714,7 @@ export class RelayClient {
     }
     this._failPings('disconnected', 'the connection closed before the pong came');
     const peersBefore = [...this.peers.keys()];
+    this._peersKept = this._stream?.session ? this.peers : null;
     this.peers = new Map();
     const retry = this._reconnect !== null && this._shouldReconnect({ code, reason });
     if (!retry) {
@@ -746,10 +842,51 @@ export class RelayClient {
       throw new TypeError('send: a frame is an object with a string "type"');
     }
     const ws = this._ws;
-    if (!ws || this.state !== 'open' || ws.readyState !== OPEN) {
+    const connected = ws && this.state === 'open' && ws.readyState === OPEN;
+    const stream = this._stream;
+    if (stream?.session && frame.type !== 'ack' && this.state !== 'closed') {
+      // Numbered and kept until the relay acknowledges it: while the connection is down it
+      // waits, and goes out when the session resumes.
+      const numbered = stream.number(frame);
+      if (connected) this._sendNow(ws, numbered);
+      return;
+    }
+    if (!connected) {
       throw new RelayError('not_connected', `cannot send ${frame.type}: no session is open (state ${this.state})`);
     }
     this._sendNow(ws, frame);
+  }
+
+  /**
+   * A resume session's frame arrives: acks are taken here, a frame already handled is dropped,
+   * and the relay is acknowledged every 32 frames or 100 ms. False: nothing else to do with it.
+   * @param {any} ws @param {any} frame
+   */
+  _admitFrame(ws, frame) {
+    const stream = /** @type {ResumeStream} */ (this._stream);
+    if (frame.type === 'ack') {
+      if (typeof frame.seq === 'number') stream.forgetSentUpTo(frame.seq);
+      return false;
+    }
+    if (typeof frame.seq !== 'number') return true; // joined, resumed, registration errors
+    if (!stream.received(frame.seq)) return false;
+    if (stream.lastSeq - stream.acked >= ResumeStream.ACK_EVERY) {
+      this._sendAck(ws);
+    } else if (this._ackTimer === null) {
+      this._ackTimer = this._setTimeout(() => {
+        this._ackTimer = null;
+        if (this._ws === ws && ws.readyState === OPEN) this._sendAck(ws);
+      }, ResumeStream.ACK_AFTER_MS);
+    }
+    return true;
+  }
+
+  /** @param {any} ws */
+  _sendAck(ws) {
+    const stream = /** @type {ResumeStream} */ (this._stream);
+    if (stream.lastSeq === stream.acked) return;
+    stream.acked = stream.lastSeq;
+    this._sendNow(ws, { type: 'ack', seq: stream.lastSeq });
   }
 
   /** @param {any} ws @param {object} frame */

@@ -516,3 +516,48 @@ test('connect() while reconnecting waits for that session; a failing url functio
   const { client: c2 } = makeClient({ url: () => { throw new Error('no config'); } });
   await assert.rejects(c2.connect(), (e) => e.code === 'connect_failed' && /no config/.test(e.message));
 });
+
+test('resume: numbers what it sends, drops a repeated frame, acks every 32 frames or after 100 ms', async () => {
+  const { client, clock } = makeClient({ resume: true });
+  const p = client.connect();
+  await flush();
+  const ws = FakeWebSocket.last();
+  ws.open();
+  assert.deepEqual(ws.sent[0], { type: 'register', node_id: 'me', capabilities: [], resume: true });
+  ws.deliver({ type: 'joined', mesh_id: 'm', node_count: 1, session: { id: 'S', window_seconds: 60 } });
+  ws.deliver({ type: 'peers', peers: [], seq: 1 });
+  await p;
+  client.broadcast('a');
+  client.direct('x', 'b');
+  assert.deepEqual(ws.sent.slice(1), [
+    { type: 'broadcast', payload: 'a', seq: 1 },
+    { type: 'direct', target: 'x', payload: 'b', seq: 2 },
+  ]);
+  const got = [];
+  client.on('message', (m) => got.push(m.payload));
+  ws.deliver({ type: 'message', from: 'x', payload: 1, seq: 2 });
+  ws.deliver({ type: 'message', from: 'x', payload: 1, seq: 2 }); // a repeat: dropped
+  assert.deepEqual(got, [1]);
+  await clock.advance(100);
+  assert.deepEqual(ws.sent.at(-1), { type: 'ack', seq: 2 });
+  for (let seq = 3; seq <= 34; seq++) ws.deliver({ type: 'message', from: 'x', payload: seq, seq });
+  assert.deepEqual(ws.sent.at(-1), { type: 'ack', seq: 34 });
+  // The relay's ack lets it forget what it sent.
+  ws.deliver({ type: 'ack', seq: 2 });
+  ws.fail();
+  await flush();
+  // While down, what it sends waits for the session.
+  client.broadcast('c');
+  await clock.advance(1000);
+  const again = FakeWebSocket.last();
+  assert.notEqual(again, ws);
+  again.open();
+  assert.deepEqual(again.sent[0], {
+    type: 'register', node_id: 'me', capabilities: [], resume: { session: 'S', last_seq: 34 },
+  });
+  again.deliver({ type: 'resumed', session: { id: 'S', window_seconds: 60 }, last_seq: 2, replayed: 0 });
+  await flush();
+  assert.deepEqual(again.sent.slice(1), [{ type: 'broadcast', payload: 'c', seq: 3 }]);
+  assert.equal(client.state, 'open');
+  await client.close();
+});
