@@ -366,3 +366,34 @@ async def test_a_suspended_llm_peer_gets_requests_only_when_no_one_else_can(rela
     resp = await asker.expect("llm_response")
     assert resp["request_id"] == "r1" and resp["from"] == "mac" and "seq" not in resp
     await mac.close()
+
+
+async def test_in_cluster_mode_a_resume_continues_on_its_instance_and_starts_fresh_on_another(cluster):
+    rc = cluster()
+    home, other = rc.instances[0], rc.instances[1]
+    mesh = unique_mesh("cluster-resume")
+    bystander = await Client.connect(other, mesh)
+    await bystander.register("tablet")
+    phone = ResumeClient(home, mesh, "phone")
+    await phone.open()
+    await bystander.expect("peer_joined")
+
+    # Back on the instance that holds the session: resumed, with what was sent across meanwhile.
+    await phone.cut("abort")
+    await poll(lambda: home.get_json("/stats")["resume"]["suspended"] == 1, what="suspended")
+    await bystander.send({"type": "direct", "target": "phone", "payload": "kept"})
+    assert (await phone.resume())["type"] == "resumed"
+    await phone.wait_for(lambda inbox: any(m.get("payload") == "kept" for m in inbox))
+
+    # On another instance: a fresh session (moving sessions is not built), the node taken over
+    # without anyone seeing it leave, and reachable at once.
+    await phone.cut("abort")
+    await poll(lambda: home.get_json("/stats")["resume"]["suspended"] == 1, what="suspended")
+    answer = await phone.resume(relay=other)
+    assert answer["type"] == "joined" and answer["resumed"] is False, answer
+    await poll(lambda: home.get_json("/stats")["resume"]["ended"]["replaced"] == 1, what="replaced")
+    await bystander.send({"type": "direct", "target": "phone", "payload": "here"})
+    await phone.wait_for(lambda inbox: any(m.get("payload") == "here" for m in inbox))
+    seen = await drain_plain(bystander)
+    assert not [m for m in seen if m["type"] == "peer_left"], seen
+    await phone.close()
