@@ -230,8 +230,8 @@ inline constexpr std::size_t kResumeSessionIdBytes = 16;
 // client's resend buffer stays small, rarely enough to cost nothing.
 inline constexpr absl::Duration kResumeAckInterval = absl::Milliseconds(100);
 inline constexpr std::uint64_t kResumeAckEveryFrames = 64;
-// What one kept frame costs beyond its event's size (the deque entry, the
-// shared event's control block): RESUME_BUFFER_BYTES and
+// What one kept frame costs beyond the memory of its event (the deque entry,
+// the shared event's control block): RESUME_BUFFER_BYTES and
 // MAX_RESUME_MEMORY_BYTES count both, so a flood of tiny frames is bounded.
 inline constexpr std::size_t kResumeFrameOverheadBytes = 64;
 // The largest client seq (and "last_seq"): JSON numbers are exact up to

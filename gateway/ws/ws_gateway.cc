@@ -485,6 +485,9 @@ void BasicWsGateway<Config>::Shutdown(core::CloseReason reason) {
   resume_timer_.cancel();
   keepalive_timer_.cancel();
   core_->CloseAll(reason);
+  // The timer that would end them is gone: suspended sessions end now, so
+  // their members leave (peer_left, node entries released in cluster mode).
+  core_->ServiceResumeSessions();
 }
 
 template <typename Config>

@@ -96,8 +96,8 @@ struct CoreConfig {
   // 0 turns resume off (joins answer without a session).
   absl::Duration resume_window = absl::Seconds(60);
   // What one session keeps for replay (frames its client has not
-  // acknowledged): bytes (each frame's size plus
-  // limits::kResumeFrameOverheadBytes) and frames. Past either, the session
+  // acknowledged): bytes (the memory each frame holds,
+  // its arena included, plus limits::kResumeFrameOverheadBytes) and frames. Past either, the session
   // ends (resume_overflow): a minute of a busy mesh's traffic fits.
   std::size_t resume_buffer_bytes = std::size_t{1} << 20;
   std::size_t resume_buffer_frames = 4096;

@@ -36,7 +36,15 @@ class SuspendedSink final : public PeerSink {
 }  // namespace
 
 std::size_t RelayCore::FrameBytes(const ServerEvent& event) {
-  return event.ByteSizeLong() + limits::kResumeFrameOverheadBytes;
+  // What keeping the event costs in memory, not its size on the wire: an
+  // event on an arena (a relayed message, or a delivery from another
+  // instance, whose whole envelope it keeps) holds the arena's blocks.
+  // Counted in full by every session that keeps it: an upper bound.
+  const google::protobuf::Arena* arena = event.GetArena();
+  const std::size_t held = arena != nullptr ? static_cast<std::size_t>(arena->SpaceAllocated()) +
+                                                  sizeof(google::protobuf::Arena)
+                                            : event.SpaceUsedLong();
+  return held + limits::kResumeFrameOverheadBytes;
 }
 
 relay::v1::SessionInfo RelayCore::SessionInfoOf(const ResumeSession& session) const {
@@ -242,8 +250,7 @@ bool RelayCore::AdmitSeq(Connection& conn, const ClientEvent& event) {
 
 void RelayCore::NoteHandled(Connection& conn) {
   if (conn.session == nullptr || conn.closing) return;
-  if (conn.session->client_seq() - conn.session->client_seq_acked() >=
-      limits::kResumeAckEveryFrames) {
+  if (conn.session->received_since_ack() >= limits::kResumeAckEveryFrames) {
     SendAck(conn);
   } else {
     acks_owed_.insert(conn.id);

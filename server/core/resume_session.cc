@@ -52,6 +52,7 @@ bool ResumeSession::CanReplayAfter(std::uint64_t last_seq) const {
 bool ResumeSession::Receive(std::uint64_t seq) {
   if (seq <= client_seq_) return false;
   client_seq_ = seq;
+  ++received_since_ack_;
   return true;
 }
 

@@ -85,7 +85,12 @@ class ResumeSession {
   // What the relay last acknowledged to the client, and how many frames
   // it has handled since.
   std::uint64_t client_seq_acked() const { return client_seq_acked_; }
-  void MarkClientSeqAcked() { client_seq_acked_ = client_seq_; }
+  void MarkClientSeqAcked() {
+    client_seq_acked_ = client_seq_;
+    received_since_ack_ = 0;
+  }
+  // Client frames handled since the last ack (seq may skip numbers).
+  std::uint64_t received_since_ack() const { return received_since_ack_; }
   bool ack_owed() const { return client_seq_acked_ != client_seq_ || ack_requested_; }
   // A resend was dropped: the client learns at the next ack that it may
   // forget it, even when the ack says nothing new.
@@ -109,6 +114,7 @@ class ResumeSession {
   std::size_t unacked_bytes_ = 0;
   std::uint64_t client_seq_ = 0;
   std::uint64_t client_seq_acked_ = 0;
+  std::uint64_t received_since_ack_ = 0;
   bool ack_requested_ = false;
   absl::Time suspended_at_ = absl::InfinitePast();
 };
