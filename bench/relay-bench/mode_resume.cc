@@ -80,7 +80,13 @@ class ResumeDriver final : public Driver {
           }
           return cuts->next_due_ns();
         },
-        [&] { return to_restart_.empty() && AllDelivered(streams_); });
+        [&] {
+          // The drain runs no tick: a receiver cut in the window's last turn reconnects here
+          // (this runs between loop turns too), or its messages would never arrive.
+          for (WsClient* client : to_restart_) Restart(*client);
+          to_restart_.clear();
+          return AllDelivered(streams_);
+        });
     Tally(streams_);
     // A run that never cut anyone checked nothing about resuming.
     if (opt_.cut_rate > 0 && resumes_ == 0) Problem("no connection was cut and resumed");
