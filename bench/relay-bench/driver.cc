@@ -232,6 +232,20 @@ void Driver::RunSendersLoad(int senders, const std::function<void(int, std::uint
       drained);
 }
 
+bool Driver::ReadPairMessage(const WsClient& client, bool is_receiver, std::string_view message,
+                             PayloadFields* fields) {
+  const auto from = TopLevelMember(message, "from");
+  const auto raw = TopLevelMember(message, "payload");
+  const auto payload = raw ? StringContents(*raw) : std::nullopt;
+  if (!is_receiver || !from || *from != R"("a")" || !payload || !ParsePayload(*payload, fields) ||
+      fields->stream != static_cast<std::uint32_t>(client.index)) {
+    ++result_.corrupt;
+    Problem("unexpected message: " + std::string(message.substr(0, 200)));
+    return false;
+  }
+  return true;
+}
+
 bool Driver::SendNextOnDelivery(const Stream& stream) const {
   return sending_ && opt_.rate <= 0 && stream.in_flight() < static_cast<std::uint64_t>(opt_.window);
 }

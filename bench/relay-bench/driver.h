@@ -116,6 +116,10 @@ class Driver : public WsClientHandler {
   // Sums sent / received / lost / duplicates / reordered into result_.
   void Tally(const std::vector<Stream>& streams, bool order_matters = true);
   static bool AllDelivered(const std::vector<Stream>& streams);
+  // A pair's `message` (pairs, resume): true, with its bench payload, when `client` is the
+  // pair's receiver and A sent it on this pair's stream; else counted corrupt, a problem.
+  bool ReadPairMessage(const WsClient& client, bool is_receiver, std::string_view message,
+                       PayloadFields* fields);
   // RunSendersLoad's closed loop: whether the sender of `stream`, one of whose
   // messages just arrived, sends the next (still sending, under W in flight).
   bool SendNextOnDelivery(const Stream& stream) const;

@@ -61,17 +61,8 @@ class PairsDriver final : public Driver {
     }
     if (type != "message") return;  // joined, peer_left; error is recorded by TypeOf
     const std::uint64_t now = NowNs();
-    const auto from = TopLevelMember(message, "from");
-    const auto raw = TopLevelMember(message, "payload");
-    const auto payload = raw ? StringContents(*raw) : std::nullopt;
     PayloadFields fields;
-    if (client.role != kReceiver || !from || *from != R"("a")" || !payload ||
-        !ParsePayload(*payload, &fields) ||
-        fields.stream != static_cast<std::uint32_t>(client.index)) {
-      ++result_.corrupt;
-      Problem("unexpected message: " + std::string(message.substr(0, 200)));
-      return;
-    }
+    if (!ReadPairMessage(client, client.role == kReceiver, message, &fields)) return;
     Stream& stream = streams_[client.index];
     Deliver(stream, fields, now);
     if (SendNextOnDelivery(stream)) SendDirect(client.index, now);
